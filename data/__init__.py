@@ -1,0 +1,1 @@
+"""Training data: manifests, pairing, validation, augmentation, bundled sample photos."""

@@ -1,0 +1,10 @@
+"""dpst: photorealistic style transfer (Deep Photo Style Transfer, Luan et al., CVPR 2017).
+
+The installed package maps the repository's folders to subpackages:
+``dpst.optim_reference`` (the paper's optimiser), ``dpst.models`` (networks used at
+inference), ``dpst.data``, ``dpst.train`` and ``dpst.serve``. This top-level package holds
+only what all of them share and that needs no torch: the version, errors, image I/O and the
+command-line dispatcher.
+"""
+
+__version__ = "0.1.0"

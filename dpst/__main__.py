@@ -1,0 +1,5 @@
+import sys
+
+from dpst.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""The ``dpst`` command: one entry point, one subcommand per task.
+
+Each subcommand lives with the package that owns it, in a module exposing
+``add_arguments(parser)`` and ``run(args) -> int``. Those modules import nothing heavy at
+import time, so ``dpst --help`` stays fast and nothing is parsed on import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from dpst import __version__
+from dpst.errors import DpstError
+
+# name -> (module, one-line help). Modules are imported only to build their parser.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dpst",
+        description="Photorealistic style transfer (Deep Photo Style Transfer).",
+    )
+    parser.add_argument("--version", action="version", version=f"dpst {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except DpstError as err:
+        print(f"dpst {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"dpst {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

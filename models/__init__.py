@@ -1,0 +1,1 @@
+"""Networks used at inference: the feed-forward generator, segmenters, ONNX export."""

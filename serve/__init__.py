@@ -1,0 +1,1 @@
+"""Serving: the torch-free ONNX runtime and the Gradio demo."""

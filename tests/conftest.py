@@ -1,0 +1,35 @@
+"""Shared fixtures: small real photographs that a dependency ships, and seeded randomness.
+
+The project's tests never read ../shared/data; they use scikit-image's bundled sample photos.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+
+def sample_photo(name: str = "chelsea", long_side: int | None = None) -> np.ndarray:
+    """A scikit-image sample photo as float32 (H,W,3) in [0,1], optionally resized."""
+    import skimage.data
+
+    from dpst.imageio import resize_long_side
+
+    image = getattr(skimage.data, name)().astype(np.float32) / 255.0
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if long_side is not None:
+        image = resize_long_side(image, long_side)
+    return image
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    """A 64 px-long-side real photo (scikit-image's 'chelsea')."""
+    return sample_photo("chelsea", 64)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

@@ -1,0 +1,1 @@
+"""Target generation at scale, the training loop and evaluation."""
