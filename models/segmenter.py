@@ -110,23 +110,53 @@ def check_image_batch(image: torch.Tensor) -> None:
         raise ValueError(f"expected a float image in [0,1], got dtype {image.dtype}")
 
 
-def linear_resize_matrix(out_size: int, in_size: int, device=None) -> torch.Tensor:
-    """``(out_size, in_size)`` float32 matrix of 1-D linear resampling.
+def linear_taps(
+    out_size: int, in_size: int, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """1-D linear resampling as two taps per output sample: ``(i0, i1, w1)``, each ``(out_size,)``.
 
-    Same sample positions and weights as ``F.interpolate(..., mode="bilinear",
-    align_corners=False)`` along one axis (half-pixel centres, clamped at the borders), so
-    ``Wy @ x @ Wx.T`` equals that interpolation of ``x``.
+    Output ``k`` is ``x[i0[k]] * (1 - w1[k]) + x[i1[k]] * w1[k]``: the sample positions and
+    weights of ``F.interpolate(..., mode="bilinear", align_corners=False)`` along one axis
+    (half-pixel centres, clamped at the borders).
     """
     dst = torch.arange(out_size, dtype=torch.float64, device=device)
     src = ((dst + 0.5) * (in_size / out_size) - 0.5).clamp(min=0.0)
     i0 = src.floor().long().clamp(max=in_size - 1)
     i1 = (i0 + 1).clamp(max=in_size - 1)
-    w1 = src - i0
-    mat = torch.zeros((out_size, in_size), dtype=torch.float64, device=device)
-    rows = torch.arange(out_size, device=device)
-    mat.index_put_((rows, i0), 1.0 - w1, accumulate=True)
-    mat.index_put_((rows, i1), w1, accumulate=True)
-    return mat.float()
+    return i0, i1, (src - i0).float()
+
+
+def bilinear_rows(
+    logits: torch.Tensor, size: tuple[int, int], start: int, stop: int
+) -> torch.Tensor:
+    """Rows ``start:stop`` of ``logits`` ``(B,C,h,w)`` bilinearly resized to ``size`` = (H, W).
+
+    Equals ``F.interpolate(logits, size, mode="bilinear")[:, :, start:stop]`` without making
+    the other rows: ``(B, C, stop - start, W)``.
+    """
+    (out_h, out_w), h = size, logits.shape[-2]
+    i0, i1, wy = (t[start:stop] for t in linear_taps(out_h, h, logits.device))
+    top, bottom = logits[:, :, i0], logits[:, :, i1]
+    rows = top + (bottom - top) * wy.view(1, 1, -1, 1)  # (B, C, stop - start, w): small
+    # Same number of rows in and out: the vertical step is the identity, horizontal linear.
+    return F.interpolate(rows, size=(stop - start, out_w), mode="bilinear", align_corners=False)
+
+
+def candidate_classes(logits: torch.Tensor) -> torch.Tensor:
+    """Indices of the classes that can win the argmax anywhere after bilinear upsampling.
+
+    An upsampled logit is a convex combination of the 2x2 low-resolution samples around it,
+    so inside a cell class ``c`` is at most its largest corner value, and the winner at least
+    the largest smallest-corner value of any class. Classes below that bound in every cell
+    never win, so dropping them leaves the argmax exactly as it was (a small margin covers
+    float rounding). Typically a photo keeps a dozen of the 150 classes.
+    """
+    pad = F.pad(logits.float(), (0, 1, 0, 1), mode="replicate")
+    hi = F.max_pool2d(pad, kernel_size=2, stride=1)  # (B, C, h, w): max over each cell
+    lo = -F.max_pool2d(-pad, kernel_size=2, stride=1)
+    floor = lo.amax(dim=1, keepdim=True)
+    margin = 1e-5 * (1.0 + floor.abs())
+    return (hi >= floor - margin).flatten(2).any(dim=2).any(dim=0).nonzero().flatten()
 
 
 def upsample_argmax(
@@ -135,21 +165,21 @@ def upsample_argmax(
     """Bilinearly upsample ``(B,C,h,w)`` logits to ``size`` = (H, W), then argmax over C.
 
     Returns ``(B,H,W)`` int64. Upsampling before the argmax (not after) gives smooth region
-    boundaries at full resolution. Peak memory stays near ``max_bytes``: past it the
-    logits are resampled one band of output rows at a time with separable matrices.
+    boundaries at full resolution. Only the classes that can win are upsampled
+    (:func:`candidate_classes`), and past ``max_bytes`` one band of rows at a time, so a
+    large photo needs neither 150 full-size channels nor their memory.
     """
-    b, c, h, w = logits.shape
+    keep = candidate_classes(logits)
+    sub = logits.float()[:, keep]
+    b, c = sub.shape[:2]
     out_h, out_w = size
-    logits = logits.float()
     if b * c * out_h * out_w * 4 <= max_bytes:
-        up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return up.argmax(dim=1)
-    wy = linear_resize_matrix(out_h, h, logits.device)
-    wx = linear_resize_matrix(out_w, w, logits.device)
-    cols = torch.einsum("bchw,Ww->bchW", logits, wx)  # (B,C,h,W): small, h is low-res
-    band = max(1, max_bytes // (b * c * out_w * 4))
+        up = F.interpolate(sub, size=size, mode="bilinear", align_corners=False)
+        return keep[up.argmax(dim=1)]
+    # A band holds about three (B, C, rows, W) float32 temporaries.
+    band = max(1, max_bytes // (3 * b * c * out_w * 4))
     out = torch.empty((b, out_h, out_w), dtype=torch.int64, device=logits.device)
     for r0 in range(0, out_h, band):
-        rows = wy[r0 : r0 + band]
-        out[:, r0 : r0 + band] = torch.einsum("rh,bchW->bcrW", rows, cols).argmax(dim=1)
+        r1 = min(out_h, r0 + band)
+        out[:, r0:r1] = keep[bilinear_rows(sub, size, r0, r1).argmax(dim=1)]
     return out
