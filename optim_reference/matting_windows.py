@@ -1,0 +1,174 @@
+"""Whitened window colours: the image-only part of the matting Laplacian, computed once.
+
+For a window k of n = (2r+1)^2 pixels with mean colour mu_k and regularised covariance
+A_k = Sigma_k + (eps / n) Id, Levin et al.'s Laplacian is
+
+    M = sum_k P_k^T (Id_n - 11^T / n - Z_k Z_k^T) P_k,
+    Z_k[o] = L_k^{-1} (I_{k+o} - mu_k) / sqrt(n),
+
+where P_k picks the window's pixels and A_k = L_k L_k^T (Cholesky). Z_k is all the product
+needs from the image. It is computed here in float64 from *centred* colours: forming
+Sigma_k as "mean of products minus product of means", or whitening after rounding, cancels
+catastrophically when the window is flat (|L_k^{-1}| reaches 1 / sqrt(eps / n) ~ 1e4 at
+eps 1e-7), whereas every entry of Z_k is bounded by 1 whatever the image, so it can then
+be stored in float32 with float32's relative accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from dpst.optim_reference.boxfilter import box_sum_full, box_sum_valid, window_size
+
+# Float64 elements of temporaries per band while whitening (64 MB).
+_WHITEN_CHUNK_ELEMENTS = 1 << 23
+# Temporaries per window row, in units of the n x 3 x W centred colours.
+_WHITEN_TEMPORARIES = 4
+# Elements of the per-band window projections during a product (32 MB in float32).
+_PRODUCT_CHUNK_ELEMENTS = 1 << 23
+
+
+def window_offsets(radius: int) -> list[tuple[int, int]]:
+    """The (dy, dx) offsets of a window's pixels from its top-left corner, in raster order."""
+    k = window_size(radius)
+    return [(dy, dx) for dy in range(k) for dx in range(k)]
+
+
+def row_chunks(rows: int, row_elements: int, max_elements: int) -> Iterator[tuple[int, int]]:
+    """Split ``range(rows)`` into ``[a, b)`` bands of at most ``max_elements`` elements."""
+    step = max(1, max_elements // max(1, row_elements))
+    for a in range(0, rows, step):
+        yield a, min(rows, a + step)
+
+
+def _whiten_band(image: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """Whitened centred colours of every window whose top row lies in ``image``'s band.
+
+    Args:
+        image: ``(B, 3, h, W)`` float64, the rows the band's windows cover.
+
+    Returns:
+        ``(B, n, 3, h-2r, W-2r)`` float64: ``Z[:, o]`` for each window offset ``o``.
+    """
+    n = window_size(radius) ** 2
+    hk, wk = image.shape[-2] - 2 * radius, image.shape[-1] - 2 * radius
+    mean = box_sum_valid(image, radius) / n
+    centred = torch.stack(
+        [image[:, :, dy : dy + hk, dx : dx + wk] - mean for dy, dx in window_offsets(radius)],
+        dim=1,
+    )
+    # Regularised covariance from centred colours (the stable form), six unique entries.
+    c0, c1, c2 = centred.unbind(2)
+    reg = eps / n
+    a00 = (c0 * c0).mean(1) + reg
+    a01 = (c0 * c1).mean(1)
+    a02 = (c0 * c2).mean(1)
+    a11 = (c1 * c1).mean(1) + reg
+    a12 = (c1 * c2).mean(1)
+    a22 = (c2 * c2).mean(1) + reg
+    # Closed-form 3x3 Cholesky, vectorised over windows (torch.linalg on millions of tiny
+    # matrices is an order of magnitude slower). Pivots are >= eps / n > 0.
+    l00 = a00.sqrt()
+    l10 = a01 / l00
+    l20 = a02 / l00
+    l11 = (a11 - l10 * l10).clamp_min(reg).sqrt()
+    l21 = (a12 - l20 * l10) / l11
+    l22 = (a22 - l20 * l20 - l21 * l21).clamp_min(reg).sqrt()
+    # Forward substitution L y = c / sqrt(n), the 1 / sqrt(n) folded in.
+    scale = n**-0.5
+    y0 = c0 * (scale / l00).unsqueeze(1)
+    y1 = (c1 * scale - l10.unsqueeze(1) * y0) / l11.unsqueeze(1)
+    y2 = (c2 * scale - l20.unsqueeze(1) * y0 - l21.unsqueeze(1) * y1) / l22.unsqueeze(1)
+    return torch.stack([y0, y1, y2], dim=2)
+
+
+def whitened_window_colours(
+    image: torch.Tensor, radius: int, eps: float, dtype: torch.dtype
+) -> torch.Tensor:
+    """``Z`` for every window lying fully inside the image, computed in float64.
+
+    Args:
+        image: ``(B, 3, H, W)`` in [0, 1], any float dtype, ``H, W >= 2r+1``.
+        radius: window radius r >= 1.
+        eps: Levin et al.'s regulariser (> 0).
+        dtype: storage dtype of the result (float32 keeps float32 relative accuracy).
+
+    Returns:
+        ``(B, n, 3, H-2r, W-2r)`` in ``dtype`` on ``image``'s device; entries in [-1, 1],
+        summing to zero over the window offsets.
+    """
+    b, _, h, w = image.shape
+    n = window_size(radius) ** 2
+    hk, wk = h - 2 * radius, w - 2 * radius
+    out = torch.empty((b, n, 3, hk, wk), dtype=dtype, device=image.device)
+    # Banded so the float64 temporaries stay bounded (4K at float64 would need ~2 GB).
+    row_elements = _WHITEN_TEMPORARIES * b * n * 3 * w
+    for a, e in row_chunks(hk, row_elements, _WHITEN_CHUNK_ELEMENTS):
+        band = image[:, :, a : e + 2 * radius].to(torch.float64)
+        zb = _whiten_band(band, radius, eps).to(dtype)
+        # Make Z^T 1 = 0 hold after rounding too (it is exact in exact arithmetic), by
+        # solving for the centre entry: the product relies on it to work on differences.
+        centre = n // 2
+        zb[:, centre] = 0.0
+        zb[:, centre] = -zb.sum(1)
+        out[:, :, :, a:e] = zb
+    return out
+
+
+def window_counts(height: int, width: int, radius: int, like: torch.Tensor) -> torch.Tensor:
+    """``(1, 1, H, W)``: how many fully-inside windows contain each pixel (the diagonal of
+    the ``Id_n`` part of the Laplacian)."""
+    hk, wk = height - 2 * radius, width - 2 * radius
+    ones = torch.ones((1, 1, hk, wk), dtype=like.dtype, device=like.device)
+    return box_sum_full(ones, radius)
+
+
+def matrix_free_product(z: torch.Tensor, v: torch.Tensor, radius: int) -> torch.Tensor:
+    """``M v`` from the whitened window colours, without forming ``M``.
+
+    Each window applies ``Id_n - 11^T / n - Z_k Z_k^T`` to its pixels, which annihilates
+    constants (``Z_k^T 1 = 0``); so it is applied to ``d = v_k - v_centre``, differences
+    that are small where ``v`` is smooth. Summing ``v``-sized terms instead (counts * v
+    minus box sums, as the box-filter form does) would cancel in float32 down to ~1e-7 of
+    ``|v|`` while ``|M v|`` is ~1e-2 of ``|v|`` on photo-like ``v``. One shifted
+    multiply-add per window offset, in row bands so the temporaries stay bounded. Not
+    differentiable by itself (in-place accumulation); callers wrap it in an autograd
+    Function.
+
+    Args:
+        z: ``(B, n, 3, H-2r, W-2r)`` from :func:`whitened_window_colours`.
+        v: ``(B, C, H, W)``, same dtype and device as ``z``.
+        radius: the window radius ``z`` was built with.
+
+    Returns:
+        ``(B, C, H, W)``.
+    """
+    b, c, h, w = v.shape
+    n = window_size(radius) ** 2
+    hk, wk = h - 2 * radius, w - 2 * radius
+    out = torch.zeros_like(v)
+    offsets = window_offsets(radius)
+    centre = n // 2
+    for a, e in row_chunks(hk, b * c * 6 * wk, _PRODUCT_CHUNK_ELEMENTS):
+        zc = z[:, :, :, a:e]
+        vc = v[:, :, a + radius : e + radius, radius : radius + wk]
+        proj = torch.zeros((b, c, 3, e - a, wk), dtype=v.dtype, device=v.device)
+        mean_diff = torch.zeros_like(vc)
+        diff = torch.empty_like(vc)
+        for o, (dy, dx) in enumerate(offsets):
+            if o == centre:
+                continue  # its difference is zero
+            torch.sub(v[:, :, a + dy : e + dy, dx : dx + wk], vc, out=diff)
+            mean_diff.add_(diff)
+            proj.addcmul_(zc[:, o, None], diff[:, :, None])
+        mean_diff.div_(n)
+        for o, (dy, dx) in enumerate(offsets):
+            torch.sub(v[:, :, a + dy : e + dy, dx : dx + wk], vc, out=diff)
+            diff.sub_(mean_diff)
+            # Three addcmul_ calls beat one einsum or a product-then-sum: no temporaries.
+            for d in range(3):
+                diff.addcmul_(zc[:, o, d, None], proj[:, :, d], value=-1.0)
+            out[:, :, a + dy : e + dy, dx : dx + wk].add_(diff)
+    return out
