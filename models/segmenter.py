@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpst.errors import InputError
+
 BACKENDS = ("segformer", "none")
 DEFAULT_SEGFORMER = "nvidia/segformer-b0-finetuned-ade-512-512"
 
@@ -31,14 +33,14 @@ class SegmenterConfig:
     ``model`` names a Hugging Face model (larger ADE20K SegFormers, e.g.
     ``nvidia/segformer-b5-finetuned-ade-640-640``, work too); ``weights`` is a local folder
     written by ``save_pretrained`` or ``hf download NAME --local-dir DIR`` and wins over
-    ``model``. ``device`` None means CUDA when present, else CPU. Downloads are also off when
-    the environment sets ``HF_HUB_OFFLINE=1``.
+    ``model``. ``device`` "auto" means CUDA when present, else CPU. Downloads are also off
+    when the environment sets ``HF_HUB_OFFLINE=1``.
     """
 
     backend: str = "segformer"
     model: str = DEFAULT_SEGFORMER
     weights: str | None = None
-    device: str | None = None
+    device: str = "auto"
     cache_dir: str | None = None
     allow_download: bool = True
 
@@ -47,11 +49,17 @@ class SegmenterConfig:
             raise ValueError(f"segmenter backend must be one of {BACKENDS}, got {self.backend!r}")
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; anything else as given."""
-    if device is None:
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA device is an InputError."""
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} requested but CUDA is not available")
+    return device
 
 
 class Segmenter(abc.ABC):

@@ -15,6 +15,7 @@ from dpst.models.segmenter import (
     bilinear_rows,
     build_segmenter,
     candidate_classes,
+    resolve_device,
     upsample_argmax,
 )
 from tests.tiny_segformer import save_tiny_segformer
@@ -77,6 +78,15 @@ def test_none_backend_is_one_region():
 def test_config_rejects_unknown_backend():
     with pytest.raises(ValueError, match=r"backend must be one of.*'deeplab'"):
         SegmenterConfig(backend="deeplab")
+
+
+def test_unavailable_device_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(InputError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
 
 
 def test_predict_rejects_non_images():
