@@ -1,0 +1,121 @@
+"""Automatic, pair-aware labels: segment both photos, group the classes, make them agree.
+
+The paper's recipe (METHOD.md section 3): a scene-parsing network labels both photos, its
+classes are merged into a few groups (:mod:`dpst.models.ade20k`), and the content's labels
+are restricted to those the style has. Here: tiny regions are merged into their neighbours
+in both maps, then each content group the style lacks is remapped, first by the groups'
+relation table, then to the style group of the most similar mean colour
+(:func:`dpst.optim_reference.masks.apply_label_policy`). Everything done is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from dpst.imageio import to_tensor
+from dpst.models.ade20k import GROUP_NAMES, relation_ids
+from dpst.models.label_images import MASK_PALETTE
+from dpst.models.segmenter import Segmenter, SegmenterConfig, build_segmenter
+from dpst.optim_reference.masks import LabelPolicy, apply_label_policy
+
+TOP_CLASSES_REPORTED = 10  # per image, the largest ADE20K classes found, for the report
+
+
+@dataclass(frozen=True)
+class AutoLabelConfig:
+    """Segmenter settings and the label policy (regions under ``min_fraction`` are merged)."""
+
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    min_fraction: float = LabelPolicy.min_fraction
+
+
+class AutoLabels(NamedTuple):
+    """Group label maps ``(H,W)`` int64 for each photo (every content label is in the
+    style), and a JSON-ready report; ``report["label_names"][i]`` names label ``i``."""
+
+    content: np.ndarray
+    style: np.ndarray
+    report: dict[str, Any]
+
+
+def segment_image(segmenter: Segmenter, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float ``(H,W,3)`` in [0,1] -> (class labels, group labels), each int64 ``(H,W)``."""
+    classes, groups = segmenter.predict_groups(to_tensor(image))
+    return classes[0].cpu().numpy(), groups[0].cpu().numpy()
+
+
+def fractions(labels: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
+    """``{name: fraction of the pixels}`` for the labels present, largest first."""
+    ids, counts = np.unique(labels, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return {names[ids[i]]: round(float(counts[i]) / labels.size, 4) for i in order}
+
+
+def _named(mapping: dict[int, int], names: tuple[str, ...]) -> dict[str, str]:
+    return {names[k]: names[v] for k, v in sorted(mapping.items())}
+
+
+def auto_labels(
+    content_image: np.ndarray,
+    style_image: np.ndarray,
+    config: AutoLabelConfig | None = None,
+    segmenter: Segmenter | None = None,
+) -> AutoLabels:
+    """Automatic labels for a content/style pair, ready for the style loss.
+
+    Args:
+        content_image, style_image: float32 ``(H,W,3)`` RGB in [0,1], any sizes (segmented at
+            their own size: pass the working-size images to save time).
+        config: segmenter and label policy; the defaults are SegFormer-B0 and 1 %.
+        segmenter: an already built segmenter (reused across pairs); else one is built from
+            ``config.segmenter`` (which may raise ``WeightsNotFoundError`` or, without the
+            ``seg`` extra, ``ExtraNotInstalledError``; both are ``DpstError``).
+
+    Returns:
+        :class:`AutoLabels`: ``content`` and ``style`` label maps of the images' sizes, with
+        values indexing ``report["label_names"]`` (the groups of :mod:`dpst.models.ade20k`;
+        one label "all" for the ``none`` backend), no ``-1``; and the report: the segmenter's
+        identity, the classes and groups found in each photo, the small regions merged and
+        the orphans remapped (by group name), and the colour names of the labels' masks.
+    """
+    config = config or AutoLabelConfig()
+    segmenter = segmenter or build_segmenter(config.segmenter)
+    names = segmenter.group_names
+    content_classes, content_groups = segment_image(segmenter, content_image)
+    style_classes, style_groups = segment_image(segmenter, style_image)
+    relation = relation_ids() if names == GROUP_NAMES else None
+    content, style, policy = apply_label_policy(
+        content_groups,
+        style_groups,
+        content_image,
+        style_image,
+        LabelPolicy(min_fraction=config.min_fraction),
+        relation=relation,
+    )
+    label_ids = [int(i) for i in policy["label_ids"]]
+
+    def image_report(classes: np.ndarray, groups: np.ndarray, final: np.ndarray) -> dict:
+        top = fractions(classes, segmenter.class_names)
+        return {
+            "size": [int(s) for s in final.shape],
+            "classes": dict(list(top.items())[:TOP_CLASSES_REPORTED]),
+            "groups_found": fractions(groups, names),
+            "groups": fractions(final, names),
+        }
+
+    report = {
+        "segmenter": segmenter.describe(),
+        "config": asdict(config),
+        "label_names": list(names),
+        "label_colours": {names[i]: MASK_PALETTE[i][0] for i in range(len(names))},
+        "label_ids": label_ids,
+        "content": image_report(content_classes, content_groups, content),
+        "style": image_report(style_classes, style_groups, style),
+        "merged_content": _named(policy["merged_content"], names),
+        "merged_style": _named(policy["merged_style"], names),
+        "orphans": _named(policy["orphans"], names),
+    }
+    return AutoLabels(content, style, report)
