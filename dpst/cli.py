@@ -16,7 +16,9 @@ from dpst import __version__
 from dpst.errors import DpstError
 
 # name -> (module, one-line help). Modules are imported only to build their parser.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "segment": ("dpst.models.segment_cli", "automatic semantic masks for a content/style pair"),
+}
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
