@@ -22,39 +22,17 @@ OUTPUT_FILES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dpst.models.segmenter import BACKENDS, DEFAULT_SEGFORMER
+    from dpst.models.segmenter_config import add_segmenter_arguments
 
     p.add_argument("content", help="content photo")
     p.add_argument("style", help="style (reference) photo")
     p.add_argument("--out-dir", required=True, help="folder for the masks, overlay and report")
-    add_segmenter_arguments(p, BACKENDS, DEFAULT_SEGFORMER)
+    add_segmenter_arguments(p)
     p.add_argument(
         "--min-region",
         type=float,
         default=0.01,
         help="merge regions smaller than this fraction of the image (default: 0.01)",
-    )
-
-
-def add_segmenter_arguments(p: argparse.ArgumentParser, backends, default_model: str) -> None:
-    """The segmenter's options, shared with any command that segments (e.g. stylize)."""
-    p.add_argument("--backend", choices=backends, default="segformer", help="segmenter")
-    p.add_argument(
-        "--seg-model", default=default_model, help=f"Hugging Face model (default: {default_model})"
-    )
-    p.add_argument(
-        "--seg-weights",
-        metavar="DIR",
-        help="local folder with the model's config.json and model.safetensors",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-
-
-def segmenter_config(args: argparse.Namespace):
-    from dpst.models.segmenter import SegmenterConfig
-
-    return SegmenterConfig(
-        backend=args.backend, model=args.seg_model, weights=args.seg_weights, device=args.device
     )
 
 
@@ -69,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         write_colour_mask,
         write_label_png,
     )
+    from dpst.models.segmenter_config import segmenter_config_from_args
 
     if not 0.0 <= args.min_region < 1.0:
         raise InputError(f"--min-region must be in [0, 1), got {args.min_region}")
@@ -77,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out-dir {out}: exists and is not a folder")
-    config = AutoLabelConfig(segmenter=segmenter_config(args), min_fraction=args.min_region)
+    segmenter = segmenter_config_from_args(args)
+    config = AutoLabelConfig(segmenter=segmenter, min_fraction=args.min_region)
     result = auto_labels(content, style, config)
     report = result.report
     names = report["label_names"]

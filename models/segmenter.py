@@ -9,7 +9,6 @@ is matched between (:attr:`Segmenter.group_names`, :attr:`Segmenter.class_to_gro
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,36 +16,28 @@ import torch
 import torch.nn.functional as F
 
 from dpst.errors import InputError
+from dpst.models.segmenter_config import BACKENDS, DEFAULT_SEGFORMER, SegmenterConfig
 
-BACKENDS = ("segformer", "none")
-DEFAULT_SEGFORMER = "nvidia/segformer-b0-finetuned-ade-512-512"
+# The config lives in a torch-free module (for the CLI's parser) and is re-exported here.
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_SEGFORMER",
+    "UPSAMPLE_MAX_BYTES",
+    "NoSegmenter",
+    "Segmenter",
+    "SegmenterConfig",
+    "bilinear_rows",
+    "build_segmenter",
+    "candidate_classes",
+    "check_image_batch",
+    "linear_taps",
+    "resolve_device",
+    "upsample_argmax",
+]
 
 # Upsampled logits of a 12-megapixel photo over 150 classes would need 7 GB; beyond this
 # many bytes they are upsampled a band of rows at a time.
 UPSAMPLE_MAX_BYTES = 1 << 28
-
-
-@dataclass(frozen=True)
-class SegmenterConfig:
-    """Which segmenter to build and where its weights come from.
-
-    ``model`` names a Hugging Face model (larger ADE20K SegFormers, e.g.
-    ``nvidia/segformer-b5-finetuned-ade-640-640``, work too); ``weights`` is a local folder
-    written by ``save_pretrained`` or ``hf download NAME --local-dir DIR`` and wins over
-    ``model``. ``device`` "auto" means CUDA when present, else CPU. Downloads are also off
-    when the environment sets ``HF_HUB_OFFLINE=1``.
-    """
-
-    backend: str = "segformer"
-    model: str = DEFAULT_SEGFORMER
-    weights: str | None = None
-    device: str = "auto"
-    cache_dir: str | None = None
-    allow_download: bool = True
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"segmenter backend must be one of {BACKENDS}, got {self.backend!r}")
 
 
 def resolve_device(name: str) -> torch.device:
