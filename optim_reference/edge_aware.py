@@ -1,0 +1,211 @@
+"""Edge-aware filters guided by a colour image, for the post-filter's coefficient maps.
+
+- :func:`joint_bilateral`: the exact filter of the published code, vectorised in torch;
+- :func:`separable_joint_bilateral`: the same weights applied along rows, then columns
+  (Pham and van Vliet 2005), about ``radius`` times cheaper; the post-filter's fast mode;
+- :func:`joint_bilateral_upsample`: low-resolution maps to a larger guide (Kopf et al. 2007).
+
+The range distance is always the mean over the three channels of the squared difference
+of the guide's colours; windows at the border are clipped to the image.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Upper triangle of a symmetric 3x3 matrix, the order of sym3_cofactors' arguments.
+SYM3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+# Row bands of about this many pixels: the band's accumulator and its neighbours stay in
+# cache across window offsets, and temporaries stay bounded at any image size.
+_BILATERAL_BAND_PIXELS = 1 << 17
+_UPSAMPLE_BAND_PIXELS = 1 << 18
+# Log-weights are clamped from below here: weights under exp(-50) ~ 2e-22 of the centre
+# weight (1) are raised to it, far below float64 tolerances, whereas float32 exp would
+# return subnormal numbers there, which make every later operation several times slower.
+_LOG_WEIGHT_FLOOR = -50.0
+# Upsampling: added to each range weight, so a pixel unlike all four low-resolution
+# neighbours falls back to bilinear interpolation instead of dividing tiny numbers.
+_UPSAMPLE_FLOOR = 1e-3
+
+
+def joint_bilateral(x: torch.Tensor, guide: torch.Tensor, radius: int, edge: float) -> torch.Tensor:
+    """Joint bilateral filter of ``x`` guided by ``guide``, as the published CUDA kernel.
+
+    ``out(p) = sum_q w(p, q) x(q) / sum_q w(p, q)`` over the ``(2 radius + 1)^2`` window
+    clipped to the image, with
+    ``w = exp(-|p - q|^2 / (2 (radius / 3)^2)) * exp(-mean_c (g_p,c - g_q,c)^2 / (2 edge^2))``.
+
+    Vectorised over pixels, looping over window offsets: ``w`` is symmetric in p and q, so
+    one weight evaluation serves the offsets d and -d, and the weight sum rides along as an
+    extra channel of the same fused multiply-add.
+
+    Args:
+        x: ``(B, C, H, W)`` float.
+        guide: ``(B, 3, H, W)``, colours in [0, 1].
+        radius: window radius >= 0 (0 returns a copy).
+        edge: range sigma > 0.
+
+    Returns:
+        ``(B, C, H, W)`` in ``x``'s dtype.
+    """
+    half = [(dy, dx) for dy in range(radius + 1) for dx in range(-radius, radius + 1)]
+    return _filter(x, guide, [(dy, dx) for dy, dx in half if dy > 0 or dx > 0], radius, edge)
+
+
+def separable_joint_bilateral(
+    x: torch.Tensor, guide: torch.Tensor, radius: int, edge: float
+) -> torch.Tensor:
+    """:func:`joint_bilateral`'s weights along rows, then along columns.
+
+    An approximation: exact for the spatial part, but the range weight of a diagonal
+    neighbour is the product of two one-step range weights, so thin diagonal structures
+    are smoothed a little differently. Same arguments and result shape.
+    """
+    offsets = range(1, radius + 1)
+    rows = _filter(x, guide, [(0, d) for d in offsets], radius, edge)
+    return _filter(rows, guide, [(d, 0) for d in offsets], radius, edge)
+
+
+def _filter(
+    x: torch.Tensor, guide: torch.Tensor, offsets: list[tuple[int, int]], radius: int, edge: float
+) -> torch.Tensor:
+    """Normalised weighted sum over the centre, the given offsets and their mirror images."""
+    batch, channels, height, width = x.shape
+    if radius == 0 or not offsets:
+        return x.clone()
+    values = torch.cat([x, x.new_ones(batch, 1, height, width)], 1)
+    guide = guide.to(x.dtype)
+    spatial = -1.0 / (2 * (radius / 3) ** 2)
+    colour = -1.0 / (3 * 2 * edge**2)
+    out = torch.empty_like(x)
+    rows = max(1, _BILATERAL_BAND_PIXELS // width)
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        acc = values[:, :, r0:r1].clone()  # the centre pixel, weight 1
+        for dy, dx in offsets:
+            log_spatial = spatial * (dy * dy + dx * dx)
+            _add_offset_pair(acc, values, guide, r0, r1, dy, dx, log_spatial, colour)
+        out[:, :, r0:r1] = acc[:, :channels] / acc[:, channels:]
+    return out
+
+
+def _add_offset_pair(
+    acc: torch.Tensor,
+    values: torch.Tensor,
+    guide: torch.Tensor,
+    r0: int,
+    r1: int,
+    dy: int,
+    dx: int,
+    log_spatial: float,
+    colour: float,
+) -> None:
+    """Add the neighbours at offsets d = (dy, dx), dy >= 0, and -d to rows [r0, r1)."""
+    height, width = values.shape[2:]
+    c0, c1 = max(0, -dx), min(width, width - dx)  # columns p with p + d inside
+    s0, s1 = max(0, r0 - dy), min(r1, height - dy)  # rows p where w(p, p + d) is needed
+    if s1 <= s0 or c1 <= c0:
+        return
+    diff = guide[:, :, s0 + dy : s1 + dy, c0 + dx : c1 + dx] - guide[:, :, s0:s1, c0:c1]
+    log_w = diff.square_().sum(1, keepdim=True).mul_(colour).add_(log_spatial)
+    weight = log_w.clamp_(min=_LOG_WEIGHT_FLOOR).exp_()
+    # Pixel p of the band takes w(p, p + d) x(p + d) ...
+    if s1 > r0:
+        acc[:, :, : s1 - r0, c0:c1].addcmul_(
+            values[:, :, r0 + dy : s1 + dy, c0 + dx : c1 + dx], weight[:, :, r0 - s0 :]
+        )
+    # ... and w(p - d, p) x(p - d), the same weight read at p - d.
+    b0 = max(r0, dy)
+    if r1 > b0:
+        acc[:, :, b0 - r0 :, c0 + dx : c1 + dx].addcmul_(
+            values[:, :, b0 - dy : r1 - dy, c0:c1], weight[:, :, b0 - dy - s0 : r1 - dy - s0]
+        )
+
+
+def joint_bilateral_upsample(
+    x: torch.Tensor, guide_low: torch.Tensor, guide: torch.Tensor, edge: float
+) -> torch.Tensor:
+    """Upsample ``x`` from ``guide_low``'s size to ``guide``'s, keeping edges of ``guide``.
+
+    Each output pixel blends its four bilinear neighbours (half-pixel centres, clamped at
+    the border), weighted by bilinear weight times
+    ``exp(-mean_c (g_p,c - g_low_q,c)^2 / (2 edge^2)) + floor``.
+
+    Args:
+        x: ``(B, C, h, w)``.
+        guide_low: ``(B, 3, h, w)``, the guide at ``x``'s size.
+        guide: ``(B, 3, H, W)``, ``H >= h``, ``W >= w``.
+        edge: range sigma > 0.
+
+    Returns:
+        ``(B, C, H, W)`` in ``guide``'s dtype; equal sizes return ``x`` (up to rounding).
+    """
+    batch, height, width = guide.shape[0], *guide.shape[2:]
+    out = guide.new_empty(batch, x.shape[1], height, width)
+    for r0, r1, band in upsample_bands(x, guide_low, guide, edge):
+        out[:, :, r0:r1] = band
+    return out
+
+
+def upsample_bands(x: torch.Tensor, guide_low: torch.Tensor, guide: torch.Tensor, edge: float):
+    """Yield ``(r0, r1, upsampled rows [r0, r1))`` of :func:`joint_bilateral_upsample`, so
+    that callers can use each band and drop it (bounded memory at any output size)."""
+    height, width = guide.shape[2:]
+    ys = _source_taps(height, x.shape[2], guide)
+    xs = _source_taps(width, x.shape[3], guide)
+    x, guide_low = x.to(guide.dtype), guide_low.to(guide.dtype)
+    scale = -1.0 / (3 * 2 * edge**2)
+    rows = max(1, _UPSAMPLE_BAND_PIXELS // width)
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        band = guide[:, :, r0:r1]
+        num = band.new_zeros(band.shape[0], x.shape[1], r1 - r0, width)
+        den = torch.zeros_like(band[:, :1])
+        for yi, wy in ((ys[0][r0:r1], 1 - ys[2][r0:r1]), (ys[1][r0:r1], ys[2][r0:r1])):
+            for xi, wx in ((xs[0], 1 - xs[2]), (xs[1], xs[2])):
+                near = guide_low[:, :, yi][:, :, :, xi]
+                weight = (band - near).square_().sum(1, keepdim=True).mul_(scale).exp_()
+                weight.add_(_UPSAMPLE_FLOOR).mul_(wy[:, None] * wx[None, :])
+                num.addcmul_(x[:, :, yi][:, :, :, xi], weight)
+                den.add_(weight)
+        yield r0, r1, num.div_(den)
+
+
+def _source_taps(
+    size: int, source: int, like: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lower and upper source index and the upper tap's weight for each output index, with
+    half-pixel centres (``align_corners=False``) clamped at the border; equal sizes give
+    the identity with weight exactly 0 on the upper tap."""
+    pos = (torch.arange(size, device=like.device, dtype=torch.float64) + 0.5) * (source / size)
+    pos = (pos - 0.5).clamp_(0, source - 1)
+    low = pos.floor().long()
+    high = (low + 1).clamp_(max=source - 1)
+    return low, high, (pos - low).to(like.dtype)
+
+
+def sym3_cofactors(
+    c00: torch.Tensor,
+    c01: torch.Tensor,
+    c02: torch.Tensor,
+    c11: torch.Tensor,
+    c12: torch.Tensor,
+    c22: torch.Tensor,
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """Cofactors (in :data:`SYM3` order) and determinant of symmetric 3x3 matrices.
+
+    The inverse is ``cofactor / det``; elementwise, so it vectorises over any shape.
+    """
+    m00 = c11 * c22 - c12 * c12
+    m01 = c02 * c12 - c01 * c22
+    m02 = c01 * c12 - c02 * c11
+    m11 = c00 * c22 - c02 * c02
+    m12 = c01 * c02 - c00 * c12
+    m22 = c00 * c11 - c01 * c01
+    det = c00 * m00 + c01 * m01 + c02 * m02
+    return (m00, m01, m02, m11, m12, m22), det
+
+
+def sym3_index(j: int, m: int) -> int:
+    """Position of entry (j, m) of a symmetric 3x3 matrix in :data:`SYM3`."""
+    return SYM3.index((min(j, m), max(j, m)))
