@@ -1,0 +1,69 @@
+"""Label maps to the generator's mask input: soft one-hot masks at low resolution.
+
+The generator takes masks, not label maps: ``(B, K, h, w)`` floats in [0, 1], channel k the
+fraction of each cell covered by label k, K = ``GeneratorConfig.max_labels`` (channels of
+labels that do not occur are zero), at any resolution with the image's aspect ratio. Low
+resolution is enough (the network works at 256 px) and keeps a 4K mask small; floats keep the
+ONNX graph free of one-hot encoding. Label -1 means "unlabelled": all channels zero there.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dpst.errors import InputError
+
+UNLABELLED = -1
+
+
+def mask_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """A mask size with the image's aspect ratio and at most ``long_side`` on the long side."""
+    scale = min(1.0, long_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def labels_to_masks(
+    labels: torch.Tensor,
+    num_labels: int,
+    size: tuple[int, int] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Soft one-hot masks from an integer label map.
+
+    Args:
+        labels: ``(B, H, W)`` integer tensor, values in ``[0, num_labels)`` or -1 (unlabelled).
+        num_labels: K, the number of mask channels (the model's ``max_labels``).
+        size: ``(h, w)`` of the masks; each value is the area fraction of the label in the
+            cell (``F.interpolate(mode="area")``). ``None`` keeps ``(H, W)``.
+        dtype: floating dtype of the result.
+
+    Returns:
+        ``(B, K, h, w)`` in [0, 1]; channels sum to at most 1.
+
+    Raises:
+        InputError: wrong shape or dtype, or a label outside ``[-1, num_labels)``.
+    """
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 3:
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise InputError(f"a label map must be a (B, H, W) integer tensor, got {shape}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise InputError(f"a label map must hold integers, got dtype {labels.dtype}")
+    if labels.numel() > 0:
+        low, high = (int(v) for v in torch.aminmax(labels))
+        if low < UNLABELLED or high >= num_labels:
+            bad = high if high >= num_labels else low
+            raise InputError(
+                f"label {bad} is outside the trained range [0, {num_labels}) "
+                f"(-1 = unlabelled); merge labels or use a model with more max_labels"
+            )
+    height, width = labels.shape[1:]
+    size = (height, width) if size is None else tuple(size)
+    channels = []
+    # Label by label, so that a 4K map never becomes a K-channel full-resolution tensor.
+    for label in range(num_labels):
+        onehot = (labels == label).to(dtype).unsqueeze(1)
+        if size != (height, width):
+            onehot = F.interpolate(onehot, size=size, mode="area")
+        channels.append(onehot)
+    return torch.cat(channels, dim=1)
