@@ -1,0 +1,187 @@
+"""``dpst targets``: resume after a kill, two gloo processes, failures recorded, bad lines.
+
+Random backbone, 32 px, 2 iterations: the machinery is under test, not the optimiser.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dpst.cli import main
+from dpst.data.samples import write_sample_set
+from dpst.train.targets import ENV_KILL_AFTER, LOGS_DIR, SUMMARY_FILE, TARGETS_DIR
+
+FAST = ["--backbone", "random", "--size", "32", "--iters", "2", "--no-postfilter", "--quiet"]
+SUBPROCESS_TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    """Four pairs of 40 px sample photos with two-label masks."""
+    root = tmp_path_factory.mktemp("pairs")
+    write_sample_set(root, long_side=40)
+    return root / "manifest.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """In-process runs on one thread too: much faster than two on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _env(**extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    # One thread per process: the CI machine is small and shared.
+    env.update(OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def _run(args, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+
+
+def _digests(out: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((out / TARGETS_DIR).iterdir())
+    }
+
+
+def _log_lines(out: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for path in sorted((out / LOGS_DIR).glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+def _ids(manifest: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in manifest.read_text().splitlines() if line]
+
+
+def test_resume_after_kill_does_nothing_twice(pairs, tmp_path):
+    out = tmp_path / "out"
+    args = ["-m", "dpst", "targets", str(pairs), "--out", str(out), *FAST]
+    killed = _run(args, **{ENV_KILL_AFTER: "2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    first = _digests(out)
+    assert len(first) == 4  # two pairs: image and report each
+    assert not (out / SUMMARY_FILE).exists()
+
+    assert main(["targets", str(pairs), "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (2, 2, 0)
+    after = _digests(out)
+    assert {k: after[k] for k in first} == first  # the finished pairs untouched
+    ids = _ids(pairs)
+    assert sorted(after) == sorted(f"{i}.{ext}" for i in ids for ext in ("json", "png"))
+    assert Counter(line["id"] for line in _log_lines(out)) == Counter(ids)  # once each
+
+    report = json.loads((out / TARGETS_DIR / f"{ids[0]}.json").read_text())
+    assert report["config_hash"] == summary["config_hash"]
+    assert report["backbone"]["random"] is True
+    assert report["stages"] and all(stage["end"] for stage in report["stages"])
+    output_manifest = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [e["id"] for e in output_manifest] == ids
+    assert all((out / e["target"]).is_file() for e in output_manifest)
+
+    # Another setting is another config: everything is redone, under a new hash.
+    assert main(["targets", str(pairs), "--out", str(out), *FAST, "--iters", "1"]) == 0
+    redo = json.loads((out / SUMMARY_FILE).read_text())
+    assert (redo["done"], redo["skipped"]) == (4, 0)
+    assert redo["config_hash"] != summary["config_hash"]
+
+
+def test_two_gloo_processes_make_every_target_exactly_once(pairs, tmp_path):
+    out = tmp_path / "out"
+    run = _run(
+        ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "dpst", "targets", str(pairs), "--out", str(out), *FAST],
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = _log_lines(out)
+    ids = _ids(pairs)
+    assert Counter(line["id"] for line in lines) == Counter(ids)
+    assert {line["rank"] for line in lines} == {0, 1}
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert (summary["done"], summary["world_size"], summary["failed"]) == (4, 2, 0)
+    ranks = {json.loads((out / TARGETS_DIR / f"{i}.json").read_text())["rank"] for i in ids}
+    assert ranks == {0, 1}
+    assert "4 done" in run.stdout
+
+
+def test_corrupt_image_and_bad_lines_are_recorded_and_the_rest_done(pairs, tmp_path, capsys):
+    photos = pairs.parent / "photos"
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((photos / "chelsea.png").read_bytes()[:60])  # truncated PNG
+    lines = [
+        {
+            "id": "good1",
+            "content": str(photos / "chelsea.png"),
+            "style": str(photos / "rocket.png"),
+        },
+        {"id": "corrupt", "content": str(broken), "style": str(photos / "coffee.png")},
+        '{"id": "half", "content": ',
+        {"id": "missing", "content": str(tmp_path / "gone.png"), "style": str(broken)},
+        {"id": "good2", "content": str(photos / "coffee.png"), "style": str(photos / "rocket.png")},
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines))
+    out = tmp_path / "out"
+
+    assert main(["targets", str(manifest), "--out", str(out), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "skipped line 3: not valid JSON" in err
+    assert "skipped line 4 (missing): content:" in err and "no such file" in err
+    assert "failed corrupt (line 2)" in err
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert (summary["done"], summary["failed"], summary["invalid"]) == (2, 1, 2)
+    assert [p["line"] for p in summary["invalid_lines"]] == [3, 4]
+    failure = json.loads((out / "failures" / "corrupt.json").read_text())
+    assert failure["line"] == 2 and "not a readable image" in failure["error"]
+    assert sorted(p.stem for p in (out / TARGETS_DIR).glob("*.png")) == ["good1", "good2"]
+
+    # Repaired, the failed pair is retried and its failure record goes away.
+    Image.fromarray(np.full((20, 30, 3), 128, np.uint8)).save(broken)
+    assert main(["targets", str(manifest), "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 2, 0)
+    assert not (out / "failures" / "corrupt.json").exists()
+
+
+def test_config_hash_ignores_the_device_but_not_the_weights():
+    from dpst.optim_reference.stylize import StylizeConfig
+    from dpst.train.targets import config_hash
+
+    ident = {"name": "vgg19", "sha256": "abc", "path": "/a/vgg.pth", "preprocessing": "caffe"}
+    base = config_hash(StylizeConfig(), ident)
+    assert config_hash(StylizeConfig(device="cuda:3"), {**ident, "path": "/b/x.pth"}) == base
+    assert config_hash(StylizeConfig(), {**ident, "sha256": "abd"}) != base
+    assert config_hash(StylizeConfig(iters=999), ident) != base
+
+
+def test_bad_optimiser_settings_are_one_line_errors(pairs, tmp_path, capsys):
+    assert main(["targets", str(pairs), "--out", str(tmp_path), *FAST, "--size", "4"]) == 2
+    assert "size must be at least" in capsys.readouterr().err
+    assert main(["targets", str(tmp_path / "none.jsonl"), "--out", str(tmp_path), *FAST]) == 2
+    assert "no such manifest" in capsys.readouterr().err
