@@ -67,3 +67,27 @@ def labels_to_masks(
             onehot = F.interpolate(onehot, size=size, mode="area")
         channels.append(onehot)
     return torch.cat(channels, dim=1)
+
+
+def masks_for_image(
+    labels: torch.Tensor,
+    image: torch.Tensor,
+    num_labels: int,
+    long_side: int,
+    name: str = "label map",
+) -> torch.Tensor:
+    """Masks for the label map of ``image`` ``(B, 3, H, W)``, at most ``long_side`` px.
+
+    Raises:
+        InputError: the label map is not ``(B, H, W)`` with the image's B, H and W, or a
+            label is outside ``[-1, num_labels)``.
+    """
+    if isinstance(labels, torch.Tensor) and labels.dim() == 3:
+        expected = (image.shape[0], *image.shape[2:])
+        if tuple(labels.shape) != expected:
+            raise InputError(
+                f"{name} is {tuple(labels.shape)} (B, H, W) but its image needs {expected}: "
+                f"label maps must have their image's size"
+            )
+    size = mask_size(image.shape[2], image.shape[3], long_side)
+    return labels_to_masks(labels, num_labels, size=size, dtype=image.dtype)

@@ -1,0 +1,98 @@
+"""Generator checkpoints: the config that rebuilds the network, its weights, and caller extras.
+
+A checkpoint is a ``torch.save`` dict of plain types only, so that it loads with
+``torch.load(weights_only=True)`` (no pickled code runs on load)::
+
+    {"format": "dpst-generator", "format_version": 1, "dpst_version": "...",
+     "config": GeneratorConfig.to_dict(), "state_dict": {...}, "extra": {...} | None}
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dpst import __version__
+from dpst.errors import InputError
+from dpst.models.generator import Generator, GeneratorConfig
+
+FORMAT = "dpst-generator"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: Generator, extra: dict[str, Any] | None = None
+) -> None:
+    """Write ``model`` (config and weights) and ``extra`` to ``path`` atomically.
+
+    The file is written next to its destination and renamed over it, so a crash or a kill
+    leaves either the old checkpoint or the new one, never a partial file.
+
+    Args:
+        extra: plain Python values and tensors only (numbers, strings, lists, dicts), e.g.
+            the training step or the label set; anything else fails to load later.
+    """
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dpst_version": __version__,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device | None = "cpu"
+) -> tuple[Generator, dict[str, Any] | None]:
+    """Rebuild the generator stored at ``path``; returns ``(model in eval mode, extra)``.
+
+    Raises:
+        InputError: missing, unreadable or corrupt file, not a generator checkpoint, a newer
+            format, or a config or weights that do not fit this version of the network.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"generator checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path} is not a readable checkpoint ({reason[:200]})") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{path} is not a dpst generator checkpoint")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputError(
+            f"{path} has checkpoint format {version!r}; this dpst ({__version__}) reads up to "
+            f"{FORMAT_VERSION}: upgrade dpst"
+        )
+    try:
+        config = GeneratorConfig.from_dict(dict(payload["config"]))
+        model = Generator(config)
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise InputError(
+            f"{path} does not fit this generator (written by dpst "
+            f"{payload.get('dpst_version', '?')}): {first[:200]}"
+        ) from error
+    if map_location is not None:
+        model = model.to(map_location)
+    return model.eval(), payload.get("extra")

@@ -1,0 +1,329 @@
+"""The feed-forward generator: a bilateral grid of affine colour transforms (METHOD.md section 4).
+
+``G(content, style, content_masks, style_masks) -> output``, after Gharbi et al. (HDRNet,
+SIGGRAPH 2017) and Xia et al. (ECCV 2020, joint bilateral learning for photorealistic style
+transfer):
+
+1. Low resolution (``working_size`` squared, aspect ignored as in HDRNet): a light learned
+   encoder (one stride-2 conv per level) runs on content and style. At every level each
+   content region takes the feature statistics of the same style region (masked AdaIN,
+   :mod:`masked_adain`), and a "splat" path fuses the content and restyled features down to
+   a ``grid_size`` squared map. A local and a global branch then predict a grid of 3x4 affine
+   transforms: ``grid_size`` squared cells by ``luma_bins``.
+2. Full resolution: a pointwise guide (a 1x1-conv curve on the content's colour) slices the
+   grid trilinearly and each pixel's transform is applied to its own colour
+   (:mod:`bilateral_grid`). The output is therefore affine in the content's colour wherever
+   the sliced transform is constant, and exactly ``A(p) [I(p); 1]`` at every pixel p; it is
+   clamped to [0, 1] (the only non-affine step).
+
+Inputs: images ``(B, 3, H, W)`` float in [0, 1], any size; masks ``(B, K, h, w)`` float in
+[0, 1], K = ``max_labels``, any resolution with the image's aspect ratio (see
+:mod:`label_masks`); zero masks or ``None`` mean "no segmentation". At initialisation the
+transforms are the identity plus a small perturbation, so the output is close to the content.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dpst.errors import InputError
+from dpst.models.bilateral_grid import NUM_COEFFS, SLICE_METHODS, identity_grid, slice_and_apply
+from dpst.models.label_masks import masks_for_image
+from dpst.models.masked_adain import assignment_weights, masked_adain, masked_mean_std
+
+# Rec. 601 luma: the guide starts as the pixel's luminance.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+# Images and masks may exceed [0, 1] by this much from float round-off.
+RANGE_SLACK = 1e-4
+# Masks may disagree with the image's aspect ratio by this fraction (plus one pixel).
+ASPECT_SLACK = 0.02
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Every size that defines the network; stored in each checkpoint to rebuild it."""
+
+    working_size: int = 256  # side of the low-resolution square both images are resized to
+    grid_size: int = 16  # spatial cells per side; working_size / 2**len(encoder_widths)
+    luma_bins: int = 8  # luminance bins of the grid
+    max_labels: int = 16  # mask channels K
+    encoder_widths: tuple[int, ...] = (16, 32, 64, 128)  # one stride-2 level each
+    head_width: int = 64
+    global_levels: int = 2  # stride-2 convs before pooling in the global branch
+    guide_hidden: int = 8  # channels of the full-resolution guide curve (>= 3)
+    stat_prior: float = 0.01  # pseudo-count of global statistics, as a fraction of pixels
+    init_scale: float = 0.01  # size of the initial departure from the identity
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "encoder_widths", tuple(int(w) for w in self.encoder_widths))
+        expected = self.grid_size * 2 ** len(self.encoder_widths)
+        if self.working_size != expected:
+            raise ValueError(
+                f"working_size must be grid_size * 2**len(encoder_widths) = {expected}, "
+                f"got {self.working_size}"
+            )
+        if self.grid_size < 2 or self.luma_bins < 2 or self.max_labels < 1:
+            raise ValueError("need grid_size >= 2, luma_bins >= 2 and max_labels >= 1")
+        if self.guide_hidden < 3 or self.stat_prior <= 0 or self.global_levels < 0:
+            raise ValueError("need guide_hidden >= 3, stat_prior > 0 and global_levels >= 0")
+        if self.grid_size < 2**self.global_levels:
+            raise ValueError(f"global_levels={self.global_levels} too many for the grid size")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (lists, not tuples), loadable with ``torch.load(weights_only=True)``."""
+        out = dataclasses.asdict(self)
+        out["encoder_widths"] = list(self.encoder_widths)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GeneratorConfig:
+        """Inverse of :meth:`to_dict`; raises ValueError on unknown or invalid fields."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown generator config fields {unknown}")
+        return cls(**values)
+
+
+class StyleCode(NamedTuple):
+    """A cached style encoding: per-label feature statistics of every encoder level.
+
+    ``mean`` and ``std`` are ``(B, K + 1, sum(encoder_widths))``; label index K is the whole
+    style image.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+
+def _conv(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def _exporting() -> bool:
+    # Input checks read tensor values, which a traced or exported graph cannot do.
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+class Generator(nn.Module):
+    """The segmentation-conditioned bilateral-grid generator; see the module docstring.
+
+    ``slice_method`` ("grid_sample" or "gather") only chooses an implementation of the same
+    maths: grid_sample is faster in PyTorch, gather in ONNX Runtime.
+    """
+
+    def __init__(self, config: GeneratorConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or GeneratorConfig()
+        self.slice_method = "grid_sample"
+        widths = config.encoder_widths
+        self.encoder = nn.ModuleList(
+            _conv(cin, cout, stride=2) for cin, cout in zip((3, *widths[:-1]), widths, strict=True)
+        )
+        self.splat_down = nn.ModuleList(
+            _conv(cin, cout, stride=2) for cin, cout in zip((3, *widths[:-1]), widths, strict=True)
+        )
+        self.splat_fuse = nn.ModuleList(_conv(2 * w, w, kernel=1) for w in widths)
+        head = config.head_width
+        self.local = nn.Sequential(_conv(widths[-1], head), nn.ReLU(), _conv(head, head))
+        global_convs: list[nn.Module] = []
+        cin = widths[-1]
+        for _ in range(config.global_levels):
+            global_convs += [_conv(cin, head, stride=2), nn.ReLU()]
+            cin = head
+        self.global_convs = nn.Sequential(*global_convs)
+        self.global_fc = nn.Sequential(nn.Linear(cin, head), nn.ReLU(), nn.Linear(head, head))
+        self.to_grid = _conv(head, NUM_COEFFS * config.luma_bins, kernel=1)
+        self.guide_curve = _conv(3, config.guide_hidden, kernel=1)
+        self.guide_mix = _conv(config.guide_hidden, 1, kernel=1)
+        self._init_near_identity()
+
+    def _init_near_identity(self) -> None:
+        scale = self.config.init_scale
+        nn.init.normal_(self.to_grid.weight, std=scale / math.sqrt(self.config.head_width))
+        nn.init.zeros_(self.to_grid.bias)
+        # The guide curve's first three channels pass the colour through (the content is
+        # >= 0, so the ReLU keeps it) and the mix starts as luminance; the rest start small.
+        with torch.no_grad():
+            self.guide_curve.weight[:3].copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.guide_curve.bias[:3].zero_()
+            nn.init.normal_(self.guide_mix.weight, std=scale / math.sqrt(self.config.guide_hidden))
+            self.guide_mix.weight[0, :3, 0, 0] = torch.tensor(LUMA_WEIGHTS)
+            self.guide_mix.bias.zero_()
+
+    # ----- inputs -----------------------------------------------------------------------
+
+    def _check_image(self, name: str, image: torch.Tensor) -> None:
+        if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image)
+            raise InputError(f"{name} must be a (B, 3, H, W) tensor, got {shape}")
+        if not image.dtype.is_floating_point or min(image.shape) < 1:
+            raise InputError(f"{name} must be a non-empty float tensor, got {image.dtype}")
+        low, high = (float(v) for v in torch.aminmax(image))
+        if not (low >= -RANGE_SLACK and high <= 1 + RANGE_SLACK):
+            raise InputError(f"{name} values must be finite and in [0, 1], got [{low}, {high}]")
+
+    def _masks_or_zeros(
+        self, name: str, masks: torch.Tensor | None, image: torch.Tensor
+    ) -> torch.Tensor:
+        k = self.config.max_labels
+        if masks is None:
+            return image.new_zeros(image.shape[0], k, 1, 1)
+        if _exporting():
+            return masks
+        if not isinstance(masks, torch.Tensor) or masks.dim() != 4:
+            got = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__
+            raise InputError(f"{name} must be a (B, {k}, h, w) float tensor, got {got}")
+        if masks.shape[0] != image.shape[0] or masks.shape[1] != k:
+            raise InputError(
+                f"{name} must be (B={image.shape[0]}, K={k}, h, w) for this model "
+                f"(max_labels={k}), got {tuple(masks.shape)}"
+            )
+        if not masks.dtype.is_floating_point or min(masks.shape) < 1:
+            raise InputError(f"{name} must be a non-empty float tensor, got {masks.dtype}")
+        low, high = (float(v) for v in torch.aminmax(masks))
+        if not (low >= -RANGE_SLACK and high <= 1 + RANGE_SLACK):
+            raise InputError(f"{name} values must be finite and in [0, 1], got [{low}, {high}]")
+        (height, width), (mh, mw) = image.shape[2:], masks.shape[2:]
+        if abs(mh - height * mw / width) > 1 + ASPECT_SLACK * mh:
+            raise InputError(
+                f"{name} is {mh}x{mw} (h x w) but the image is {height}x{width}: the masks "
+                f"must cover the image with the same aspect ratio"
+            )
+        return masks.to(image.dtype)
+
+    def masks_from_labels(
+        self, labels: torch.Tensor, image: torch.Tensor, name: str = "label map"
+    ) -> torch.Tensor:
+        """This model's mask input for an integer label map ``(B, H, W)`` of ``image``.
+
+        Raises InputError if the map's size differs from the image's or a label is outside
+        ``[-1, max_labels)``; see :func:`label_masks.masks_for_image`.
+        """
+        return masks_for_image(
+            labels, image, self.config.max_labels, self.config.working_size, name=name
+        )
+
+    def _to_working(self, image: torch.Tensor, masks: torch.Tensor) -> tuple:
+        size = (self.config.working_size,) * 2
+        # Antialiased, so that the low-resolution path sees the same picture at any input
+        # size (plain bilinear would alias a 4K image to a few sampled pixels per cell).
+        image = F.interpolate(image, size=size, mode="bilinear", antialias=True)
+        masks = F.interpolate(masks, size=size, mode="bilinear", antialias=True)
+        return image, masks.clamp(0, 1)
+
+    # ----- low resolution ---------------------------------------------------------------
+
+    def _encode(self, image: torch.Tensor, masks: torch.Tensor) -> list[tuple]:
+        """(features, masks) at every encoder level."""
+        levels = []
+        x = image - 0.5
+        for conv in self.encoder:
+            x = F.relu(conv(x))
+            masks = F.avg_pool2d(masks, 2)
+            levels.append((x, masks))
+        return levels
+
+    def _prior_mass(self, features: torch.Tensor) -> float:
+        return self.config.stat_prior * features.shape[2] * features.shape[3]
+
+    def encode_style(self, style: torch.Tensor, style_masks: torch.Tensor | None = None):
+        """Per-label statistics of the style photo, reusable for any content: a StyleCode."""
+        if not _exporting():
+            self._check_image("style", style)
+        return self._encode_style(style, style_masks)
+
+    def _encode_style(self, style: torch.Tensor, style_masks: torch.Tensor | None) -> StyleCode:
+        style_masks = self._masks_or_zeros("style_masks", style_masks, style)
+        style, style_masks = self._to_working(style, style_masks)
+        stats = [
+            masked_mean_std(f, m, self._prior_mass(f)) for f, m in self._encode(style, style_masks)
+        ]
+        return StyleCode(torch.cat([s[0] for s in stats], 2), torch.cat([s[1] for s in stats], 2))
+
+    def _check_style_code(self, code: StyleCode, batch: int) -> None:
+        expected = (batch, self.config.max_labels + 1, sum(self.config.encoder_widths))
+        for name, tensor in zip(("mean", "std"), code, strict=True):
+            if tuple(tensor.shape) != expected:
+                raise InputError(
+                    f"style code {name} must be {expected} for this model and batch, "
+                    f"got {tuple(tensor.shape)}"
+                )
+
+    def predict_grid(
+        self, content: torch.Tensor, content_masks: torch.Tensor, style_code: StyleCode
+    ) -> torch.Tensor:
+        """The bilateral grid ``(B, 12, luma_bins, grid_size, grid_size)`` for this content."""
+        content, content_masks = self._to_working(content, content_masks)
+        x = content - 0.5
+        offset = 0
+        for level, (feats, masks) in enumerate(self._encode(content, content_masks)):
+            width = feats.shape[1]
+            style_stats = tuple(s[:, :, offset : offset + width] for s in style_code)
+            offset += width
+            content_stats = masked_mean_std(feats, masks, self._prior_mass(feats))
+            restyled = masked_adain(feats, assignment_weights(masks), content_stats, style_stats)
+            fused = self.splat_fuse[level](torch.cat([feats, restyled], dim=1))
+            x = F.relu(self.splat_down[level](x) + fused)
+        local = self.local(x)
+        pooled = self.global_convs(x).mean(dim=(2, 3))
+        features = F.relu(local + self.global_fc(pooled)[:, :, None, None])
+        cfg = self.config
+        shape = (x.shape[0], NUM_COEFFS, cfg.luma_bins, cfg.grid_size, cfg.grid_size)
+        residual = self.to_grid(features).view(shape)
+        return residual + identity_grid(*shape[2:], dtype=x.dtype, device=x.device)
+
+    # ----- full resolution --------------------------------------------------------------
+
+    def guide(self, content: torch.Tensor) -> torch.Tensor:
+        """The pointwise guide ``(B, 1, H, W)`` that addresses the grid's luminance bins."""
+        return self.guide_mix(F.relu(self.guide_curve(content)))
+
+    def render(self, content: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """Apply a grid's transforms to the full-resolution content; clamped to [0, 1]."""
+        if self.slice_method not in SLICE_METHODS:
+            raise ValueError(f"slice_method must be one of {SLICE_METHODS}")
+        out = slice_and_apply(grid, self.guide(content), content, self.slice_method)
+        return out.clamp(0, 1)
+
+    def stylize(
+        self,
+        content: torch.Tensor,
+        content_masks: torch.Tensor | None,
+        style_code: StyleCode,
+    ) -> torch.Tensor:
+        """Stylise content with a cached :meth:`encode_style` result: ``(B, 3, H, W)`` in [0, 1]."""
+        if not _exporting():
+            self._check_image("content", content)
+            self._check_style_code(style_code, content.shape[0])
+        return self._stylize(content, content_masks, style_code)
+
+    def _stylize(
+        self, content: torch.Tensor, content_masks: torch.Tensor | None, style_code: StyleCode
+    ) -> torch.Tensor:
+        content_masks = self._masks_or_zeros("content_masks", content_masks, content)
+        return self.render(content, self.predict_grid(content, content_masks, style_code))
+
+    def forward(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        content_masks: torch.Tensor | None = None,
+        style_masks: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``(B, 3, H, W)`` content and ``(B, 3, Hs, Ws)`` style in [0, 1] -> output in [0, 1]."""
+        if not _exporting():
+            self._check_image("content", content)
+            self._check_image("style", style)
+            if style.shape[0] != content.shape[0]:
+                raise InputError(
+                    f"content and style batch sizes differ: {content.shape[0]} vs {style.shape[0]}"
+                )
+        return self._stylize(content, content_masks, self._encode_style(style, style_masks))
