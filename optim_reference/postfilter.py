@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 
 from dpst.errors import InputError
-from dpst.optim_reference.boxfilter import box_sum_valid
 from dpst.optim_reference.edge_aware import (
     SYM3,
     joint_bilateral,
@@ -44,7 +43,8 @@ from dpst.optim_reference.edge_aware import (
 MODES = ("exact", "fast")
 NUM_COEFFS = 12
 # The fit runs on row bands of about this many pixels, so temporaries stay bounded.
-_FIT_BAND_PIXELS = 1 << 18
+_FIT_BAND_PIXELS = 1 << 15
+_FIT_DTYPE = torch.float64
 # Range sigma of the joint bilateral upsampling (working maps to full resolution, and the
 # fast mode's low-resolution maps back to working size). Wider than the filter's edge:
 # a full-resolution pixel is compared with the average colour of a working pixel, and
@@ -118,30 +118,55 @@ def _fit_band(
     content: torch.Tensor, output: torch.Tensor, r0: int, r1: int, radius: int, ridge: float
 ) -> torch.Tensor:
     """Coefficients for rows ``[r0, r1)``; zero padding outside the image clips the windows."""
-    height = content.shape[2]
+    batch, _, height, width = content.shape
     h0, h1 = max(0, r0 - radius), min(height, r1 + radius)
-    pad = (radius, radius, radius - (r0 - h0), radius - (h1 - r1))
-    img = F.pad(content[:, :, h0:h1].double(), pad)
-    out = F.pad(output[:, :, h0:h1].double(), pad)
-    ones = F.pad(img.new_ones(img.shape[0], 1, h1 - h0, content.shape[3]), pad)
-    products = [img[:, j] * img[:, m] for j, m in SYM3]
-    products += [out[:, k] * img[:, j] for k in range(3) for j in range(3)]
-    sums = box_sum_valid(torch.cat([img, out, ones, torch.stack(products, 1)], 1), radius)
+    top = radius - (r0 - h0)
+    # Window sums of: content (3), output (3), ones (1), content products (6), output x
+    # content products (9), written straight into one zero-padded buffer.
+    buf = content.new_zeros(batch, 22, r1 - r0 + 2 * radius, width + 2 * radius, dtype=_FIT_DTYPE)
+    inner = buf[:, :, top : top + h1 - h0, radius : radius + width]
+    inner[:, 0:3] = content[:, :, h0:h1]
+    inner[:, 3:6] = output[:, :, h0:h1]
+    inner[:, 6] = 1
+    for i, (j, m) in enumerate(SYM3):
+        torch.mul(inner[:, j], inner[:, m], out=inner[:, 7 + i])
+    for k in range(3):
+        torch.mul(inner[:, 0:3], inner[:, 3 + k : 4 + k], out=inner[:, 13 + 3 * k : 16 + 3 * k])
+    sums = _box_sum_valid(buf, radius)
     s, t, n = sums[:, 0:3], sums[:, 3:6], sums[:, 6]
     # Eliminating the constant term (Schur complement) leaves the 3x3 system
     # (scatter + ridge) a_k = cross-scatter_k, with the ridge on the colour entries only.
-    scatter = [sums[:, 7 + i] - s[:, j] * s[:, m] / n for i, (j, m) in enumerate(SYM3)]
+    mean = s / n[:, None]
+    scatter = [sums[:, 7 + i] - s[:, j] * mean[:, m] for i, (j, m) in enumerate(SYM3)]
     for i in (0, 3, 5):
-        scatter[i] = scatter[i] + ridge
+        scatter[i] += ridge
     cof, det = sym3_cofactors(*scatter)
-    inv = [[cof[sym3_index(j, m)] / det for m in range(3)] for j in range(3)]
-    coeffs = []
+    inv_det = 1.0 / det
+    coeffs = torch.empty(batch, NUM_COEFFS, r1 - r0, width, dtype=_FIT_DTYPE, device=buf.device)
     for k in range(3):
-        rhs = [sums[:, 13 + 3 * k + j] - t[:, k] * s[:, j] / n for j in range(3)]
-        a = [sum(inv[j][m] * rhs[m] for m in range(3)) for j in range(3)]
-        b = (t[:, k] - sum(s[:, j] * a[j] for j in range(3))) / n
-        coeffs += [*a, b]
-    return torch.stack(coeffs, 1).to(content.dtype)
+        cross = sums[:, 13 + 3 * k : 16 + 3 * k] - t[:, k : k + 1] * mean
+        a = coeffs[:, 4 * k : 4 * k + 3]
+        for j in range(3):
+            torch.mul(cof[sym3_index(j, 0)], cross[:, 0], out=a[:, j])
+            a[:, j].addcmul_(cof[sym3_index(j, 1)], cross[:, 1])
+            a[:, j].addcmul_(cof[sym3_index(j, 2)], cross[:, 2])
+        a.mul_(inv_det[:, None])
+        coeffs[:, 4 * k + 3] = t[:, k] / n - (a * mean).sum(1)
+    return coeffs.to(content.dtype)
+
+
+def _box_sum_valid(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Sums over the (2r+1)^2 windows inside ``x``, as 2 (2r+1) shifted adds: faster than
+    the 2-D pooling of :func:`box_sum_valid` on CPU in float64 for small windows."""
+    k = 2 * radius + 1
+    height, width = x.shape[2] - k + 1, x.shape[3] - k + 1
+    rows = x[:, :, :height].clone()
+    for i in range(1, k):
+        rows += x[:, :, i : i + height]
+    out = rows[:, :, :, :width].clone()
+    for i in range(1, k):
+        out += rows[:, :, :, i : i + width]
+    return out
 
 
 def smooth_coefficients(
@@ -168,11 +193,16 @@ def smooth_coefficients(
     step = max(1, config.radius // _FAST_LOW_RADIUS)
     if step == 1:
         return separable_joint_bilateral(coeffs, guide, config.radius, config.edge)
-    size = (math.ceil(coeffs.shape[2] / step), math.ceil(coeffs.shape[3] / step))
-    low_guide = F.interpolate(guide, size=size, mode="area")
-    low = F.interpolate(coeffs, size=size, mode="area")
+    height, width = coeffs.shape[2:]
+    # Replicate-pad to a multiple of the step: each low-resolution pixel is then the mean
+    # of exactly step x step pixels, and the upsampling taps line up with them.
+    pad = (0, -width % step, 0, -height % step)
+    if any(pad):
+        guide, coeffs = F.pad(guide, pad, mode="replicate"), F.pad(coeffs, pad, mode="replicate")
+    low_guide, low = F.avg_pool2d(guide, step), F.avg_pool2d(coeffs, step)
     low = separable_joint_bilateral(low, low_guide, round(config.radius / step), config.edge)
-    return joint_bilateral_upsample(low, low_guide, guide, UPSAMPLE_EDGE)
+    smooth = joint_bilateral_upsample(low, low_guide, guide, UPSAMPLE_EDGE)
+    return smooth[:, :, :height, :width].contiguous()
 
 
 def apply_affine(coeffs: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
