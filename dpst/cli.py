@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from dpst import __version__
@@ -17,7 +18,10 @@ from dpst.errors import DpstError
 
 # name -> (module, one-line help). Modules are imported only to build their parser.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "stylize": ("dpst.optim_reference.cli", "the reference optimiser (highest quality, slow)"),
     "segment": ("dpst.models.segment_cli", "automatic semantic masks for a content/style pair"),
+    "data": ("dpst.data.cli", "pair manifests: build from a photo folder, check, samples"),
+    "targets": ("dpst.train.targets_cli", "the optimiser's output for every pair of a manifest"),
 }
 
 EXIT_USER_ERROR = 2
@@ -39,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """User-facing warnings as one line, without the source location."""
+    print(f"dpst: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return int(args._run(args) or 0)
     except DpstError as err:
         print(f"dpst {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR

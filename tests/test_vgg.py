@@ -237,7 +237,7 @@ def test_random_backbone_seeded_and_reported():
         "path": None,
         "sha256": None,
         "seed": 3,
-        "preprocessing": "torchvision",
+        "preprocessing": "caffe",
     }
     x = torch.rand(1, 3, 20, 20)
     torch.testing.assert_close(a(x, ["relu5_1"]), b(x, ["relu5_1"]), rtol=0, atol=0)

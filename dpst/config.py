@@ -1,0 +1,60 @@
+"""Layered configuration: dataclass defaults, then a JSON file, then command-line flags.
+
+A run's report stores its resolved config under ``"config"``; passing that report (or any
+JSON object with the same keys) as ``--config`` reproduces the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from dpst.errors import InputError
+
+
+def update_dataclass(obj: Any, values: dict[str, Any], where: str = "config") -> Any:
+    """A copy of dataclass ``obj`` with fields from ``values`` (nested ones recursively).
+
+    Works for frozen dataclasses too (their ``__post_init__`` checks run again). Unknown keys
+    and values of the wrong type raise :class:`InputError` naming the key.
+    """
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise InputError(f"{where}: unknown setting {key!r} (known: {', '.join(fields)})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise InputError(f"{where}.{key}: expected an object, got {value!r}")
+            changes[key] = update_dataclass(current, value, f"{where}.{key}")
+            continue
+        if isinstance(current, bool) and not isinstance(value, bool):
+            raise InputError(f"{where}.{key}: expected true or false, got {value!r}")
+        if isinstance(current, int | float) and not isinstance(current, bool):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(f"{where}.{key}: expected a number, got {value!r}")
+            value = float(value) if isinstance(current, float) else value
+        if isinstance(current, tuple) and isinstance(value, list):
+            value = tuple(value)
+        changes[key] = value
+    try:
+        return dataclasses.replace(obj, **changes)
+    except ValueError as err:
+        raise InputError(f"{where}: {err}") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON config; a run report is accepted too (its ``"config"`` entry is used)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: not a readable JSON config ({err})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a config must be a JSON object")
+    return data.get("config", data) if "config" in data else data

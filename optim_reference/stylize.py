@@ -1,0 +1,339 @@
+"""``stylize()``: the paper's method end to end, as one function a notebook can call.
+
+images (+ label maps) -> working size -> labels made consistent (orphans, tiny regions)
+-> objective built once per level -> L-BFGS stage 1 -> stage 2 with the photorealism term
+-> post-filter fitted at the working size and applied to the full-resolution content.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dpst import __version__
+from dpst.imageio import from_tensor, to_tensor
+from dpst.optim_reference.labels import LabelPolicy, apply_label_policy
+from dpst.optim_reference.losses import LossWeights, Objective
+from dpst.optim_reference.masks import labels_to_masks
+from dpst.optim_reference.matting import MattingLaplacian
+from dpst.optim_reference.optimize import (
+    LBFGS_HISTORY,
+    IterationEvent,
+    StageResult,
+    mean_init,
+    run_lbfgs,
+    stage_weights,
+)
+from dpst.optim_reference.postfilter import PostFilterConfig, smooth_local_affine
+from dpst.optim_reference.vgg import BackboneConfig, load_backbone
+
+# The coarsest multi-scale level keeps at least this many pixels on its long side, so that
+# relu5_1 (1/16 of the input) still has a few positions.
+MIN_LEVEL_SIDE = 64
+
+
+@dataclass
+class MattingConfig:
+    """The photorealism term's matting Laplacian (Levin et al. 2008)."""
+
+    radius: int = 1  # 3x3 windows
+    eps: float = 1e-7
+    method: str = "auto"  # "auto" | "sparse" | "matrix_free"
+
+
+@dataclass
+class StylizeConfig:
+    """Every setting of a reference-optimiser run; the paper's values by default."""
+
+    size: int = 700  # long side of the working resolution (never upscaled)
+    iters: int = 1000  # L-BFGS iterations per stage
+    stages: int = 2  # 1: segmented neural style only; 2: + photorealism stage
+    multiscale: bool = False
+    levels: int = 3  # multi-scale pyramid levels, factor 2 apart
+    postfilter: bool = True
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    snapshot_every: int = 0  # 0: no snapshots
+    labels: LabelPolicy = field(default_factory=LabelPolicy)
+    history_size: int = LBFGS_HISTORY
+    weights: LossWeights = field(default_factory=LossWeights)
+    matting: MattingConfig = field(default_factory=MattingConfig)
+    post: PostFilterConfig = field(default_factory=PostFilterConfig)
+
+    def validate(self) -> None:
+        if self.size < 16:
+            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+        if self.iters < 0:
+            raise ValueError(f"iters must be >= 0, got {self.iters}")
+        if self.stages not in (1, 2):
+            raise ValueError(f"stages must be 1 or 2, got {self.stages}")
+        if self.levels < 1:
+            raise ValueError(f"levels must be >= 1, got {self.levels}")
+
+
+@dataclass
+class StylizeResult:
+    image: np.ndarray  # (H, W, 3) float32 in [0, 1], the content's full resolution
+    working_image: np.ndarray  # the optimiser's output at the working size, before filtering
+    report: dict
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; an unavailable CUDA request is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == size:
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an integer label map (labels are never interpolated)."""
+    t = torch.from_numpy(labels.astype(np.int64))[None, None].double()
+    return F.interpolate(t, size=size, mode="nearest").long()[0, 0].numpy()
+
+
+def _fit_long_side(shape: tuple[int, int], long_side: int) -> tuple[int, int]:
+    h, w = shape
+    scale = min(1.0, long_side / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def level_size(size: tuple[int, int], level: int) -> tuple[int, int]:
+    """Size of multi-scale level ``level`` (0 = ``size`` itself, each level half the last)."""
+    return max(1, round(size[0] / 2**level)), max(1, round(size[1] / 2**level))
+
+
+def multiscale_schedule(cfg: StylizeConfig, size: tuple[int, int]) -> list[tuple[int, int, int]]:
+    """``(level, stage, iterations)`` in run order; level 0 is the working size.
+
+    Single scale: the published ``stages x iters`` at level 0. Multi-scale: both stages at
+    the coarsest level (cheap: 1/4^level of the pixels), then only the full objective,
+    with fewer iterations, at each finer level starting from the upsampled result.
+    """
+    if not cfg.multiscale:
+        return [(0, s, cfg.iters) for s in range(3 - cfg.stages, 3)]
+    levels = 1
+    while levels < cfg.levels and max(size) / 2**levels >= MIN_LEVEL_SIDE:
+        levels += 1
+    coarsest = levels - 1
+    plan = [(coarsest, s, cfg.iters) for s in range(3 - cfg.stages, 3)]
+    for level in range(coarsest - 1, -1, -1):
+        plan.append((level, 2 if cfg.stages == 2 else 1, max(1, cfg.iters // 2 ** (4 - level))))
+    return plan
+
+
+def prepare_labels(
+    content_labels: np.ndarray | None,
+    style_labels: np.ndarray | None,
+    content: np.ndarray,
+    style: np.ndarray,
+    policy: LabelPolicy,
+    relation=None,
+) -> tuple[np.ndarray | None, np.ndarray | None, dict]:
+    """Make the two label maps consistent: tiny regions merged, orphans remapped.
+
+    Returns the new maps (``None`` for one region) and a JSON-ready report of what changed.
+    """
+    if content_labels is None and style_labels is None:
+        return None, None, {"label_ids": [0], "one_region": True}
+    if content_labels is None or style_labels is None:
+        raise ValueError("give masks for both the content and the style, or for neither")
+    content_labels, style_labels, info = apply_label_policy(
+        content_labels, style_labels, content, style, policy, relation
+    )
+    info = {
+        k: ({str(a): int(b) for a, b in v.items()} if isinstance(v, dict) else v)
+        for k, v in info.items()
+    }
+    if not info["label_ids"]:
+        raise ValueError("the content mask labels no pixel (every pixel matches no label)")
+    return content_labels, style_labels, info
+
+
+def stylize(
+    content: np.ndarray,
+    style: np.ndarray,
+    content_labels: np.ndarray | None = None,
+    style_labels: np.ndarray | None = None,
+    config: StylizeConfig | None = None,
+    backbone: BackboneConfig | None = None,
+    *,
+    callback: Callable[[IterationEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    tensorboard_dir: str | None = None,
+) -> StylizeResult:
+    """Deep Photo Style Transfer of ``style``'s look onto ``content``.
+
+    Args:
+        content, style: float32 ``(H, W, 3)`` RGB in [0, 1], any sizes.
+        content_labels, style_labels: integer ``(H, W)`` label maps at (or resized to) their
+            image's size, -1 for unlabelled pixels; both or neither (one region).
+        config: run settings (:class:`StylizeConfig`).
+        backbone: which VGG-19 weights (:class:`BackboneConfig`).
+        callback: receives an :class:`IterationEvent` after every iteration.
+        should_stop: polled after every iteration; True cancels the run, keeping the
+            current result.
+        tensorboard_dir: write per-term scalars and snapshots there.
+
+    Returns:
+        The output at the content's full resolution (when post-filtered; else at the working
+        size), the optimiser's working-size output, and a JSON-ready report. Ctrl-C stops
+        the run and returns what it has, with ``report["interrupted"] = True``.
+    """
+    cfg = config or StylizeConfig()
+    cfg.validate()
+    backbone_cfg = backbone or BackboneConfig()
+    t_start = time.perf_counter()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+
+    work_hw = _fit_long_side(content.shape[:2], cfg.size)
+    style_hw = _fit_long_side(style.shape[:2], cfg.size)
+    content_full = to_tensor(content).to(device)
+    content_work = _resize(content_full, work_hw)
+    style_work = _resize(to_tensor(style).to(device), style_hw)
+
+    if content_labels is not None:
+        content_labels = _resize_labels(content_labels, work_hw)
+    if style_labels is not None:
+        style_labels = _resize_labels(style_labels, style_hw)
+    content_labels, style_labels, label_info = prepare_labels(
+        content_labels,
+        style_labels,
+        from_tensor(content_work),
+        from_tensor(style_work),
+        cfg.labels,
+    )
+
+    net, identity = load_backbone(backbone_cfg, device)
+    writer = None
+    if tensorboard_dir:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(tensorboard_dir)
+
+    plan = multiscale_schedule(cfg, work_hw)
+    objectives: dict[int, Objective] = {}
+    stages_report: list[dict] = []
+    image: torch.Tensor | None = None
+    interrupted = cancelled = False
+    global_step = 0
+
+    def objective_at(level: int) -> Objective:
+        if level not in objectives:
+            objectives.clear()  # one level at a time keeps memory bounded
+            hw, shw = level_size(work_hw, level), level_size(style_hw, level)
+            c = _resize(content_work, hw)
+            s = _resize(style_work, shw)
+            cm = sm = None
+            if content_labels is not None:
+                ids = label_info["label_ids"]
+                cm = labels_to_masks(
+                    torch.from_numpy(_resize_labels(content_labels, hw))[None], ids
+                )
+                sm = labels_to_masks(torch.from_numpy(_resize_labels(style_labels, shw))[None], ids)
+                cm, sm = cm.to(device), sm.to(device)
+            matting = None
+            if cfg.stages == 2 and cfg.weights.photorealism:
+                m = cfg.matting
+                matting = MattingLaplacian.build(c, radius=m.radius, eps=m.eps, method=m.method)
+            objectives[level] = Objective(net, c, s, cm, sm, cfg.weights, matting)
+        return objectives[level]
+
+    for level, stage, iters in plan:
+        obj = objective_at(level)
+        hw = level_size(work_hw, level)
+        if image is None:
+            init = mean_init((1, 3, *hw), cfg.seed, device)
+        else:
+            init = _resize(image, hw)
+
+        def on_iteration(it, terms, current, _level=level, _stage=stage, _iters=iters):
+            nonlocal global_step
+            global_step += 1
+            if writer is not None:
+                for k, v in terms.items():
+                    writer.add_scalar(f"loss/{k}", v, global_step)
+                if cfg.snapshot_every and it % cfg.snapshot_every == 0:
+                    writer.add_image("output", current[0].clamp(0, 1), global_step)
+            if callback is not None:
+                callback(IterationEvent(_level, _stage, it, _iters, terms, lambda: current))
+
+        result: StageResult = run_lbfgs(
+            obj,
+            init,
+            iters,
+            stage_weights(cfg.weights, stage),
+            history_size=cfg.history_size,
+            on_iteration=on_iteration,
+            should_stop=should_stop,
+        )
+        image = result.image
+        stages_report.append(
+            {
+                "level": level,
+                "size": list(image.shape[-2:]),
+                "stage": stage,
+                "iterations": result.iterations,
+                "planned_iterations": iters,
+                "status": result.status,
+                "seconds": round(result.seconds, 3),
+                "start": result.start,
+                "end": result.end,
+            }
+        )
+        if result.status == "interrupted":
+            interrupted = True
+            break
+        if result.status == "cancelled":
+            cancelled = True
+            break
+
+    assert image is not None
+    if tuple(image.shape[-2:]) != work_hw:
+        image = _resize(image, work_hw)
+    working = image.clamp(0, 1)
+    t_post = time.perf_counter()
+    if cfg.postfilter:
+        final = smooth_local_affine(content_work, working, cfg.post, full_res_content=content_full)
+    else:
+        final = working
+    post_seconds = time.perf_counter() - t_post
+    if writer is not None:
+        writer.add_image("final", final[0].clamp(0, 1), global_step)
+        writer.close()
+
+    report = {
+        "dpst_version": __version__,
+        "method": "reference optimiser (Deep Photo Style Transfer)",
+        "config": asdict(cfg),
+        "backbone": identity,
+        "device": str(device),
+        "sizes": {
+            "content": list(content.shape[:2]),
+            "style": list(style.shape[:2]),
+            "working": list(work_hw),
+            "style_working": list(style_hw),
+            "output": list(final.shape[-2:]),
+        },
+        "labels": label_info,
+        "stages": stages_report,
+        "postfilter": {"applied": cfg.postfilter, "seconds": round(post_seconds, 3)},
+        "seconds": round(time.perf_counter() - t_start, 3),
+        "interrupted": interrupted,
+        "cancelled": cancelled,
+    }
+    return StylizeResult(from_tensor(final), from_tensor(working), report)

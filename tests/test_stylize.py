@@ -1,0 +1,206 @@
+"""The reference optimiser end to end, with the random backbone on tiny images."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dpst.cli import main
+from dpst.imageio import read_image, write_image
+from dpst.optim_reference.optimize import mean_init, run_lbfgs
+from dpst.optim_reference.postfilter import PostFilterConfig
+from dpst.optim_reference.stylize import StylizeConfig, multiscale_schedule, stylize
+from dpst.optim_reference.vgg import BackboneConfig
+from tests.conftest import sample_photo
+
+RANDOM = BackboneConfig(name="random", seed=0)
+
+
+def _pair(size=64):
+    return sample_photo("chelsea", size), sample_photo("coffee", size)
+
+
+@pytest.fixture(scope="module")
+def two_stage_run():
+    content, style = _pair()
+    cfg = StylizeConfig(size=64, iters=60, post=PostFilterConfig(mode="fast"))
+    torch.set_num_threads(2)
+    return content, stylize(content, style, config=cfg, backbone=RANDOM)
+
+
+def test_two_stage_run_lowers_the_objective(two_stage_run):
+    content, result = two_stage_run
+    stage1, stage2 = result.report["stages"]
+    assert (stage1["stage"], stage2["stage"]) == (1, 2)
+    # Stage 1 starts from a flat image, whose total variation is 0 and can only grow.
+    for term in ("content", "style", "total"):
+        assert stage1["end"][term] < stage1["start"][term], term
+    assert stage2["end"]["total"] < stage2["start"]["total"]
+    # The photorealism stage lowers the matting energy of stage 1's result.
+    assert stage2["end"]["photorealism"] < stage2["start"]["photorealism"]
+    assert result.image.shape == content.shape
+    assert np.isfinite(result.image).all()
+    assert result.image.min() >= 0 and result.image.max() <= 1
+
+
+def test_report_names_the_random_backbone(two_stage_run):
+    _, result = two_stage_run
+    report = result.report
+    assert report["backbone"]["random"] is True and report["backbone"]["seed"] == 0
+    assert report["interrupted"] is False
+    assert report["config"]["weights"]["photorealism"] == 1e4
+    json.dumps(report)  # JSON-ready
+
+
+def test_deterministic_for_a_seed():
+    content, style = _pair(32)
+    cfg = StylizeConfig(size=32, iters=3, postfilter=False)
+    a = stylize(content, style, config=cfg, backbone=RANDOM)
+    b = stylize(content, style, config=cfg, backbone=RANDOM)
+    np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_masks_condition_the_style():
+    content, style = _pair(32)
+    cl = np.zeros(content.shape[:2], np.int64)
+    cl[:, content.shape[1] // 2 :] = 1
+    sl = np.zeros(style.shape[:2], np.int64)
+    sl[style.shape[0] // 2 :] = 1
+    cfg = StylizeConfig(size=32, iters=2, postfilter=False)
+    result = stylize(content, style, cl, sl, cfg, RANDOM)
+    assert result.report["labels"]["label_ids"] == [0, 1]
+    with pytest.raises(ValueError, match="both"):
+        stylize(content, style, cl, None, cfg, RANDOM)
+
+
+def test_multiscale_schedule_ends_at_working_size():
+    cfg = StylizeConfig(size=256, iters=1000, multiscale=True, levels=3)
+    plan = multiscale_schedule(cfg, (256, 192))
+    assert plan[0][:2] == (2, 1) and plan[1][:2] == (2, 2)
+    assert plan[-1][0] == 0 and all(stage == 2 for _, stage, _ in plan[2:])
+    single = multiscale_schedule(StylizeConfig(iters=10), (256, 192))
+    assert single == [(0, 1, 10), (0, 2, 10)]
+
+
+def test_non_finite_objective_keeps_last_finite_iterate():
+    calls = {"n": 0}
+
+    class Exploding(torch.nn.Module):
+        def forward(self, x, weights):
+            calls["n"] += 1
+            value = (x**2).flatten(1).sum(1)
+            if calls["n"] >= 4:
+                value = value * float("nan")
+            return {"total": value}
+
+    init = torch.ones(1, 3, 4, 4)
+    from dpst.optim_reference.losses import LossWeights
+
+    result = run_lbfgs(Exploding(), init, 10, LossWeights())
+    assert result.status == "non-finite"
+    assert result.iterations == 3
+    assert torch.isfinite(result.image).all()
+
+
+def test_mean_init_is_the_caffe_mean_colour():
+    x = mean_init((1, 3, 8, 8), seed=0, device="cpu")
+    np.testing.assert_allclose(
+        x.mean((0, 2, 3)).numpy(), [123.68 / 255, 116.779 / 255, 103.939 / 255], atol=1e-4
+    )
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    content, style = _pair(40)
+    write_image(tmp_path / "c.png", content)
+    write_image(tmp_path / "s.jpg", style)
+    out = tmp_path / "out" / "o.png"
+    code = main(
+        [
+            "stylize",
+            str(tmp_path / "c.png"),
+            str(tmp_path / "s.jpg"),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--iters",
+            "2",
+            "--backbone",
+            "random",
+            "--postfilter-mode",
+            "fast",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    assert read_image(out).shape == content.shape
+    report = json.loads(out.with_name("o.png.json").read_text())
+    assert report["backbone"]["random"] is True
+    assert report["config"]["iters"] == 2 and report["config"]["size"] == 32
+    assert "RANDOM backbone" in capsys.readouterr().out
+    # The report reproduces the run through --config.
+    again = tmp_path / "again.png"
+    assert (
+        main(
+            [
+                "stylize",
+                str(tmp_path / "c.png"),
+                str(tmp_path / "s.jpg"),
+                "-o",
+                str(again),
+                "--config",
+                str(out.with_name("o.png.json")),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(read_image(again), read_image(out))
+
+
+@pytest.mark.parametrize(
+    "make_bad, needle",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("hello"), "not a readable image"),
+    ],
+)
+def test_cli_bad_content_file_exits_2_with_one_line(tmp_path, capsys, make_bad, needle):
+    bad = tmp_path / "bad.png"
+    make_bad(bad)
+    write_image(tmp_path / "s.png", sample_photo("coffee", 16))
+    code = main(
+        [
+            "stylize",
+            str(bad),
+            str(tmp_path / "s.png"),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--backbone",
+            "random",
+            "--quiet",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert needle in err and str(bad) in err and len(err.splitlines()) == 1
+
+
+def test_cli_rejects_one_mask_and_bad_settings(tmp_path, capsys):
+    write_image(tmp_path / "c.png", sample_photo("chelsea", 16))
+    args = [
+        "stylize",
+        str(tmp_path / "c.png"),
+        str(tmp_path / "c.png"),
+        "-o",
+        str(tmp_path / "o.png"),
+        "--backbone",
+        "random",
+        "--quiet",
+    ]
+    assert main([*args, "--content-mask", str(tmp_path / "c.png")]) == 2
+    assert "together" in capsys.readouterr().err
+    assert main([*args, "--size", "4"]) == 2
+    assert "size" in capsys.readouterr().err
