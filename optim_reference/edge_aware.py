@@ -58,9 +58,10 @@ def separable_joint_bilateral(
 ) -> torch.Tensor:
     """:func:`joint_bilateral`'s weights along rows, then along columns.
 
-    An approximation: exact for the spatial part, but the range weight of a diagonal
-    neighbour is the product of two one-step range weights, so thin diagonal structures
-    are smoothed a little differently. Same arguments and result shape.
+    An approximation: the spatial part is exact, but a diagonal neighbour q of p is
+    reached through the pixel in p's row and q's column, with that pixel's range weights,
+    so thin diagonal structures are smoothed a little differently. Same arguments and
+    result shape.
     """
     offsets = range(1, radius + 1)
     rows = _filter(x, guide, [(0, d) for d in offsets], radius, edge)

@@ -106,7 +106,8 @@ def test_bands_give_the_same_result(monkeypatch, mode):
     content = to_batch(smooth_random_image(rng, (23, 17)))
     output = to_batch(rng.random((23, 17, 3)))
     full = torch.nn.functional.interpolate(content, size=(46, 34), mode="bilinear")
-    config = PostFilterConfig(radius=7 if mode == "fast" else 4, edge=0.1, mode=mode)
+    # radius 14 in fast mode: subsampled by 2, with padding (odd sizes) and upsampling bands
+    config = PostFilterConfig(radius=14 if mode == "fast" else 4, edge=0.1, mode=mode)
     want = smooth_local_affine(content, output, config)
     want_full = smooth_local_affine(content, output, config, full_res_content=full)
     monkeypatch.setattr(postfilter, "_FIT_BAND_PIXELS", 17 * 4)
@@ -164,8 +165,8 @@ def test_huge_edge_is_a_normalised_gaussian_of_the_maps():
 
 def test_full_res_with_equal_sizes_is_the_working_result():
     rng = np.random.default_rng(4)
-    content = to_batch(smooth_random_image(rng, (12, 15)))
-    output = to_batch(rng.random((12, 15, 3)))
+    content = to_batch(*(smooth_random_image(rng, (12, 15)) for _ in range(2)))
+    output = to_batch(*(rng.random((12, 15, 3)) for _ in range(2)))
     config = PostFilterConfig(radius=3, edge=0.1)
     want = smooth_local_affine(content, output, config)
     got = smooth_local_affine(content, output, config, full_res_content=content.clone())
