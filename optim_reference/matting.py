@@ -31,7 +31,7 @@ from torch.autograd.function import once_differentiable
 
 from dpst.errors import InputError
 from dpst.optim_reference.boxfilter import window_size
-from dpst.optim_reference.matting_sparse import csr_from_windows, stencil_span
+from dpst.optim_reference.matting_sparse import csr_from_image, stencil_span
 from dpst.optim_reference.matting_windows import (
     matrix_free_product,
     whitened_window_colours,
@@ -101,15 +101,13 @@ def matting_laplacian_sparse(
     batch = as_image_batch(image, radius)
     if batch.shape[0] != 1:
         raise InputError(f"expected one image; got a batch of {batch.shape[0]}")
-    z = whitened_window_colours(batch, radius, eps, torch.float64)[0]
-    return csr_from_windows(z, radius, batch.shape[-2], batch.shape[-1])
+    return csr_from_image(batch, radius, eps)
 
 
-def sparse_build_bytes(batch: int, height: int, width: int, radius: int) -> int:
-    """Rough peak memory of building the explicit matrices (float64 windows + stencil +
-    its transposed copy + column indices), used by ``method="auto"``."""
-    n, s = window_size(radius) ** 2, stencil_span(radius) ** 2
-    return batch * height * width * (8 * 3 * n + (8 + 8 + 4) * s)
+def sparse_matrix_bytes(batch: int, height: int, width: int, radius: int) -> int:
+    """Memory of the explicit matrices (float64 values and int32 columns, ``(4r+1)^2`` per
+    row), which is also about the peak of building them; used by ``method="auto"``."""
+    return batch * height * width * (8 + 4) * stencil_span(radius) ** 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,12 +159,11 @@ class MattingLaplacian:
             raise InputError(f"dtype must be torch.float32 or torch.float64; got {dtype}")
         b, _, h, w = image.shape
         if method == "auto":
-            fits = sparse_build_bytes(b, h, w, radius) <= memory_budget_bytes
+            fits = sparse_matrix_bytes(b, h, w, radius) <= memory_budget_bytes
             method = "sparse" if device.type == "cpu" and fits else "matrix_free"
         common = dict(radius=radius, eps=eps, shape=(b, h, w), device=device, dtype=dtype)
         if method == "sparse":
-            z = whitened_window_colours(image, radius, eps, torch.float64)
-            matrices = tuple(csr_from_windows(zb, radius, h, w) for zb in z)
+            matrices = tuple(csr_from_image(image[i : i + 1], radius, eps) for i in range(b))
             return cls(method="sparse", matrices=matrices, **common)
         z = whitened_window_colours(image.to(device), radius, eps, dtype)
         return cls(method="matrix_free", windows=z, **common)

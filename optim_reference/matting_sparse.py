@@ -2,9 +2,10 @@
 
 Row ``i`` of ``M`` has at most ``(4r+1)^2`` entries, at pixel offsets ``(dy, dx)`` with
 ``|dy|, |dx| <= 2r``. The entries are accumulated as a *stencil*, one image-shaped plane per
-offset, with one vectorised slice update per pair of window positions: no per-pixel loop,
-and half the pairs are skipped because ``M`` is symmetric. Same convention as Levin et al.
-and pymatting's ``cf_laplacian``: only windows lying fully inside the image contribute.
+offset, with vectorised slice updates per unordered pair of window positions (each window
+block is symmetric): no per-pixel loop, and bands of window rows keep the work in cache.
+Same convention as Levin et al. and pymatting's ``cf_laplacian``: only windows lying fully
+inside the image contribute.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import scipy.sparse
 import torch
 
 from dpst.optim_reference.boxfilter import window_size
-from dpst.optim_reference.matting_windows import window_counts, window_offsets
+from dpst.optim_reference.matting_windows import (
+    row_chunks,
+    whiten_band,
+    window_offsets,
+)
+
+# Float64 elements of window data per band (32 MB): the band's stencil stays cache-sized.
+_BAND_ELEMENTS = 1 << 22
 
 
 def stencil_span(radius: int) -> int:
@@ -22,67 +30,104 @@ def stencil_span(radius: int) -> int:
     return 4 * radius + 1
 
 
-def _stencil(z: torch.Tensor, radius: int, height: int, width: int) -> torch.Tensor:
-    """``values[s, y, x] = M[(y, x), (y + dy_s, x + dx_s)]``, zero where that leaves the image.
+def _shared_windows(pixels: int, windows: int, offset: int, radius: int) -> torch.Tensor:
+    """Along one axis: for each pixel ``p``, how many of the window starts ``0..windows-1``
+    give a window (of ``2r+1`` pixels) holding both ``p`` and ``p + offset``."""
+    p = torch.arange(pixels, dtype=torch.float64)
+    low = torch.clamp(torch.maximum(p, p + offset) - 2 * radius, min=0)
+    high = torch.clamp(torch.minimum(p, p + offset), max=windows - 1)
+    return (high - low + 1).clamp_(min=0)
+
+
+def _band_stencil(z: torch.Tensor, radius: int, width: int) -> torch.Tensor:
+    """The contributions of one band of windows to the rows of ``M`` its pixels index.
 
     Args:
-        z: ``(n, 3, H-2r, W-2r)`` float64 whitened window colours of one image.
+        z: ``(n, 3, rows, W-2r)`` float64 whitened window colours of the band's windows.
 
     Returns:
-        ``(S, H, W)`` float64 with ``S = (4r+1)^2``, offsets in raster order.
+        ``(S, rows+2r, W)`` float64 with ``S = (4r+1)^2``: ``[s, y, x]`` is the band's part
+        of ``M[(y, x), (y + dy_s, x + dx_s)]`` (offsets in raster order, pixel rows counted
+        from the band's first row).
     """
     n = window_size(radius) ** 2
     span = stencil_span(radius)
-    hk, wk = height - 2 * radius, width - 2 * radius
+    last = span * span - 1
+    rows, wk = z.shape[-2], z.shape[-1]
     offsets = window_offsets(radius)
-    values = torch.zeros((span * span, height, width), dtype=torch.float64, device=z.device)
-    pair = torch.empty((hk, wk), dtype=torch.float64, device=z.device)
-    # Upper half: window positions o1 <= o2 in raster order, so offset o2 - o1 is >= 0.
+    values = torch.empty((span * span, rows + 2 * radius, width), dtype=z.dtype, device=z.device)
+    # The image-independent part, Id_n - 11^T / n summed over windows, in closed form: a
+    # pixel pair at offset (dy, dx) shares (windows along y) * (windows along x) windows.
+    for s in range(span * span):
+        dy, dx = s // span - 2 * radius, s % span - 2 * radius
+        shared = torch.outer(
+            _shared_windows(rows + 2 * radius, rows, dy, radius),
+            _shared_windows(width, wk, dx, radius),
+        )
+        values[s] = shared * ((1.0 if dy == dx == 0 else 0.0) - 1.0 / n)
+    pair = torch.empty((rows, wk), dtype=z.dtype, device=z.device)
+    # Each unordered pair of window positions once; the block is symmetric, so the pair's
+    # value goes to offset d at the first pixel and to offset -d at the second.
     for i1, (y1, x1) in enumerate(offsets):
-        for y2, x2 in offsets[i1:]:
-            i2 = y2 * window_size(radius) + x2
+        for i2 in range(i1, n):
+            y2, x2 = offsets[i2]
             s = (y2 - y1 + 2 * radius) * span + (x2 - x1 + 2 * radius)
             torch.mul(z[i1, 0], z[i2, 0], out=pair)
-            pair.addcmul_(z[i1, 1], z[i2, 1]).addcmul_(z[i1, 2], z[i2, 2]).add_(1.0 / n)
-            values[s, y1 : y1 + hk, x1 : x1 + wk].sub_(pair)
-    centre = (span * span) // 2
-    values[centre] += window_counts(height, width, radius, values)[0, 0]
-    # Lower half by symmetry: M[i, i - d] = M[i - d, i].
-    for s in range(centre + 1, span * span):
-        dy, dx = s // span - 2 * radius, s % span - 2 * radius
-        y0, y1 = max(0, dy), height + min(0, dy)
-        x0, x1 = max(0, dx), width + min(0, dx)
-        values[span * span - 1 - s, y0:y1, x0:x1] = values[s, y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+            pair.addcmul_(z[i1, 1], z[i2, 1]).addcmul_(z[i1, 2], z[i2, 2])
+            values[s, y1 : y1 + rows, x1 : x1 + wk].sub_(pair)
+            if i2 != i1:
+                values[last - s, y2 : y2 + rows, x2 : x2 + wk].sub_(pair)
     return values
 
 
-def csr_from_windows(
-    z: torch.Tensor, radius: int, height: int, width: int
-) -> scipy.sparse.csr_matrix:
-    """The matting Laplacian of one image from its float64 whitened window colours.
+def csr_from_image(image: torch.Tensor, radius: int, eps: float) -> scipy.sparse.csr_matrix:
+    """The matting Laplacian of one image, built band by band of window rows.
 
     Args:
-        z: ``(n, 3, H-2r, W-2r)`` float64 (see ``whitened_window_colours``).
+        image: ``(1, 3, H, W)`` in [0, 1], ``H, W >= 2r+1`` (validated by the caller).
 
     Returns:
         ``(H*W, H*W)`` float64 CSR matrix, pixels in row-major order, canonical format.
     """
+    _, _, height, width = image.shape
+    n = window_size(radius) ** 2
+    span = stencil_span(radius)
+    n_offsets = span * span
+    halo = 2 * radius
+    # Row-major (pixel, offset) layout is CSR's data array with a fixed row length. Bands
+    # keep the float64 window data and stencil in cache and out of the peak memory.
+    data = torch.empty((height, width, n_offsets), dtype=torch.float64)
+    for a, e in row_chunks(height - halo, n * 3 * width, _BAND_ELEMENTS):
+        z = torch.empty((1, n, 3, e - a, width - halo), dtype=torch.float64)
+        whiten_band(image[:, :, a : e + halo].to(torch.float64), radius, eps, z)
+        band = _band_stencil(z[0], radius, width).permute(1, 2, 0)
+        if a == 0:
+            data[: e + halo] = band
+        else:  # the first 2r pixel rows also belong to the previous band's windows
+            data[a : a + halo] += band[:halo]
+            data[a + halo : e + halo] = band[halo:]
+    return _csr_from_stencil(data.numpy(), radius)
+
+
+def _csr_from_stencil(data: np.ndarray, radius: int) -> scipy.sparse.csr_matrix:
+    """CSR from ``(H, W, S)`` stencil values, dropping offsets that leave the image."""
+    height, width, n_offsets = data.shape
     span = stencil_span(radius)
     n_pixels = height * width
-    # Row-major (pixel, offset) layout is CSR's data array with a fixed row length; the
-    # transposing copy runs on torch's threads.
-    data = _stencil(z, radius, height, width).permute(1, 2, 0).contiguous().cpu().numpy()
     dy = np.repeat(np.arange(span) - 2 * radius, span)
     dx = np.tile(np.arange(span) - 2 * radius, span)
-    index_dtype = np.int32 if n_pixels * span * span < np.iinfo(np.int32).max else np.int64
+    index_dtype = np.int32 if n_pixels * n_offsets < np.iinfo(np.int32).max else np.int64
     columns = np.arange(n_pixels, dtype=index_dtype)[:, None] + (dy * width + dx).astype(
         index_dtype
     )
-    # Offsets that leave the image hold exact zeros (no window ever wrote them); clipping
-    # their columns keeps them in range and eliminate_zeros() then drops them, leaving
-    # sorted, duplicate-free rows. Faster than boolean masking of the whole stencil.
-    np.clip(columns, 0, n_pixels - 1, out=columns)
-    indptr = np.arange(0, n_pixels * span * span + 1, span * span, dtype=index_dtype)
+    # Offsets that leave the image hold exact zeros (no window ever wrote them); putting
+    # their columns in range lets eliminate_zeros() drop them, leaving sorted, duplicate-
+    # free rows: faster than boolean masking of the whole stencil. Only the first and last
+    # 2r+1 rows can point outside [0, N).
+    border = (2 * radius + 1) * width
+    np.clip(columns[:border], 0, n_pixels - 1, out=columns[:border])
+    np.clip(columns[-border:], 0, n_pixels - 1, out=columns[-border:])
+    indptr = np.arange(0, n_pixels * n_offsets + 1, n_offsets, dtype=index_dtype)
     matrix = scipy.sparse.csr_matrix(
         (data.reshape(-1), columns.reshape(-1), indptr), shape=(n_pixels, n_pixels)
     )
