@@ -24,25 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from dpst.imageio import to_uint8, write_image
-from dpst.optim_reference.palette import PAPER_PALETTE
-
-# Every channel is 0, 128, 192 or 255 and no two are alike; each lies at least 32 levels
-# (0-255 scale) away from every blend of two paper colours, past the 25.5 tolerance (tested).
-EXTENDED_COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
-    ("yellowgreen", (0x80, 0xC0, 0x00)),
-    ("seagreen", (0x00, 0xC0, 0x80)),
-    ("brown", (0xC0, 0x80, 0x00)),
-    ("peach", (0xFF, 0xC0, 0x80)),
-    ("violet", (0x80, 0x00, 0xC0)),
-    ("pink", (0xFF, 0x80, 0xC0)),
-    ("steelblue", (0x00, 0x80, 0xC0)),
-    ("raspberry", (0xC0, 0x00, 0x80)),
-    ("paleblue", (0x80, 0xC0, 0xFF)),
-    ("palegreen", (0xC0, 0xFF, 0x80)),
-    ("lavender", (0xC0, 0x80, 0xFF)),
-    ("mint", (0x80, 0xFF, 0xC0)),
-)
-MASK_PALETTE = PAPER_PALETTE + EXTENDED_COLOURS
+from dpst.optim_reference.palette import MASK_PALETTE
 
 OVERLAY_ALPHA = 0.5  # weight of the label colour over the photo
 PANEL_GAP = 8  # pixels of white between the two halves of a side-by-side picture

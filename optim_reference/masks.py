@@ -40,7 +40,7 @@ from dpst.errors import InputError
 from dpst.imageio import open_image, pil_to_rgb_array, warn
 
 from .labels import UNLABELLED, LabelPolicy, apply_label_policy, merge_small_regions, remap_orphans
-from .palette import COLOUR_TOLERANCE, PAPER_PALETTE
+from .palette import COLOUR_TOLERANCE, MASK_PALETTE, PAPER_PALETTE
 from .vgg import VGG19_LAYER_INDEX, VGG19_LAYOUT
 
 # The label policy lives in labels.py; it is re-exported here, the one place callers import
@@ -68,6 +68,7 @@ UNLABELLED_WARN_FRACTION = 0.1
 MASK_KINDS = ("auto", "colour", "labels")
 
 _PALETTE_U8 = np.array([rgb for _, rgb in PAPER_PALETTE], dtype=np.uint8)
+_MASK_PALETTE_U8 = np.array([rgb for _, rgb in MASK_PALETTE], dtype=np.uint8)
 _WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _SINGLE_8BIT = {"L", "P", "1", "LA", "PA", "La"}
 
@@ -75,8 +76,9 @@ _SINGLE_8BIT = {"L", "P", "1", "LA", "PA", "La"}
 def decode_colour_mask(rgb: np.ndarray) -> np.ndarray:
     """Colour mask ``(H,W,3)`` (float in [0,1] or uint8; extra channels ignored) -> labels.
 
-    Returns int64 ``(H,W)``: the index into ``PAPER_PALETTE`` of the colour every channel of
-    which is strictly within ``COLOUR_TOLERANCE`` (0-1 scale), else ``-1``.
+    Returns int64 ``(H,W)``: the index into ``MASK_PALETTE`` (the paper's nine colours, then
+    the extended ones) of the colour every channel of which is strictly within
+    ``COLOUR_TOLERANCE`` (0-1 scale), else ``-1``.
     """
     arr = np.asarray(rgb)
     if arr.ndim != 3 or arr.shape[2] < 3:
@@ -85,7 +87,7 @@ def decode_colour_mask(rgb: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
         x /= 255.0
     labels = np.full(arr.shape[:2], UNLABELLED, dtype=np.int64)
-    for index, colour in enumerate(_PALETTE_U8.astype(np.float32) / 255.0):
+    for index, colour in enumerate(_MASK_PALETTE_U8.astype(np.float32) / 255.0):
         labels[np.all(np.abs(x - colour) < COLOUR_TOLERANCE, axis=-1)] = index
     return labels
 
