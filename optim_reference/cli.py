@@ -1,4 +1,8 @@
-"""``dpst stylize``: a thin command-line layer over :func:`optim_reference.stylize.stylize`."""
+"""The optimiser's command-line options and the mask-file half of ``dpst stylize``.
+
+``serve/stylize_cli.py`` registers ``dpst stylize``: it adds automatic masks (which need
+``models``) on top of :func:`run`, since this package imports nothing above it.
+"""
 
 from __future__ import annotations
 
@@ -87,7 +91,12 @@ def build_configs(args: argparse.Namespace):
     return cfg, backbone
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, auto_masks=None) -> int:
+    """Run ``dpst stylize`` with mask files, or with ``auto_masks(content, style, cfg)``.
+
+    ``auto_masks`` is called when no mask file is given; it returns ``(content_labels,
+    style_labels, report)`` or ``None`` for one region.
+    """
     from dataclasses import asdict
 
     from tqdm import tqdm
@@ -106,11 +115,20 @@ def run(args: argparse.Namespace) -> int:
     content = read_image(args.content)
     style = read_image(args.style)
     content_labels = style_labels = None
+    masks_info: dict = {"source": "none"}
     if bool(args.content_mask) != bool(args.style_mask):
         raise InputError("give --content-mask and --style-mask together, or neither")
     if args.content_mask:
         content_labels = read_mask(args.content_mask, content.shape[:2])
         style_labels = read_mask(args.style_mask, style.shape[:2])
+        masks_info = {"source": "files"}
+    elif auto_masks is not None:
+        found = auto_masks(content, style, cfg)
+        if found is not None:
+            content_labels, style_labels, auto_report = found
+            masks_info = {"source": "automatic", **auto_report}
+    if not args.quiet:
+        print(f"masks: {masks_info['source']}")
 
     snapshot_dir = out.with_name(out.stem + ".snapshots")
     from dpst.optim_reference.stylize import _fit_long_side
@@ -149,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         "style_mask": args.style_mask,
     }
     report["config"]["backbone"] = asdict(backbone)
+    report["masks"] = masks_info
     write_image(out, result.image)
     write_json(out.with_name(out.name + ".json"), report)
     ident = report["backbone"]

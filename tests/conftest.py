@@ -5,6 +5,8 @@ The project's tests never read ../shared/data; they use scikit-image's bundled s
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,10 @@ def sample_photo(name: str = "chelsea", long_side: int | None = None) -> np.ndar
 def photo() -> np.ndarray:
     """A 64 px-long-side real photo (scikit-image's 'chelsea')."""
     return sample_photo("chelsea", 64)
+
+
+# Tests never reach a model hub: loading code must find local files or fail in one line.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)

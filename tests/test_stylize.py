@@ -131,6 +131,8 @@ def test_cli_end_to_end(tmp_path, capsys):
             "--postfilter-mode",
             "fast",
             "--quiet",
+            "--masks",
+            "none",
         ]
     )
     assert code == 0
@@ -152,6 +154,8 @@ def test_cli_end_to_end(tmp_path, capsys):
                 "--config",
                 str(out.with_name("o.png.json")),
                 "--quiet",
+                "--masks",
+                "none",
             ]
         )
         == 0
@@ -181,6 +185,8 @@ def test_cli_bad_content_file_exits_2_with_one_line(tmp_path, capsys, make_bad, 
             "--backbone",
             "random",
             "--quiet",
+            "--masks",
+            "none",
         ]
     )
     err = capsys.readouterr().err.strip()
@@ -199,8 +205,44 @@ def test_cli_rejects_one_mask_and_bad_settings(tmp_path, capsys):
         "--backbone",
         "random",
         "--quiet",
+        "--masks",
+        "none",
     ]
     assert main([*args, "--content-mask", str(tmp_path / "c.png")]) == 2
     assert "together" in capsys.readouterr().err
     assert main([*args, "--size", "4"]) == 2
     assert "size" in capsys.readouterr().err
+
+
+def _write_pair(tmp_path, size=24):
+    write_image(tmp_path / "c.png", sample_photo("chelsea", size))
+    write_image(tmp_path / "s.png", sample_photo("coffee", size))
+    return [str(tmp_path / "c.png"), str(tmp_path / "s.png")]
+
+
+FAST = ["--size", "24", "--iters", "1", "--backbone", "random", "--no-postfilter"]
+
+
+def test_cli_automatic_masks_with_a_segmenter(tmp_path, capsys):
+    from tests.tiny_segformer import save_tiny_segformer
+
+    weights = save_tiny_segformer(tmp_path / "tiny")
+    out = tmp_path / "o.png"
+    args = ["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST, "--seg-weights"]
+    assert main([*args, str(weights)]) == 0
+    report = json.loads(out.with_name("o.png.json").read_text())
+    assert report["masks"]["source"] == "automatic"
+    assert report["labels"]["label_ids"]
+    assert "masks: automatic" in capsys.readouterr().out
+
+
+def test_cli_automatic_masks_fall_back_to_one_region(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    out = tmp_path / "o.png"
+    assert main(["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "no automatic masks" in captured.err and "using one region" in captured.err
+    assert json.loads(out.with_name("o.png.json").read_text())["masks"]["source"] == "none"
+    assert main(["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST, "--masks", "none"]) == 0
+    assert "no automatic masks" not in capsys.readouterr().err
