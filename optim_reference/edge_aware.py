@@ -2,8 +2,9 @@
 
 - :func:`joint_bilateral`: the exact filter of the published code, vectorised in torch;
 - :func:`separable_joint_bilateral`: the same weights applied along rows, then columns
-  (Pham and van Vliet 2005), about ``radius`` times cheaper; the post-filter's fast mode;
-- :func:`joint_bilateral_upsample`: low-resolution maps to a larger guide (Kopf et al. 2007).
+  (Pham and van Vliet 2005), about ``radius`` times cheaper, for the fast mode;
+- :func:`upsample_bands`: joint bilateral upsampling of low-resolution maps to a larger
+  guide (Kopf et al. 2007), band by band.
 
 The range distance is always the mean over the three channels of the squared difference
 of the guide's colours; windows at the border are clipped to the image.
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 SYM3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 # Row bands of about this many pixels: the band's accumulator and its neighbours stay in
 # cache across window offsets, and temporaries stay bounded at any image size.
-_BILATERAL_BAND_PIXELS = 1 << 17
+_BILATERAL_BAND_PIXELS = 1 << 16
 _UPSAMPLE_BAND_PIXELS = 1 << 18
 # Log-weights are clamped from below here: weights under exp(-50) ~ 2e-22 of the centre
 # weight (1) are raised to it, far below float64 tolerances, whereas float32 exp would
@@ -124,10 +125,8 @@ def _add_offset_pair(
         )
 
 
-def joint_bilateral_upsample(
-    x: torch.Tensor, guide_low: torch.Tensor, guide: torch.Tensor, edge: float
-) -> torch.Tensor:
-    """Upsample ``x`` from ``guide_low``'s size to ``guide``'s, keeping edges of ``guide``.
+def upsample_bands(x: torch.Tensor, guide_low: torch.Tensor, guide: torch.Tensor, edge: float):
+    """Joint bilateral upsampling of ``x`` from ``guide_low``'s size to ``guide``'s, by bands.
 
     Each output pixel blends its four bilinear neighbours (half-pixel centres, clamped at
     the border), weighted by bilinear weight times
@@ -139,19 +138,11 @@ def joint_bilateral_upsample(
         guide: ``(B, 3, H, W)``, ``H >= h``, ``W >= w``.
         edge: range sigma > 0.
 
-    Returns:
-        ``(B, C, H, W)`` in ``guide``'s dtype; equal sizes return ``x`` (up to rounding).
+    Yields:
+        ``(r0, r1, rows)``: output rows ``[r0, r1)`` as ``(B, C, r1 - r0, W)`` in ``guide``'s
+        dtype, so that callers use each band and drop it (bounded memory at any size).
+        Equal sizes give ``x`` back (up to rounding).
     """
-    batch, height, width = guide.shape[0], *guide.shape[2:]
-    out = guide.new_empty(batch, x.shape[1], height, width)
-    for r0, r1, band in upsample_bands(x, guide_low, guide, edge):
-        out[:, :, r0:r1] = band
-    return out
-
-
-def upsample_bands(x: torch.Tensor, guide_low: torch.Tensor, guide: torch.Tensor, edge: float):
-    """Yield ``(r0, r1, upsampled rows [r0, r1))`` of :func:`joint_bilateral_upsample`, so
-    that callers can use each band and drop it (bounded memory at any output size)."""
     batch, _, height, width = guide.shape
     channels = x.shape[1]
     low = torch.cat([x, guide_low], 1).to(guide.dtype)
