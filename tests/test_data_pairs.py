@@ -170,3 +170,19 @@ def test_sample_set_and_data_commands(tmp_path, capsys):
 def test_sample_set_without_masks(tmp_path):
     result = write_sample_set(tmp_path, long_side=16, masks=False)
     assert result.report["mode"] == "random" and not result.entries[0].has_masks
+
+
+def test_data_pairs_with_a_local_segformer(tmp_path, monkeypatch):
+    from tests.tiny_segformer import save_tiny_segformer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    weights = save_tiny_segformer(tmp_path / "tiny", input_size=32)
+    photos = _photos(tmp_path / "photos", ["a", "b", "c"], size=(24, 32))
+    manifest = tmp_path / "m.jsonl"
+    args = ["data", "pairs", str(photos), "-o", str(manifest), "--segmenter", "segformer"]
+    assert main([*args, "--segmenter-weights", str(weights)]) == 0
+    entries, problems = check_manifest(manifest)
+    assert problems == [] and len(entries) == 3
+    assert all(e.content_mask.parent == tmp_path / "m.masks" for e in entries)
+    report = json.loads((tmp_path / "m.jsonl.json").read_text())
+    assert report["masks"] == "segmenter" and report["segmenter"]["backend"] == "segformer"
