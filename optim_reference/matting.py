@@ -7,14 +7,16 @@ section 2, 3x3 windows, eps 1e-7); its gradient is ``2 M_I V``.
 
 Two ways to apply ``M_I``, behind one operator built once per content image:
 
-- ``"sparse"``: the explicit matrix (SciPy CSR, float64). On CPU SciPy's product is the
-  fastest we measured, and the matrix is also what the tests compare against pymatting.
-- ``"matrix_free"``: He, Sun, Tang 2010's box-filter form, rewritten on whitened, centred
-  window colours (see ``matting_windows``) so that float32 keeps float32 accuracy; memory
-  stays linear and modest at 4K, and it is the path that runs on a GPU.
+- ``"sparse"``: the explicit matrix (SciPy CSR, float64, any input dtype). On this CPU
+  SciPy's product was the fastest we measured (``python -m bench.matting``), it computes
+  in float64, and the matrix is what the tests compare against pymatting.
+- ``"matrix_free"``: window by window, as He, Sun, Tang 2010 do with box filters, but on
+  whitened, centred window colours computed once in float64 (see ``matting_windows``), so
+  that float32 keeps float32 accuracy where "mean of products minus product of means"
+  cancels catastrophically; memory stays linear and modest at 4K, and it runs on a GPU.
 
-``"auto"`` picks the matrix-free path on GPUs and whenever building the explicit matrix
-would exceed a memory budget, and the sparse path otherwise.
+``"auto"`` picks the matrix-free path on GPUs and whenever the explicit matrix would exceed
+a memory budget, and the sparse path otherwise.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from dpst.optim_reference.matting_windows import (
 # The paper's photorealism term: 3x3 windows, eps 1e-7 (METHOD.md section 2).
 DEFAULT_RADIUS = 1
 DEFAULT_EPS = 1e-7
-# "auto" builds the explicit matrix only while its build peak stays under this.
+# "auto" builds the explicit matrix (and about as much at the peak of building it) only
+# while it stays under this: up to ~7 megapixels at radius 1, so 4K goes matrix-free.
 SPARSE_MEMORY_BUDGET_BYTES = 2 * 1024**3
 
 Method = Literal["auto", "sparse", "matrix_free"]
@@ -144,7 +147,8 @@ class MattingLaplacian:
             image: ``(B, 3, H, W)`` (or see :func:`as_image_batch`), RGB in [0, 1].
             radius, eps: window radius and regulariser (the paper: 1 and 1e-7).
             method: ``"auto"``, ``"sparse"`` or ``"matrix_free"``.
-            device: where products happen and results live (default: the image's).
+            device: where products happen and results live (default: the image's). The
+                sparse path keeps SciPy matrices on the CPU whatever the device.
             dtype: dtype of ``v`` (default: the image's float dtype). The matrix-free
                 path stores its window data in it; the sparse path always keeps float64.
             memory_budget_bytes: ``"auto"`` uses the sparse path on CPU only below this.

@@ -39,32 +39,37 @@ def _shared_windows(pixels: int, windows: int, offset: int, radius: int) -> torc
     return (high - low + 1).clamp_(min=0)
 
 
-def _band_stencil(z: torch.Tensor, radius: int, width: int) -> torch.Tensor:
-    """The contributions of one band of windows to the rows of ``M`` its pixels index.
+def _constant_part(rows: int, width: int, radius: int) -> torch.Tensor:
+    """``(S, rows+2r, W)``: the image-independent part ``Id_n - 11^T / n`` of a band of
+    ``rows`` window rows, in stencil form. A pixel pair at offset ``(dy, dx)`` shares
+    (windows along y) x (windows along x) windows, so it is one outer product per offset."""
+    n = window_size(radius) ** 2
+    span = stencil_span(radius)
+    values = torch.empty((span * span, rows + 2 * radius, width), dtype=torch.float64)
+    for s in range(span * span):
+        dy, dx = s // span - 2 * radius, s % span - 2 * radius
+        shared = torch.outer(
+            _shared_windows(rows + 2 * radius, rows, dy, radius),
+            _shared_windows(width, width - 2 * radius, dx, radius),
+        )
+        values[s] = shared * ((1.0 if dy == dx == 0 else 0.0) - 1.0 / n)
+    return values
+
+
+def _subtract_window_grams(z: torch.Tensor, radius: int, values: torch.Tensor) -> None:
+    """Subtract each window's ``Z_k Z_k^T`` from the band's stencil ``values`` in place.
 
     Args:
         z: ``(n, 3, rows, W-2r)`` float64 whitened window colours of the band's windows.
-
-    Returns:
-        ``(S, rows+2r, W)`` float64 with ``S = (4r+1)^2``: ``[s, y, x]`` is the band's part
-        of ``M[(y, x), (y + dy_s, x + dx_s)]`` (offsets in raster order, pixel rows counted
-        from the band's first row).
+        values: ``(S, rows+2r, W)`` float64 stencil with ``S = (4r+1)^2``: ``[s, y, x]`` is
+            the band's part of ``M[(y, x), (y + dy_s, x + dx_s)]`` (offsets in raster
+            order, pixel rows counted from the band's first row).
     """
     n = window_size(radius) ** 2
     span = stencil_span(radius)
     last = span * span - 1
     rows, wk = z.shape[-2], z.shape[-1]
     offsets = window_offsets(radius)
-    values = torch.empty((span * span, rows + 2 * radius, width), dtype=z.dtype, device=z.device)
-    # The image-independent part, Id_n - 11^T / n summed over windows, in closed form: a
-    # pixel pair at offset (dy, dx) shares (windows along y) * (windows along x) windows.
-    for s in range(span * span):
-        dy, dx = s // span - 2 * radius, s % span - 2 * radius
-        shared = torch.outer(
-            _shared_windows(rows + 2 * radius, rows, dy, radius),
-            _shared_windows(width, wk, dx, radius),
-        )
-        values[s] = shared * ((1.0 if dy == dx == 0 else 0.0) - 1.0 / n)
     pair = torch.empty((rows, wk), dtype=z.dtype, device=z.device)
     # Each unordered pair of window positions once; the block is symmetric, so the pair's
     # value goes to offset d at the first pixel and to offset -d at the second.
@@ -77,7 +82,6 @@ def _band_stencil(z: torch.Tensor, radius: int, width: int) -> torch.Tensor:
             values[s, y1 : y1 + rows, x1 : x1 + wk].sub_(pair)
             if i2 != i1:
                 values[last - s, y2 : y2 + rows, x2 : x2 + wk].sub_(pair)
-    return values
 
 
 def csr_from_image(image: torch.Tensor, radius: int, eps: float) -> scipy.sparse.csr_matrix:
@@ -91,16 +95,27 @@ def csr_from_image(image: torch.Tensor, radius: int, eps: float) -> scipy.sparse
     """
     _, _, height, width = image.shape
     n = window_size(radius) ** 2
-    span = stencil_span(radius)
-    n_offsets = span * span
+    n_offsets = stencil_span(radius) ** 2
     halo = 2 * radius
     # Row-major (pixel, offset) layout is CSR's data array with a fixed row length. Bands
-    # keep the float64 window data and stencil in cache and out of the peak memory.
+    # keep the float64 window data and stencil in cache and out of the peak memory; their
+    # buffers are reused, because fresh large allocations cost a page fault per 4 KiB.
     data = torch.empty((height, width, n_offsets), dtype=torch.float64)
-    for a, e in row_chunks(height - halo, n * 3 * width, _BAND_ELEMENTS):
-        z = torch.empty((1, n, 3, e - a, width - halo), dtype=torch.float64)
+    bands = list(row_chunks(height - halo, n * 3 * width, _BAND_ELEMENTS))
+    step = bands[0][1] - bands[0][0]
+    z_buffer = torch.empty((1, n, 3, step, width - halo), dtype=torch.float64)
+    values_buffer = torch.empty((n_offsets, step + halo, width), dtype=torch.float64)
+    constant = {step: _constant_part(step, width, radius)}
+    for a, e in bands:
+        rows = e - a
+        z = z_buffer[..., :rows, :]
         whiten_band(image[:, :, a : e + halo].to(torch.float64), radius, eps, z)
-        band = _band_stencil(z[0], radius, width).permute(1, 2, 0)
+        values = values_buffer[:, : rows + halo]
+        if rows not in constant:
+            constant[rows] = _constant_part(rows, width, radius)
+        values.copy_(constant[rows])
+        _subtract_window_grams(z[0], radius, values)
+        band = values.permute(1, 2, 0)
         if a == 0:
             data[: e + halo] = band
         else:  # the first 2r pixel rows also belong to the previous band's windows
