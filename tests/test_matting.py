@@ -110,6 +110,28 @@ def test_real_photo_flat_windows_match_pymatting():
         assert relative_error(op(v), expected) <= FLOAT64_RTOL
 
 
+@pytest.mark.parametrize("radius", [1, 2])
+def test_row_bands_give_the_same_result(monkeypatch, radius):
+    # Real sizes are processed in bands of window rows; force one-row and two-row bands.
+    from dpst.optim_reference import matting_sparse, matting_windows
+
+    image = random_image(11, 9, seed=13)
+    v = torch.randn(2, 3, 11, 9, dtype=torch.float64)
+    batch = torch.cat([to_batch(image), to_batch(image[::-1].copy())])
+    expected = [
+        apply_dense(pymatting.cf_laplacian(im, 1e-5, radius), v[i : i + 1])
+        for i, im in enumerate((image, image[::-1].copy()))
+    ]
+    for elements in (1, 2 * 9 * 3 * 25 * 2):
+        monkeypatch.setattr(matting_windows, "_WHITEN_CHUNK_ELEMENTS", elements)
+        monkeypatch.setattr(matting_windows, "_PRODUCT_CHUNK_ELEMENTS", elements)
+        monkeypatch.setattr(matting_sparse, "_BAND_ELEMENTS", elements)
+        for method in METHODS:
+            out = MattingLaplacian.build(batch, radius, 1e-5, method=method)(v)
+            for i in range(2):
+                assert relative_error(out[i : i + 1], expected[i]) <= FLOAT64_RTOL
+
+
 def stylised(photo: torch.Tensor) -> torch.Tensor:
     """A smooth, non-affine recolouring: what an output of the optimiser looks like."""
     r, g, b = photo[0]
