@@ -332,6 +332,14 @@ def _check_same_shape(*named: tuple[str, torch.Tensor]) -> None:
                 f"{name} must have the shape of {first} {tuple(ref.shape)}; "
                 f"got {tuple(tensor.shape)}"
             )
+        _check_device(name, tensor, first, ref)
+
+
+def _check_device(name: str, tensor: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
+    if tensor.device != ref.device:
+        raise InputError(
+            f"{name} must be on the device of {ref_name} ({ref.device}); got {tensor.device}"
+        )
 
 
 def _check_coeffs(coeffs: torch.Tensor, image: torch.Tensor) -> None:
@@ -340,10 +348,14 @@ def _check_coeffs(coeffs: torch.Tensor, image: torch.Tensor) -> None:
     want = (image.shape[0], NUM_COEFFS, *image.shape[2:])
     if tuple(coeffs.shape) != want:
         raise InputError(f"coeffs must have shape {want}; got {tuple(coeffs.shape)}")
+    if not coeffs.is_floating_point():
+        raise InputError(f"coeffs must be a floating-point tensor; got {coeffs.dtype}")
+    _check_device("coeffs", coeffs, "the image", image)
 
 
 def _check_full_res(full: torch.Tensor, content: torch.Tensor) -> None:
     _check_image("full_res_content", full)
+    _check_device("full_res_content", full, "content", content)
     (batch, _, height, width), (b, _, h, w) = full.shape, content.shape
     if batch != b or height < h or width < w:
         raise InputError(
