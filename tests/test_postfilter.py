@@ -185,8 +185,8 @@ def test_full_res_keeps_a_global_map_exact():
 
 def test_full_res_keeps_edges_sharp():
     """Two flat regions split by a vertical edge that falls inside a working pixel. Joint
-    bilateral upsampling keeps each full-resolution pixel on its own side's map; bilinear
-    upsampling of the maps (UPSAMPLE_EDGE huge) bleeds across the edge."""
+    bilateral upsampling keeps each full-resolution pixel on its own side's map; plain
+    bilinear upsampling of the maps bleeds across the edge."""
     full = torch.zeros(1, 3, 16, 32, dtype=torch.float64)
     full[:, :, :, :13] = torch.tensor([0.2, 0.3, 0.4])[:, None, None]
     full[:, :, :, 13:] = torch.tensor([0.7, 0.6, 0.5])[:, None, None]
