@@ -284,14 +284,14 @@ class Generator(nn.Module):
 
     def guide(self, content: torch.Tensor) -> torch.Tensor:
         """The pointwise guide ``(B, 1, H, W)`` that addresses the grid's luminance bins."""
-        return self.guide_mix(F.relu(self.guide_curve(content)))
+        return self.guide_mix(F.relu(self.guide_curve(content), inplace=True))
 
     def render(self, content: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         """Apply a grid's transforms to the full-resolution content; clamped to [0, 1]."""
         if self.slice_method not in SLICE_METHODS:
             raise ValueError(f"slice_method must be one of {SLICE_METHODS}")
         out = slice_and_apply(grid, self.guide(content), content, self.slice_method)
-        return out.clamp(0, 1)
+        return out.clamp_(0, 1)  # in place: ``out`` is a fresh full-resolution tensor
 
     def stylize(
         self,

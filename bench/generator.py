@@ -1,0 +1,161 @@
+"""Generator inference time in PyTorch eager on CPU, per image size.
+
+    python -m bench.generator                       # 512 px, 1080p, 4K; 2 threads
+    python -m bench.generator --sizes 720p 1000x300 --threads 1 --json out.json
+
+For each size it times, after one warm-up run: the whole ``forward`` (style encoded each
+time), ``stylize`` with a cached style code (the serving case), and its two halves: the
+low-resolution grid prediction and the full-resolution guide + slice + apply. It reports the
+median wall time and the median process CPU time: on a shared machine wall time grows with
+other people's load while CPU time divided by the thread count stays close to the wall time
+an idle machine would give (with one thread; several OpenMP threads spin while they wait).
+Weights are random (timing does not depend on them) unless ``--checkpoint`` is given.
+
+``--thp`` sets PyTorch's ``THP_MEM_ALLOC_ENABLE=1`` (large tensors on transparent huge
+pages). At 1080p and above most of the full-resolution time can be the kernel mapping fresh
+pages for each new tensor; huge pages remove most of it (measured here: about 2x on the
+full-resolution half). It is a process setting for whoever runs the model, not a model change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+NAMED_SIZES = {"512": (512, 512), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
+DEFAULT_SIZES = ("512", "1080p", "4k")
+# The PyTorch target of issue 6: 1080p in under 1.5 s on 2 CPU cores.
+TARGET_1080P_SECONDS = 1.5
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1080p"``, ``"4k"``, ``"512"`` or ``"WxH"`` -> ``(width, height)``."""
+    key = text.lower()
+    if key in NAMED_SIZES:
+        return NAMED_SIZES[key]
+    try:
+        width, height = (int(v) for v in key.split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"size must be one of {sorted(NAMED_SIZES)} or WxH, got {text!r}"
+        ) from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return width, height
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.generator", description=__doc__)
+    parser.add_argument("--sizes", nargs="+", type=parse_size, default=None, metavar="SIZE")
+    parser.add_argument("--style-size", type=parse_size, default=(512, 512), metavar="WxH")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--checkpoint", default=None, help="a generator checkpoint to time")
+    parser.add_argument("--labels", type=int, default=4, help="labels present in the masks")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument(
+        "--thp", action="store_true", help="allocate large tensors on transparent huge pages"
+    )
+    return parser
+
+
+def measure(fn: Callable[[], object], repeats: int) -> dict[str, float]:
+    """Median wall and process-CPU seconds over ``repeats`` runs after one warm-up."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+
+
+def striped_masks(batch: int, labels: int, max_labels: int, height: int, width: int):
+    """Soft masks with ``labels`` horizontal bands, the realistic case for conditioning."""
+    import torch
+
+    from dpst.models.label_masks import labels_to_masks
+
+    rows = torch.arange(height).mul(labels).div(height, rounding_mode="floor")
+    label_map = rows.view(1, height, 1).expand(batch, height, width).contiguous()
+    return labels_to_masks(label_map, max_labels)
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    import torch
+
+    from dpst.models.generator import Generator
+    from dpst.models.label_masks import mask_size
+
+    torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        from dpst.models.checkpoint import load_checkpoint
+
+        model, _ = load_checkpoint(args.checkpoint)
+    else:
+        torch.manual_seed(0)
+        model = Generator().eval()
+    config = model.config
+    labels = min(args.labels, config.max_labels)
+    style_w, style_h = args.style_size
+    style = torch.rand(1, 3, style_h, style_w)
+    style_masks = striped_masks(1, labels, config.max_labels, style_h, style_w)
+    results = []
+    with torch.inference_mode():
+        code = model.encode_style(style, style_masks)
+        for width, height in args.sizes or [parse_size(s) for s in DEFAULT_SIZES]:
+            content = torch.rand(1, 3, height, width)
+            mh, mw = mask_size(height, width, config.working_size)
+            masks = striped_masks(1, labels, config.max_labels, mh, mw)
+            grid = model.predict_grid(content, masks, code)
+            row = {"width": width, "height": height, "threads": args.threads}
+            row["thp"] = os.environ.get("THP_MEM_ALLOC_ENABLE", "0") == "1"
+            timings = {
+                "forward": lambda c=content, m=masks: model(c, style, m, style_masks),
+                "stylize_cached": lambda c=content, m=masks: model.stylize(c, m, code),
+                "low_res_grid": lambda c=content, m=masks: model.predict_grid(c, m, code),
+                "full_res_render": lambda c=content, g=grid: model.render(c, g),
+            }
+            for name, fn in timings.items():
+                for key, value in measure(fn, args.repeats).items():
+                    row[f"{name}_{key}"] = round(value, 4)
+            results.append(row)
+            print_row(row)
+    return results
+
+
+def print_row(row: dict) -> None:
+    parts = [f"{row['width']}x{row['height']}"]
+    for name in ("forward", "stylize_cached", "low_res_grid", "full_res_render"):
+        parts.append(f"{name} {row[f'{name}_wall_s']:.3f}s (cpu {row[f'{name}_cpu_s']:.3f}s)")
+    print("  ".join(parts), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.thp:
+        # Read by PyTorch's CPU allocator at its first large allocation, so set it first.
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
+    thp = os.environ.get("THP_MEM_ALLOC_ENABLE", "0") == "1"
+    print(
+        f"generator, PyTorch eager, CPU, {args.threads} thread(s), median of {args.repeats}, "
+        f"THP_MEM_ALLOC_ENABLE={int(thp)}"
+    )
+    results = run(args)
+    for row in results:
+        if (row["width"], row["height"]) == NAMED_SIZES["1080p"]:
+            verdict = "met" if row["forward_wall_s"] < TARGET_1080P_SECONDS else "NOT met"
+            print(f"target 1080p < {TARGET_1080P_SECONDS} s (forward, wall): {verdict}")
+    if args.json:
+        from dpst.imageio import write_json
+
+        write_json(args.json, {"benchmark": "generator", "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
