@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -146,13 +147,17 @@ def _child(job: dict) -> dict:
     return {"times": medians, "peak_bytes": max(0, peak), "threads": torch.get_num_threads()}
 
 
-def _measure(job: dict) -> dict:
+def _measure(job: dict, passive: bool) -> dict:
+    env = dict(os.environ)
+    if passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.postfilter", "--child", json.dumps(job)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
@@ -172,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--full-res", type=parse_size, default=None, metavar="WxH")
+    parser.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="run with OMP_WAIT_POLICY=PASSIVE: on a machine shared with other jobs, "
+        "spinning OpenMP threads made 2-thread runs up to 10x slower in wall time",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -184,12 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.full_res:
         jobs.append((args.sizes[0], "upsample"))
     base = {"repeats": args.repeats, "threads": args.threads, "device": args.device}
-    print(f"post-filter benchmark, radius 15, edge 0.01, float32, {args.device}")
+    policy = "PASSIVE" if args.omp_passive else os.environ.get("OMP_WAIT_POLICY", "default")
+    print(
+        f"post-filter benchmark, radius 15, edge 0.01, float32, {args.device}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, OMP_WAIT_POLICY {policy}"
+    )
     header = f"{'size':>11} {'mode':>8} {'fit s':>7} {'smooth s':>9} {'apply s':>8}"
     print(f"{header} {'total s':>8} {'cpu s':>7} {'peak MiB':>9} {'threads':>7}  target")
     for size, mode in jobs:
         job = {**base, "size": size, "mode": mode, "full_size": args.full_res}
-        result = _measure(job)
+        result = _measure(job, args.omp_passive)
         label = _label(size) if mode != "upsample" else f"->{_label(args.full_res)}"
         if "error" in result:
             print(f"{label:>11} {mode:>8}  failed: {result['error']}")
