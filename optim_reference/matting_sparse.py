@@ -16,13 +16,14 @@ import torch
 
 from dpst.optim_reference.boxfilter import window_size
 from dpst.optim_reference.matting_windows import (
+    empty_cpu_tensor,
     row_chunks,
     whiten_band,
     window_offsets,
 )
 
-# Float64 elements of window data per band (32 MB): the band's stencil stays cache-sized.
-_BAND_ELEMENTS = 1 << 22
+# Float64 elements of window data per band (8 MB): the band's stencil stays cache-sized.
+_BAND_ELEMENTS = 1 << 20
 
 
 def stencil_span(radius: int) -> int:
@@ -100,7 +101,7 @@ def csr_from_image(image: torch.Tensor, radius: int, eps: float) -> scipy.sparse
     # Row-major (pixel, offset) layout is CSR's data array with a fixed row length. Bands
     # keep the float64 window data and stencil in cache and out of the peak memory; their
     # buffers are reused, because fresh large allocations cost a page fault per 4 KiB.
-    data = torch.empty((height, width, n_offsets), dtype=torch.float64)
+    data = empty_cpu_tensor((height, width, n_offsets), torch.float64)
     bands = list(row_chunks(height - halo, n * 3 * width, _BAND_ELEMENTS))
     step = bands[0][1] - bands[0][0]
     z_buffer = torch.empty((1, n, 3, step, width - halo), dtype=torch.float64)
@@ -131,9 +132,12 @@ def _csr_from_stencil(data: np.ndarray, radius: int) -> scipy.sparse.csr_matrix:
     n_pixels = height * width
     dy = np.repeat(np.arange(span) - 2 * radius, span)
     dx = np.tile(np.arange(span) - 2 * radius, span)
-    index_dtype = np.int32 if n_pixels * n_offsets < np.iinfo(np.int32).max else np.int64
-    columns = np.arange(n_pixels, dtype=index_dtype)[:, None] + (dy * width + dx).astype(
-        index_dtype
+    index_dtype = torch.int32 if n_pixels * n_offsets < np.iinfo(np.int32).max else torch.int64
+    columns = empty_cpu_tensor((n_pixels, n_offsets), index_dtype).numpy()
+    np.add(
+        np.arange(n_pixels, dtype=columns.dtype)[:, None],
+        (dy * width + dx).astype(columns.dtype),
+        out=columns,
     )
     # Offsets that leave the image hold exact zeros (no window ever wrote them); putting
     # their columns in range lets eliminate_zeros() drop them, leaving sorted, duplicate-
@@ -142,7 +146,7 @@ def _csr_from_stencil(data: np.ndarray, radius: int) -> scipy.sparse.csr_matrix:
     border = (2 * radius + 1) * width
     np.clip(columns[:border], 0, n_pixels - 1, out=columns[:border])
     np.clip(columns[-border:], 0, n_pixels - 1, out=columns[-border:])
-    indptr = np.arange(0, n_pixels * n_offsets + 1, n_offsets, dtype=index_dtype)
+    indptr = np.arange(0, n_pixels * n_offsets + 1, n_offsets, dtype=columns.dtype)
     matrix = scipy.sparse.csr_matrix(
         (data.reshape(-1), columns.reshape(-1), indptr), shape=(n_pixels, n_pixels)
     )

@@ -112,8 +112,11 @@ def test_real_photo_flat_windows_match_pymatting():
 
 @pytest.mark.parametrize("radius", [1, 2])
 def test_row_bands_give_the_same_result(monkeypatch, radius):
-    # Real sizes are processed in bands of window rows; force one-row and two-row bands.
+    # Real sizes are processed in bands of window rows; force one-row and two-row bands,
+    # and the huge-page buffers that only large images get.
     from dpst.optim_reference import matting_sparse, matting_windows
+
+    monkeypatch.setattr(matting_windows, "_HUGE_PAGE_MIN_BYTES", 0)
 
     image = random_image(11, 9, seed=13)
     v = torch.randn(2, 3, 11, 9, dtype=torch.float64)
