@@ -116,7 +116,9 @@ class Generator(nn.Module):
     """The segmentation-conditioned bilateral-grid generator; see the module docstring.
 
     ``slice_method`` ("grid_sample" or "gather") only chooses an implementation of the same
-    maths: grid_sample is faster in PyTorch, gather in ONNX Runtime.
+    maths: grid_sample is faster in PyTorch, gather in ONNX Runtime, so set it to "gather"
+    before exporting. The export needs opset 18 (antialiased Resize); mask inputs are then
+    required (zeros for "no segmentation"), and input checks are skipped while tracing.
     """
 
     def __init__(self, config: GeneratorConfig | None = None) -> None:
@@ -258,9 +260,10 @@ class Generator(nn.Module):
                 )
 
     def predict_grid(
-        self, content: torch.Tensor, content_masks: torch.Tensor, style_code: StyleCode
+        self, content: torch.Tensor, content_masks: torch.Tensor | None, style_code: StyleCode
     ) -> torch.Tensor:
         """The bilateral grid ``(B, 12, luma_bins, grid_size, grid_size)`` for this content."""
+        content_masks = self._masks_or_zeros("content_masks", content_masks, content)
         content, content_masks = self._to_working(content, content_masks)
         x = content - 0.5
         offset = 0
@@ -308,7 +311,6 @@ class Generator(nn.Module):
     def _stylize(
         self, content: torch.Tensor, content_masks: torch.Tensor | None, style_code: StyleCode
     ) -> torch.Tensor:
-        content_masks = self._masks_or_zeros("content_masks", content_masks, content)
         return self.render(content, self.predict_grid(content, content_masks, style_code))
 
     def forward(
