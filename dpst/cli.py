@@ -18,6 +18,7 @@ from dpst.errors import DpstError
 
 # name -> (module, one-line help). Modules are imported only to build their parser.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("dpst.demo", "the main job on a bundled example pair"),
     "stylize": ("dpst.serve.stylize_cli", "the reference optimiser (highest quality, slow)"),
     "segment": ("dpst.models.segment_cli", "automatic semantic masks for a content/style pair"),
     "data": ("dpst.data.cli", "pair manifests: build from a photo folder, check, samples"),

@@ -81,7 +81,8 @@ def run_lbfgs(
         with status "interrupted", and the caller decides whether to re-raise.
     """
     started = time.perf_counter()
-    x = init.detach().clone().requires_grad_(True)
+    # L-BFGS flattens the gradient with view(): the iterate must be contiguous.
+    x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     opt = torch.optim.LBFGS(
         [x],
         lr=1.0,

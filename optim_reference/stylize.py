@@ -29,7 +29,12 @@ from dpst.optim_reference.optimize import (
     run_lbfgs,
     stage_weights,
 )
-from dpst.optim_reference.postfilter import PostFilterConfig, smooth_local_affine
+from dpst.optim_reference.postfilter import (
+    PostFilterConfig,
+    fit_local_affine,
+    smooth_local_affine,
+    upsample_apply,
+)
 from dpst.optim_reference.vgg import BackboneConfig, load_backbone
 
 # The coarsest multi-scale level keeps at least this many pixels on its long side, so that
@@ -109,6 +114,19 @@ def _fit_long_side(shape: tuple[int, int], long_side: int) -> tuple[int, int]:
     h, w = shape
     scale = min(1.0, long_side / max(h, w))
     return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def affine_upsample(
+    content_low: torch.Tensor, image_low: torch.Tensor, content_high: torch.Tensor
+) -> torch.Tensor:
+    """Carry a coarse result to a finer level as local affine maps of the content.
+
+    Fitting ``image_low`` as a locally affine function of ``content_low`` and applying the
+    maps to ``content_high`` keeps the content's fine edges, where bilinear upsampling would
+    blur them and so start the finer level with a high photorealism energy.
+    """
+    coeffs = fit_local_affine(content_low, image_low.clamp(0, 1))
+    return upsample_apply(coeffs, content_low, content_high)
 
 
 def level_size(size: tuple[int, int], level: int) -> tuple[int, int]:
@@ -258,8 +276,12 @@ def stylize(
         hw = level_size(work_hw, level)
         if image is None:
             init = mean_init((1, 3, *hw), cfg.seed, device)
+        elif tuple(image.shape[-2:]) == hw:
+            init = image
         else:
-            init = _resize(image, hw)
+            init = affine_upsample(
+                _resize(content_work, tuple(image.shape[-2:])), image, _resize(content_work, hw)
+            )
 
         def on_iteration(it, terms, current, _level=level, _stage=stage, _iters=iters):
             nonlocal global_step
