@@ -72,6 +72,7 @@ def as_image_batch(image: torch.Tensor | np.ndarray, radius: int = DEFAULT_RADIU
         image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     if not isinstance(image, torch.Tensor):
         raise InputError(f"image must be a torch tensor or NumPy array; got {type(image)}")
+    image = image.detach()  # M_I depends on the content only, never differentiated
     if image.ndim == 3:
         image = image.unsqueeze(0)
     if image.ndim != 4 or image.shape[1] != 3:

@@ -228,6 +228,8 @@ def test_auto_method_and_inputs_of_every_accepted_kind():
     a = matting_laplacian_sparse(hwc)
     for image in (chw, chw[None]):
         assert abs(matting_laplacian_sparse(image) - a).max() == 0.0
+    for method in METHODS:  # a content image that requires grad is taken as a constant
+        MattingLaplacian.build(chw[None].clone().requires_grad_(True), method=method)
     op = MattingLaplacian.build(chw, method="matrix_free").to("cpu")
     v = torch.rand(1, 3, 6, 7)
     module = PhotorealismLoss(chw[None])
