@@ -159,13 +159,13 @@ def read_manifest(path: str | os.PathLike) -> tuple[list[Entry], list[Problem]]:
 
 def write_manifest(path: str | os.PathLike, entries: Iterable[Entry]) -> None:
     """Write ``entries`` as JSON Lines (atomically), paths relative to the manifest's folder."""
-    from dpst.imageio import _atomic_replace
+    from dpst.imageio import atomic_write
 
     path = Path(path)
     base = path.resolve().parent
     lines = [json.dumps(e.to_json(base), ensure_ascii=False) for e in entries]
     data = ("\n".join(lines) + "\n" if lines else "").encode()
-    _atomic_replace(path, lambda fh: fh.write(data))
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def _image_size(path: Path, cache: dict[Path, tuple[int, int] | str]) -> tuple[int, int]:

@@ -174,7 +174,7 @@ def write_label_map(path: str | os.PathLike, labels: np.ndarray) -> None:
     """Write int labels ``(H,W)`` in [0, 65535] as a 16-bit greyscale PNG, atomically."""
     from PIL import Image
 
-    from dpst.imageio import _atomic_replace
+    from dpst.imageio import atomic_write
 
     if labels.size and (labels.min() < 0 or labels.max() > MAX_STORED_LABEL):
         raise ValueError(
@@ -182,7 +182,7 @@ def write_label_map(path: str | os.PathLike, labels: np.ndarray) -> None:
             f"got [{labels.min()}, {labels.max()}]"
         )
     img = Image.fromarray(labels.astype(np.uint16))
-    _atomic_replace(Path(path), lambda fh: img.save(fh, format="PNG"))
+    atomic_write(Path(path), lambda fh: img.save(fh, format="PNG"))
 
 
 def _load_photos(

@@ -67,8 +67,19 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _atomic_replace(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(binary_file)`` on a temporary file in the same folder, then rename it
+    over ``path``: readers see the old file or the whole new one, never a partial write.
+
+    The file gets the usual permissions (0666 less the umask), not ``mkstemp``'s 0600.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -76,6 +87,7 @@ def _atomic_replace(path: Path, write) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -90,13 +102,13 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
-    _atomic_replace(path, lambda fh: img.save(fh, format=fmt))
+    atomic_write(path, lambda fh: img.save(fh, format=fmt))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON atomically, with a trailing newline."""
     data = (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode()
-    _atomic_replace(Path(path), lambda fh: fh.write(data))
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:

@@ -192,6 +192,7 @@ def stylize(
     callback: Callable[[IterationEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     tensorboard_dir: str | None = None,
+    network: tuple[torch.nn.Module, dict] | None = None,
 ) -> StylizeResult:
     """Deep Photo Style Transfer of ``style``'s look onto ``content``.
 
@@ -205,6 +206,8 @@ def stylize(
         should_stop: polled after every iteration; True cancels the run, keeping the
             current result.
         tensorboard_dir: write per-term scalars and snapshots there.
+        network: an already loaded ``(backbone, identity)`` from :func:`load_backbone`, to
+            reuse across calls (``backbone`` is then ignored).
 
     Returns:
         The output at the content's full resolution (when post-filtered; else at the working
@@ -236,7 +239,10 @@ def stylize(
         cfg.labels,
     )
 
-    net, identity = load_backbone(backbone_cfg, device)
+    if network is not None:
+        net, identity = network[0].to(device), network[1]
+    else:
+        net, identity = load_backbone(backbone_cfg, device)
     writer = None
     if tensorboard_dir:
         from torch.utils.tensorboard import SummaryWriter

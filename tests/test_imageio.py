@@ -51,3 +51,12 @@ def test_atomic_writes_round_trip(tmp_path):
     write_json(tmp_path / "o.json", {"a": 1})
     assert (tmp_path / "o.json").read_text() == '{\n  "a": 1\n}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "o.png"]
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    write_json(tmp_path / "r.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -160,7 +160,14 @@ def make_plan(
 
 
 def make_target(
-    entry: Entry, base: Path, out: Path, config, backbone, cfg_hash: str, context: dict
+    entry: Entry,
+    base: Path,
+    out: Path,
+    config,
+    backbone,
+    cfg_hash: str,
+    context: dict,
+    network=None,
 ) -> dict[str, Any]:
     """Run the optimiser on one pair, write ``<id>.png`` then ``<id>.json``; the report.
 
@@ -178,7 +185,9 @@ def make_target(
     if entry.has_masks:
         content_labels = read_mask(entry.content_mask, content.shape[:2])
         style_labels = read_mask(entry.style_mask, style.shape[:2])
-    result = stylize(content, style, content_labels, style_labels, config, backbone)
+    result = stylize(
+        content, style, content_labels, style_labels, config, backbone, network=network
+    )
     report = result.report
     if report.get("interrupted") or report.get("cancelled"):
         raise KeyboardInterrupt
@@ -236,6 +245,7 @@ def run_shard(
     cfg_hash: str,
     context: dict,
     log_path: Path,
+    network=None,
 ) -> RunStats:
     """Process this rank's pairs in order; failures are recorded and the loop goes on."""
     stats = RunStats()
@@ -245,7 +255,7 @@ def run_shard(
             entry = entries[index]
             t0 = time.perf_counter()
             try:
-                make_target(entry, base, out, config, backbone, cfg_hash, context)
+                make_target(entry, base, out, config, backbone, cfg_hash, context, network)
                 status = STATUS_DONE
                 stats.done += 1
             except KeyboardInterrupt:
@@ -331,7 +341,8 @@ def run_targets(
     # Every rank reads the manifest and the backbone's identity before joining the group, so
     # a user error stops every rank alike instead of leaving the others waiting for rank 0.
     entries, problems, base = load_manifest(manifest)
-    _, identity = load_backbone(backbone, "cpu")
+    # Loaded once per rank and reused for every pair (real VGG-19 weights are ~550 MB).
+    net, identity = load_backbone(backbone, "cpu")
     cfg_hash = config_hash(config, identity)
     ctx = dist.setup(use_cuda=_wants_cuda(config))
     try:
@@ -370,6 +381,7 @@ def run_targets(
                 cfg_hash,
                 context,
                 log_stem.with_name(f"{plan.run_id}.rank{ctx.rank}.jsonl"),
+                network=(net, identity),
             )
             all_stats = dist.all_gather(stats, ctx)
         finally:
