@@ -1,0 +1,296 @@
+"""The torch-free fast stylizer: the exported generator on ONNX Runtime (NumPy, Pillow, ORT).
+
+Nothing on this module's import path imports torch (tested in a subprocess where importing
+torch fails), so apps can ship it without PyTorch.
+
+The model is two ONNX files written together by ``dpst export`` (:mod:`dpst.models.export`):
+
+- ``model.onnx``, the stylizer: ``content (1,3,H,W)``, ``content_masks (1,K,h,w)``,
+  ``style_mean (1,K+1,C)``, ``style_std (1,K+1,C)`` -> ``output (1,3,H,W)``;
+- ``model.style.onnx`` (its name is in the stylizer's metadata), the style encoder:
+  ``style (1,3,Hs,Ws)``, ``style_masks (1,K,hs,ws)`` -> ``style_mean``, ``style_std``.
+
+Splitting them is what lets the style encoding be cached: a style photo is encoded once and
+its statistics are reused for every content (the Gradio demo, batch jobs over one style).
+Images are float32 in [0, 1]; masks are soft one-hot label masks (see
+:mod:`dpst.serve.label_masks_np`), all zeros for "no segmentation".
+
+Usage::
+
+    from dpst.serve.runtime import FastStylizer, default_model_path
+    stylizer = FastStylizer(default_model_path())     # sessions created once
+    out = stylizer.stylize(content, style)            # (H,W,3) float32 in [0,1]
+    out = stylizer.stylize(content, style, content_labels, style_labels)  # int (H,W), -1 = none
+
+Errors: :class:`RuntimeModelError` for a missing, corrupt or incompatible model;
+:class:`dpst.errors.InputError` for images or label maps of the wrong kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dpst.errors import DpstError, InputError
+from dpst.serve.label_masks_np import masks_for_image
+
+LOG = logging.getLogger(__name__)
+
+# Shared with models/export.py (which writes them; it may import torch, this module may not).
+MODEL_FORMAT = "dpst-onnx"
+MODEL_FORMAT_VERSION = 1  # the newest format this runtime reads
+ROLE_STYLIZER = "stylizer"
+ROLE_STYLE_ENCODER = "style_encoder"
+STYLIZER_INPUTS = ("content", "content_masks", "style_mean", "style_std")
+STYLIZER_OUTPUTS = ("output",)
+ENCODER_INPUTS = ("style", "style_masks")
+ENCODER_OUTPUTS = ("style_mean", "style_std")
+# Metadata keys are METADATA_PREFIX + name; these names must be there with these types.
+METADATA_PREFIX = "dpst_"
+REQUIRED_METADATA = {"config": dict, "max_labels": int, "model_id": str}
+
+MODEL_ENV = "DPST_MODEL"
+DEFAULT_MODEL_PATH = Path("~/.cache/dpst/model.onnx")
+DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+DEFAULT_CACHE_SIZE = 8  # style encodings kept (a few KB each)
+# Images may exceed [0, 1] by this much from float round-off.
+RANGE_SLACK = 1e-4
+
+
+class RuntimeModelError(DpstError):
+    """The ONNX model is missing, unreadable, not a dpst model, or from an incompatible version."""
+
+
+def default_model_path() -> Path | None:
+    """The model to use when none is given: ``$DPST_MODEL``, else ``~/.cache/dpst/model.onnx``.
+
+    Returns None when the chosen file does not exist (so callers can say "no model").
+    """
+    chosen = os.environ.get(MODEL_ENV) or str(DEFAULT_MODEL_PATH)
+    path = Path(chosen).expanduser()
+    return path if path.is_file() else None
+
+
+def check_image(image: Any, name: str) -> np.ndarray:
+    """An ``(H, W, 3)`` image (float in [0, 1], or uint8) as contiguous float32; else InputError."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"{name} must be a NumPy array (H, W, 3), got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape) < 1:
+        raise InputError(f"{name} must be an (H, W, 3) RGB array, got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if not np.issubdtype(image.dtype, np.floating):
+        raise InputError(f"{name} must be float in [0, 1] or uint8, got dtype {image.dtype}")
+    low, high = float(image.min()), float(image.max())
+    if not (low >= -RANGE_SLACK and high <= 1 + RANGE_SLACK):  # also false for NaN
+        raise InputError(f"{name} values must be finite and in [0, 1], got [{low}, {high}]")
+    return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def _planar(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (1, 3, H, W) contiguous float32."""
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None])
+
+
+class FastStylizer:
+    """The exported generator on ONNX Runtime, with a per-style-image cache of encodings.
+
+    Args:
+        model_path: the stylizer ``.onnx`` written by ``dpst export`` (its style encoder
+            next to it).
+        providers: ONNX Runtime execution providers in order of preference; default CUDA
+            then CPU (only those this onnxruntime build has are requested).
+        cache_size: style encodings kept, least recently used dropped first.
+        threads: intra-op threads for ONNX Runtime (default: its own choice, the cores).
+
+    Attributes:
+        provider: the execution provider that runs the model (e.g. "CPUExecutionProvider").
+        metadata: the model's metadata, parsed (``config``, ``max_labels``, ``label_set``,
+            ``dpst_version``, ``format_version``, value ranges, ...).
+        max_labels: K, the number of mask channels; labels must be in ``[-1, K)``.
+
+    Raises:
+        RuntimeModelError: missing, corrupt or incompatible model files.
+
+    Thread-safe: ``stylize`` may be called from several threads at once.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        providers: list[str] | tuple[str, ...] | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        threads: int | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache_size = max(0, int(cache_size))
+        self._lock = threading.Lock()
+        self._stylizer = _open_session(self.model_path, providers, threads)
+        self.metadata = read_metadata(self._stylizer, self.model_path, ROLE_STYLIZER)
+        _check_io(self._stylizer, self.model_path, STYLIZER_INPUTS, STYLIZER_OUTPUTS)
+        encoder_path = self.model_path.parent / self.metadata["style_encoder_file"]
+        self._encoder = _open_session(encoder_path, providers, threads)
+        encoder_meta = read_metadata(self._encoder, encoder_path, ROLE_STYLE_ENCODER)
+        _check_io(self._encoder, encoder_path, ENCODER_INPUTS, ENCODER_OUTPUTS)
+        if encoder_meta.get("model_id") != self.metadata.get("model_id"):
+            raise RuntimeModelError(
+                f"{encoder_path} was not exported with {self.model_path} (model ids differ): "
+                f"export both again with dpst export"
+            )
+        self.max_labels = int(self.metadata["max_labels"])
+        self.working_size = int(self.metadata["config"]["working_size"])
+        self.provider = self._stylizer.get_providers()[0]
+        LOG.info("dpst fast model %s runs on %s", self.model_path, self.provider)
+
+    # -- public API ----------------------------------------------------------------------
+
+    def encode_style(
+        self, style: np.ndarray, style_labels: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The style code ``(mean, std)``, each ``(1, K+1, C)`` float32; cached per image."""
+        style = check_image(style, "style")
+        key = _style_key(style, style_labels)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        masks = masks_for_image(
+            style_labels, style.shape[:2], self.max_labels, self.working_size, "style labels"
+        )
+        mean, std = self._encoder.run(
+            list(ENCODER_OUTPUTS), {"style": _planar(style), "style_masks": masks}
+        )
+        code = (mean.astype(np.float32, copy=False), std.astype(np.float32, copy=False))
+        with self._lock:
+            self._cache[key] = code
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return code
+
+    def stylize(
+        self,
+        content: np.ndarray,
+        style: np.ndarray,
+        content_labels: np.ndarray | None = None,
+        style_labels: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Stylise ``content`` like ``style``: ``(H, W, 3)`` float32 in [0, 1].
+
+        Args:
+            content, style: ``(H, W, 3)`` RGB, float in [0, 1] (or uint8), any sizes.
+            content_labels, style_labels: optional integer label maps ``(H, W)`` of their
+                image's size, values in ``[-1, max_labels)`` (-1 = unlabelled); give both or
+                neither. Label k of the content takes the style of label k of the style.
+
+        Raises:
+            InputError: an image or label map of the wrong kind, size or range.
+        """
+        if (content_labels is None) != (style_labels is None):
+            raise InputError("give label maps for both images or for neither")
+        content = check_image(content, "content")
+        mean, std = self.encode_style(style, style_labels)
+        masks = masks_for_image(
+            content_labels,
+            content.shape[:2],
+            self.max_labels,
+            self.working_size,
+            "content labels",
+        )
+        feeds = {"content": _planar(content), "content_masks": masks}
+        feeds.update(style_mean=mean, style_std=std)
+        (out,) = self._stylizer.run(list(STYLIZER_OUTPUTS), feeds)
+        return np.ascontiguousarray(out[0].transpose(1, 2, 0), dtype=np.float32)
+
+    def clear_cache(self) -> None:
+        """Forget every cached style encoding."""
+        with self._lock:
+            self._cache.clear()
+
+
+def _style_key(style: np.ndarray, labels: np.ndarray | None) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(style.shape).encode())
+    digest.update(style.tobytes())
+    if labels is not None:
+        labels = np.asarray(labels)
+        digest.update(f"labels {labels.shape} {labels.dtype}".encode())
+        digest.update(np.ascontiguousarray(labels).tobytes())
+    return digest.digest()
+
+
+def _open_session(path: Path, providers, threads: int | None):
+    """An ONNX Runtime session for ``path`` or a one-line RuntimeModelError."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise RuntimeModelError(f"ONNX model not found: {path} (write one with dpst export)")
+    wanted = list(providers or DEFAULT_PROVIDERS)
+    available = set(ort.get_available_providers())
+    chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # no per-node warnings; failures raise anyway
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+    except Exception as error:  # ORT raises its own Fail/InvalidProtobuf/... types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RuntimeModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+
+
+def read_metadata(session, path: Path, role: str) -> dict[str, Any]:
+    """The dpst metadata of a session's model, parsed and checked; RuntimeModelError if not."""
+    props = dict(session.get_modelmeta().custom_metadata_map)
+    meta = {
+        key[len(METADATA_PREFIX) :]: _parse_value(value)
+        for key, value in props.items()
+        if key.startswith(METADATA_PREFIX)
+    }
+    if meta.get("format") != MODEL_FORMAT:
+        raise RuntimeModelError(f"{path} is not a dpst ONNX model (no dpst metadata)")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > MODEL_FORMAT_VERSION:
+        raise RuntimeModelError(
+            f"{path} has dpst ONNX format {version!r} (written by dpst "
+            f"{meta.get('version', '?')}); this runtime reads up to {MODEL_FORMAT_VERSION}: "
+            f"upgrade dpst or export the model again"
+        )
+    if meta.get("role") != role:
+        raise RuntimeModelError(
+            f"{path} is the {meta.get('role')!r} model, expected the {role!r} one "
+            f"(pass the file dpst export -o wrote)"
+        )
+    required = dict(REQUIRED_METADATA)
+    if role == ROLE_STYLIZER:
+        required["style_encoder_file"] = str
+    missing = [k for k, kind in required.items() if not isinstance(meta.get(k), kind)]
+    if missing:
+        raise RuntimeModelError(f"{path}: corrupt dpst metadata (missing or invalid {missing})")
+    return meta
+
+
+def _parse_value(text: str) -> Any:
+    """Metadata values are JSON, except plain strings (readable as they are in Netron)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _check_io(session, path: Path, inputs: tuple, outputs: tuple) -> None:
+    got_in = tuple(i.name for i in session.get_inputs())
+    got_out = tuple(o.name for o in session.get_outputs())
+    if set(got_in) != set(inputs) or set(got_out) != set(outputs):
+        raise RuntimeModelError(
+            f"{path} has inputs {got_in} and outputs {got_out}; expected {inputs} -> {outputs}"
+        )
