@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("dpst.models.segment_cli", "automatic semantic masks for a content/style pair"),
     "data": ("dpst.data.cli", "pair manifests: build from a photo folder, check, samples"),
     "targets": ("dpst.train.targets_cli", "the optimiser's output for every pair of a manifest"),
+    "serve": ("dpst.serve.app_cli", "the web demo (Gradio) on this machine"),
 }
 
 EXIT_USER_ERROR = 2

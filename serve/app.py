@@ -1,0 +1,338 @@
+"""The Gradio demo: two photos in, the content photo with the style's look out.
+
+    demo = build_app(AppConfig(model_path="model.onnx"))
+    demo.launch(**launch_options(AppConfig(...)))   # or: dpst serve --model model.onnx
+
+Fast mode runs the exported generator through ONNX Runtime (about a second); Quality mode
+runs the paper's optimiser (minutes), one job at a time, with a progress bar and a cancel
+button. The page is built by :func:`build_app`; its callbacks are the methods of
+:class:`AppCallbacks`, plain functions of the page's values that tests call without a server.
+The run events take Gradio's raw file payloads (``preprocess=False``) so that a broken upload
+reaches our reader and comes back as a message on the page rather than a stack trace.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from functools import partial
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from dpst.errors import DpstError
+from dpst.optim_reference.palette import PAPER_PALETTE
+from dpst.serve.app_engine import AppConfig, DemoEngine, JobResult, MaskRequest
+from dpst.serve.app_inputs import payload_path
+
+log = logging.getLogger(__name__)
+
+FAST, QUALITY = "Fast", "Quality"
+MASK_CHOICES = (
+    ("No masks (one region)", "none"),
+    ("Automatic (segmenter)", "automatic"),
+    ("Upload mask files", "upload"),
+    ("Paint masks", "paint"),
+)
+# Before/after pictures shown in the page at most this size; the download is full size.
+PREVIEW_SIDE = 1600
+POST_MODES = ("fast", "exact")
+CSS = ".dpst-error {color: #b91c1c; font-weight: 600}"
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def _preview(image: np.ndarray) -> np.ndarray:
+    from dpst.imageio import resize_long_side, to_uint8
+
+    if max(image.shape[:2]) > PREVIEW_SIDE:
+        image = resize_long_side(image, PREVIEW_SIDE)
+    return to_uint8(image)
+
+
+def error_html(message: str) -> str:
+    return f'<p class="dpst-error" id="dpst-error">Error: {html.escape(message)}</p>'
+
+
+def result_html(result: JobResult) -> str:
+    """Timings, backend and notes of a finished job as a few lines of HTML."""
+    h, w = result.image.shape[:2]
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items() if k != "total")
+    lines = [
+        f"<p><b>Done</b> in {result.seconds['total']:.2f} s ({parts}); output {w}x{h}.</p>",
+        f"<p>{html.escape(result.backend)}</p>",
+    ]
+    lines += [f'<p class="dpst-note">&#9888; {html.escape(n)}</p>' for n in result.notes]
+    return "\n".join(lines)
+
+
+class AppCallbacks:
+    """Everything the page's events call; each returns the values of the event's outputs."""
+
+    def __init__(self, engine: DemoEngine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def _masks(mode, content_mask, style_mask, content_editor, style_editor) -> MaskRequest:
+        return MaskRequest(mode, content_mask, style_mask, content_editor, style_editor)
+
+    def _finish(self, content: Any, result: JobResult):
+        from dpst.serve.app_inputs import read_photo
+
+        before = read_photo(content, "content photo", self.engine.config.max_pixels)
+        return (_preview(before), _preview(result.image)), result.path, result_html(result)
+
+    @staticmethod
+    def _failed(err: BaseException):
+        if not isinstance(err, DpstError):
+            log.exception("demo job failed")
+            message = f"internal error ({type(err).__name__}: {str(err)[:200]}); see the log"
+        else:
+            message = str(err)
+        return gr.update(), gr.update(), error_html(message)
+
+    def fast(self, content, style, mask_mode, content_mask, style_mask, c_editor, s_editor):
+        """Fast mode: -> (slider value, download path, status HTML)."""
+        masks = self._masks(mask_mode, content_mask, style_mask, c_editor, s_editor)
+        try:
+            return self._finish(content, self.engine.run_fast(content, style, masks))
+        except Exception as err:  # the page shows it; the server goes on
+            return self._failed(err)
+
+    def quality(
+        self,
+        content,
+        style,
+        mask_mode,
+        content_mask,
+        style_mask,
+        c_editor,
+        s_editor,
+        size,
+        iters,
+        multiscale,
+        post_mode,
+        progress: gr.Progress | None = gr.Progress(),  # noqa: B008 (Gradio's injection marker)
+        request: gr.Request | None = None,
+    ):
+        """Quality mode: -> (slider value, download path, status HTML)."""
+        masks = self._masks(mask_mode, content_mask, style_mask, c_editor, s_editor)
+        settings = {"size": size, "iters": iters, "multiscale": multiscale, "post_mode": post_mode}
+
+        def report(fraction: float, desc: str) -> None:
+            if progress is not None:
+                progress(fraction, desc=desc)
+
+        try:
+            result = self.engine.run_quality(
+                content, style, masks, settings, report, session=_session(request)
+            )
+            return self._finish(content, result)
+        except Exception as err:  # the page shows it; the server goes on
+            return self._failed(err)
+
+    def cancel(self, request: gr.Request | None = None) -> str:
+        stopped = self.engine.request_stop(_session(request))
+        return "<p>Cancelled.</p>" if stopped else "<p>Nothing to cancel.</p>"
+
+    def photo_changed(self, payload, what: str = "content photo"):
+        """A new photo: check it at once; -> (mask editor value, status HTML)."""
+        from dpst.serve.app_inputs import check_photo
+
+        path = payload_path(payload)
+        if path is None:
+            return None, ""
+        try:
+            check_photo(path, what, self.engine.config.max_pixels)
+        except DpstError as err:
+            return None, error_html(str(err))
+        return gr.update(value={"background": path, "layers": [], "composite": None}), ""
+
+    def example_selected(self, evt: gr.SelectData):
+        """A click on example pair ``evt.index``: -> (content path, style path)."""
+        return self.engine.example_paths(int(evt.index))
+
+    @staticmethod
+    def mode_changed(mode: str):
+        """-> visibility of (quality options, fast button, quality button, cancel button)."""
+        quality = mode == QUALITY
+        return (
+            gr.update(visible=quality),
+            gr.update(visible=not quality),
+            gr.update(visible=quality),
+            gr.update(visible=quality),
+        )
+
+    @staticmethod
+    def mask_mode_changed(mode: str):
+        """-> visibility of (upload row, paint row)."""
+        return gr.update(visible=mode == "upload"), gr.update(visible=mode == "paint")
+
+
+def _session(request) -> str:
+    from dpst.serve.app_engine import LOCAL_SESSION
+
+    return getattr(request, "session_hash", None) or LOCAL_SESSION
+
+
+def _availability_html(engine: DemoEngine, automatic: tuple[bool, str | None]) -> str:
+    lines = []
+    if engine.fast is None:
+        lines.append(f"Fast mode is unavailable: {engine.fast_error}. Quality mode works.")
+    if engine.backbone is None:
+        lines.append(f"Quality mode is unavailable: {engine.backbone_error}")
+    elif engine.backbone.name == "random":
+        lines.append(
+            "This server runs Quality mode with a random backbone standing in for VGG-19 "
+            "(--backbone random): results show the machinery, not the method."
+        )
+    if not automatic[0]:
+        lines.append(f"{automatic[1]}.")
+    return "\n".join(f'<p class="dpst-note">&#9888; {html.escape(x)}</p>' for x in lines)
+
+
+def build_app(config: AppConfig, engine: DemoEngine | None = None):
+    """The demo page as a ``gr.Blocks``; queue configured, not launched.
+
+    ``engine`` lets tests share one; by default one is made from ``config``.
+    """
+    engine = engine or DemoEngine(config)
+    cb = AppCallbacks(engine)
+    automatic = engine.automatic_available()
+    mask_choices = [c for c in MASK_CHOICES if automatic[0] or c[1] != "automatic"]
+    default_mode = FAST if engine.fast is not None else QUALITY
+    brush = gr.Brush(
+        colors=[_hex(rgb) for _, rgb in PAPER_PALETTE],
+        default_color=_hex(PAPER_PALETTE[0][1]),
+        color_mode="fixed",
+    )
+    legend = ", ".join(f"{name} = region {i + 1}" for i, (name, _) in enumerate(PAPER_PALETTE))
+
+    with gr.Blocks(title="Deep Photo Style Transfer", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            "# Deep Photo Style Transfer\n"
+            "Give a content photo and a style photo: the result is the content photo with "
+            "the style photo's colours and tones, still a photograph."
+        )
+        gr.HTML(_availability_html(engine, automatic), elem_id="availability")
+        with gr.Row():
+            content = gr.Image(
+                label="Content photo", type="filepath", image_mode=None, format="png",
+                sources=["upload", "clipboard"], elem_id="content-image", height=320,
+            )  # fmt: skip
+            style = gr.Image(
+                label="Style photo", type="filepath", image_mode=None, format="png",
+                sources=["upload", "clipboard"], elem_id="style-image", height=320,
+            )  # fmt: skip
+        examples = gr.Gallery(
+            value=engine.example_thumbnails(),
+            label="Examples (click one to load it)",
+            columns=len(engine.example_thumbnails()),
+            height=150,
+            allow_preview=False,
+            elem_id="examples",
+        )
+        with gr.Accordion("Masks", open=False):
+            mask_mode = gr.Radio(
+                mask_choices, value="none", label="Masks", elem_id="mask-mode",
+                info="Regions of one colour in both photos take their look from each other.",
+            )  # fmt: skip
+            with gr.Row(visible=False) as upload_row:
+                content_mask = gr.Image(
+                    label="Content mask", type="filepath", image_mode=None, format="png"
+                )
+                style_mask = gr.Image(
+                    label="Style mask", type="filepath", image_mode=None, format="png"
+                )
+            with gr.Column(visible=False) as paint_row:
+                gr.Markdown(f"Paint matching regions in the same colour ({legend}).")
+                with gr.Row():
+                    c_editor = gr.ImageEditor(
+                        label="Content mask", brush=brush, sources=None, transforms=(),
+                        format="png", layers=True, elem_id="content-editor",
+                    )  # fmt: skip
+                    s_editor = gr.ImageEditor(
+                        label="Style mask", brush=brush, sources=None, transforms=(),
+                        format="png", layers=True, elem_id="style-editor",
+                    )  # fmt: skip
+        mode = gr.Radio(
+            [FAST, QUALITY], value=default_mode, label="Mode", elem_id="mode",
+            info="Fast: the trained network, about a second. Quality: the paper's optimiser, "
+            "minutes, one job at a time.",
+        )  # fmt: skip
+        with gr.Group(visible=default_mode == QUALITY) as quality_box:
+            with gr.Row():
+                size = gr.Slider(
+                    64, config.quality_max_size, value=config.quality_size, step=16,
+                    label="Working size (long side, px)", elem_id="quality-size",
+                )  # fmt: skip
+                iters = gr.Slider(
+                    1, config.quality_max_iters, value=config.quality_iters, step=1,
+                    label="Iterations per stage", elem_id="quality-iters",
+                )  # fmt: skip
+            with gr.Row():
+                multiscale = gr.Checkbox(value=True, label="Multi-scale (much faster)")
+                post_mode = gr.Radio(list(POST_MODES), value="fast", label="Post-filter")
+        with gr.Row():
+            run_fast = gr.Button(
+                "Stylize (fast)", variant="primary", elem_id="run-fast",
+                visible=default_mode == FAST,
+            )  # fmt: skip
+            run_quality = gr.Button(
+                "Stylize (quality)", variant="primary", elem_id="run-quality",
+                visible=default_mode == QUALITY,
+            )  # fmt: skip
+            cancel = gr.Button("Cancel", elem_id="cancel", visible=default_mode == QUALITY)
+        status = gr.HTML("", elem_id="status")
+        result = gr.ImageSlider(
+            label="Before / after", format="png", elem_id="result", interactive=False
+        )
+        download = gr.DownloadButton("Download the result (PNG)", elem_id="download")
+
+        job_inputs = [content, style, mask_mode, content_mask, style_mask, c_editor, s_editor]
+        job_outputs = [result, download, status]
+
+        run_fast.click(
+            cb.fast, job_inputs, job_outputs, preprocess=False,
+            concurrency_limit=1, concurrency_id="fast",
+        )  # fmt: skip
+        quality_event = run_quality.click(
+            cb.quality, [*job_inputs, size, iters, multiscale, post_mode], job_outputs,
+            preprocess=False, concurrency_limit=1, concurrency_id="quality",
+        )  # fmt: skip
+        cancel.click(cb.cancel, None, status, cancels=[quality_event], queue=False)
+        mode.change(
+            cb.mode_changed, mode, [quality_box, run_fast, run_quality, cancel], queue=False
+        )
+        mask_mode.change(cb.mask_mode_changed, mask_mode, [upload_row, paint_row], queue=False)
+        content.change(
+            partial(cb.photo_changed, what="content photo"), content, [c_editor, status],
+            preprocess=False,
+        )  # fmt: skip
+        style.change(
+            partial(cb.photo_changed, what="style photo"), style, [s_editor, status],
+            preprocess=False,
+        )  # fmt: skip
+        examples.select(cb.example_selected, None, [content, style])
+    demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
+    demo.dpst_callbacks = cb  # for tests and embedding; the page itself does not need it
+    return demo
+
+
+def launch_options(config: AppConfig) -> dict[str, Any]:
+    """``Blocks.launch`` arguments that keep the server to what the demo needs."""
+    blocked = []
+    if config.model_path:
+        from pathlib import Path
+
+        blocked.append(str(Path(config.model_path).expanduser().resolve().parent))
+    return {
+        "max_file_size": f"{config.max_upload_mb}mb",
+        "allowed_paths": [],
+        "blocked_paths": blocked,
+        "css": CSS,
+        "show_error": False,
+    }

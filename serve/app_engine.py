@@ -1,0 +1,420 @@
+"""The demo's work, without the page: models loaded once, masks, the fast and quality jobs.
+
+:class:`DemoEngine` is created per app (never a module-level singleton) and holds what must
+outlive one request: the ONNX session, the segmenter, the backbone's availability, the stop
+flags of running quality jobs, and a private folder for results. Gradio is not imported here;
+``serve/app.py`` turns its results into page updates.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dpst.errors import DpstError, InputError
+from dpst.serve import app_inputs as inputs
+
+MASK_MODES = ("none", "automatic", "upload", "paint")
+BACKBONES = ("vgg19", "random")
+# Bundled example pairs (content, style) from scikit-image's photos; nothing is committed.
+EXAMPLE_PAIRS = (("rocket", "coffee"), ("chelsea", "astronaut"), ("coffee", "rocket"))
+# Results kept in the engine's folder; older ones are deleted (Gradio keeps its own copies).
+RESULTS_KEPT = 32
+# Without a request (tests, scripts) jobs share this key for their stop flag.
+LOCAL_SESSION = "local"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """What one demo server offers and allows.
+
+    ``model_path`` None means no fast model (Quality mode only). ``backbone`` ``"random"``
+    stands a seeded random network in for VGG-19 (tests, offline smoke runs; the page says
+    so); ``"vgg19"`` needs weights on disk and never downloads them from a request.
+    ``segmenter`` None turns automatic masks off.
+    """
+
+    model_path: str | None = None
+    backbone: str = "vgg19"
+    vgg_weights: str | None = None
+    segmenter: Any = None  # dpst.models.segmenter_config.SegmenterConfig | None
+    device: str = "auto"
+    max_upload_mb: int = 25
+    max_pixels: int = 25_000_000  # 6000x4000 cameras; 4K is 8.3 MP
+    quality_size: int = 384  # default working size of Quality mode
+    quality_max_size: int = 1024
+    quality_iters: int = 100  # default L-BFGS iterations per stage
+    quality_max_iters: int = 1000
+    queue_size: int = 8  # requests waiting, all events together
+    example_side: int = 512
+    min_fraction: float = 0.01  # label policy: regions under 1 % are merged
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.max_pixels < 1 or self.max_upload_mb < 1 or self.queue_size < 1:
+            raise ValueError("max_pixels, max_upload_mb and queue_size must be positive")
+
+
+@dataclass
+class JobResult:
+    """A finished job: the image at the content's size, its PNG, timings and notes."""
+
+    image: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    path: str  # the PNG written for download
+    seconds: dict[str, float]  # stage name -> seconds, "total" included
+    backend: str  # one line: what computed it
+    notes: list[str] = field(default_factory=list)  # warnings the page shows
+    report: dict = field(default_factory=dict)
+
+
+@dataclass
+class MaskRequest:
+    """Which masks to use and the page inputs they come from (Gradio payloads or paths)."""
+
+    mode: str = "none"
+    content_file: Any = None
+    style_file: Any = None
+    content_editor: Any = None
+    style_editor: Any = None
+
+
+ProgressFn = Callable[[float, str], None]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+class DemoEngine:
+    """Models and jobs of one demo server (see the module docstring)."""
+
+    def __init__(self, config: AppConfig, fast: Any = None) -> None:
+        """``fast``: an already made stylizer (anything with FastStylizer's ``stylize``,
+        ``provider`` and ``max_labels``) instead of loading ``config.model_path``."""
+        self.config = config
+        self._lock = threading.Lock()
+        self._network_lock = threading.Lock()
+        self._stops: dict[str, threading.Event] = {}
+        self._segmenter: Any = None
+        self._segmenter_error: str | None = None
+        self._network: tuple[Any, dict] | None = None
+        self.results_dir = Path(tempfile.mkdtemp(prefix="dpst-serve-"))
+        weakref.finalize(self, shutil.rmtree, self.results_dir, ignore_errors=True)
+        if fast is not None:
+            self.fast, self.fast_error = fast, None
+        else:
+            self.fast, self.fast_error = self._load_fast(config.model_path)
+        self.backbone, self.backbone_error = self._resolve_backbone()
+
+    # -- what is available ---------------------------------------------------------------
+
+    @staticmethod
+    def _load_fast(model_path: str | None):
+        if model_path is None:
+            return None, "no fast model was given (dpst serve --model PATH, or set DPST_MODEL)"
+        try:
+            from dpst.serve.runtime import FastStylizer
+        except ImportError as err:
+            return None, f"the ONNX runtime is not available ({_first_line(err)})"
+        try:
+            return FastStylizer(model_path), None
+        except (DpstError, OSError, ValueError) as err:
+            return None, f"the fast model could not be loaded: {_first_line(err)}"
+
+    def _resolve_backbone(self):
+        """``(BackboneConfig, None)`` when Quality mode can run, else ``(None, message)``."""
+        from dpst.optim_reference.vgg import BackboneConfig, resolve_weights
+
+        if self.config.backbone == "random":
+            return BackboneConfig(name="random"), None
+        backbone = BackboneConfig(weights=self.config.vgg_weights, download=False)
+        try:
+            resolve_weights(backbone)
+        except DpstError as err:
+            return None, _first_line(err)
+        return backbone, None
+
+    def network(self) -> tuple[Any, dict]:
+        """The backbone and its identity, loaded on first use and kept for every job."""
+        from dpst.optim_reference.stylize import resolve_device
+        from dpst.optim_reference.vgg import load_backbone
+
+        if self.backbone is None:
+            raise InputError(f"Quality mode needs VGG-19 weights: {self.backbone_error}")
+        with self._network_lock:
+            if self._network is None:
+                self._network = load_backbone(self.backbone, resolve_device(self.config.device))
+            return self._network
+
+    def segmenter(self):
+        """The segmenter, built once; raises InputError saying why automatic masks are off."""
+        with self._lock:
+            if self._segmenter is None and self._segmenter_error is None:
+                if self.config.segmenter is None:
+                    self._segmenter_error = "automatic masks are off on this server"
+                else:
+                    from dpst.models.segmenter import build_segmenter
+
+                    try:
+                        self._segmenter = build_segmenter(self.config.segmenter)
+                    except DpstError as err:
+                        self._segmenter_error = _first_line(err)
+            if self._segmenter_error is not None:
+                raise InputError(f"automatic masks are unavailable: {self._segmenter_error}")
+            return self._segmenter
+
+    def automatic_available(self) -> tuple[bool, str | None]:
+        try:
+            self.segmenter()
+        except InputError as err:
+            return False, str(err)
+        return True, None
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def read_pair(self, content: Any, style: Any) -> tuple[np.ndarray, np.ndarray]:
+        cap = self.config.max_pixels
+        return (
+            inputs.read_photo(content, "content photo", cap),
+            inputs.read_photo(style, "style photo", cap),
+        )
+
+    def masks(
+        self, request: MaskRequest, content: np.ndarray, style: np.ndarray, work_side: int
+    ) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+        """Label maps at the photos' sizes for ``request`` (None, None: one region), notes."""
+        cap, mode = self.config.max_pixels, request.mode
+        if mode not in MASK_MODES:
+            raise InputError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
+        if mode == "none":
+            return None, None, []
+        if mode == "upload":
+            cl, c_notes = inputs.read_mask_upload(
+                request.content_file, "content mask", content.shape[:2], cap
+            )
+            sl, s_notes = inputs.read_mask_upload(
+                request.style_file, "style mask", style.shape[:2], cap
+            )
+            return cl, sl, c_notes + s_notes
+        if mode == "paint":
+            cl = inputs.painted_labels(
+                inputs.read_editor_layers(request.content_editor, "content mask", cap),
+                content.shape[:2],
+            )
+            sl = inputs.painted_labels(
+                inputs.read_editor_layers(request.style_editor, "style mask", cap),
+                style.shape[:2],
+            )
+            if cl is None and sl is None:
+                return None, None, ["nothing painted: one region"]
+            cl = np.full(content.shape[:2], inputs.UNPAINTED) if cl is None else cl
+            sl = np.full(style.shape[:2], inputs.UNPAINTED) if sl is None else sl
+            return cl, sl, []
+        return self._automatic(content, style, work_side)
+
+    def _automatic(self, content: np.ndarray, style: np.ndarray, work_side: int):
+        from dpst.imageio import resize_long_side
+        from dpst.models.auto_labels import AutoLabelConfig, auto_labels
+        from dpst.optim_reference.masks import resize_labels
+
+        segmenter = self.segmenter()
+        found = auto_labels(
+            resize_long_side(content, min(work_side, max(content.shape[:2]))),
+            resize_long_side(style, min(work_side, max(style.shape[:2]))),
+            AutoLabelConfig(min_fraction=self.config.min_fraction),
+            segmenter=segmenter,
+        )
+        names = found.report["label_names"]
+        found_names = ", ".join(names[i] for i in found.report["label_ids"])
+        return (
+            resize_labels(found.content, content.shape[:2]),
+            resize_labels(found.style, style.shape[:2]),
+            [f"automatic masks: {found_names}"],
+        )
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _save(self, image: np.ndarray, kind: str) -> str:
+        from dpst.imageio import write_image
+
+        old = sorted(self.results_dir.glob("*.png"), key=os.path.getmtime)
+        for stale in old[: max(0, len(old) - RESULTS_KEPT + 1)]:
+            stale.unlink(missing_ok=True)
+        path = self.results_dir / f"dpst-{kind}-{time.strftime('%H%M%S')}-{os.urandom(3).hex()}.png"
+        write_image(path, image)
+        return str(path)
+
+    def run_fast(self, content: Any, style: Any, masks: MaskRequest) -> JobResult:
+        """One pass of the ONNX model on the uploaded pair."""
+        if self.fast is None:
+            raise InputError(f"Fast mode is unavailable: {self.fast_error}; use Quality mode")
+        t0 = time.perf_counter()
+        content_img, style_img = self.read_pair(content, style)
+        cl, sl, notes = self.masks(masks, content_img, style_img, inputs.LABEL_WORK_SIDE)
+        if cl is not None:
+            cl, sl, _ = inputs.clean_labels(
+                cl, sl, content_img, style_img, self.config.min_fraction
+            )
+            cl, sl, _ = inputs.compact_labels(cl, sl, self.fast.max_labels)
+        t1 = time.perf_counter()
+        image = self.fast.stylize(content_img, style_img, content_labels=cl, style_labels=sl)
+        t2 = time.perf_counter()
+        path = self._save(image, "fast")
+        seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
+        backend = f"Fast mode: ONNX Runtime ({self.fast.provider})"
+        return JobResult(image, path, seconds, backend, notes)
+
+    def quality_config(self, size: int, iters: int, multiscale: bool, post_mode: str):
+        from dpst.optim_reference.postfilter import PostFilterConfig
+        from dpst.optim_reference.stylize import StylizeConfig
+
+        cfg = self.config
+        if not 16 <= int(size) <= cfg.quality_max_size:
+            raise InputError(f"size must be between 16 and {cfg.quality_max_size}, got {size}")
+        if not 1 <= int(iters) <= cfg.quality_max_iters:
+            raise InputError(
+                f"iterations must be between 1 and {cfg.quality_max_iters}, got {iters}"
+            )
+        return StylizeConfig(
+            size=int(size),
+            iters=int(iters),
+            multiscale=bool(multiscale),
+            device=cfg.device,
+            post=PostFilterConfig(mode=post_mode),
+        )
+
+    def run_quality(
+        self,
+        content: Any,
+        style: Any,
+        masks: MaskRequest,
+        settings: dict[str, Any],
+        progress: ProgressFn | None = None,
+        session: str = LOCAL_SESSION,
+    ) -> JobResult:
+        """The reference optimiser; ``settings``: size, iters, multiscale, post_mode."""
+        from dpst.optim_reference.stylize import multiscale_schedule, stylize
+
+        network = self.network()
+        cfg = self.quality_config(**settings)
+        t0 = time.perf_counter()
+        content_img, style_img = self.read_pair(content, style)
+        cl, sl, notes = self.masks(masks, content_img, style_img, cfg.size)
+        scale = min(1.0, cfg.size / max(content_img.shape[:2]))
+        work_hw = tuple(max(1, round(s * scale)) for s in content_img.shape[:2])
+        total = sum(n for _, _, n in multiscale_schedule(cfg, work_hw)) or 1
+        done = 0
+
+        def on_iteration(event) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(
+                    min(done / total, 1.0),
+                    f"stage {event.stage}, iteration {event.iteration}/{event.total}",
+                )
+
+        stop = self._begin(session)
+        try:
+            result = stylize(
+                content_img,
+                style_img,
+                cl,
+                sl,
+                cfg,
+                self.backbone,
+                callback=on_iteration,
+                should_stop=stop.is_set,
+                network=network,
+            )
+        finally:
+            self._end(session, stop)
+        report = result.report
+        path = self._save(result.image, "quality")
+        seconds = {
+            "optimiser": sum(s["seconds"] for s in report["stages"]),
+            "post-filter": report["postfilter"]["seconds"],
+            "total": time.perf_counter() - t0,
+        }
+        identity = report["backbone"]
+        if identity.get("random"):
+            net = "a random backbone standing in for VGG-19"
+            notes.insert(
+                0,
+                "random backbone: this server runs without VGG-19 weights (--backbone random), "
+                "so the result shows the machinery, not the method",
+            )
+        else:
+            net = f"VGG-19 ({identity.get('format', '?')} weights, sha256 {identity.get('sha256')})"
+        iterations = sum(s["iterations"] for s in report["stages"])
+        backend = f"Quality mode: reference optimiser, {net}, on {report['device']}"
+        backend += f", {iterations} L-BFGS iterations at {work_hw[1]}x{work_hw[0]}"
+        if report.get("cancelled"):
+            notes.append("cancelled: this is the result so far")
+        return JobResult(result.image, path, seconds, backend, notes, report)
+
+    # -- stopping quality jobs -------------------------------------------------------------
+
+    def _begin(self, session: str) -> threading.Event:
+        stop = threading.Event()
+        with self._lock:
+            self._stops[session] = stop
+        return stop
+
+    def _end(self, session: str, stop: threading.Event) -> None:
+        with self._lock:
+            if self._stops.get(session) is stop:
+                del self._stops[session]
+
+    def request_stop(self, session: str = LOCAL_SESSION) -> bool:
+        """Ask the session's running quality job to stop after its current iteration."""
+        with self._lock:
+            stop = self._stops.get(session)
+        if stop is None:
+            return False
+        stop.set()
+        return True
+
+    # -- examples ------------------------------------------------------------------------
+
+    def example_paths(self, index: int) -> tuple[str, str]:
+        """PNG files of example pair ``index`` (written once into the engine's folder)."""
+        from dpst.data.samples import sample_image
+        from dpst.imageio import write_image
+
+        if not 0 <= index < len(EXAMPLE_PAIRS):
+            raise InputError(f"no example {index}")
+        paths = []
+        for name in EXAMPLE_PAIRS[index]:
+            path = self.results_dir / "examples" / f"{name}.png"
+            if not path.exists():
+                write_image(path, sample_image(name, self.config.example_side))
+            paths.append(str(path))
+        return paths[0], paths[1]
+
+    def example_thumbnails(self, side: int = 160) -> list[tuple[np.ndarray, str]]:
+        """One picture per example pair (content | style), with its caption."""
+        from dpst.data.samples import sample_image
+
+        thumbs = []
+        for content, style in EXAMPLE_PAIRS:
+            a, b = sample_image(content, side), sample_image(style, side)
+            h = max(a.shape[0], b.shape[0])
+            gap = np.ones((h, 6, 3), dtype=np.float32)
+            a, b = (
+                np.pad(x, ((0, h - x.shape[0]), (0, 0), (0, 0)), constant_values=1) for x in (a, b)
+            )
+            thumbs.append((np.concatenate([a, gap, b], axis=1), f"{content} + {style}"))
+        return thumbs

@@ -1,0 +1,299 @@
+"""The demo's callbacks without a server: fast, quality, masks, bad input, cancelling."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+
+from dpst.imageio import read_image, write_image
+from dpst.optim_reference.palette import MASK_PALETTE, PAPER_PALETTE
+from dpst.serve import app_inputs
+from dpst.serve.app import AppCallbacks, build_app
+from dpst.serve.app_engine import AppConfig, DemoEngine, MaskRequest
+from tests.conftest import sample_photo
+
+NO_MASKS = ("none", None, None, None, None)
+# Quality runs in tests: tiny working size, one iteration per stage, single scale.
+TINY_QUALITY = (32, 1, False, "fast")
+COLOUR = {name: rgb for name, rgb in PAPER_PALETTE}
+
+
+class FakeStylizer:
+    """Stands in for the ONNX runtime's FastStylizer: records what it was given."""
+
+    provider = "FakeExecutionProvider"
+    max_labels = 4
+    metadata: ClassVar[dict] = {}
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def stylize(self, content, style, content_labels=None, style_labels=None):
+        self.calls.append((content.shape, style.shape, content_labels, style_labels))
+        return np.clip(0.5 * content + 0.5 * style.mean(axis=(0, 1)), 0, 1).astype(np.float32)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """Content (48x64) and style (64x48 ... different size) PNG files: (content, style) paths."""
+    content, style = sample_photo("chelsea", 64), sample_photo("coffee", 56)
+    paths = tmp_path / "content.png", tmp_path / "style.png"
+    write_image(paths[0], content)
+    write_image(paths[1], style)
+    return str(paths[0]), str(paths[1])
+
+
+@pytest.fixture
+def random_config(tmp_path):
+    return AppConfig(backbone="random", device="cpu")
+
+
+def _callbacks(config: AppConfig, fast=None) -> AppCallbacks:
+    return AppCallbacks(DemoEngine(config, fast=fast))
+
+
+def _payload(path) -> dict:
+    """What the page sends for an uploaded file (preprocess=False)."""
+    return {"path": str(path), "orig_name": "x.png", "meta": {"_type": "gradio.FileData"}}
+
+
+def _layer(path, size, painted: dict[str, tuple[slice, slice]]) -> dict:
+    """An editor layer: transparent, with rectangles painted in palette colours."""
+    h, w = size
+    rgba = np.zeros((h, w, 4), dtype=np.uint8)
+    for name, (rows, cols) in painted.items():
+        rgba[rows, cols, :3] = COLOUR[name]
+        rgba[rows, cols, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(path)
+    return _payload(path)
+
+
+def _ok(outputs) -> tuple[np.ndarray, np.ndarray, str, str]:
+    (before, after), download, status = outputs
+    assert "Error" not in status, status
+    return before, after, download, status
+
+
+def test_fast_mode_returns_the_content_size_and_timings(pair):
+    fake = FakeStylizer()
+    cb = _callbacks(AppConfig(backbone="random"), fast=fake)
+    before, after, download, status = _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS))
+    content = read_image(pair[0])
+    assert after.shape == before.shape == content.shape
+    assert read_image(download).shape == content.shape
+    assert "FakeExecutionProvider" in status and "Done" in status
+    assert fake.calls[0][2] is None  # no masks: one region
+
+
+def test_quality_mode_random_backbone_reports_it(pair, random_config):
+    cb = _callbacks(random_config)
+    seen = []
+    outputs = cb.quality(
+        _payload(pair[0]), _payload(pair[1]), *NO_MASKS, *TINY_QUALITY,
+        progress=lambda fraction, desc: seen.append((fraction, desc)),
+    )  # fmt: skip
+    _before, after, download, status = _ok(outputs)
+    content = read_image(pair[0])
+    assert read_image(download).shape == content.shape == after.shape
+    assert "random backbone" in status and "Quality mode" in status
+    # One progress step per iteration, ending at 100 %.
+    assert len(seen) == 2 and seen[-1][0] == pytest.approx(1.0)
+
+
+def test_quality_without_weights_says_how_to_get_them(pair, tmp_path, monkeypatch):
+    monkeypatch.delenv("DPST_VGG_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-home"))
+    cb = _callbacks(AppConfig(backbone="vgg19"))
+    status = cb.quality(_payload(pair[0]), _payload(pair[1]), *NO_MASKS, *TINY_QUALITY)[2]
+    assert "Error" in status and "VGG-19 weights" in status and "vgg19-dcbb9e9d.pth" in status
+
+
+def test_no_model_fast_mode_unavailable_quality_default(pair, random_config):
+    demo = build_app(random_config)
+    cb = demo.dpst_callbacks
+    status = cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS)[2]
+    assert "Fast mode is unavailable" in status
+    config = demo.get_config_file()
+    by_id = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
+    assert by_id["mode"]["value"] == "Quality"
+    assert "Fast mode is unavailable" in by_id["availability"]["value"]
+    assert "random backbone" in by_id["availability"]["value"]
+
+
+def test_painted_layers_decode_to_palette_labels(tmp_path):
+    size = (20, 30)
+    bottom = _layer(tmp_path / "l0.png", size, {"blue": (slice(0, 10), slice(None))})
+    top = _layer(tmp_path / "l1.png", size, {"red": (slice(5, 15), slice(0, 10))})
+    layers = app_inputs.read_editor_layers({"layers": [bottom, top]}, "content mask", 10**6)
+    labels = app_inputs.painted_labels(layers, size)
+    blue, red = (
+        next(i for i, (n, _) in enumerate(MASK_PALETTE) if n == c) for c in ("blue", "red")
+    )
+    expected = np.full(size, app_inputs.UNPAINTED)
+    expected[0:10, :] = blue
+    expected[5:15, 0:10] = red  # the upper layer covers the lower one
+    np.testing.assert_array_equal(labels, expected)
+    # Layers of another size than the photo are resized with nearest neighbour.
+    np.testing.assert_array_equal(app_inputs.painted_labels(layers, (40, 60))[::2, ::2], expected)
+    assert app_inputs.painted_labels([], size) is None
+
+
+def test_painted_masks_reach_the_fast_model_as_compact_labels(pair, tmp_path):
+    fake = FakeStylizer()
+    cb = _callbacks(AppConfig(backbone="random"), fast=fake)
+    content, style = read_image(pair[0]), read_image(pair[1])
+    hc, wc = content.shape[:2]
+    hs, ws = style.shape[:2]
+    c_editor = {
+        "layers": [
+            _layer(tmp_path / "c.png", (hc, wc), {"green": (slice(0, hc // 2), slice(None))})
+        ]
+    }
+    s_editor = {
+        "layers": [
+            _layer(tmp_path / "s.png", (hs, ws), {"green": (slice(hs // 2, None), slice(None))})
+        ]
+    }
+    outputs = cb.fast(_payload(pair[0]), _payload(pair[1]), "paint", None, None, c_editor, s_editor)
+    _ok(outputs)
+    _, _, cl, sl = fake.calls[0]
+    assert cl.shape == (hc, wc) and sl.shape == (hs, ws)
+    # Two regions (green, unpainted) in both photos, numbered 0 and 1 for the model.
+    assert set(np.unique(cl)) == {0, 1} and set(np.unique(sl)) == {0, 1}
+    assert (cl[: hc // 2] == cl[0, 0]).all() and (cl[hc // 2 + 1 :] != cl[0, 0]).all()
+    assert (sl[hs // 2 :] == cl[0, 0]).all()  # green is green in both
+
+
+def test_uploaded_colour_masks_and_quality_run(pair, tmp_path, random_config):
+    content, style = read_image(pair[0]), read_image(pair[1])
+    masks = []
+    for name, image in (("cm.png", content), ("sm.png", style)):
+        h, w = image.shape[:2]
+        rgb = np.zeros((h, w, 3), dtype=np.uint8)
+        rgb[: h // 2] = COLOUR["blue"]
+        rgb[h // 2 :] = COLOUR["white"]
+        Image.fromarray(rgb).save(tmp_path / name)
+        masks.append(_payload(tmp_path / name))
+    engine = DemoEngine(random_config)
+    request = MaskRequest("upload", masks[0], masks[1])
+    cl, _sl, notes = engine.masks(request, content, style, 64)
+    assert set(np.unique(cl)) == {0, 3} and notes == []  # blue = 0, white = 3
+    cb = AppCallbacks(engine)
+    outputs = cb.quality(
+        _payload(pair[0]), _payload(pair[1]), "upload", *masks, None, None, *TINY_QUALITY
+    )
+    assert _ok(outputs)[1].shape == content.shape
+
+
+def test_automatic_masks_unavailable_is_said(pair, random_config):
+    cb = _callbacks(random_config)
+    status = cb.quality(
+        _payload(pair[0]), _payload(pair[1]), "automatic", None, None, None, None, *TINY_QUALITY
+    )[2]
+    assert "automatic masks are unavailable" in status
+
+
+def test_automatic_masks_with_the_none_segmenter(pair):
+    from dpst.models.segmenter_config import SegmenterConfig
+
+    fake = FakeStylizer()
+    cb = _callbacks(
+        AppConfig(backbone="random", segmenter=SegmenterConfig(backend="none")), fast=fake
+    )
+    status = _ok(
+        cb.fast(_payload(pair[0]), _payload(pair[1]), "automatic", None, None, None, None)
+    )[3]
+    assert "automatic masks: all" in status
+    assert set(np.unique(fake.calls[0][2])) == {0}
+
+
+@pytest.mark.parametrize("bad", ["text", "truncated", "oversized"])
+def test_bad_photo_is_a_visible_error_and_the_next_request_works(pair, tmp_path, bad):
+    fake = FakeStylizer()
+    content = read_image(pair[0])
+    cap = content.shape[0] * content.shape[1] + 10
+    cb = _callbacks(AppConfig(backbone="random", max_pixels=cap), fast=fake)
+    path = tmp_path / "bad.png"
+    if bad == "text":
+        path.write_text("this is not an image")
+    elif bad == "truncated":
+        path.write_bytes(open(pair[0], "rb").read()[:200])
+    else:
+        write_image(path, np.zeros((content.shape[0], content.shape[1] + 1, 3), np.float32))
+    (slider, _download, status) = cb.fast(_payload(path), _payload(pair[1]), *NO_MASKS)
+    assert slider == {"__type__": "update"} and "Error: content photo" in status
+    assert str(tmp_path) not in status  # names the input, not the server's file
+    if bad == "oversized":
+        assert "MP" in status
+    # Checked at upload too: the page says so before any run.
+    editor, upload_status = cb.photo_changed(_payload(path), "content photo")
+    if bad != "truncated":  # a truncated file's header is intact: caught when read
+        assert editor is None and "Error: content photo" in upload_status
+    _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS))
+
+
+def test_corrupt_mask_is_a_visible_error(pair, tmp_path, random_config):
+    broken = tmp_path / "mask.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    cb = _callbacks(random_config, fast=FakeStylizer())
+    status = cb.fast(
+        _payload(pair[0]),
+        _payload(pair[1]),
+        "upload",
+        _payload(broken),
+        _payload(broken),
+        None,
+        None,
+    )[2]
+    assert "Error: content mask: not a readable image" in status
+    status = cb.fast(_payload(pair[0]), _payload(pair[1]), "upload", None, None, None, None)[2]
+    assert "Error: no content mask" in status
+
+
+def test_too_many_labels_for_the_fast_model(pair, tmp_path):
+    content, style = read_image(pair[0]), read_image(pair[1])
+    masks = []
+    for name, image in (("cm.png", content), ("sm.png", style)):
+        h, w = image.shape[:2]
+        rgb = np.zeros((h, w, 3), dtype=np.uint8)
+        for k, (_, colour) in enumerate(PAPER_PALETTE[:6]):  # six bands: six labels
+            rgb[k * h // 6 : (k + 1) * h // 6] = colour
+        Image.fromarray(rgb).save(tmp_path / name)
+        masks.append(_payload(tmp_path / name))
+    cb = _callbacks(AppConfig(backbone="random", min_fraction=0.0), fast=FakeStylizer())
+    status = cb.fast(_payload(pair[0]), _payload(pair[1]), "upload", *masks, None, None)[2]
+    assert "6 labels" in status and "at most 4" in status
+
+
+def test_cancel_stops_a_quality_job_and_keeps_the_result_so_far(pair, random_config):
+    engine = DemoEngine(random_config)
+    cb = AppCallbacks(engine)
+    assert "Nothing to cancel" in cb.cancel()
+
+    def progress(fraction, desc):
+        engine.request_stop()  # as the Cancel button does, from the same session
+
+    settings = (32, 50, False, "fast")
+    outputs = cb.quality(
+        _payload(pair[0]), _payload(pair[1]), *NO_MASKS, *settings, progress=progress
+    )
+    status = _ok(outputs)[3]
+    assert "cancelled" in status and "1 L-BFGS iterations" in status
+
+
+def test_quality_settings_are_bounded(pair, random_config):
+    cb = _callbacks(random_config)
+    status = cb.quality(_payload(pair[0]), _payload(pair[1]), *NO_MASKS, 5000, 1, False, "fast")[2]
+    assert "Error: size must be between 16 and 1024" in status
+
+
+def test_examples_load_as_files(random_config):
+    engine = DemoEngine(random_config)
+    content, style = engine.example_paths(0)
+    assert read_image(content).shape[2] == 3 and read_image(style).shape[2] == 3
+    assert len(engine.example_thumbnails(32)) == 3
