@@ -17,10 +17,13 @@ import torch.nn.functional as F
 
 # Upper triangle of a symmetric 3x3 matrix, the order of sym3_cofactors' arguments.
 SYM3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-# Row bands of about this many pixels: the band's accumulator and its neighbours stay in
-# cache across window offsets, and temporaries stay bounded at any image size.
+# Row bands of about this many pixels: on CPU the band's accumulator and its neighbours
+# stay in cache across window offsets (64k pixels measured fastest, 20% ahead of whole
+# 700x466 images); on a GPU, bands only bound memory, and large ones keep the number of
+# kernel launches low. Temporaries stay bounded at any image size either way.
 _BILATERAL_BAND_PIXELS = 1 << 16
 _UPSAMPLE_BAND_PIXELS = 1 << 18
+_GPU_BAND_PIXELS = 1 << 22
 # Log-weights are clamped from below here: weights under exp(-50) ~ 2e-22 of the centre
 # weight (1) are raised to it, far below float64 tolerances, whereas float32 exp would
 # return subnormal numbers there, which make every later operation several times slower.
@@ -81,7 +84,7 @@ def _filter(
     spatial = -1.0 / (2 * (radius / 3) ** 2)
     colour = -1.0 / (3 * 2 * edge**2)
     out = torch.empty_like(x)
-    rows = max(1, _BILATERAL_BAND_PIXELS // width)
+    rows = band_rows(width, _BILATERAL_BAND_PIXELS, x.device)
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         acc = values[:, :, r0:r1].clone()  # the centre pixel, weight 1
@@ -149,7 +152,7 @@ def upsample_bands(x: torch.Tensor, guide_low: torch.Tensor, guide: torch.Tensor
     y_taps = _source_taps(height, x.shape[2], guide)
     x_taps = _source_taps(width, x.shape[3], guide)
     scale = -1.0 / (3 * 2 * edge**2)
-    rows = max(1, _UPSAMPLE_BAND_PIXELS // width)
+    rows = band_rows(width, _UPSAMPLE_BAND_PIXELS, guide.device)
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         band = guide[:, :, r0:r1]
@@ -190,6 +193,12 @@ def _source_taps(
         return ((index + 0.5) * (2 / source) - 1).to(like.dtype)
 
     return (centre(low), (1 - upper).to(like.dtype)), (centre(high), upper.to(like.dtype))
+
+
+def band_rows(width: int, cpu_pixels: int, device: torch.device) -> int:
+    """Rows per band: about ``cpu_pixels`` pixels on CPU, :data:`_GPU_BAND_PIXELS` elsewhere."""
+    pixels = cpu_pixels if device.type == "cpu" else _GPU_BAND_PIXELS
+    return max(1, pixels // max(1, width))
 
 
 def sym3_cofactors(

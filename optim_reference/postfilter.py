@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from dpst.errors import InputError
 from dpst.optim_reference.edge_aware import (
     SYM3,
+    band_rows,
     joint_bilateral,
     separable_joint_bilateral,
     sym3_cofactors,
@@ -43,8 +44,8 @@ from dpst.optim_reference.edge_aware import (
 
 MODES = ("exact", "fast")
 NUM_COEFFS = 12
-# The fit runs on row bands of about this many pixels, so temporaries stay bounded.
-# (32k pixels keep the band's 22 float64 sums in cache: 3.5x faster than 256k, measured.)
+# The fit runs on row bands of about this many pixels (on CPU), so temporaries stay
+# bounded; 32k pixels keep the band's 22 float64 sums in cache (3.5x faster than 256k).
 _FIT_BAND_PIXELS = 1 << 15
 # In float32 both the window sums and the 3x3 solve cancel in near-flat windows: we measured
 # errors up to 1.3e-2 on the applied maps of real photos (5e-3 with per-window centring),
@@ -113,7 +114,7 @@ def fit_local_affine(
     _check_number("ridge", ridge, positive=False)
     batch, _, height, width = content.shape
     coeffs = content.new_empty(batch, NUM_COEFFS, height, width)
-    rows = _band_rows(width, _FIT_BAND_PIXELS)
+    rows = band_rows(width, _FIT_BAND_PIXELS, content.device)
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         coeffs[:, :, r0:r1] = _fit_band(content, output, r0, r1, fit_radius, ridge)
@@ -292,10 +293,6 @@ def upsample_apply(
     for r0, r1, maps in upsample_bands(coeffs, content, full_res_content, UPSAMPLE_EDGE):
         result[:, :, r0:r1] = _apply(maps, full_res_content[:, :, r0:r1])
     return result
-
-
-def _band_rows(width: int, pixels: int) -> int:
-    return max(1, pixels // max(1, width))
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

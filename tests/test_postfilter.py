@@ -266,8 +266,12 @@ def test_bad_config_raises(kwargs, message):
         PostFilterConfig(**kwargs)
 
 
-def _image(*shape, low=0.0, high=1.0):
-    return torch.rand(*shape, dtype=torch.float64) * (high - low) + low
+def _image(*shape, extreme=None):
+    """A seeded image in [0, 1), with ``extreme`` written into its first pixel."""
+    image = torch.rand(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    if extreme is not None:
+        image.view(-1)[0] = extreme
+    return image
 
 
 @pytest.mark.parametrize(
@@ -275,8 +279,8 @@ def _image(*shape, low=0.0, high=1.0):
     [
         (_image(1, 4, 5, 5), _image(1, 4, 5, 5), r"content must be an RGB batch \(B,3,H,W\); "),
         (_image(3, 5, 5), _image(3, 5, 5), r"got shape \(3, 5, 5\)"),
-        (_image(1, 3, 5, 5, low=-0.5), _image(1, 3, 5, 5), r"content values must lie in \[0, 1\]"),
-        (_image(1, 3, 5, 5), _image(1, 3, 5, 5, high=2.0), r"output values .* max 1\.\d+"),
+        (_image(1, 3, 5, 5, extreme=-0.5), _image(1, 3, 5, 5), r"in \[0, 1\]; got min -0\.5, "),
+        (_image(1, 3, 5, 5), _image(1, 3, 5, 5, extreme=1.25), r"output values .* max 1\.25$"),
         (_image(1, 3, 5, 5), _image(1, 3, 5, 6), r"output must have the shape of content"),
         (np.zeros((1, 3, 5, 5)), _image(1, 3, 5, 5), r"content must be a torch tensor"),
         (torch.zeros(1, 3, 5, 5, dtype=torch.uint8), _image(1, 3, 5, 5), r"floating-point"),
