@@ -74,3 +74,28 @@ def test_constant_image_has_zero_tv():
 def test_paper_default_weights():
     w = LossWeights()
     assert (w.content, w.style, w.tv, w.photorealism) == (5.0, 100.0, 1e-3, 1e4)
+
+
+def test_gram_over_mask_supports_equals_dense():
+    from dpst.optim_reference.losses import mask_supports
+
+    rng = np.random.default_rng(3)
+    feat = torch.from_numpy(rng.standard_normal((1, 4, 9, 8)))
+    labels = torch.from_numpy(rng.integers(0, 3, (1, 9, 8)))
+    masks = torch.stack([(labels == k).double() for k in range(3)], 1)
+    masks[:, 2] = 0.3  # one label everywhere: its support is dense (None)
+    supports = mask_supports(masks)
+    assert supports[2] is None and supports[0].numel() == int((labels == 0).sum())
+    dense, mbar = masked_gram(feat, masks)
+    sparse, mbar2 = masked_gram(feat.clone().requires_grad_(), masks, supports)
+    torch.testing.assert_close(sparse, dense, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(mbar2, mbar)
+    assert mask_supports(masks.repeat(2, 1, 1, 1)) is None
+
+
+def test_gram_gradient_against_autograd():
+    from dpst.optim_reference.losses import gram
+
+    x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram, (x,))
+    torch.testing.assert_close(gram(x), x @ x.transpose(1, 2))
