@@ -1,7 +1,8 @@
 """Matting Laplacian benchmark: pymatting's cf_laplacian against our sparse and matrix-free paths.
 
 Run from the repository root: ``python -m bench.matting`` (``--help`` for options; for a
-quick check ``--sizes 256x256 --skip-vgg --skip-4k``). Every measurement runs in its own
+quick check ``--sizes 256x256 --skip-vgg --skip-4k``; on a machine shared with other
+jobs add ``--omp-passive`` or ``--threads 1``). Every measurement runs in its own
 subprocess, so that its peak memory can be read honestly: "peak MiB" is the growth of the
 process's maximum resident set size (``getrusage`` ``ru_maxrss``) over its resident size
 just before the measured work (after imports and after allocating the image and ``v``), for
@@ -45,6 +46,10 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 700x466; got {text!r}") from None
     return h, w
+
+
+def _omp_policy(args: argparse.Namespace) -> str:
+    return "PASSIVE" if args.omp_passive else os.environ.get("OMP_WAIT_POLICY", "default")
 
 
 def _load() -> str:
@@ -152,7 +157,10 @@ def measure(
     cmd = [sys.executable, "-m", "bench.matting", "--worker", task, f"{w}x{h}"]
     cmd += ["--repeats", str(repeats or args.repeats), "--threads", str(args.threads or 0)]
     cmd += ["--build-repeats", str(args.build_repeats if repeats is None else 1)]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if args.omp_passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -180,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(
-        f"# Matting Laplacian benchmark (CPU, torch threads {torch.get_num_threads()}, "
+        f"# Matting Laplacian benchmark (CPU, {os.cpu_count()} cores, torch threads "
+        f"{torch.get_num_threads()}, OMP_WAIT_POLICY {_omp_policy(args)}, "
         f"radius 1, eps 1e-7, product = 3 channels; "
         f"medians of {args.build_repeats} builds, {args.repeats} products)"
     )
@@ -326,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="torch threads in every measurement (default: torch's own choice)",
+    )
+    parser.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="run with OMP_WAIT_POLICY=PASSIVE: on a machine shared with other jobs, "
+        "spinning OpenMP threads make many-small-op code 10x slower or worse",
     )
     parser.add_argument("--worker", nargs=2, metavar=("TASK", "WxH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

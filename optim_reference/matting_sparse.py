@@ -22,8 +22,8 @@ from dpst.optim_reference.matting_windows import (
     window_offsets,
 )
 
-# Float64 elements of window data per band (8 MB): the band's stencil stays cache-sized.
-_BAND_ELEMENTS = 1 << 20
+# Float64 elements of window data per band (16 MB): the band's stencil stays cache-sized.
+_BAND_ELEMENTS = 1 << 21
 
 
 def stencil_span(radius: int) -> int:
