@@ -249,7 +249,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.skip_vgg:
         print(
-            "\n# Reference: VGG-19 forward+backward to relu5_1 (torchvision, random weights) "
+            "\n# Reference: VGG-19 forward+backward to relu5_1 (torchvision, random weights, "
+            "gradient for the input only, as in the optimiser) "
             "and the auto path's share of it"
         )
         header = [
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sizes",
         type=_size_list,
-        default=list(DEFAULT_SIZES),
+        default=",".join(DEFAULT_SIZES),
         help="comma-separated WxH list (default: %(default)s)",
     )
     parser.add_argument("--repeats", type=int, default=5, help="timed products per size")
