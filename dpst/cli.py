@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("dpst.models.segment_cli", "automatic semantic masks for a content/style pair"),
     "data": ("dpst.data.cli", "pair manifests: build from a photo folder, check, samples"),
     "targets": ("dpst.train.targets_cli", "the optimiser's output for every pair of a manifest"),
+    "train": ("dpst.train.train_cli", "train the feed-forward generator on a manifest"),
+    "eval": ("dpst.train.eval_cli", "the generator against the optimiser, pair by pair"),
     "serve": ("dpst.serve.app_cli", "the web demo (Gradio) on this machine"),
 }
 

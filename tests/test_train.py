@@ -1,0 +1,296 @@
+"""``dpst train`` and ``dpst eval``: learning, exact resume, DDP on gloo, SIGTERM, bad input.
+
+A tiny generator (32 px working size), 32 px crops, the random backbone: the machinery is
+under test, not the model's quality.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dpst.cli import main
+from dpst.config import update_dataclass
+from dpst.data.manifest import read_manifest, write_manifest
+from dpst.data.pairs import write_label_map
+from dpst.data.samples import write_sample_set
+from dpst.train.config import TrainConfig, lr_factor
+from dpst.train.loop import METRICS_FILE, SUMMARY_FILE, train
+from dpst.train.sampler import epoch_batches
+from dpst.train.state import LAST_CHECKPOINT, load_train_checkpoint
+
+SUBPROCESS_TIMEOUT = 240
+TINY = {
+    "model": {
+        "working_size": 32,
+        "grid_size": 8,
+        "luma_bins": 4,
+        "max_labels": 4,
+        "encoder_widths": [8, 8],
+        "head_width": 8,
+        "global_levels": 1,
+    },
+    "augment": {"size": [32, 32]},
+    "backbone": {"name": "random"},
+    "batch_size": 1,
+    "warmup_steps": 0,
+    "log_every": 1,
+    "image_every": 0,
+    "val_every": 0,
+    "checkpoint_every": 0,
+    "threads": 1,
+}
+# One fixed sample every step: no crop, no flip, no colour jitter.
+FIXED = {"augment": {"size": [32, 32], "crop_scale": [1.0, 1.0], "crop_ratio": [1.0, 1.0],
+                     "hflip": 0.0, "photometric": 0.0}}  # fmt: skip
+
+
+def tiny_config(**changes) -> TrainConfig:
+    return update_dataclass(update_dataclass(TrainConfig(), TINY), changes)
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    """Four pairs of 40 px sample photos with two-label masks."""
+    root = tmp_path_factory.mktemp("pairs")
+    write_sample_set(root, long_side=40)
+    return root / "manifest.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _subset(manifest: Path, out: Path, count: int, **changes) -> Path:
+    entries, _ = read_manifest(manifest)
+    from dataclasses import replace
+
+    write_manifest(out, [replace(e, **changes) for e in entries[:count]])
+    return out
+
+
+def _with_target(entry, path: Path):
+    """The entry with a stand-in target: its content, darkened (the content's shape)."""
+    from dataclasses import replace
+
+    from dpst.imageio import read_image, write_image
+
+    write_image(path, read_image(entry.content) * 0.8)
+    return replace(entry, target=path)
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _config_file(path: Path, **changes) -> Path:
+    path.write_text(json.dumps({**TINY, **changes}))
+    return path
+
+
+def _one_line_error(capsys, code: int, *needles: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) >= 1 and "Traceback" not in "\n".join(err)
+    assert all(n in err[-1] for n in needles), err[-1]
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    cfg = update_dataclass(TrainConfig(), {"steps": 100, "warmup_steps": 10, "min_lr_ratio": 0.1})
+    assert lr_factor(0, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, cfg) == pytest.approx(1.0)
+    assert lr_factor(100, cfg) == pytest.approx(0.1)
+    values = [lr_factor(s, cfg) for s in range(10, 101)]
+    assert all(a >= b for a, b in itertools.pairwise(values))
+
+
+def test_every_rank_gets_as_many_batches_and_every_pair_is_seen():
+    for n, batch, world in ((5, 2, 2), (1, 4, 2), (8, 3, 3)):
+        shards = [epoch_batches(n, batch, 0, 1, r, world) for r in range(world)]
+        assert len({len(s) for s in shards}) == 1
+        seen = {i for s in shards for b in s for i in b}
+        assert seen == set(range(n))
+    assert epoch_batches(6, 2, 0, 0) != epoch_batches(6, 2, 0, 1)  # reshuffled per epoch
+    assert epoch_batches(6, 2, 3, 2) == epoch_batches(6, 2, 3, 2)
+
+
+def test_twenty_steps_on_one_pair_lower_the_objective(pairs, tmp_path):
+    manifest = _subset(pairs, tmp_path / "one.jsonl", 1)
+    logs: dict[int, dict] = {}
+    cfg = tiny_config(steps=20, lr=5e-3, schedule="constant", distill_weight=0.0, **FIXED)
+    summary = train(cfg, manifest, tmp_path / "run", progress=False,
+                    on_step=lambda s, logged: logs.__setitem__(s, logged))  # fmt: skip
+    assert summary["finished"] and summary["steps"] == 20
+    first, last = logs[1]["objective/total"], logs[20]["objective/total"]
+    assert last < 0.9 * first, (first, last)
+    assert all(np.isfinite(v["loss"]) for v in logs.values())
+    lines = (tmp_path / "run" / METRICS_FILE).read_text().splitlines()
+    assert len(lines) == 20
+    assert (tmp_path / "run" / "tensorboard").is_dir()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["backbone"]["random"]
+
+
+def test_resume_after_step_10_gives_the_same_step_11_loss(pairs, tmp_path):
+    # Two pairs with targets: both loss terms, shuffled epochs and augmentation all count.
+    manifest = _subset(pairs, tmp_path / "two.jsonl", 2)
+    entries, _ = read_manifest(manifest)
+    write_manifest(manifest, [_with_target(entries[0], tmp_path / "t.png"), entries[1]])
+    cfg = tiny_config(steps=12, lr=1e-2)
+    straight: dict[int, float] = {}
+    train(cfg, manifest, tmp_path / "a", progress=False,
+          on_step=lambda s, logged: straight.__setitem__(s, logged["loss"]))  # fmt: skip
+    resumed: dict[int, float] = {}
+    first = train(cfg, manifest, tmp_path / "b", stop_at=10, progress=False,
+                  on_step=lambda s, logged: resumed.__setitem__(s, logged["loss"]))  # fmt: skip
+    assert first["steps"] == 10 and not first["finished"]
+    _, state = load_train_checkpoint(tmp_path / "b" / LAST_CHECKPOINT)
+    assert state.step == 10 and state.interrupted
+    second = train(cfg, manifest, tmp_path / "b", progress=False,
+                   on_step=lambda s, logged: resumed.__setitem__(s, logged["loss"]))  # fmt: skip
+    assert second["resumed_from_step"] == 10 and second["finished"]
+    assert resumed[11] == straight[11]  # exact: same data, same state
+    assert resumed[12] == straight[12]
+
+
+def test_two_gloo_processes_train_together(pairs, tmp_path):
+    config = _config_file(tmp_path / "tiny.json")
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "dpst", "train", str(pairs), "--run-dir", str(tmp_path / "run"),
+         "--config", str(config), "--steps", "3", "--quiet"],
+        env=_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / SUMMARY_FILE).read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 3 and summary["finished"]
+    _, state = load_train_checkpoint(tmp_path / "run" / LAST_CHECKPOINT)
+    assert state.step == 3
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_interrupted(pairs, tmp_path):
+    config = _config_file(tmp_path / "tiny.json")
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dpst", "train", str(pairs), "--run-dir", str(run_dir),
+         "--config", str(config), "--steps", "100000", "--quiet"],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + SUBPROCESS_TIMEOUT
+        while not (run_dir / METRICS_FILE).exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    assert summary["interrupted"] and not summary["finished"]
+    _, state = load_train_checkpoint(run_dir / LAST_CHECKPOINT)
+    assert state.step == summary["steps"] >= 1 and state.interrupted
+
+
+def test_corrupt_checkpoint_is_one_line(pairs, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    code = main(["eval", str(bad), str(pairs)])
+    _one_line_error(capsys, code, "bad.pt")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / LAST_CHECKPOINT).write_bytes(b"\x80\x02truncated")
+    config = _config_file(tmp_path / "tiny.json")
+    code = main(["train", str(pairs), "--run-dir", str(run_dir), "--config", str(config),
+                 "--steps", "2", "--quiet"])  # fmt: skip
+    _one_line_error(capsys, code, LAST_CHECKPOINT)
+
+
+def _bad_mask_manifest(pairs: Path, tmp_path: Path, labels: np.ndarray) -> Path:
+    mask = tmp_path / "mask.png"
+    write_label_map(mask, labels)
+    return _subset(pairs, tmp_path / "bad.jsonl", 1, content_mask=mask)
+
+
+def test_mismatched_label_map_is_one_line(pairs, tmp_path, capsys):
+    manifest = _bad_mask_manifest(pairs, tmp_path, np.zeros((40, 10), dtype=np.int64))
+    config = _config_file(tmp_path / "tiny.json")
+    code = main(["train", str(manifest), "--run-dir", str(tmp_path / "run"),
+                 "--config", str(config), "--steps", "2", "--quiet"])  # fmt: skip
+    _one_line_error(capsys, code, "content_mask", "aspect ratio")
+
+
+def test_labels_outside_the_trained_range_are_one_line(pairs, tmp_path, capsys):
+    photo = read_manifest(pairs)[0][0].content
+    h, w = Image.open(photo).size[::-1]
+    manifest = _bad_mask_manifest(pairs, tmp_path, np.full((h, w), 7, dtype=np.int64))
+    config = _config_file(tmp_path / "tiny.json")  # max_labels 4
+    code = main(["train", str(manifest), "--run-dir", str(tmp_path / "run"),
+                 "--config", str(config), "--steps", "2", "--quiet"])  # fmt: skip
+    _one_line_error(capsys, code, "label 7", "trained range")
+
+    from dpst.models.checkpoint import save_checkpoint
+    from dpst.models.generator import Generator
+
+    checkpoint = tmp_path / "g.pt"
+    save_checkpoint(checkpoint, Generator(tiny_config().model))
+    code = main(["eval", str(checkpoint), str(manifest), "--backbone", "random", "--size", "32"])
+    _one_line_error(capsys, code, "label 7", "trained range")
+
+
+def test_eval_writes_table_csv_and_plot(pairs, tmp_path, capsys):
+    cfg = tiny_config(steps=2)
+    train(cfg, pairs, tmp_path / "run", progress=False)
+    entries, _ = read_manifest(pairs)
+    # One pair with a stored target (a stand-in), one optimised on the spot.
+    manifest = tmp_path / "eval.jsonl"
+    write_manifest(manifest, [_with_target(entries[0], tmp_path / "t.png"), entries[1]])
+    out = tmp_path / "eval"
+    code = main(["eval", str(tmp_path / "run" / LAST_CHECKPOINT), str(manifest), "--out",
+                 str(out), "--size", "32", "--iters", "2", "--repeats", "1"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "J(G)/J(opt)" in printed and "mean" in printed and "backbone: random" in printed
+    with open(out / "eval.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == [entries[0].id, entries[1].id, "mean"]
+    assert [r["opt_source"] for r in rows[:2]] == ["target", "optimiser"]
+    for row in rows[:2]:
+        ratio = float(row["objective_ratio"])
+        assert ratio == pytest.approx(float(row["gen_total"]) / float(row["opt_total"]))
+        assert 0 < float(row["ssim"]) <= 1 and float(row["gen_seconds"]) > 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["backbone"]["random"] and report["trained_steps"] == 2
+    with Image.open(out / "eval.png") as image:
+        assert image.size[0] > 200 and image.size[1] > 50
+
+
+def test_image_metrics_match_their_definitions():
+    from dpst.train.evaluate import image_metrics
+
+    rng = np.random.default_rng(0)
+    a = rng.random((16, 16, 3), dtype=np.float32)
+    b = np.clip(a + 0.1, 0, 1)
+    same = image_metrics(a, a, a)
+    assert same["psnr"] == float("inf") and same["ssim"] == pytest.approx(1.0)
+    mse = float(np.mean((a - b) ** 2))
+    assert image_metrics(a, b, a)["psnr"] == pytest.approx(10 * np.log10(1 / mse), rel=1e-5)
