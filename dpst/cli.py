@@ -26,6 +26,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("dpst.train.train_cli", "train the feed-forward generator on a manifest"),
     "eval": ("dpst.train.eval_cli", "the generator against the optimiser, pair by pair"),
     "serve": ("dpst.serve.app_cli", "the web demo (Gradio) on this machine"),
+    "export": ("dpst.models.export_cli", "the generator as ONNX for the torch-free runtime"),
+    "fast": ("dpst.serve.fast_cli", "one pass of the exported model (ONNX Runtime, no torch)"),
 }
 
 EXIT_USER_ERROR = 2

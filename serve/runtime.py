@@ -29,7 +29,6 @@ Errors: :class:`RuntimeModelError` for a missing, corrupt or incompatible model;
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -40,22 +39,21 @@ from typing import Any
 import numpy as np
 
 from dpst.errors import DpstError, InputError
+from dpst.models.onnx_format import (
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    REQUIRED_METADATA,
+    ROLE_STYLE_ENCODER,
+    ROLE_STYLIZER,
+    STYLIZER_INPUTS,
+    STYLIZER_OUTPUTS,
+    decode_metadata,
+)
 from dpst.serve.label_masks_np import masks_for_image
 
 LOG = logging.getLogger(__name__)
-
-# Shared with models/export.py (which writes them; it may import torch, this module may not).
-MODEL_FORMAT = "dpst-onnx"
-MODEL_FORMAT_VERSION = 1  # the newest format this runtime reads
-ROLE_STYLIZER = "stylizer"
-ROLE_STYLE_ENCODER = "style_encoder"
-STYLIZER_INPUTS = ("content", "content_masks", "style_mean", "style_std")
-STYLIZER_OUTPUTS = ("output",)
-ENCODER_INPUTS = ("style", "style_masks")
-ENCODER_OUTPUTS = ("style_mean", "style_std")
-# Metadata keys are METADATA_PREFIX + name; these names must be there with these types.
-METADATA_PREFIX = "dpst_"
-REQUIRED_METADATA = {"config": dict, "max_labels": int, "model_id": str}
 
 MODEL_ENV = "DPST_MODEL"
 DEFAULT_MODEL_PATH = Path("~/.cache/dpst/model.onnx")
@@ -134,6 +132,7 @@ class FastStylizer:
         self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_size = max(0, int(cache_size))
         self._lock = threading.Lock()
+        providers = choose_providers(list(providers or DEFAULT_PROVIDERS), _available_providers())
         self._stylizer = _open_session(self.model_path, providers, threads)
         self.metadata = read_metadata(self._stylizer, self.model_path, ROLE_STYLIZER)
         _check_io(self._stylizer, self.model_path, STYLIZER_INPUTS, STYLIZER_OUTPUTS)
@@ -228,21 +227,59 @@ def _style_key(style: np.ndarray, labels: np.ndarray | None) -> bytes:
     return digest.digest()
 
 
-def _open_session(path: Path, providers, threads: int | None):
+def _cuda_driver_present() -> bool:
+    """Whether the NVIDIA driver library loads: without it the CUDA provider cannot start.
+
+    onnxruntime-gpu lists CUDAExecutionProvider as available on machines without a GPU and
+    then prints two error lines per session when it fails to start; asking the driver first
+    keeps CPU-only machines quiet.
+    """
+    import ctypes
+    import sys
+
+    names = {"win32": ("nvcuda.dll",), "linux": ("libcuda.so.1", "libcuda.so")}
+    for name in names.get(sys.platform, ()):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def _available_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeModelError(
+            "onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu)"
+        ) from None
+    return ort.get_available_providers()
+
+
+def choose_providers(wanted, available) -> list[str]:
+    """The wanted execution providers this onnxruntime has (CPU always last as a fallback)."""
+    chosen = [p for p in wanted if p in available]
+    if "CUDAExecutionProvider" in chosen and not _cuda_driver_present():
+        LOG.info("CUDAExecutionProvider skipped: no NVIDIA driver found")
+        chosen.remove("CUDAExecutionProvider")
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+def _open_session(path: Path, providers: list[str], threads: int | None):
     """An ONNX Runtime session for ``path`` or a one-line RuntimeModelError."""
     import onnxruntime as ort
 
     if not path.is_file():
         raise RuntimeModelError(f"ONNX model not found: {path} (write one with dpst export)")
-    wanted = list(providers or DEFAULT_PROVIDERS)
-    available = set(ort.get_available_providers())
-    chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
     options = ort.SessionOptions()
     options.log_severity_level = 3  # no per-node warnings; failures raise anyway
     if threads:
         options.intra_op_num_threads = int(threads)
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+        return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
     except Exception as error:  # ORT raises its own Fail/InvalidProtobuf/... types
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RuntimeModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
@@ -251,11 +288,7 @@ def _open_session(path: Path, providers, threads: int | None):
 def read_metadata(session, path: Path, role: str) -> dict[str, Any]:
     """The dpst metadata of a session's model, parsed and checked; RuntimeModelError if not."""
     props = dict(session.get_modelmeta().custom_metadata_map)
-    meta = {
-        key[len(METADATA_PREFIX) :]: _parse_value(value)
-        for key, value in props.items()
-        if key.startswith(METADATA_PREFIX)
-    }
+    meta = decode_metadata(props)
     if meta.get("format") != MODEL_FORMAT:
         raise RuntimeModelError(f"{path} is not a dpst ONNX model (no dpst metadata)")
     version = meta.get("format_version")
@@ -277,14 +310,6 @@ def read_metadata(session, path: Path, role: str) -> dict[str, Any]:
     if missing:
         raise RuntimeModelError(f"{path}: corrupt dpst metadata (missing or invalid {missing})")
     return meta
-
-
-def _parse_value(text: str) -> Any:
-    """Metadata values are JSON, except plain strings (readable as they are in Netron)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def _check_io(session, path: Path, inputs: tuple, outputs: tuple) -> None:

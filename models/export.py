@@ -1,0 +1,328 @@
+"""ONNX export of the generator: two graphs, so that the runtime can cache style encodings.
+
+``export_onnx(model, "model.onnx")`` writes
+
+- ``model.onnx``, the stylizer: ``content (B,3,H,W)``, ``content_masks (B,K,h,w)``,
+  ``style_mean (B,K+1,C)``, ``style_std (B,K+1,C)`` -> ``output (B,3,H,W)``;
+- ``model.style.onnx``, the style encoder: ``style (B,3,Hs,Ws)``, ``style_masks (B,K,hs,ws)``
+  -> ``style_mean``, ``style_std``.
+
+Running the encoder and then the stylizer is the generator's ``forward``; a style photo's
+encoding (a few KB) can be kept and reused for every content, which is what
+:class:`dpst.serve.runtime.FastStylizer` does. Batch, height and width are dynamic; images
+are float32 in [0, 1], masks soft one-hot (:mod:`label_masks`; all zeros, any size such as
+``(B,K,1,1)``, for "no segmentation"). Inputs and outputs are float32 in the fp16 export too
+(the casts are inside the graph), so callers never change.
+
+Both files carry the same metadata (ONNX ``metadata_props``, keys ``dpst_*``; strings as they
+are, everything else JSON): format and format version, dpst version, role, the model config,
+``max_labels``, the label set (if the checkpoint has one), value ranges, precision, opset, the
+mask size rule, and a ``model_id`` that pairs the two files.
+
+Exporter: torch's dynamo exporter (``torch.onnx.export(dynamo=True)``, needs ``onnxscript``).
+It takes dynamic shapes as ``torch.export.Dim`` and keeps them symbolic through the whole
+graph; the TorchScript exporter is deprecated in torch 2.x and traces shapes as constants
+unless every size computation is written for it. Opset 18 is the minimum: the generator's
+antialiased resize to the working size needs ``Resize`` with ``antialias`` (opset 18). The
+slice uses the generator's ``"gather"`` method (same maths; ONNX Runtime's GridSample is slow).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dpst import __version__
+from dpst.errors import InputError
+from dpst.models.generator import Generator, StyleCode
+from dpst.models.label_masks import UNLABELLED, masks_for_image
+from dpst.models.onnx_format import (
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    ROLE_STYLE_ENCODER,
+    ROLE_STYLIZER,
+    STYLIZER_INPUTS,
+    STYLIZER_OUTPUTS,
+    encode_metadata,
+    style_encoder_path_for,
+)
+
+MIN_OPSET = 18  # Resize with antialias
+DEFAULT_OPSET = 18
+MAX_SIDE = 1 << 15  # the largest height or width the graphs declare
+VALUE_RANGE = (0.0, 1.0)
+# Parity of the exported graphs with PyTorch eager (float32), max abs difference in [0, 1].
+PARITY_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
+# Parity inputs: odd, non-square content and a style of another shape.
+PARITY_CONTENT_SIZE = (45, 67)
+PARITY_STYLE_SIZE = (38, 29)
+EXAMPLE_BATCH = 2
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_onnx` wrote and how well it matches PyTorch."""
+
+    stylizer_path: Path
+    style_encoder_path: Path
+    metadata: dict[str, Any]
+    parity_max_abs_diff: float | None  # None when the parity check was skipped
+    parity_tolerance: float
+
+    @property
+    def parity_ok(self) -> bool:
+        return self.parity_max_abs_diff is not None and (
+            self.parity_max_abs_diff <= self.parity_tolerance
+        )
+
+
+class _StyleEncoderGraph(nn.Module):
+    """``Generator._encode_style`` with tensors in and out (what the exporter needs)."""
+
+    def __init__(self, generator: Generator, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.generator, self.dtype = generator, dtype
+
+    def forward(self, style: torch.Tensor, style_masks: torch.Tensor):
+        code = self.generator._encode_style(style.to(self.dtype), style_masks.to(self.dtype))
+        return code.mean.float(), code.std.float()
+
+
+class _StylizerGraph(nn.Module):
+    """``Generator._stylize`` on a style code given as two tensors."""
+
+    def __init__(self, generator: Generator, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.generator, self.dtype = generator, dtype
+
+    def forward(self, content, content_masks, style_mean, style_std):
+        code = StyleCode(style_mean.to(self.dtype), style_std.to(self.dtype))
+        out = self.generator._stylize(content.to(self.dtype), content_masks.to(self.dtype), code)
+        return out.float()
+
+
+def model_id(model: Generator, precision: str) -> str:
+    """A short hash of config, weights and precision: pairs a stylizer with its encoder."""
+    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    digest.update(precision.encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def build_metadata(
+    model: Generator, role: str, precision: str, opset: int, label_set: list[str] | None
+) -> dict[str, Any]:
+    """The metadata stored in each exported file (before encoding as strings)."""
+    config = model.config
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "version": __version__,
+        "role": role,
+        "model_id": model_id(model, precision),
+        "config": config.to_dict(),
+        "max_labels": config.max_labels,
+        "label_set": label_set,
+        "unlabelled": UNLABELLED,
+        "mask_long_side": config.working_size,
+        "input_range": list(VALUE_RANGE),
+        "output_range": list(VALUE_RANGE),
+        "precision": precision,
+        "opset": opset,
+        "exporter": f"torch.onnx dynamo (torch {torch.__version__})",
+    }
+
+
+def _dims(*names: str) -> dict[int, torch.export.Dim]:
+    """Dynamic axes 0, 2, 3 (batch, height, width) named ``names``."""
+    return {
+        axis: torch.export.Dim(name, min=1, max=MAX_SIDE)
+        for axis, name in zip((0, 2, 3), names, strict=True)
+    }
+
+
+def _export_graph(module, args, path: Path, inputs, outputs, dynamic, opset, metadata, doc):
+    """Export one graph to ``path`` (atomically), attach metadata, run the full checker."""
+    import onnx
+
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and trace chatter
+            torch.onnx.export(
+                module,
+                args,
+                raw,
+                dynamo=True,
+                opset_version=opset,
+                input_names=list(inputs),
+                output_names=list(outputs),
+                dynamic_shapes=dynamic,
+                verbose=False,
+            )
+        proto = onnx.load(raw)
+        proto.doc_string = doc
+        del proto.metadata_props[:]
+        for key, value in encode_metadata(metadata).items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(proto, full_check=True)
+        final = Path(tmp) / "final.onnx"
+        onnx.save(proto, final)
+        os.replace(final, path)
+
+
+def export_onnx(
+    model: Generator,
+    output: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    fp16: bool = False,
+    label_set: list[str] | None = None,
+    check_parity: bool = True,
+) -> ExportResult:
+    """Export ``model`` as a stylizer (``output``) and a style encoder beside it.
+
+    Args:
+        model: the generator (not modified; a copy is exported).
+        output: the stylizer's path, e.g. ``model.onnx``; the encoder goes to
+            :func:`style_encoder_path_for` (``model.style.onnx``).
+        opset: ONNX opset, at least 18.
+        fp16: compute in float16 inside the graphs (inputs and outputs stay float32); meant
+            for GPUs: on CPU ONNX Runtime runs it slower than float32.
+        label_set: names of the labels the model was trained with, stored in the metadata.
+        check_parity: compare ONNX Runtime with PyTorch eager on a small odd-sized pair.
+
+    Raises:
+        InputError: an opset below 18.
+    """
+    if opset < MIN_OPSET:
+        raise InputError(f"--opset must be at least {MIN_OPSET} (antialiased Resize), got {opset}")
+    precision = "fp16" if fp16 else "fp32"
+    dtype = torch.float16 if fp16 else torch.float32
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    encoder_path = style_encoder_path_for(output)
+    reference = copy.deepcopy(model).float().eval()
+    exported = copy.deepcopy(reference).to(dtype)
+    exported.slice_method = "gather"
+    config = reference.config
+    k = config.max_labels
+
+    # Examples with a batch of two: with one, torch.export specialises the batch axis to 1.
+    content, style, content_masks, style_masks = (
+        t.expand(EXAMPLE_BATCH, -1, -1, -1).contiguous()
+        for t in _parity_inputs(config.max_labels, config)
+    )
+    with torch.no_grad():
+        code = reference.encode_style(style, style_masks)
+    metadata = build_metadata(reference, ROLE_STYLIZER, precision, opset, label_set)
+    encoder_meta = {**metadata, "role": ROLE_STYLE_ENCODER}
+    metadata["style_encoder_file"] = encoder_path.name
+    io_doc = (
+        f"dpst generator, {precision}. Images float32 (B,3,H,W) in [0,1]; masks float32 "
+        f"(B,{k},h,w) soft one-hot label masks (zeros: no segmentation); style code "
+        f"(B,{k + 1},{sum(config.encoder_widths)}). "
+    )
+    _export_graph(
+        _StyleEncoderGraph(exported, dtype),
+        (style, style_masks),
+        encoder_path,
+        ENCODER_INPUTS,
+        ENCODER_OUTPUTS,
+        {
+            "style": _dims("batch", "style_height", "style_width"),
+            "style_masks": _dims("batch", "style_mask_height", "style_mask_width"),
+        },
+        opset,
+        encoder_meta,
+        io_doc + "Style encoder: run once per style photo, then the stylizer per content.",
+    )
+    batch = {0: torch.export.Dim("batch", min=1, max=MAX_SIDE)}
+    _export_graph(
+        _StylizerGraph(exported, dtype),
+        (content, content_masks, code.mean, code.std),
+        output,
+        STYLIZER_INPUTS,
+        STYLIZER_OUTPUTS,
+        {
+            "content": _dims("batch", "height", "width"),
+            "content_masks": _dims("batch", "mask_height", "mask_width"),
+            "style_mean": batch,
+            "style_std": batch,
+        },
+        opset,
+        metadata,
+        io_doc + f"Stylizer: takes the style code from {encoder_path.name}.",
+    )
+    diff = parity(reference, output, encoder_path) if check_parity else None
+    return ExportResult(output, encoder_path, metadata, diff, PARITY_TOLERANCE[precision])
+
+
+def _parity_inputs(num_labels: int, config) -> tuple[torch.Tensor, ...]:
+    """A seeded odd-sized pair with two labelled regions each (and unlabelled pixels)."""
+    gen = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, *PARITY_CONTENT_SIZE, generator=gen)
+    style = torch.rand(1, 3, *PARITY_STYLE_SIZE, generator=gen)
+    masks = []
+    for image in (content, style):
+        height, width = image.shape[2:]
+        labels = torch.zeros(1, height, width, dtype=torch.long)
+        labels[:, height // 2 :] = min(1, num_labels - 1)
+        labels[:, :, :2] = UNLABELLED
+        masks.append(masks_for_image(labels, image, num_labels, config.working_size))
+    return content, style, masks[0], masks[1]
+
+
+def parity(reference: Generator, stylizer_path: Path, encoder_path: Path) -> float:
+    """Max abs difference between ONNX Runtime (CPU) and PyTorch eager on the parity pair."""
+    import onnxruntime as ort
+
+    content, style, content_masks, style_masks = _parity_inputs(
+        reference.config.max_labels, reference.config
+    )
+    providers = ["CPUExecutionProvider"]
+    encoder = ort.InferenceSession(str(encoder_path), providers=providers)
+    stylizer = ort.InferenceSession(str(stylizer_path), providers=providers)
+    mean, std = encoder.run(None, {"style": style.numpy(), "style_masks": style_masks.numpy()})
+    feeds = {"content": content.numpy(), "content_masks": content_masks.numpy()}
+    (out,) = stylizer.run(None, {**feeds, "style_mean": mean, "style_std": std})
+    with torch.no_grad():
+        expected = reference(content, style, content_masks, style_masks).numpy()
+    return float(np.abs(out - expected).max())
+
+
+def label_set_from_extra(extra: dict[str, Any] | None) -> list[str] | None:
+    """The label names a checkpoint's ``extra`` records (``label_set`` or ``labels``), if any."""
+    if not isinstance(extra, dict):
+        return None
+    for key in ("label_set", "labels"):
+        names = extra.get(key)
+        if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
+            return list(names)
+    return None
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike, output: str | os.PathLike, **options: Any
+) -> ExportResult:
+    """Load a generator checkpoint and :func:`export_onnx` it (options passed through)."""
+    from dpst.models.checkpoint import load_checkpoint
+
+    model, extra = load_checkpoint(checkpoint)
+    options.setdefault("label_set", label_set_from_extra(extra))
+    return export_onnx(model, output, **options)

@@ -1,0 +1,62 @@
+"""``dpst export CHECKPOINT -o model.onnx``: the generator as ONNX for the torch-free runtime.
+
+A thin layer over :func:`dpst.models.export.export_checkpoint`; see that module for the two
+files it writes and the metadata they carry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_PARITY_FAILED = 1
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from dpst.models.onnx_format import style_encoder_path_for
+
+    p.add_argument("checkpoint", help="a generator checkpoint (dpst train writes them)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="MODEL.onnx",
+        help=f"the stylizer; its style encoder is written beside it "
+        f"({style_encoder_path_for('MODEL.onnx').name})",
+    )
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset, at least 18 (default 18)")
+    p.add_argument(
+        "--fp16",
+        action="store_true",
+        help="compute in float16 inside the graphs (for GPUs; inputs and outputs stay float32)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dpst.errors import InputError
+    from dpst.models.export import PARITY_CONTENT_SIZE, export_checkpoint
+
+    if Path(args.output).suffix.lower() != ".onnx":
+        raise InputError(f"-o must name a .onnx file, got {args.output}")
+    result = export_checkpoint(args.checkpoint, args.output, opset=args.opset, fp16=args.fp16)
+    meta = result.metadata
+    print(
+        f"wrote {result.stylizer_path} (stylizer) and {result.style_encoder_path} (style encoder)"
+    )
+    print(
+        f"  {meta['precision']}, opset {meta['opset']}, max_labels {meta['max_labels']}, "
+        f"labels {meta['label_set'] or 'unnamed'}, model id {meta['model_id']}"
+    )
+    height, width = PARITY_CONTENT_SIZE
+    verdict = "ok" if result.parity_ok else "FAILED"
+    print(
+        f"parity with PyTorch eager (ONNX Runtime CPU, a {height}x{width} pair): "
+        f"max abs diff {result.parity_max_abs_diff:.2e} "
+        f"(tolerance {result.parity_tolerance:.0e}): {verdict}"
+    )
+    if not result.parity_ok:
+        print("dpst export: error: the ONNX model does not match PyTorch", file=sys.stderr)
+        return EXIT_PARITY_FAILED
+    return 0

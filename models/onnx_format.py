@@ -1,0 +1,54 @@
+"""The exported model's contract, shared by the exporter and the torch-free runtime.
+
+No torch here: :mod:`dpst.serve.runtime` imports this module. See :mod:`dpst.models.export`
+for what the two graphs compute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+MODEL_FORMAT = "dpst-onnx"
+# Bump when the graphs' inputs, outputs or metadata change incompatibly; the runtime reads
+# files up to the version it was written for.
+MODEL_FORMAT_VERSION = 1
+ROLE_STYLIZER = "stylizer"
+ROLE_STYLE_ENCODER = "style_encoder"
+STYLIZER_INPUTS = ("content", "content_masks", "style_mean", "style_std")
+STYLIZER_OUTPUTS = ("output",)
+ENCODER_INPUTS = ("style", "style_masks")
+ENCODER_OUTPUTS = ("style_mean", "style_std")
+# Metadata keys are METADATA_PREFIX + name.
+METADATA_PREFIX = "dpst_"
+# Names every file must carry, with their types (the stylizer also names its encoder file).
+REQUIRED_METADATA: dict[str, type] = {"config": dict, "max_labels": int, "model_id": str}
+
+
+def style_encoder_path_for(path: str | os.PathLike) -> Path:
+    """The style encoder written beside a stylizer: ``model.onnx`` -> ``model.style.onnx``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.style{path.suffix or '.onnx'}")
+
+
+def encode_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+    """Prefixed string values: strings as they are (readable in Netron), the rest as JSON."""
+    return {
+        METADATA_PREFIX + key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in metadata.items()
+    }
+
+
+def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
+    """Inverse of :func:`encode_metadata`; keys without the prefix are ignored."""
+    decoded = {}
+    for key, text in props.items():
+        if key.startswith(METADATA_PREFIX):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+            decoded[key[len(METADATA_PREFIX) :]] = value
+    return decoded

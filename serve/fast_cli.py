@@ -1,0 +1,99 @@
+"""``dpst fast CONTENT STYLE -o OUT``: one pass of the exported generator, without torch.
+
+A thin layer over :class:`dpst.serve.runtime.FastStylizer`. Masks are read as ``dpst
+stylize`` reads them (:mod:`dpst.optim_reference.mask_files`, torch-free): colour masks in the
+paper's palette or label maps, label k of the content taking the style of label k of the
+style. No torch is imported on this path.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("content", help="the photo to restyle")
+    p.add_argument("style", help="the photo whose look to take")
+    p.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="the stylizer .onnx from dpst export (default: $DPST_MODEL, else "
+        "~/.cache/dpst/model.onnx)",
+    )
+    p.add_argument("--content-mask", default=None, help="colour mask or label map of CONTENT")
+    p.add_argument("--style-mask", default=None, help="colour mask or label map of STYLE")
+    p.add_argument(
+        "--mask-kind",
+        choices=("auto", "colour", "labels"),
+        default="auto",
+        help="how to read the mask files (default: decide from the file)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+
+
+def compact_labels(content_labels, style_labels, max_labels: int):
+    """Renumber the labels the two maps use to 0..n-1 (same mapping for both; -1 stays).
+
+    Raises InputError when the maps use more than ``max_labels`` labels together.
+    """
+    import numpy as np
+
+    from dpst.errors import InputError
+
+    used = np.union1d(np.unique(content_labels), np.unique(style_labels))
+    used = used[used >= 0]
+    if len(used) > max_labels:
+        raise InputError(
+            f"the masks use {len(used)} labels but the model handles at most {max_labels}; "
+            f"merge some regions"
+        )
+    return tuple(
+        np.where(labels >= 0, np.searchsorted(used, labels), -1)
+        for labels in (content_labels, style_labels)
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from dpst.errors import InputError
+    from dpst.imageio import read_image, write_image
+    from dpst.optim_reference.mask_files import read_mask
+    from dpst.serve.runtime import (
+        DEFAULT_MODEL_PATH,
+        MODEL_ENV,
+        FastStylizer,
+        RuntimeModelError,
+        default_model_path,
+    )
+
+    start = time.perf_counter()
+    if (args.content_mask is None) != (args.style_mask is None):
+        raise InputError("give --content-mask and --style-mask together, or neither")
+    model_path = args.model or default_model_path()
+    if model_path is None:
+        raise RuntimeModelError(
+            f"no fast model: pass --model, set {MODEL_ENV}, or export one to "
+            f"{DEFAULT_MODEL_PATH} (dpst export CHECKPOINT -o {DEFAULT_MODEL_PATH})"
+        )
+    content, style = read_image(args.content), read_image(args.style)
+    content_labels = style_labels = None
+    if args.content_mask is not None:
+        content_labels = read_mask(args.content_mask, content.shape[:2], args.mask_kind)
+        style_labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
+    stylizer = FastStylizer(model_path, threads=args.threads)
+    if content_labels is not None:
+        content_labels, style_labels = compact_labels(
+            content_labels, style_labels, stylizer.max_labels
+        )
+    loaded = time.perf_counter()
+    result = stylizer.stylize(content, style, content_labels, style_labels)
+    done = time.perf_counter()
+    write_image(args.output, result)
+    height, width = result.shape[:2]
+    print(
+        f"wrote {args.output} ({width}x{height}) in {time.perf_counter() - start:.2f} s "
+        f"(model {done - loaded:.2f} s on {stylizer.provider})"
+    )
+    return 0
