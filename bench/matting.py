@@ -24,7 +24,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from bench.common import MIB, REPO_ROOT, median_time, parse_size
 
 DEFAULT_SIZES = ("256x256", "512x512", "700x466", "1024x1024", "2048x2048")
 VGG_SIZES = ("512x512", "700x466")
@@ -35,17 +36,6 @@ RELU5_1_INDEX = 29
 TARGET_SHARE_OF_VGG = 0.03
 TARGET_BUILD_SECONDS_700 = 0.5
 TARGET_UHD_PEAK_BYTES = 2 * 1024**3
-MIB = 1024**2
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"WxH"`` -> ``(H, W)``."""
-    try:
-        w, h = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 700x466; got {text!r}") from None
-    return h, w
 
 
 def _omp_policy(args: argparse.Namespace) -> str:
@@ -70,16 +60,6 @@ def _rss_bytes() -> int:
 
 def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _timed_builds(build, repeats: int):
@@ -110,7 +90,7 @@ def _work(task: str, h: int, w: int, repeats: int, build_repeats: int) -> dict:
         v = rng.random((h * w, 3))
         base = _rss_bytes()
         result["build"], matrix = _timed_builds(lambda: cf_laplacian(image, 1e-7, 1), build_repeats)
-        result["product"] = _median_time(lambda: matrix @ v, repeats)
+        result["product"] = median_time(lambda: matrix @ v, repeats)
     elif task in ("sparse", "matrix_free", "auto"):
         generator = torch.Generator().manual_seed(0)
         content = torch.rand(1, 3, h, w, generator=generator)
@@ -121,14 +101,14 @@ def _work(task: str, h: int, w: int, repeats: int, build_repeats: int) -> dict:
             lambda: MattingLaplacian.build(content, method=task), build_repeats
         )
         result["method"] = op.method
-        result["product"] = _median_time(lambda: op.apply_no_grad(v), repeats)
+        result["product"] = median_time(lambda: op.apply_no_grad(v), repeats)
         if task == "auto":
             # What an optimiser step pays: the energy and its gradient (one product).
             def energy_step():
                 x = v.clone().requires_grad_(True)
                 op.energy(x).sum().backward()
 
-            result["energy_step"] = _median_time(energy_step, repeats)
+            result["energy_step"] = median_time(energy_step, repeats)
     elif task == "vgg":
         import torchvision
 
@@ -142,7 +122,7 @@ def _work(task: str, h: int, w: int, repeats: int, build_repeats: int) -> dict:
             x.grad = None
             net(x).square().sum().backward()
 
-        result["fwd_bwd"] = _median_time(step, max(1, repeats // 2))
+        result["fwd_bwd"] = median_time(step, max(1, repeats // 2))
     else:
         raise ValueError(f"unknown task {task!r}")
     result["peak_bytes"] = max(0, _peak_rss_bytes() - base)

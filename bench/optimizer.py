@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.common import median_time
 from dpst.imageio import read_image, resize_long_side, to_tensor
 from dpst.optim_reference.labels import LabelPolicy
 from dpst.optim_reference.losses import LossWeights, Objective
@@ -56,16 +57,6 @@ def load_pair(size: int, example: int):
 
     c, s = sample_image("rocket", size), sample_image("coffee", size)
     return c, s, brightness_labels(c), brightness_labels(s), "bundled rocket/coffee"
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def bare_vgg_seconds(shape, repeats: int) -> float:

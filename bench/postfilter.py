@@ -28,26 +28,14 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from bench.common import MIB, REPO_ROOT, parse_size
 
 DEFAULT_SIZES = ("700x466", "2048x2048")
 MODES = ("exact", "fast")
 # Targets of issue 2 at 700x466 on 2 CPU cores.
 TARGET_SECONDS_700 = {"exact": 3.0, "fast": 0.2}
 TARGET_SIZE = (466, 700)
-MIB = 1024**2
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"WxH"`` -> ``(H, W)``."""
-    try:
-        w, h = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 700x466; got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive; got {text!r}")
-    return h, w
 
 
 def _size_list(text: str) -> list[tuple[int, int]]:
