@@ -246,3 +246,29 @@ def test_cli_automatic_masks_fall_back_to_one_region(tmp_path, capsys, monkeypat
     assert json.loads(out.with_name("o.png.json").read_text())["masks"]["source"] == "none"
     assert main(["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST, "--masks", "none"]) == 0
     assert "no automatic masks" not in capsys.readouterr().err
+
+
+def test_ctrl_c_writes_the_result_so_far_marked_interrupted(tmp_path, monkeypatch):
+    """Ctrl-C during the run: the current iterate is post-filtered and written, exit 130."""
+    import dpst.optim_reference.optimize as optimize
+
+    real = optimize.run_lbfgs
+
+    def interrupted_after_two(*args, on_iteration=None, **kwargs):
+        def hook(it, terms, image):
+            if on_iteration is not None:
+                on_iteration(it, terms, image)
+            if it == 2:
+                raise KeyboardInterrupt
+
+        return real(*args, on_iteration=hook, **kwargs)
+
+    monkeypatch.setattr("dpst.optim_reference.stylize.run_lbfgs", interrupted_after_two)
+    out = tmp_path / "o.png"
+    args = ["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST, "--iters", "5"]
+    assert main([*args, "--masks", "none", "--quiet"]) == 130
+    report = json.loads(out.with_name("o.png.json").read_text())
+    assert report["interrupted"] is True
+    assert report["stages"][0]["status"] == "interrupted"
+    assert report["stages"][0]["iterations"] == 2
+    assert read_image(out).shape == sample_photo("chelsea", 24).shape
