@@ -112,7 +112,8 @@ class FastStylizer:
     Attributes:
         provider: the execution provider that runs the model (e.g. "CPUExecutionProvider").
         metadata: the model's metadata, parsed (``config``, ``max_labels``, ``label_set``,
-            ``dpst_version``, ``format_version``, value ranges, ...).
+            ``version`` (of dpst), ``format_version``, ``precision``, ``input_range``,
+            ``output_range``, ...; see :mod:`dpst.models.export`).
         max_labels: K, the number of mask channels; labels must be in ``[-1, K)``.
 
     Raises:
@@ -155,7 +156,11 @@ class FastStylizer:
     def encode_style(
         self, style: np.ndarray, style_labels: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The style code ``(mean, std)``, each ``(1, K+1, C)`` float32; cached per image."""
+        """The style code ``(mean, std)``, each ``(1, K+1, C)`` float32 (read-only); cached.
+
+        The cache key is a hash of the image's pixels and the label map, so a new array with
+        the same content hits the cache.
+        """
         style = check_image(style, "style")
         key = _style_key(style, style_labels)
         with self._lock:
@@ -169,6 +174,8 @@ class FastStylizer:
             list(ENCODER_OUTPUTS), {"style": _planar(style), "style_masks": masks}
         )
         code = (mean.astype(np.float32, copy=False), std.astype(np.float32, copy=False))
+        for array in code:
+            array.flags.writeable = False  # shared by every later call with this style
         with self._lock:
             self._cache[key] = code
             self._cache.move_to_end(key)

@@ -303,11 +303,10 @@ def test_runtime_imports_and_runs_where_torch_cannot_be_imported(exported, tmp_p
     _, _, result = exported
     script = textwrap.dedent(
         f"""
-        import argparse, sys
+        import sys
         sys.modules["torch"] = None  # any "import torch" now raises ImportError
         import numpy as np
         from PIL import Image
-        from dpst.serve import fast_cli
         from dpst.serve.runtime import FastStylizer
         stylizer = FastStylizer({str(result.stylizer_path)!r})
         rng = np.random.default_rng(0)
@@ -319,13 +318,12 @@ def test_runtime_imports_and_runs_where_torch_cannot_be_imported(exported, tmp_p
         Image.new("RGB", (30, 20), (10, 200, 30)).save({str(tmp_path / "c.png")!r})
         mask = Image.new("RGB", (30, 20), (0, 0, 255))
         mask.save({str(tmp_path / "m.png")!r})
-        parser = argparse.ArgumentParser()
-        fast_cli.add_arguments(parser)
-        args = parser.parse_args([{str(tmp_path / "c.png")!r}, {str(tmp_path / "c.png")!r},
+        # The whole dpst command line, as users run it (building every subcommand's parser).
+        from dpst.cli import main
+        assert main(["fast", {str(tmp_path / "c.png")!r}, {str(tmp_path / "c.png")!r},
             "-o", {str(tmp_path / "o.png")!r}, "--model", {str(result.stylizer_path)!r},
             "--content-mask", {str(tmp_path / "m.png")!r},
-            "--style-mask", {str(tmp_path / "m.png")!r}])
-        assert fast_cli.run(args) == 0
+            "--style-mask", {str(tmp_path / "m.png")!r}]) == 0
         assert not any(name == "torch" or name.startswith("torch.") for name, module
                        in sys.modules.items() if module is not None)
         print("torch-free ok")
