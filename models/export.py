@@ -176,6 +176,10 @@ def _export_graph(module, args, path: Path, inputs, outputs, dynamic, opset, met
                 verbose=False,
             )
         proto = onnx.load(raw)
+        written = max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+        if written != opset:
+            # The exporter falls back to its own opset when it cannot convert, with a log line.
+            raise InputError(f"the exporter could not write opset {opset} (it wrote {written})")
         proto.doc_string = doc
         del proto.metadata_props[:]
         for key, value in encode_metadata(metadata).items():
@@ -208,10 +212,17 @@ def export_onnx(
         check_parity: compare ONNX Runtime with PyTorch eager on a small odd-sized pair.
 
     Raises:
-        InputError: an opset below 18.
+        InputError: an opset outside [18, newest onnx opset], one the exporter cannot write,
+            or one this onnxruntime cannot run (the parity check).
     """
-    if opset < MIN_OPSET:
-        raise InputError(f"--opset must be at least {MIN_OPSET} (antialiased Resize), got {opset}")
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise InputError(
+            f"--opset must be between {MIN_OPSET} (antialiased Resize) and {newest} (the newest "
+            f"this onnx knows), got {opset}"
+        )
     precision = "fp16" if fp16 else "fp32"
     dtype = torch.float16 if fp16 else torch.float32
     output = Path(output)
@@ -296,8 +307,15 @@ def parity(reference: Generator, stylizer_path: Path, encoder_path: Path) -> flo
         reference.config.max_labels, reference.config
     )
     providers = ["CPUExecutionProvider"]
-    encoder = ort.InferenceSession(str(encoder_path), providers=providers)
-    stylizer = ort.InferenceSession(str(stylizer_path), providers=providers)
+    try:
+        encoder = ort.InferenceSession(str(encoder_path), providers=providers)
+        stylizer = ort.InferenceSession(str(stylizer_path), providers=providers)
+    except Exception as error:  # e.g. an opset newer than this onnxruntime
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error)
+        raise InputError(
+            f"the model was written but ONNX Runtime {ort.__version__} cannot load it for the "
+            f"parity check ({first}); try a lower --opset"
+        ) from None
     mean, std = encoder.run(None, {"style": style.numpy(), "style_masks": style_masks.numpy()})
     feeds = {"content": content.numpy(), "content_masks": content_masks.numpy()}
     (out,) = stylizer.run(None, {**feeds, "style_mean": mean, "style_std": std})

@@ -290,6 +290,7 @@ def test_export_cli_bad_input(exported, tmp_path, capsys):
     cases = [
         [str(tmp_path / "absent.pt"), "-o", str(tmp_path / "m.onnx")],
         [str(checkpoint), "-o", str(tmp_path / "m.onnx"), "--opset", "17"],
+        [str(checkpoint), "-o", str(tmp_path / "m.onnx"), "--opset", "99"],
         [str(checkpoint), "-o", str(tmp_path / "m.pt")],
     ]
     for args in cases:
