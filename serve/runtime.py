@@ -149,6 +149,8 @@ class FastStylizer:
         self.max_labels = int(self.metadata["max_labels"])
         self.working_size = int(self.metadata["config"]["working_size"])
         self.provider = self._stylizer.get_providers()[0]
+        if self.provider != providers[0]:
+            LOG.warning("%s could not start; running on %s", providers[0], self.provider)
         LOG.info("dpst fast model %s runs on %s", self.model_path, self.provider)
 
     # -- public API ----------------------------------------------------------------------
