@@ -165,6 +165,11 @@ def test_style_encodings_are_cached_per_image_and_labels_and_bounded(exported):
     assert len(stylizer._cache) == 2 and encoder.runs == 4
     stylizer.stylize(content, style)
     assert encoder.runs == 5  # evicted, least recently used
+    cached = dict(stylizer._cache)
+    stylizer.warm_up(24, 40)
+    assert dict(stylizer._cache) == cached
+    with pytest.raises(ValueError, match="read-only"):
+        stylizer.encode_style(style)[0][...] = 0
 
 
 def test_bad_images_and_labels_raise_input_errors(exported):
