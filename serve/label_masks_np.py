@@ -23,12 +23,12 @@ def mask_size(height: int, width: int, long_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _cells(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cells(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Elementary segments of an axis of n pixels pooled to m cells.
 
     Returns ``(segment of each pixel (n,), first segment of each cell (m,), segments per
-    cell (m,))``: the cell boundaries cut the axis into non-overlapping segments, and cell i
-    is the run of consecutive segments between its start and its end.
+    cell (m,), pixels per cell (m,))``: the cell boundaries cut the axis into non-overlapping
+    segments, and cell i is the run of consecutive segments between its start and its end.
     """
     i = np.arange(m, dtype=np.int64)
     starts = (i * n) // m
@@ -37,7 +37,7 @@ def _cells(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pixel_segment = np.searchsorted(cuts, np.arange(n), side="right") - 1
     first = np.searchsorted(cuts, starts)
     count = np.searchsorted(cuts, ends) - first
-    return pixel_segment, first, count
+    return pixel_segment, first, count, ends - starts
 
 
 def _pool_segments(sums: np.ndarray, first: np.ndarray, count: np.ndarray, axis: int):
@@ -82,23 +82,18 @@ def labels_to_masks(
     """
     height, width = labels.shape
     size = (height, width) if size is None else (int(size[0]), int(size[1]))
-    row_seg, row_first, row_count = _cells(height, size[0])
-    col_seg, col_first, col_count = _cells(width, size[1])
+    row_seg, row_first, row_count, rows = _cells(height, size[0])
+    col_seg, col_first, col_count, cols = _cells(width, size[1])
     n_rows, n_cols = int(row_seg[-1]) + 1, int(col_seg[-1]) + 1
     # One counting pass over the pixels (why not per-label pooling: a 4K map with 16 labels
     # would be 16 full-resolution passes): pixels per (label, row segment, column segment).
-    labelled = labels >= 0
-    index = (labels.astype(np.int64) * n_rows + row_seg[:, None]) * n_cols + col_seg[None, :]
-    counts = np.bincount(index[labelled], minlength=num_labels * n_rows * n_cols)
-    counts = counts.reshape(num_labels, n_rows, n_cols).astype(np.float64)
+    # Unlabelled pixels go to an extra first bin that is dropped.
+    cell = row_seg[:, None] * n_cols + col_seg[None, :]
+    index = (labels.astype(np.int64) + 1) * (n_rows * n_cols) + cell
+    counts = np.bincount(index.ravel(), minlength=(num_labels + 1) * n_rows * n_cols)
+    counts = counts[n_rows * n_cols :].reshape(num_labels, n_rows, n_cols).astype(np.float64)
     pooled = _pool_segments(counts, row_first, row_count, axis=1)
     pooled = _pool_segments(pooled, col_first, col_count, axis=2)
-    rows = (-(-(np.arange(1, size[0] + 1) * height) // size[0])) - (
-        np.arange(size[0]) * height // size[0]
-    )
-    cols = (-(-(np.arange(1, size[1] + 1) * width) // size[1])) - (
-        np.arange(size[1]) * width // size[1]
-    )
     return (pooled / (rows[:, None] * cols[None, :])).astype(np.float32)
 
 
