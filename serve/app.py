@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import logging
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -38,7 +39,10 @@ MASK_CHOICES = (
 # Before/after pictures shown in the page at most this size; the download is full size.
 PREVIEW_SIDE = 1600
 POST_MODES = ("fast", "exact")
-CSS = ".dpst-error {color: #b91c1c; font-weight: 600}"
+CSS = """
+.dpst-error {color: #b91c1c; font-weight: 600}
+#examples .thumbnail-item {aspect-ratio: 5 / 2}
+"""
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
@@ -53,8 +57,13 @@ def _preview(image: np.ndarray) -> np.ndarray:
     return to_uint8(image)
 
 
+def status_html(body: str) -> str:
+    """The status box's content, in one element apart from Gradio's progress overlay."""
+    return f'<div id="dpst-status-body">{body}</div>'
+
+
 def error_html(message: str) -> str:
-    return f'<p class="dpst-error" id="dpst-error">Error: {html.escape(message)}</p>'
+    return status_html(f'<p class="dpst-error" id="dpst-error">Error: {html.escape(message)}</p>')
 
 
 def result_html(result: JobResult) -> str:
@@ -65,8 +74,9 @@ def result_html(result: JobResult) -> str:
         f"<p><b>Done</b> in {result.seconds['total']:.2f} s ({parts}); output {w}x{h}.</p>",
         f"<p>{html.escape(result.backend)}</p>",
     ]
-    lines += [f'<p class="dpst-note">&#9888; {html.escape(n)}</p>' for n in result.notes]
-    return "\n".join(lines)
+    lines += [f"<p>{html.escape(n)}</p>" for n in result.info]
+    lines += [f'<p class="dpst-note">&#9888; {html.escape(n)}</p>' for n in result.warnings]
+    return status_html("\n".join(lines))
 
 
 class AppCallbacks:
@@ -83,7 +93,8 @@ class AppCallbacks:
         from dpst.serve.app_inputs import read_photo
 
         before = read_photo(content, "content photo", self.engine.config.max_pixels)
-        return (_preview(before), _preview(result.image)), result.path, result_html(result)
+        download = gr.update(value=result.path, visible=True)
+        return (_preview(before), _preview(result.image)), download, result_html(result)
 
     @staticmethod
     def _failed(err: BaseException):
@@ -136,7 +147,7 @@ class AppCallbacks:
 
     def cancel(self, request: gr.Request | None = None) -> str:
         stopped = self.engine.request_stop(_session(request))
-        return "<p>Cancelled.</p>" if stopped else "<p>Nothing to cancel.</p>"
+        return status_html("<p>Cancelled.</p>" if stopped else "<p>Nothing to cancel.</p>")
 
     def photo_changed(self, payload, what: str = "content photo"):
         """A new photo: check it at once; -> (mask editor value, status HTML)."""
@@ -231,8 +242,9 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
             value=engine.example_thumbnails(),
             label="Examples (click one to load it)",
             columns=len(engine.example_thumbnails()),
-            height=150,
             allow_preview=False,
+            object_fit="contain",
+            height=190,
             elem_id="examples",
         )
         with gr.Accordion("Masks", open=False):
@@ -258,8 +270,9 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
                         label="Style mask", brush=brush, sources=None, transforms=(),
                         format="png", layers=True, elem_id="style-editor",
                     )  # fmt: skip
+        modes = [FAST, QUALITY] if engine.fast is not None else [QUALITY]
         mode = gr.Radio(
-            [FAST, QUALITY], value=default_mode, label="Mode", elem_id="mode",
+            modes, value=default_mode, label="Mode", elem_id="mode",
             info="Fast: the trained network, about a second. Quality: the paper's optimiser, "
             "minutes, one job at a time.",
         )  # fmt: skip
@@ -290,7 +303,7 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
         result = gr.ImageSlider(
             label="Before / after", format="png", elem_id="result", interactive=False
         )
-        download = gr.DownloadButton("Download the result (PNG)", elem_id="download")
+        download = gr.DownloadButton("Download the result (PNG)", elem_id="download", visible=False)
 
         job_inputs = [content, style, mask_mode, content_mask, style_mask, c_editor, s_editor]
         job_outputs = [result, download, status]
@@ -322,17 +335,26 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
     return demo
 
 
-def launch_options(config: AppConfig) -> dict[str, Any]:
-    """``Blocks.launch`` arguments that keep the server to what the demo needs."""
+def launch_options(engine: DemoEngine) -> dict[str, Any]:
+    """``Blocks.launch`` arguments that keep the server to what the demo needs.
+
+    Gradio serves only its own cache (uploads, results) here: no ``allowed_paths``. The model
+    files are blocked too, should they sit in a folder Gradio could otherwise reach.
+    """
+    config = engine.config
     blocked = []
     if config.model_path:
-        from pathlib import Path
-
-        blocked.append(str(Path(config.model_path).expanduser().resolve().parent))
+        model = Path(config.model_path).expanduser().resolve()
+        blocked.append(str(model))
+        encoder = getattr(engine.fast, "metadata", {}).get("style_encoder_file")
+        if encoder:
+            blocked.append(str(model.parent / encoder))
     return {
         "max_file_size": f"{config.max_upload_mb}mb",
         "allowed_paths": [],
         "blocked_paths": blocked,
         "css": CSS,
         "show_error": False,
+        "run_history": False,  # would keep results in the browser (or a bucket): not needed
+        "footer_links": ["gradio", "settings"],
     }

@@ -109,6 +109,6 @@ def run(args: argparse.Namespace) -> int:
         server_port=args.port,
         share=args.share,
         quiet=False,
-        **launch_options(config),
+        **launch_options(engine),
     )
     return 0

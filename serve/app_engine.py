@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -74,8 +74,18 @@ class JobResult:
     path: str  # the PNG written for download
     seconds: dict[str, float]  # stage name -> seconds, "total" included
     backend: str  # one line: what computed it
-    notes: list[str] = field(default_factory=list)  # warnings the page shows
+    warnings: list[str] = field(default_factory=list)  # shown with a warning sign
+    info: list[str] = field(default_factory=list)  # what was used (masks found, ...)
     report: dict = field(default_factory=dict)
+
+
+class Masks(NamedTuple):
+    """Label maps at the photos' sizes (None, None: one region), and what to tell."""
+
+    content: np.ndarray | None
+    style: np.ndarray | None
+    info: list[str]
+    warnings: list[str]
 
 
 @dataclass
@@ -163,7 +173,7 @@ class DemoEngine:
         with self._lock:
             if self._segmenter is None and self._segmenter_error is None:
                 if self.config.segmenter is None:
-                    self._segmenter_error = "automatic masks are off on this server"
+                    self._segmenter_error = "they are off on this server"
                 else:
                     from dpst.models.segmenter import build_segmenter
 
@@ -193,21 +203,22 @@ class DemoEngine:
 
     def masks(
         self, request: MaskRequest, content: np.ndarray, style: np.ndarray, work_side: int
-    ) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
-        """Label maps at the photos' sizes for ``request`` (None, None: one region), notes."""
+    ) -> Masks:
+        """Label maps at the photos' sizes for ``request`` (None, None: one region)."""
         cap, mode = self.config.max_pixels, request.mode
         if mode not in MASK_MODES:
             raise InputError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
         if mode == "none":
-            return None, None, []
+            return Masks(None, None, [], [])
         if mode == "upload":
-            cl, c_notes = inputs.read_mask_upload(
+            cl, c_warn = inputs.read_mask_upload(
                 request.content_file, "content mask", content.shape[:2], cap
             )
-            sl, s_notes = inputs.read_mask_upload(
+            sl, s_warn = inputs.read_mask_upload(
                 request.style_file, "style mask", style.shape[:2], cap
             )
-            return cl, sl, c_notes + s_notes
+            info = f"mask files: {inputs.describe_labels(cl, sl, colours=False)}"
+            return Masks(cl, sl, [info], c_warn + s_warn)
         if mode == "paint":
             cl = inputs.painted_labels(
                 inputs.read_editor_layers(request.content_editor, "content mask", cap),
@@ -218,10 +229,10 @@ class DemoEngine:
                 style.shape[:2],
             )
             if cl is None and sl is None:
-                return None, None, ["nothing painted: one region"]
+                return Masks(None, None, [], ["nothing painted: one region"])
             cl = np.full(content.shape[:2], inputs.UNPAINTED) if cl is None else cl
             sl = np.full(style.shape[:2], inputs.UNPAINTED) if sl is None else sl
-            return cl, sl, []
+            return Masks(cl, sl, [f"painted masks: {inputs.describe_labels(cl, sl)}"], [])
         return self._automatic(content, style, work_side)
 
     def _automatic(self, content: np.ndarray, style: np.ndarray, work_side: int):
@@ -238,10 +249,11 @@ class DemoEngine:
         )
         names = found.report["label_names"]
         found_names = ", ".join(names[i] for i in found.report["label_ids"])
-        return (
+        return Masks(
             resize_labels(found.content, content.shape[:2]),
             resize_labels(found.style, style.shape[:2]),
             [f"automatic masks: {found_names}"],
+            [],
         )
 
     # -- jobs ----------------------------------------------------------------------------
@@ -262,7 +274,7 @@ class DemoEngine:
             raise InputError(f"Fast mode is unavailable: {self.fast_error}; use Quality mode")
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)
-        cl, sl, notes = self.masks(masks, content_img, style_img, inputs.LABEL_WORK_SIDE)
+        cl, sl, info, warnings = self.masks(masks, content_img, style_img, inputs.LABEL_WORK_SIDE)
         if cl is not None:
             cl, sl, _ = inputs.clean_labels(
                 cl, sl, content_img, style_img, self.config.min_fraction
@@ -274,7 +286,7 @@ class DemoEngine:
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
         backend = f"Fast mode: ONNX Runtime ({self.fast.provider})"
-        return JobResult(image, path, seconds, backend, notes)
+        return JobResult(image, path, seconds, backend, warnings, info)
 
     def quality_config(self, size: int, iters: int, multiscale: bool, post_mode: str):
         from dpst.optim_reference.postfilter import PostFilterConfig
@@ -311,7 +323,7 @@ class DemoEngine:
         cfg = self.quality_config(**settings)
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)
-        cl, sl, notes = self.masks(masks, content_img, style_img, cfg.size)
+        cl, sl, info, warnings = self.masks(masks, content_img, style_img, cfg.size)
         scale = min(1.0, cfg.size / max(content_img.shape[:2]))
         work_hw = tuple(max(1, round(s * scale)) for s in content_img.shape[:2])
         total = sum(n for _, _, n in multiscale_schedule(cfg, work_hw)) or 1
@@ -351,7 +363,7 @@ class DemoEngine:
         identity = report["backbone"]
         if identity.get("random"):
             net = "a random backbone standing in for VGG-19"
-            notes.insert(
+            warnings.insert(
                 0,
                 "random backbone: this server runs without VGG-19 weights (--backbone random), "
                 "so the result shows the machinery, not the method",
@@ -362,8 +374,8 @@ class DemoEngine:
         backend = f"Quality mode: reference optimiser, {net}, on {report['device']}"
         backend += f", {iterations} L-BFGS iterations at {work_hw[1]}x{work_hw[0]}"
         if report.get("cancelled"):
-            notes.append("cancelled: this is the result so far")
-        return JobResult(result.image, path, seconds, backend, notes, report)
+            warnings.append("cancelled: this is the result so far")
+        return JobResult(result.image, path, seconds, backend, warnings, info, report)
 
     # -- stopping quality jobs -------------------------------------------------------------
 
@@ -404,17 +416,19 @@ class DemoEngine:
             paths.append(str(path))
         return paths[0], paths[1]
 
-    def example_thumbnails(self, side: int = 160) -> list[tuple[np.ndarray, str]]:
-        """One picture per example pair (content | style), with its caption."""
+    def example_thumbnails(self, height: int = 120) -> list[tuple[np.ndarray, str]]:
+        """One picture per example pair (content | style, both ``height`` tall), captioned."""
         from dpst.data.samples import sample_image
+        from dpst.imageio import resize_long_side
+
+        def at_height(name: str) -> np.ndarray:
+            image = sample_image(name, None)
+            h, w = image.shape[:2]
+            return resize_long_side(image, round(height * max(h, w) / h))
 
         thumbs = []
         for content, style in EXAMPLE_PAIRS:
-            a, b = sample_image(content, side), sample_image(style, side)
-            h = max(a.shape[0], b.shape[0])
-            gap = np.ones((h, 6, 3), dtype=np.float32)
-            a, b = (
-                np.pad(x, ((0, h - x.shape[0]), (0, 0), (0, 0)), constant_values=1) for x in (a, b)
-            )
-            thumbs.append((np.concatenate([a, gap, b], axis=1), f"{content} + {style}"))
+            gap = np.ones((height, 6, 3), dtype=np.float32)
+            picture = np.concatenate([at_height(content), gap, at_height(style)], axis=1)
+            thumbs.append((picture, f"{content} + {style}"))
         return thumbs

@@ -171,6 +171,27 @@ def read_editor_layers(payload: Any, what: str, max_pixels: int) -> list[np.ndar
     return layers
 
 
+def describe_labels(content: np.ndarray, style: np.ndarray, colours: bool = True) -> str:
+    """The regions of each photo in words: "content blue, unpainted; style blue, green".
+
+    ``colours`` False names labels by number (label maps, whose values are not colours).
+    """
+    from dpst.optim_reference.palette import MASK_PALETTE
+
+    def name(label: int) -> str:
+        if label == UNPAINTED:
+            return "unpainted"
+        if colours and 0 <= label < len(MASK_PALETTE):
+            return MASK_PALETTE[label][0]
+        return f"label {label}"
+
+    def names(labels: np.ndarray) -> list[str]:
+        return [name(int(v)) for v in np.unique(labels) if v != UNLABELLED]
+
+    c, s = names(content), names(style)
+    return f"content {', '.join(c) or 'nothing'}; style {', '.join(s) or 'nothing'}"
+
+
 def compact_labels(
     content: np.ndarray, style: np.ndarray, max_labels: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:

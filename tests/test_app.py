@@ -16,6 +16,7 @@ from dpst.serve import app_inputs
 from dpst.serve.app import AppCallbacks, build_app
 from dpst.serve.app_engine import AppConfig, DemoEngine, MaskRequest
 from tests.conftest import sample_photo
+from tests.fast_model import TINY_MAX_LABELS, shared_tiny_model
 
 NO_MASKS = ("none", None, None, None, None)
 # Quality runs in tests: tiny working size, one iteration per stage, single scale.
@@ -76,7 +77,8 @@ def _layer(path, size, painted: dict[str, tuple[slice, slice]]) -> dict:
 def _ok(outputs) -> tuple[np.ndarray, np.ndarray, str, str]:
     (before, after), download, status = outputs
     assert "Error" not in status, status
-    return before, after, download, status
+    assert download["visible"] is True
+    return before, after, download["value"], status
 
 
 def test_fast_mode_returns_the_content_size_and_timings(pair):
@@ -88,6 +90,26 @@ def test_fast_mode_returns_the_content_size_and_timings(pair):
     assert read_image(download).shape == content.shape
     assert "FakeExecutionProvider" in status and "Done" in status
     assert fake.calls[0][2] is None  # no masks: one region
+
+
+def test_fast_mode_with_an_exported_model(pair, tmp_path, tmp_path_factory):
+    model = shared_tiny_model(tmp_path_factory)
+    cb = _callbacks(AppConfig(model_path=str(model), backbone="random"))
+    assert cb.engine.fast.max_labels == TINY_MAX_LABELS
+    content, style = read_image(pair[0]), read_image(pair[1])
+    _, after, download, status = _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS))
+    assert after.shape == content.shape and read_image(download).shape == content.shape
+    assert "ONNX Runtime" in status
+    # Painted masks go through the runtime's own label checks.
+    (hc, wc), (hs, ws) = content.shape[:2], style.shape[:2]
+    c_editor = {
+        "layers": [_layer(tmp_path / "c.png", (hc, wc), {"red": (slice(0, hc // 2), slice(None))})]
+    }
+    s_editor = {
+        "layers": [_layer(tmp_path / "s.png", (hs, ws), {"red": (slice(0, hs // 2), slice(None))})]
+    }
+    outputs = cb.fast(_payload(pair[0]), _payload(pair[1]), "paint", None, None, c_editor, s_editor)
+    assert "painted masks: content red, unpainted" in _ok(outputs)[3]
 
 
 def test_quality_mode_random_backbone_reports_it(pair, random_config):
@@ -160,7 +182,7 @@ def test_painted_masks_reach_the_fast_model_as_compact_labels(pair, tmp_path):
         ]
     }
     outputs = cb.fast(_payload(pair[0]), _payload(pair[1]), "paint", None, None, c_editor, s_editor)
-    _ok(outputs)
+    assert "painted masks: content green, unpainted; style green, unpainted" in _ok(outputs)[3]
     _, _, cl, sl = fake.calls[0]
     assert cl.shape == (hc, wc) and sl.shape == (hs, ws)
     # Two regions (green, unpainted) in both photos, numbered 0 and 1 for the model.
@@ -181,8 +203,10 @@ def test_uploaded_colour_masks_and_quality_run(pair, tmp_path, random_config):
         masks.append(_payload(tmp_path / name))
     engine = DemoEngine(random_config)
     request = MaskRequest("upload", masks[0], masks[1])
-    cl, _sl, notes = engine.masks(request, content, style, 64)
-    assert set(np.unique(cl)) == {0, 3} and notes == []  # blue = 0, white = 3
+    masks_read = engine.masks(request, content, style, 64)
+    assert set(np.unique(masks_read.content)) == {0, 3}  # blue = 0, white = 3
+    assert masks_read.info == ["mask files: content label 0, label 3; style label 0, label 3"]
+    assert masks_read.warnings == []
     cb = AppCallbacks(engine)
     outputs = cb.quality(
         _payload(pair[0]), _payload(pair[1]), "upload", *masks, None, None, *TINY_QUALITY
