@@ -225,10 +225,14 @@ def test_corrupt_checkpoint_is_one_line(pairs, tmp_path, capsys):
     _one_line_error(capsys, code, LAST_CHECKPOINT)
 
 
-def _bad_mask_manifest(pairs: Path, tmp_path: Path, labels: np.ndarray) -> Path:
+def _bad_mask_manifest(pairs: Path, tmp_path: Path, labels: np.ndarray, style=None) -> Path:
     mask = tmp_path / "mask.png"
     write_label_map(mask, labels)
-    return _subset(pairs, tmp_path / "bad.jsonl", 1, content_mask=mask)
+    changes = {"content_mask": mask}
+    if style is not None:
+        write_label_map(tmp_path / "style_mask.png", style)
+        changes["style_mask"] = tmp_path / "style_mask.png"
+    return _subset(pairs, tmp_path / "bad.jsonl", 1, **changes)
 
 
 def test_mismatched_label_map_is_one_line(pairs, tmp_path, capsys):
@@ -240,9 +244,12 @@ def test_mismatched_label_map_is_one_line(pairs, tmp_path, capsys):
 
 
 def test_labels_outside_the_trained_range_are_one_line(pairs, tmp_path, capsys):
-    photo = read_manifest(pairs)[0][0].content
-    h, w = Image.open(photo).size[::-1]
-    manifest = _bad_mask_manifest(pairs, tmp_path, np.full((h, w), 7, dtype=np.int64))
+    # Label 7 covers both photos, so the label policy keeps it (an orphan content label
+    # would be remapped to a style label, and a tiny region merged, both into range).
+    entry = read_manifest(pairs)[0][0]
+    sizes = [Image.open(p).size[::-1] for p in (entry.content, entry.style)]
+    labels = [np.full(size, 7, dtype=np.int64) for size in sizes]
+    manifest = _bad_mask_manifest(pairs, tmp_path, *labels)
     config = _config_file(tmp_path / "tiny.json")  # max_labels 4
     code = main(["train", str(manifest), "--run-dir", str(tmp_path / "run"),
                  "--config", str(config), "--steps", "2", "--quiet"])  # fmt: skip

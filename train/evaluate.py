@@ -137,9 +137,9 @@ def load_pair(entry: Entry, size: int, policy: LabelPolicy, check: bool = True) 
 def run_generator(model, pair: EvalPair, device: torch.device) -> torch.Tensor:
     """The generator's output ``(1, 3, H, W)`` on ``device``; InputError for bad labels."""
     cfg = model.config
-    # The maps as given, before the label policy (which could remap a label into range).
-    for name, labels in zip(("content", "style"), pair.raw_labels, strict=True):
-        check_label_range(torch.from_numpy(labels)[None], cfg.max_labels, [pair.id], name)
+    # After the label policy, as in training (see step.prepare_batch).
+    check_label_range(pair.content_labels, cfg.max_labels, [pair.id], "content")
+    check_label_range(pair.style_labels, cfg.max_labels, [pair.id], "style")
     content, style = pair.content.to(device), pair.style.to(device)
     cm = generator_masks(pair.content_labels, pair.content, cfg.max_labels, cfg.working_size)
     sm = generator_masks(pair.style_labels, pair.style, cfg.max_labels, cfg.working_size)
