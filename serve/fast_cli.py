@@ -3,15 +3,21 @@
 A thin layer over :class:`dpst.serve.runtime.FastStylizer`. Masks are read as ``dpst
 stylize`` reads them (:mod:`dpst.optim_reference.mask_files`, torch-free): colour masks in the
 paper's palette or label maps, label k of the content taking the style of label k of the
-style. No torch is imported on this path.
+style. No torch is imported on this path; ``--masks auto`` (segment both photos when no mask
+files are given) is the exception, since the segmenter needs torch.
 """
 
 from __future__ import annotations
 
 import argparse
 
+# Automatic masks are computed at this long side, then resized to each photo.
+SEGMENT_LONG_SIDE = 512
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from dpst.models.segmenter_config import add_segmenter_arguments
+
     p.add_argument("content", help="the photo to restyle")
     p.add_argument("style", help="the photo whose look to take")
     p.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
@@ -30,6 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="how to read the mask files (default: decide from the file)",
     )
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    group = p.add_argument_group("automatic masks (when no mask files are given; needs torch)")
+    group.add_argument(
+        "--masks",
+        choices=("none", "auto"),
+        default="none",
+        help="auto: segment both photos when a segmenter is available (else one region); "
+        "none (default): one region, and no torch import",
+    )
+    add_segmenter_arguments(group)
 
 
 def compact_labels(content_labels, style_labels, max_labels: int):
@@ -51,6 +66,33 @@ def compact_labels(content_labels, style_labels, max_labels: int):
     return tuple(
         np.where(labels >= 0, np.searchsorted(used, labels), -1)
         for labels in (content_labels, style_labels)
+    )
+
+
+def automatic_labels(args: argparse.Namespace, content, style):
+    """Label maps from the segmenter at the photos' sizes, or ``(None, None)`` with a note.
+
+    The only part of ``dpst fast`` that imports torch (through the segmenter).
+    """
+    import sys
+
+    from dpst.errors import DpstError
+    from dpst.imageio import resize_long_side
+    from dpst.models.auto_labels import AutoLabelConfig, auto_labels
+    from dpst.models.segmenter_config import segmenter_config_from_args
+    from dpst.optim_reference.mask_files import resize_labels
+
+    def small(image):
+        return resize_long_side(image, min(SEGMENT_LONG_SIDE, max(image.shape[:2])))
+
+    config = AutoLabelConfig(segmenter=segmenter_config_from_args(args))
+    try:
+        found = auto_labels(small(content), small(style), config)
+    except DpstError as err:
+        print(f"dpst fast: no automatic masks ({err}); using one region", file=sys.stderr)
+        return None, None
+    return resize_labels(found.content, content.shape[:2]), resize_labels(
+        found.style, style.shape[:2]
     )
 
 
@@ -82,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if args.content_mask is not None:
         content_labels = read_mask(args.content_mask, content.shape[:2], args.mask_kind)
         style_labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
+    elif args.masks == "auto":
+        content_labels, style_labels = automatic_labels(args, content, style)
     stylizer = FastStylizer(model_path, threads=args.threads)
     if content_labels is not None:
         content_labels, style_labels = compact_labels(

@@ -273,6 +273,13 @@ def test_fast_cli_writes_the_result_and_reports_bad_input_in_one_line(
     assert dpst_main([*swapped, "--model", str(result.stylizer_path)]) == EXIT_USER_ERROR
     assert "not a readable image" in capsys.readouterr().err
 
+    # Automatic masks: the one-region backend runs; a segmenter without weights falls back.
+    model_args = [*args, "--model", str(result.stylizer_path), "--masks", "auto"]
+    assert dpst_main([*model_args, "--backend", "none"]) == 0
+    missing = str(tmp_path / "no-weights")
+    assert dpst_main([*model_args, "--seg-weights", missing]) == 0
+    assert "no automatic masks" in capsys.readouterr().err
+
 
 def test_export_cli_fp16_model_is_within_tolerance(exported, tmp_path, capsys):
     model, checkpoint, _ = exported
