@@ -310,11 +310,12 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
 
         run_fast.click(
             cb.fast, job_inputs, job_outputs, preprocess=False,
-            concurrency_limit=1, concurrency_id="fast",
+            concurrency_limit=1, concurrency_id="fast", show_progress_on=result,
         )  # fmt: skip
         quality_event = run_quality.click(
             cb.quality, [*job_inputs, size, iters, multiscale, post_mode], job_outputs,
             preprocess=False, concurrency_limit=1, concurrency_id="quality",
+            show_progress_on=result,
         )  # fmt: skip
         cancel.click(cb.cancel, None, status, cancels=[quality_event], queue=False)
         mode.change(

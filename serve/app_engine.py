@@ -316,7 +316,19 @@ class DemoEngine:
         progress: ProgressFn | None = None,
         session: str = LOCAL_SESSION,
     ) -> JobResult:
-        """The reference optimiser; ``settings``: size, iters, multiscale, post_mode."""
+        """The reference optimiser; ``settings``: size, iters, multiscale, post_mode.
+
+        The job can be stopped from its start (:meth:`request_stop` with the same session):
+        while it reads its inputs it ends with an error, while it optimises it returns the
+        result so far.
+        """
+        stop = self._begin(session)
+        try:
+            return self._quality(content, style, masks, settings, progress, stop)
+        finally:
+            self._end(session, stop)
+
+    def _quality(self, content, style, masks, settings, progress, stop) -> JobResult:
         from dpst.optim_reference.stylize import multiscale_schedule, stylize
 
         network = self.network()
@@ -338,21 +350,19 @@ class DemoEngine:
                     f"stage {event.stage}, iteration {event.iteration}/{event.total}",
                 )
 
-        stop = self._begin(session)
-        try:
-            result = stylize(
-                content_img,
-                style_img,
-                cl,
-                sl,
-                cfg,
-                self.backbone,
-                callback=on_iteration,
-                should_stop=stop.is_set,
-                network=network,
-            )
-        finally:
-            self._end(session, stop)
+        if stop.is_set():
+            raise InputError("cancelled before the optimiser started")
+        result = stylize(
+            content_img,
+            style_img,
+            cl,
+            sl,
+            cfg,
+            self.backbone,
+            callback=on_iteration,
+            should_stop=stop.is_set,
+            network=network,
+        )
         report = result.report
         path = self._save(result.image, "quality")
         seconds = {

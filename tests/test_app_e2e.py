@@ -142,7 +142,7 @@ def _run(page, button: str) -> str:
     page.wait_for_function(
         """before => {
             const body = document.querySelector("#dpst-status-body");
-            const tracker = document.querySelector("#status [data-testid=status-tracker]");
+            const tracker = document.querySelector("#result [data-testid=status-tracker]");
             const text = body ? body.innerText : "";
             const idle = !tracker || tracker.classList.contains("hide");
             return idle && text !== before && (text.includes("Done") || text.includes("Error"));
@@ -157,8 +157,8 @@ def _status_says(page, text: str) -> None:
     page.locator("#status").filter(has_text=text).wait_for(timeout=30_000)
 
 
-def _tiny_quality(page) -> None:
-    for elem_id, value in (("quality-size", "64"), ("quality-iters", "1")):
+def _tiny_quality(page, iters: int = 1) -> None:
+    for elem_id, value in (("quality-size", "64"), ("quality-iters", str(iters))):
         box = page.locator(f"#{elem_id} input[type=number]")
         box.fill(value)
         box.press("Enter")
@@ -252,4 +252,21 @@ def test_bad_upload_is_shown_and_the_server_keeps_serving(page, server, photos, 
     _upload(page, "content-image", photos[0])
     page.wait_for_selector("#content-image img", timeout=30_000)
     status = _run(page, button)
+    assert "Done" in status, status
+
+
+def test_cancel_stops_a_quality_job_and_the_next_one_runs(page, server, photos):
+    _upload(page, "content-image", photos[0])
+    _upload(page, "style-image", photos[1])
+    page.wait_for_selector("#style-image img", timeout=30_000)
+    if server[1]:
+        page.locator("#mode").get_by_text("Quality", exact=True).click()
+    _tiny_quality(page, iters=1000)
+    page.click("#run-quality")
+    # The progress bar moves with the iterations.
+    page.locator("#result").get_by_text("iteration").first.wait_for(timeout=RUN_S * 1000)
+    page.click("#cancel")
+    _status_says(page, "Cancelled.")
+    _tiny_quality(page)
+    status = _run(page, "run-quality")
     assert "Done" in status, status
