@@ -39,7 +39,7 @@ from dpst.optim_reference.vgg import BackboneConfig, load_backbone
 
 # The coarsest multi-scale level keeps at least this many pixels on its long side, so that
 # relu5_1 (1/16 of the input) still has a few positions.
-MIN_LEVEL_SIDE = 64
+MIN_LEVEL_SIDE = 48
 # Multi-scale iterations at the finer levels, as shares of ``iters`` (see
 # multiscale_schedule); set with bench/optimizer.py so that the schedule costs under 30% of
 # the single-scale one.
