@@ -1,7 +1,8 @@
 """The Gradio demo: two photos in, the content photo with the style's look out.
 
-    demo = build_app(AppConfig(model_path="model.onnx"))
-    demo.launch(**launch_options(AppConfig(...)))   # or: dpst serve --model model.onnx
+    engine = DemoEngine(AppConfig(model_path="model.onnx"))
+    build_app(engine.config, engine).launch(**launch_options(engine))
+    # or, from a shell: dpst serve --model model.onnx
 
 Fast mode runs the exported generator through ONNX Runtime (about a second); Quality mode
 runs the paper's optimiser (minutes), one job at a time, with a progress bar and a cancel
@@ -24,7 +25,8 @@ import numpy as np
 
 from dpst.errors import DpstError
 from dpst.optim_reference.palette import PAPER_PALETTE
-from dpst.serve.app_engine import AppConfig, DemoEngine, JobResult, MaskRequest
+from dpst.serve.app_config import AppConfig
+from dpst.serve.app_engine import DemoEngine, JobResult, MaskRequest
 from dpst.serve.app_inputs import payload_path
 
 log = logging.getLogger(__name__)
@@ -89,12 +91,10 @@ class AppCallbacks:
     def _masks(mode, content_mask, style_mask, content_editor, style_editor) -> MaskRequest:
         return MaskRequest(mode, content_mask, style_mask, content_editor, style_editor)
 
-    def _finish(self, content: Any, result: JobResult):
-        from dpst.serve.app_inputs import read_photo
-
-        before = read_photo(content, "content photo", self.engine.config.max_pixels)
+    @staticmethod
+    def _finish(result: JobResult):
         download = gr.update(value=result.path, visible=True)
-        return (_preview(before), _preview(result.image)), download, result_html(result)
+        return (_preview(result.content), _preview(result.image)), download, result_html(result)
 
     @staticmethod
     def _failed(err: BaseException):
@@ -109,7 +109,7 @@ class AppCallbacks:
         """Fast mode: -> (slider value, download path, status HTML)."""
         masks = self._masks(mask_mode, content_mask, style_mask, c_editor, s_editor)
         try:
-            return self._finish(content, self.engine.run_fast(content, style, masks))
+            return self._finish(self.engine.run_fast(content, style, masks))
         except Exception as err:  # the page shows it; the server goes on
             return self._failed(err)
 
@@ -141,7 +141,7 @@ class AppCallbacks:
             result = self.engine.run_quality(
                 content, style, masks, settings, report, session=_session(request)
             )
-            return self._finish(content, result)
+            return self._finish(result)
         except Exception as err:  # the page shows it; the server goes on
             return self._failed(err)
 
@@ -210,8 +210,11 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
 
     ``engine`` lets tests share one; by default one is made from ``config``.
     """
+    from dpst.serve.app_examples import example_thumbnails
+
     engine = engine or DemoEngine(config)
     cb = AppCallbacks(engine)
+    thumbnails = example_thumbnails()
     automatic = engine.automatic_available()
     mask_choices = [c for c in MASK_CHOICES if automatic[0] or c[1] != "automatic"]
     default_mode = FAST if engine.fast is not None else QUALITY
@@ -220,7 +223,7 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
         default_color=_hex(PAPER_PALETTE[0][1]),
         color_mode="fixed",
     )
-    legend = ", ".join(f"{name} = region {i + 1}" for i, (name, _) in enumerate(PAPER_PALETTE))
+    colours = ", ".join(name for name, _ in PAPER_PALETTE)
 
     with gr.Blocks(title="Deep Photo Style Transfer", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
@@ -239,9 +242,9 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
                 sources=["upload", "clipboard"], elem_id="style-image", height=320,
             )  # fmt: skip
         examples = gr.Gallery(
-            value=engine.example_thumbnails(),
+            value=thumbnails,
             label="Examples (click one to load it)",
-            columns=len(engine.example_thumbnails()),
+            columns=len(thumbnails),
             allow_preview=False,
             object_fit="contain",
             height=190,
@@ -260,7 +263,10 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
                     label="Style mask", type="filepath", image_mode=None, format="png"
                 )
             with gr.Column(visible=False) as paint_row:
-                gr.Markdown(f"Paint matching regions in the same colour ({legend}).")
+                gr.Markdown(
+                    f"Paint regions that belong together in the same colour in both photos "
+                    f"({colours}); the unpainted parts of the two form one more region."
+                )
                 with gr.Row():
                     c_editor = gr.ImageEditor(
                         label="Content mask", brush=brush, sources=None, transforms=(),

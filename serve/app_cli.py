@@ -69,7 +69,7 @@ def build_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from dpst.models.segmenter_config import segmenter_config_from_args
-    from dpst.serve.app_engine import AppConfig
+    from dpst.serve.app_config import AppConfig
 
     segmenter = None
     if args.masks == "auto":

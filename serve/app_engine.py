@@ -2,8 +2,8 @@
 
 :class:`DemoEngine` is created per app (never a module-level singleton) and holds what must
 outlive one request: the ONNX session, the segmenter, the backbone's availability, the stop
-flags of running quality jobs, and a private folder for results. Gradio is not imported here;
-``serve/app.py`` turns its results into page updates.
+flags of running quality jobs, and a private folder for results (and the examples' files).
+Gradio is not imported here; ``serve/app.py`` turns its results into page updates.
 """
 
 from __future__ import annotations
@@ -23,47 +23,12 @@ import numpy as np
 
 from dpst.errors import DpstError, InputError
 from dpst.serve import app_inputs as inputs
+from dpst.serve.app_config import MASK_MODES, AppConfig
 
-MASK_MODES = ("none", "automatic", "upload", "paint")
-BACKBONES = ("vgg19", "random")
-# Bundled example pairs (content, style) from scikit-image's photos; nothing is committed.
-EXAMPLE_PAIRS = (("rocket", "coffee"), ("chelsea", "astronaut"), ("coffee", "rocket"))
 # Results kept in the engine's folder; older ones are deleted (Gradio keeps its own copies).
 RESULTS_KEPT = 32
 # Without a request (tests, scripts) jobs share this key for their stop flag.
 LOCAL_SESSION = "local"
-
-
-@dataclass(frozen=True)
-class AppConfig:
-    """What one demo server offers and allows.
-
-    ``model_path`` None means no fast model (Quality mode only). ``backbone`` ``"random"``
-    stands a seeded random network in for VGG-19 (tests, offline smoke runs; the page says
-    so); ``"vgg19"`` needs weights on disk and never downloads them from a request.
-    ``segmenter`` None turns automatic masks off.
-    """
-
-    model_path: str | None = None
-    backbone: str = "vgg19"
-    vgg_weights: str | None = None
-    segmenter: Any = None  # dpst.models.segmenter_config.SegmenterConfig | None
-    device: str = "auto"
-    max_upload_mb: int = 25
-    max_pixels: int = 25_000_000  # 6000x4000 cameras; 4K is 8.3 MP
-    quality_size: int = 384  # default working size of Quality mode
-    quality_max_size: int = 1024
-    quality_iters: int = 100  # default L-BFGS iterations per stage
-    quality_max_iters: int = 1000
-    queue_size: int = 8  # requests waiting, all events together
-    example_side: int = 512
-    min_fraction: float = 0.01  # label policy: regions under 1 % are merged
-
-    def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.max_pixels < 1 or self.max_upload_mb < 1 or self.queue_size < 1:
-            raise ValueError("max_pixels, max_upload_mb and queue_size must be positive")
 
 
 @dataclass
@@ -71,6 +36,7 @@ class JobResult:
     """A finished job: the image at the content's size, its PNG, timings and notes."""
 
     image: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    content: np.ndarray  # the content photo as read, for the before/after view
     path: str  # the PNG written for download
     seconds: dict[str, float]  # stage name -> seconds, "total" included
     backend: str  # one line: what computed it
@@ -286,7 +252,7 @@ class DemoEngine:
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
         backend = f"Fast mode: ONNX Runtime ({self.fast.provider})"
-        return JobResult(image, path, seconds, backend, warnings, info)
+        return JobResult(image, content_img, path, seconds, backend, warnings, info)
 
     def quality_config(self, size: int, iters: int, multiscale: bool, post_mode: str):
         from dpst.optim_reference.postfilter import PostFilterConfig
@@ -385,7 +351,7 @@ class DemoEngine:
         backend += f", {iterations} L-BFGS iterations at {work_hw[1]}x{work_hw[0]}"
         if report.get("cancelled"):
             warnings.append("cancelled: this is the result so far")
-        return JobResult(result.image, path, seconds, backend, warnings, info, report)
+        return JobResult(result.image, content_img, path, seconds, backend, warnings, info, report)
 
     # -- stopping quality jobs -------------------------------------------------------------
 
@@ -409,36 +375,8 @@ class DemoEngine:
         stop.set()
         return True
 
-    # -- examples ------------------------------------------------------------------------
-
     def example_paths(self, index: int) -> tuple[str, str]:
-        """PNG files of example pair ``index`` (written once into the engine's folder)."""
-        from dpst.data.samples import sample_image
-        from dpst.imageio import write_image
+        """PNG files of example pair ``index`` (content, style), written once."""
+        from dpst.serve.app_examples import example_files
 
-        if not 0 <= index < len(EXAMPLE_PAIRS):
-            raise InputError(f"no example {index}")
-        paths = []
-        for name in EXAMPLE_PAIRS[index]:
-            path = self.results_dir / "examples" / f"{name}.png"
-            if not path.exists():
-                write_image(path, sample_image(name, self.config.example_side))
-            paths.append(str(path))
-        return paths[0], paths[1]
-
-    def example_thumbnails(self, height: int = 120) -> list[tuple[np.ndarray, str]]:
-        """One picture per example pair (content | style, both ``height`` tall), captioned."""
-        from dpst.data.samples import sample_image
-        from dpst.imageio import resize_long_side
-
-        def at_height(name: str) -> np.ndarray:
-            image = sample_image(name, None)
-            h, w = image.shape[:2]
-            return resize_long_side(image, round(height * max(h, w) / h))
-
-        thumbs = []
-        for content, style in EXAMPLE_PAIRS:
-            gap = np.ones((height, 6, 3), dtype=np.float32)
-            picture = np.concatenate([at_height(content), gap, at_height(style)], axis=1)
-            thumbs.append((picture, f"{content} + {style}"))
-        return thumbs
+        return example_files(self.results_dir / "examples", index, self.config.example_side)

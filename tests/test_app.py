@@ -14,7 +14,9 @@ from dpst.imageio import read_image, write_image
 from dpst.optim_reference.palette import MASK_PALETTE, PAPER_PALETTE
 from dpst.serve import app_inputs
 from dpst.serve.app import AppCallbacks, build_app
-from dpst.serve.app_engine import AppConfig, DemoEngine, MaskRequest
+from dpst.serve.app_config import AppConfig
+from dpst.serve.app_engine import DemoEngine, MaskRequest
+from dpst.serve.app_examples import EXAMPLE_PAIRS, example_thumbnails
 from tests.conftest import sample_photo
 from tests.fast_model import TINY_MAX_LABELS, shared_tiny_model
 
@@ -320,4 +322,6 @@ def test_examples_load_as_files(random_config):
     engine = DemoEngine(random_config)
     content, style = engine.example_paths(0)
     assert read_image(content).shape[2] == 3 and read_image(style).shape[2] == 3
-    assert len(engine.example_thumbnails(32)) == 3
+    thumbnails = example_thumbnails(32)
+    assert len(thumbnails) == len(EXAMPLE_PAIRS)
+    assert all(picture.shape[0] == 32 for picture, _ in thumbnails)
