@@ -238,6 +238,33 @@ def test_automatic_masks_with_the_none_segmenter(pair):
     assert set(np.unique(fake.calls[0][2])) == {0}
 
 
+def test_automatic_masks_with_a_segformer(pair, tmp_path):
+    from dpst.models.segmenter_config import SegmenterConfig
+    from tests.tiny_segformer import save_tiny_segformer
+
+    folder = save_tiny_segformer(tmp_path / "segformer")
+    seg = SegmenterConfig(weights=str(folder), device="cpu", allow_download=False)
+    fake = FakeStylizer()
+    fake.max_labels = 16
+    cb = _callbacks(AppConfig(backbone="random", segmenter=seg), fast=fake)
+    outputs = cb.fast(_payload(pair[0]), _payload(pair[1]), "automatic", None, None, None, None)
+    assert "automatic masks: " in _ok(outputs)[3]
+    _, _, cl, sl = fake.calls[0]
+    assert cl.shape == read_image(pair[0]).shape[:2] and sl.shape == read_image(pair[1]).shape[:2]
+    assert set(np.unique(cl)) <= set(np.unique(sl))  # every content region has a style region
+
+
+def test_serve_command_line(tmp_path):
+    from dpst.cli import build_parser, main
+    from dpst.serve.app_cli import build_config
+
+    args = build_parser().parse_args(["serve", "--backbone", "random", "--masks", "none"])
+    config = build_config(args)
+    assert (args.host, config.backbone, config.segmenter) == ("127.0.0.1", "random", None)
+    assert config.max_pixels == 25_000_000
+    assert main(["serve", "--model", str(tmp_path / "missing.onnx")]) == 2
+
+
 @pytest.mark.parametrize("bad", ["text", "truncated", "oversized"])
 def test_bad_photo_is_a_visible_error_and_the_next_request_works(pair, tmp_path, bad):
     fake = FakeStylizer()
