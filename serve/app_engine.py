@@ -204,7 +204,7 @@ class DemoEngine:
     def _automatic(self, content: np.ndarray, style: np.ndarray, work_side: int):
         from dpst.imageio import resize_long_side
         from dpst.models.auto_labels import AutoLabelConfig, auto_labels
-        from dpst.optim_reference.masks import resize_labels
+        from dpst.optim_reference.mask_files import resize_labels
 
         segmenter = self.segmenter()
         found = auto_labels(

@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dpst.errors import InputError
 from dpst.imageio import pil_to_rgb_array
+from dpst.optim_reference.mask_files import decode_colour_mask, read_mask, resize_labels
 
 UNLABELLED = -1
 # Label of the pixels no layer painted; past every palette index (the palette has 21).
@@ -99,15 +100,13 @@ def read_mask_upload(
 ) -> tuple[np.ndarray, list[str]]:
     """A mask file (colour mask or label map) as int64 labels of ``size``, and notes.
 
-    Uses :func:`dpst.optim_reference.masks.read_mask` (imported here: it needs torch); its
-    warnings (resized, unknown colours) become notes for the page.
+    Read by :func:`dpst.optim_reference.mask_files.read_mask`; its warnings (resized,
+    unknown colours) become notes for the page.
     """
-    from dpst.optim_reference.masks import read_mask
-
     path = payload_path(payload)
     if path is None:
         raise InputError(f"no {what}: upload one for each photo, or choose another mask mode")
-    _open_capped(path, what, max_pixels).close()
+    check_photo(path, what, max_pixels)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -123,8 +122,6 @@ def layer_labels(rgba: np.ndarray) -> np.ndarray:
 
     Painted pixels of no palette colour (where two colours blend) are ``-1`` (unlabelled).
     """
-    from dpst.optim_reference.masks import decode_colour_mask
-
     arr = np.asarray(rgba)
     if arr.ndim != 3 or arr.shape[2] != 4 or arr.dtype != np.uint8:
         raise InputError(f"a painted layer must be an RGBA image, got {arr.shape} {arr.dtype}")
@@ -141,8 +138,6 @@ def painted_labels(layers: Sequence[np.ndarray], size: tuple[int, int]) -> np.nd
     Later layers cover earlier ones where they are painted. Layers of another size than the
     photo are resized with nearest neighbour (labels are never interpolated).
     """
-    from dpst.optim_reference.masks import resize_labels
-
     result: np.ndarray | None = None
     for layer in layers:
         labels = layer_labels(layer)
@@ -232,7 +227,7 @@ def clean_labels(
     this so that both modes treat the same masks the same way.
     """
     from dpst.imageio import resize_long_side
-    from dpst.optim_reference.masks import LabelPolicy, apply_label_policy, resize_labels
+    from dpst.optim_reference.labels import LabelPolicy, apply_label_policy
 
     def small(labels: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         img = resize_long_side(image, min(LABEL_WORK_SIDE, max(image.shape[:2])))
