@@ -6,6 +6,7 @@ A thin layer over :func:`dpst.serve.app.build_app`; nothing heavy is imported un
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -102,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     )
     say(f"quality mode: {quality}")
     demo = build_app(config, engine)
+    # A service manager stops us with SIGTERM: exit as on Ctrl-C, so the results folder
+    # (removed at exit) does not stay behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     automatic = engine.automatic_available()
     say(f"automatic masks: {'available' if automatic[0] else automatic[1]}")
     demo.launch(
