@@ -149,18 +149,23 @@ class AppCallbacks:
         stopped = self.engine.request_stop(_session(request))
         return status_html("<p>Cancelled.</p>" if stopped else "<p>Nothing to cancel.</p>")
 
-    def photo_changed(self, payload, what: str = "content photo"):
-        """A new photo: check it at once; -> (mask editor value, status HTML)."""
+    def photo_changed(self, payload, status: str | None = None, what: str = "content photo"):
+        """A new photo: check it at once; -> (mask editor value, status HTML).
+
+        ``status`` is the status box's content: an error is replaced (by this photo's, or
+        cleared when the photo is fine); a job's report stays.
+        """
         from dpst.serve.app_inputs import check_photo
 
         path = payload_path(payload)
+        keep = gr.update() if status is None or "dpst-error" not in status else ""
         if path is None:
-            return None, ""
+            return None, keep
         try:
             check_photo(path, what, self.engine.config.max_pixels)
         except DpstError as err:
             return None, error_html(str(err))
-        return gr.update(value={"background": path, "layers": [], "composite": None}), ""
+        return gr.update(value={"background": path, "layers": [], "composite": None}), keep
 
     def example_selected(self, evt: gr.SelectData):
         """A click on example pair ``evt.index``: -> (content path, style path)."""
@@ -329,12 +334,12 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
         )
         mask_mode.change(cb.mask_mode_changed, mask_mode, [upload_row, paint_row], queue=False)
         content.change(
-            partial(cb.photo_changed, what="content photo"), content, [c_editor, status],
-            preprocess=False,
+            partial(cb.photo_changed, what="content photo"), [content, status],
+            [c_editor, status], preprocess=False, show_progress="hidden",
         )  # fmt: skip
         style.change(
-            partial(cb.photo_changed, what="style photo"), style, [s_editor, status],
-            preprocess=False,
+            partial(cb.photo_changed, what="style photo"), [style, status], [s_editor, status],
+            preprocess=False, show_progress="hidden",
         )  # fmt: skip
         examples.select(cb.example_selected, None, [content, style])
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)

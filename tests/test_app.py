@@ -284,9 +284,12 @@ def test_bad_photo_is_a_visible_error_and_the_next_request_works(pair, tmp_path,
     if bad == "oversized":
         assert "MP" in status
     # Checked at upload too: the page says so before any run.
-    editor, upload_status = cb.photo_changed(_payload(path), "content photo")
+    editor, upload_status = cb.photo_changed(_payload(path), status, what="content photo")
     if bad != "truncated":  # a truncated file's header is intact: caught when read
         assert editor is None and "Error: content photo" in upload_status
+    # A good photo clears an error about the last one, and keeps a job's report.
+    assert cb.photo_changed(_payload(pair[0]), status)[1] == ""
+    assert cb.photo_changed(_payload(pair[0]), "<p>Done</p>")[1] == {"__type__": "update"}
     _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS))
 
 

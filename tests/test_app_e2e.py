@@ -157,6 +157,11 @@ def _status_says(page, text: str) -> None:
     page.locator("#status").filter(has_text=text).wait_for(timeout=30_000)
 
 
+def _no_error(page) -> None:
+    """Wait until the status shows no error (a good upload clears the last one)."""
+    page.locator("#dpst-error").wait_for(state="detached", timeout=30_000)
+
+
 def _tiny_quality(page, iters: int = 1) -> None:
     for elem_id, value in (("quality-size", "64"), ("quality-iters", str(iters))):
         box = page.locator(f"#{elem_id} input[type=number]")
@@ -246,11 +251,13 @@ def test_bad_upload_is_shown_and_the_server_keeps_serving(page, server, photos, 
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(photos[0].read_bytes()[:300])
     _upload(page, "content-image", truncated)
+    _no_error(page)
     status = _run(page, button)
     assert "Error: content photo: not a readable image" in status, status
     # The next request works.
     _upload(page, "content-image", photos[0])
     page.wait_for_selector("#content-image img", timeout=30_000)
+    _no_error(page)
     status = _run(page, button)
     assert "Done" in status, status
 
