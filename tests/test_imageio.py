@@ -22,7 +22,8 @@ def test_modes_convert_to_rgb(tmp_path, mode):
     base = Image.fromarray(np.arange(48, dtype=np.uint8).reshape(6, 8) * 5)
     img = base.convert(mode) if mode not in ("I;16", "I") else base.convert("I")
     if mode == "I;16":
-        img = Image.fromarray((np.asarray(base, dtype=np.uint16) * 257), mode="I;16")
+        img = Image.fromarray(np.asarray(base, dtype=np.uint16) * 257)
+        assert img.mode == "I;16"
     path = tmp_path / ("x.tif" if mode in ("CMYK", "I") else "x.png")
     img.save(path)
     arr = read_image(path)
