@@ -24,6 +24,7 @@ _FLAGS = {
     "val_pairs": "val_pairs",
     "val_manifest": "val_manifest",
     "val_every": "val_every",
+    "val_size": "val_size",
     "checkpoint_every": "checkpoint_every",
     "log_every": "log_every",
     "image_every": "image_every",
@@ -51,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-pairs", type=int, help="pairs held out for validation (0)")
     p.add_argument("--val-manifest", help="validate on this manifest instead")
     p.add_argument("--val-every", type=int, help="steps between validations (500)")
+    p.add_argument("--val-size", type=int, help="long side of validation images (256)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (500)")
     p.add_argument("--log-every", type=int, help="steps between logged scalars (10)")
     p.add_argument("--image-every", type=int, help="steps between image grids (200)")
