@@ -31,3 +31,23 @@ def median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+# Video-style names for the sizes the speed targets are stated at, as (width, height).
+NAMED_SIZES = {"512": (512, 512), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
+
+
+def parse_named_size(text: str) -> tuple[int, int]:
+    """``"1080p"``, ``"4k"``, ``"720p"``, ``"512"`` or ``"WxH"`` -> ``(width, height)``."""
+    key = text.lower()
+    if key in NAMED_SIZES:
+        return NAMED_SIZES[key]
+    try:
+        width, height = (int(v) for v in key.split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"size must be one of {sorted(NAMED_SIZES)} or WxH, got {text!r}"
+        ) from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive; got {text!r}")
+    return width, height

@@ -33,7 +33,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-NAMED_SIZES = {"512": (512, 512), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
+from bench.common import NAMED_SIZES, parse_named_size
+
 DEFAULT_SIZES = ("512", "1080p", "4k")
 # The PyTorch target of issue 6: 1080p in under 1.5 s on 2 CPU cores.
 TARGET_1080P_SECONDS = 1.5
@@ -44,26 +45,10 @@ OPTIMISER_ITERATIONS = 2 * 1000
 OPTIMISER_SIZE = 512
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"1080p"``, ``"4k"``, ``"512"`` or ``"WxH"`` -> ``(width, height)``."""
-    key = text.lower()
-    if key in NAMED_SIZES:
-        return NAMED_SIZES[key]
-    try:
-        width, height = (int(v) for v in key.split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"size must be one of {sorted(NAMED_SIZES)} or WxH, got {text!r}"
-        ) from None
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return width, height
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.generator", description=__doc__)
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=None, metavar="SIZE")
-    parser.add_argument("--style-size", type=parse_size, default=(512, 512), metavar="WxH")
+    parser.add_argument("--sizes", nargs="+", type=parse_named_size, default=None, metavar="SIZE")
+    parser.add_argument("--style-size", type=parse_named_size, default=(512, 512), metavar="WxH")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--checkpoint", default=None, help="a generator checkpoint to time")
@@ -126,7 +111,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     results = []
     with torch.inference_mode():
         code = model.encode_style(style, style_masks)
-        for width, height in args.sizes or [parse_size(s) for s in DEFAULT_SIZES]:
+        for width, height in args.sizes or [parse_named_size(s) for s in DEFAULT_SIZES]:
             content = torch.rand(1, 3, height, width)
             mh, mw = mask_size(height, width, config.working_size)
             masks = striped_masks(1, labels, config.max_labels, mh, mw)

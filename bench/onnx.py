@@ -38,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-NAMED_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
+from bench.common import NAMED_SIZES, parse_named_size
+
 DEFAULT_SIZES = ("720p", "1080p", "4k")
 STYLE_SIZE = (512, 512)
 LABELS = 4
@@ -47,20 +48,6 @@ TARGET_SECONDS = {"1080p": 1.0, "4k": 3.0}
 OPTIMIZER_SIZE = 512
 OPTIMIZER_ITERS_PER_STAGE = 1000  # StylizeConfig's default
 OPTIMIZER_STAGES = 2
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"1080p"``, ``"4k"``, ``"720p"`` or ``"WxH"`` -> ``(width, height)``."""
-    key = text.lower()
-    if key in NAMED_SIZES:
-        return NAMED_SIZES[key]
-    try:
-        width, height = (int(v) for v in key.split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"size must be one of {sorted(NAMED_SIZES)} or WxH, got {text!r}"
-        ) from None
-    return width, height
 
 
 def size_name(width: int, height: int) -> str:
@@ -133,7 +120,7 @@ def worker_ort(args) -> dict:
     sys.modules["torch"] = None  # prove the path is torch-free: importing torch now fails
     from dpst.serve.runtime import FastStylizer
 
-    width, height = parse_size(args.size)
+    width, height = parse_named_size(args.size)
     content, style, c_labels, s_labels = _inputs(width, height, not args.no_labels)
     stylizer = FastStylizer(args.model, providers=["CPUExecutionProvider"], threads=args.threads)
     stylizer.encode_style(style, s_labels)
@@ -151,7 +138,7 @@ def worker_torch(args) -> dict:
 
     torch.set_num_threads(args.threads)
     model, _ = load_checkpoint(args.checkpoint)
-    width, height = parse_size(args.size)
+    width, height = parse_named_size(args.size)
     content, style, c_labels, s_labels = _inputs(width, height, not args.no_labels)
 
     def tensors(image, labels):
@@ -265,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dpst-bench-onnx-") as tmp:
         prepare_model(args, Path(tmp))
         for text in args.sizes:
-            name = size_name(*parse_size(text))
+            name = size_name(*parse_named_size(text))
             row = {kind: run_worker(kind, args, text) for kind in ("ort", "torch")}
             results["sizes"][name] = row
             for kind, r in row.items():
