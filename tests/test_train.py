@@ -169,6 +169,9 @@ def test_resume_after_step_10_gives_the_same_step_11_loss(pairs, tmp_path):
     assert second["resumed_from_step"] == 10 and second["finished"]
     assert resumed[11] == straight[11]  # exact: same data, same state
     assert resumed[12] == straight[12]
+    lines = (tmp_path / "b" / METRICS_FILE).read_text().splitlines()
+    logged = [json.loads(line)["step"] for line in lines]
+    assert logged == list(range(1, 13))
 
 
 def test_two_gloo_processes_train_together(pairs, tmp_path):

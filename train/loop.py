@@ -29,7 +29,7 @@ import torch
 
 from dpst.data.manifest import Entry, check_entry, read_manifest
 from dpst.errors import InputError
-from dpst.imageio import write_json
+from dpst.imageio import atomic_write, write_json
 from dpst.train.config import TrainConfig, lr_factor
 from dpst.train.sampler import EpochIndexed, batches_from
 from dpst.train.state import (
@@ -129,6 +129,15 @@ def _grid(batch: dict, output: torch.Tensor) -> torch.Tensor:
     n = min(SHOWN_SAMPLES, output.shape[0])
     rows = [batch["content"][:n], batch["style"][:n], output[:n], batch["target"][:n]]
     return make_grid(torch.cat([r.detach().float().cpu() for r in rows]), nrow=n, padding=2)
+
+
+def _drop_lines_after(path: Path, step: int) -> None:
+    """Forget metrics logged after the checkpoint a run resumes from (they are redone)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    data = "".join(line + "\n" for line in kept).encode()
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
@@ -247,6 +256,7 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
                 "resumed_from_step": resumed_from,
             },
         )
+        _drop_lines_after(run_dir / METRICS_FILE, resumed_from)
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resumed_from + 1)
