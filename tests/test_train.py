@@ -304,3 +304,19 @@ def test_image_metrics_match_their_definitions():
     assert same["psnr"] == float("inf") and same["ssim"] == pytest.approx(1.0)
     mse = float(np.mean((a - b) ** 2))
     assert image_metrics(a, b, a)["psnr"] == pytest.approx(10 * np.log10(1 / mse), rel=1e-5)
+
+
+def test_random_states_round_trip_through_a_checkpoint(tmp_path):
+    import random
+
+    from dpst.models.generator import Generator
+    from dpst.train.state import TrainState, capture_rng, restore_rng, save_train_checkpoint
+
+    state = TrainState(step=3, rng=capture_rng())
+    expected = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    save_train_checkpoint(tmp_path / "c.pt", Generator(tiny_config().model), state)
+    _, loaded = load_train_checkpoint(tmp_path / "c.pt")
+    restore_rng(loaded.rng)
+    again = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1])
+    assert expected[2] == again[2] and loaded.step == 3
