@@ -104,9 +104,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of an image in [0, 1], clamped: the antialiasing filter
+    overshoots 1 by float rounding (1.0000001 measured), which the matting build rejects."""
     if tuple(image.shape[-2:]) == size:
         return image
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+    resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return resized.clamp_(0.0, 1.0)
 
 
 def _resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
