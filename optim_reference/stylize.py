@@ -43,7 +43,7 @@ MIN_LEVEL_SIDE = 48
 # Multi-scale iterations at the finer levels, as shares of ``iters`` (see
 # multiscale_schedule); set with bench/optimizer.py so that the schedule costs under 30% of
 # the single-scale one.
-MULTISCALE_FINEST_SHARE = 0.3
+MULTISCALE_FINEST_SHARE = 0.25
 MULTISCALE_MIDDLE_SHARE = 0.4
 
 
