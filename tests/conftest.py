@@ -26,6 +26,25 @@ def sample_photo(name: str = "chelsea", long_side: int | None = None) -> np.ndar
     return image
 
 
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    """A manifest of four pairs of 40 px sample photos with two-label masks."""
+    from dpst.data.samples import write_sample_set
+
+    root = tmp_path_factory.mktemp("pairs")
+    write_sample_set(root, long_side=40)
+    return root / "manifest.jsonl"
+
+
+@pytest.fixture
+def one_thread():
+    """Run in-process torch work on one thread: much faster than two on a shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def photo() -> np.ndarray:
     """A 64 px-long-side real photo (scikit-image's 'chelsea')."""

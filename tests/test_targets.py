@@ -17,30 +17,14 @@ import pytest
 from PIL import Image
 
 from dpst.cli import main
-from dpst.data.samples import write_sample_set
 from dpst.train.targets import ENV_KILL_AFTER, LOGS_DIR, SUMMARY_FILE, TARGETS_DIR
 
 FAST = ["--backbone", "random", "--size", "32", "--iters", "2", "--no-postfilter", "--quiet"]
 SUBPROCESS_TIMEOUT = 300
 
 
-@pytest.fixture(scope="module")
-def pairs(tmp_path_factory) -> Path:
-    """Four pairs of 40 px sample photos with two-label masks."""
-    root = tmp_path_factory.mktemp("pairs")
-    write_sample_set(root, long_side=40)
-    return root / "manifest.jsonl"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """In-process runs on one thread too: much faster than two on a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# `pairs` (the sample manifest) comes from conftest.py.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _env(**extra) -> dict[str, str]:

@@ -25,7 +25,6 @@ from dpst.cli import main
 from dpst.config import update_dataclass
 from dpst.data.manifest import read_manifest, write_manifest
 from dpst.data.pairs import write_label_map
-from dpst.data.samples import write_sample_set
 from dpst.train.config import TrainConfig, lr_factor
 from dpst.train.loop import METRICS_FILE, SUMMARY_FILE, train
 from dpst.train.sampler import epoch_batches
@@ -61,20 +60,8 @@ def tiny_config(**changes) -> TrainConfig:
     return update_dataclass(update_dataclass(TrainConfig(), TINY), changes)
 
 
-@pytest.fixture(scope="module")
-def pairs(tmp_path_factory) -> Path:
-    """Four pairs of 40 px sample photos with two-label masks."""
-    root = tmp_path_factory.mktemp("pairs")
-    write_sample_set(root, long_side=40)
-    return root / "manifest.jsonl"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# `pairs` (the sample manifest) comes from conftest.py.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _subset(manifest: Path, out: Path, count: int, **changes) -> Path:
