@@ -22,6 +22,27 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def median_wall_cpu(fn, repeats: int) -> dict[str, float]:
+    """Wall time of a first call, then median wall and process-CPU seconds of ``repeats``.
+
+    The first call is timed apart: it includes warm-up (allocator growth, lazy imports).
+    """
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {
+        "first_s": first,
+        "wall_s": statistics.median(walls),
+        "cpu_s": statistics.median(cpus),
+    }
+
+
 def median_time(fn, repeats: int) -> float:
     """Median wall time of ``repeats`` calls of ``fn``, after one untimed warm-up call."""
     fn()

@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
-from collections.abc import Callable
 
-from bench.common import NAMED_SIZES, parse_named_size
+from bench.common import NAMED_SIZES, median_wall_cpu, parse_named_size
 
 DEFAULT_SIZES = ("512", "1080p", "4k")
 # The PyTorch target of issue 6: 1080p in under 1.5 s on 2 CPU cores.
@@ -64,18 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="timed optimiser iterations at 512 px for the speed ratio (0: skip)",
     )
     return parser
-
-
-def measure(fn: Callable[[], object], repeats: int) -> dict[str, float]:
-    """Median wall and process-CPU seconds over ``repeats`` runs after one warm-up."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
 
 
 def striped_masks(batch: int, labels: int, max_labels: int, height: int, width: int):
@@ -125,7 +110,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                 "full_res_render": lambda c=content, g=grid: model.render(c, g),
             }
             for name, fn in timings.items():
-                for key, value in measure(fn, args.repeats).items():
+                timing = median_wall_cpu(fn, args.repeats)
+                for key, value in {k: timing[k] for k in ("wall_s", "cpu_s")}.items():
                     row[f"{name}_{key}"] = round(value, 4)
             results.append(row)
             print_row(row)

@@ -31,14 +31,13 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import NAMED_SIZES, parse_named_size
+from bench.common import NAMED_SIZES, median_wall_cpu, parse_named_size
 
 DEFAULT_SIZES = ("720p", "1080p", "4k")
 STYLE_SIZE = (512, 512)
@@ -99,23 +98,6 @@ def _inputs(width: int, height: int, labelled: bool):
     return content, style, bands(height, width), bands(*style.shape[:2])
 
 
-def _time_calls(fn, repeats: int) -> dict:
-    start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return {
-        "first_s": first,
-        "wall_s": statistics.median(walls),
-        "cpu_s": statistics.median(cpus),
-    }
-
-
 def worker_ort(args) -> dict:
     sys.modules["torch"] = None  # prove the path is torch-free: importing torch now fails
     from dpst.serve.runtime import FastStylizer
@@ -125,7 +107,9 @@ def worker_ort(args) -> dict:
     stylizer = FastStylizer(args.model, providers=["CPUExecutionProvider"], threads=args.threads)
     stylizer.encode_style(style, s_labels)
     idle = _rss_mib()
-    row = _time_calls(lambda: stylizer.stylize(content, style, c_labels, s_labels), args.repeats)
+    row = median_wall_cpu(
+        lambda: stylizer.stylize(content, style, c_labels, s_labels), args.repeats
+    )
     return {**row, "peak_mib": _peak_mib(), "idle_mib": idle, "provider": stylizer.provider}
 
 
@@ -157,7 +141,7 @@ def worker_torch(args) -> dict:
             out = model.stylize(image, masks, code)
             return np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())
 
-        row = _time_calls(run, args.repeats)
+        row = median_wall_cpu(run, args.repeats)
     return {**row, "peak_mib": _peak_mib(), "idle_mib": idle, "provider": "torch eager CPU"}
 
 
