@@ -281,6 +281,27 @@ def test_eval_writes_table_csv_and_plot(pairs, tmp_path, capsys):
         assert image.size[0] > 200 and image.size[1] > 50
 
 
+def test_eval_held_out_takes_only_the_pairs_training_held_out(pairs, tmp_path, capsys):
+    cfg = tiny_config(steps=1, val_pairs=1)
+    train(cfg, pairs, tmp_path / "run", progress=False)
+    held = json.loads((tmp_path / "run" / "config.json").read_text())["validation_ids"]
+    assert len(held) == 1
+    out = tmp_path / "eval"
+    code = main(["eval", str(tmp_path / "run" / LAST_CHECKPOINT), str(pairs), "--held-out",
+                 "--out", str(out), "--size", "32", "--iters", "2", "--repeats", "1"])  # fmt: skip
+    assert code == 0
+    with open(out / "eval.csv", newline="") as fh:
+        assert [r["id"] for r in csv.DictReader(fh)] == [*held, "mean"]
+
+    from dpst.models.checkpoint import save_checkpoint
+    from dpst.models.generator import Generator
+
+    plain = tmp_path / "plain.pt"
+    save_checkpoint(plain, Generator(cfg.model))
+    code = main(["eval", str(plain), str(pairs), "--held-out", "--size", "32"])
+    _one_line_error(capsys, code, "records no held-out pairs")
+
+
 def test_image_metrics_match_their_definitions():
     from dpst.train.evaluate import image_metrics
 

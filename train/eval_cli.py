@@ -2,6 +2,7 @@
 
     dpst eval runs/g1/last.pt targets/manifest.jsonl --out runs/g1/eval
     dpst eval model.pt pairs.jsonl --backbone random --iters 200   # no targets: optimise here
+    dpst eval runs/g1/last.pt targets/manifest.jsonl --held-out     # only the run's held-out pairs
 
 Prints the per-pair table and the mean; writes ``eval.csv``, ``eval.json`` and ``eval.png``.
 The backbone defaults to the one the checkpoint was trained with.
@@ -24,6 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--repeats", type=int, help="timed generator runs per pair (3)")
     p.add_argument("--limit", type=int, help="evaluate only the first N pairs")
+    p.add_argument(
+        "--held-out",
+        action="store_true",
+        help="evaluate only the pairs the checkpoint's training run held out",
+    )
     group = p.add_argument_group("the optimiser, for pairs without a target")
     group.add_argument("--iters", type=int, help="L-BFGS iterations per stage (1000)")
     group.add_argument("--multiscale", action="store_true", default=None)
@@ -56,6 +62,30 @@ def build_config(args: argparse.Namespace, trained: dict | None):
     )
 
 
+def held_out_entries(entries: list, extra, checkpoint: str, manifest: str) -> list:
+    """The manifest's entries that the training run recorded in ``checkpoint`` held out.
+
+    Raises:
+        InputError: the checkpoint records no held-out pairs, or none is in the manifest.
+    """
+    from dpst.errors import InputError
+    from dpst.imageio import warn
+
+    ids = extra.get("validation_ids") if isinstance(extra, dict) else None
+    if not ids:
+        raise InputError(
+            f"{checkpoint} records no held-out pairs (not a dpst train checkpoint, or trained "
+            f"with --val-pairs 0); drop --held-out"
+        )
+    kept = [e for e in entries if e.id in set(ids)]
+    if not kept:
+        raise InputError(f"{manifest}: none of the {len(ids)} held-out pairs is in it")
+    missing = sorted(set(ids) - {e.id for e in kept})
+    if missing:
+        warn(f"{len(missing)} held-out pair(s) not in {manifest}: {', '.join(missing[:5])}")
+    return kept
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -79,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         listed = "; ".join(str(p) for p in problems[:3])
         raise InputError(f"{args.manifest}: {len(problems)} bad line(s): {listed}")
+    if args.held_out:
+        entries = held_out_entries(entries, extra, args.checkpoint, args.manifest)
     if args.limit is not None:
         entries = entries[: max(0, args.limit)]
     network = load_backbone(config.backbone, "cpu")

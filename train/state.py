@@ -4,7 +4,7 @@ Written with :func:`dpst.models.checkpoint.save_checkpoint` (atomic: a kill at a
 leaves the previous checkpoint or the new one), so ``dpst eval`` and the exporters read it
 like any generator checkpoint; the training state travels in its ``extra``:
 step, data position, optimiser, scheduler, gradient scaler, random generators, the
-resolved config and the backbone's identity.
+resolved config, the backbone's identity and the ids of the held-out pairs.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class TrainState:
     rng: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     backbone: dict[str, Any] | None = None
+    validation_ids: list[str] | None = None  # held out of training (``dpst eval --held-out``)
     finished: bool = False
     interrupted: bool = False
 
@@ -78,6 +79,7 @@ def save_train_checkpoint(path: str | Path, model: Generator, state: TrainState)
         "rng": state.rng,
         "config": state.config,
         "backbone": state.backbone,
+        "validation_ids": state.validation_ids,
         "finished": state.finished,
         "interrupted": state.interrupted,
     }
@@ -106,6 +108,7 @@ def load_train_checkpoint(
             rng=extra.get("rng"),
             config=extra.get("config"),
             backbone=extra.get("backbone"),
+            validation_ids=extra.get("validation_ids"),
             finished=bool(extra.get("finished", False)),
             interrupted=bool(extra.get("interrupted", False)),
         )
