@@ -1,14 +1,38 @@
-"""Helpers shared by the benchmarks: size parsing, timing, units."""
+"""Helpers shared by the benchmarks: size parsing, timing, units, the shared examples."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
 
 MIB = 1024**2
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The paper's 40 example pairs, where this workplace keeps them (never inside the repository);
+# $DPST_EXAMPLES points elsewhere.
+EXAMPLES = Path(
+    os.environ.get("DPST_EXAMPLES", REPO_ROOT.parent / "shared" / "data" / "dpst-examples")
+)
+EXAMPLE_COUNT = 40
+
+
+def examples_manifest(path: Path, examples: Path = EXAMPLES) -> Path:
+    """A manifest of the shared examples found in ``examples`` (``exN``: ``input/inN.png``,
+    ``style/tarN.png`` and their ``segmentation/`` colour masks), written to ``path``."""
+    from dpst.data.manifest import Entry, write_manifest
+
+    entries = []
+    for n in range(1, EXAMPLE_COUNT + 1):
+        content, style = examples / "input" / f"in{n}.png", examples / "style" / f"tar{n}.png"
+        masks = examples / "segmentation" / f"in{n}.png", examples / "segmentation" / f"tar{n}.png"
+        if content.is_file() and style.is_file() and all(m.is_file() for m in masks):
+            entries.append(Entry(f"ex{n}", content, style, *masks))
+    if not entries:
+        raise FileNotFoundError(f"no example pairs under {examples}")
+    write_manifest(path, entries)
+    return path
 
 
 def parse_size(text: str) -> tuple[int, int]:

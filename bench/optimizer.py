@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench.common import median_time
+from bench.common import EXAMPLES, median_time
 from dpst.imageio import read_image, resize_long_side, to_tensor
 from dpst.optim_reference.labels import LabelPolicy
 from dpst.optim_reference.losses import LossWeights, Objective
@@ -37,7 +36,6 @@ from dpst.optim_reference.optimize import mean_init, run_lbfgs
 from dpst.optim_reference.stylize import StylizeConfig, prepare_labels, stylize
 from dpst.optim_reference.vgg import BackboneConfig, load_backbone
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "dpst-examples"
 RELU5_1_INDEX = 29  # torchvision vgg19().features index of relu5_1
 TARGET_ITERATION_RATIO = 1.2
 TARGET_TIME_SHARE = 0.30
