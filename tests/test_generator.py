@@ -169,6 +169,29 @@ def test_constant_grid_gives_exactly_one_affine_map():
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-14)
 
 
+def test_training_clamp_passes_gradients_where_the_output_leaves_the_range():
+    # A grid that doubles every colour and darkens by 0.7: most pixels fall outside [0, 1].
+    model = tiny(dtype=torch.float64)
+    content, _ = images(17, 23, dtype=torch.float64)
+    coeffs = torch.cat([2 * torch.eye(3), torch.full((3, 1), -0.7)], dim=1).double().reshape(12)
+    base = coeffs.view(1, 12, 1, 1, 1).expand(1, 12, TINY.luma_bins, 4, 4).contiguous()
+    with torch.no_grad():
+        expected = model.eval().render(content, base)
+    outside = (2 * content - 0.7 < 0) | (2 * content - 0.7 > 1)
+    assert outside.float().mean() > 0.3
+    grid = base.clone().requires_grad_(True)
+    out = model.train().render(content, grid)
+    assert torch.equal(out, expected)  # the same values, in [0, 1]
+    out.sum().backward()
+    # Each pixel's offset gradient is 1 whatever its value: the sum over pixels is the pixel
+    # count times the slice weights' sum, so nothing is lost to the clamp.
+    offsets = grid.grad.view(1, 3, 4, TINY.luma_bins, 4, 4)[:, :, 3]
+    assert torch.allclose(offsets.sum(dim=(2, 3, 4)), torch.full((1, 3), 17.0 * 23.0).double())
+    grid.grad = None
+    model.eval().render(content, grid).sum().backward()  # a hard clamp loses them
+    assert grid.grad.view(1, 3, 4, TINY.luma_bins, 4, 4)[:, :, 3].sum() < 17 * 23 * 3 * 0.7
+
+
 def test_slice_methods_agree_in_the_model():
     model = tiny()
     content, style = images(33, 47)
