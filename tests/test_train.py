@@ -120,15 +120,19 @@ def test_every_rank_gets_as_many_batches_and_every_pair_is_seen():
     assert epoch_batches(6, 2, 3, 2) == epoch_batches(6, 2, 3, 2)
 
 
-def test_twenty_steps_on_one_pair_lower_the_objective(pairs, tmp_path):
+@pytest.mark.parametrize("log_ratio", [False, True])
+def test_twenty_steps_on_one_pair_lower_the_objective(pairs, tmp_path, log_ratio):
     manifest = _subset(pairs, tmp_path / "one.jsonl", 1)
     logs: dict[int, dict] = {}
-    cfg = tiny_config(steps=20, lr=5e-3, schedule="constant", distill_weight=0.0, **FIXED)
+    cfg = tiny_config(steps=20, lr=5e-3, schedule="constant", distill_weight=0.0,
+                      log_ratio=log_ratio, **FIXED)  # fmt: skip
     summary = train(cfg, manifest, tmp_path / "run", progress=False,
                     on_step=lambda s, logged: logs.__setitem__(s, logged))  # fmt: skip
     assert summary["finished"] and summary["steps"] == 20
     first, last = logs[1]["objective/total"], logs[20]["objective/total"]
     assert last < 0.9 * first, (first, last)
+    ratio = logs[20]["objective_ratio"]  # one pair, no distillation: the loss is its ratio
+    assert logs[20]["loss"] == pytest.approx(np.log(ratio) if log_ratio else ratio, rel=1e-5)
     assert all(np.isfinite(v["loss"]) for v in logs.values())
     lines = (tmp_path / "run" / METRICS_FILE).read_text().splitlines()
     assert len(lines) == 20

@@ -32,7 +32,9 @@ class TrainConfig:
     ``weights``) and ``R_b`` the pair's target (the optimiser's output) when it has one, else
     its content. Dividing by ``J(R_b)`` (with ``normalize_objective``) makes the loss the very
     ratio ``dpst eval`` reports, and puts pairs of very different objective scale (the terms
-    are sums over pixels or Gram entries) on one footing.
+    are sums over pixels or Gram entries) on one footing. With ``log_ratio`` the objective
+    part is ``mean_b log(J(G_b) / J(R_b))`` instead: its gradient is ``grad J / J(G_b)``, so
+    the pair or crop that is currently worst does not outweigh the others by its ratio.
     """
 
     steps: int = 20_000
@@ -46,6 +48,7 @@ class TrainConfig:
     clip_norm: float = 1.0  # max gradient norm; 0 disables clipping
     objective_weight: float = 1.0
     normalize_objective: bool = True
+    log_ratio: bool = False  # the objective part as a mean log ratio (see above)
     distill_weight: float = 10.0  # L1 to the optimiser's target, where the pair has one
     weights: LossWeights = field(default_factory=LossWeights)
     matting: MattingConfig = field(default_factory=MattingConfig)

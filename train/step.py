@@ -25,6 +25,7 @@ from dpst.train.objective import (
 )
 
 TERMS = ("content", "style", "tv", "photorealism", "total")
+LOG_FLOOR = 1e-12
 
 
 def prepare_batch(sample: dict[str, Any], config: TrainConfig, device: torch.device) -> dict:
@@ -105,10 +106,13 @@ def compute_loss(model, net, batch: dict, config: TrainConfig, device: torch.dev
     else:
         ref_total = torch.ones_like(terms["total"])
     ratio = objective_ratio(terms, ref_total)
+    # The objective is a sum of squares and a PSD form, so the ratio is positive; the floor
+    # only keeps an exactly reproduced reference from giving log(0).
+    per_pair = torch.log(ratio.clamp_min(LOG_FLOOR)) if config.log_ratio else ratio
     l1 = (output - batch["target"]).abs().flatten(1).mean(1)
     count = has.sum()
     distill = (l1 * has).sum() / count.clamp_min(1)
-    loss = config.objective_weight * ratio.mean() + config.distill_weight * distill
+    loss = config.objective_weight * per_pair.mean() + config.distill_weight * distill
     logs = {f"objective/{k}": float(terms[k].detach().mean()) for k in TERMS}
     logs["objective_ratio"] = float(ratio.detach().mean())
     logs["distill_l1"] = float(distill.detach()) if int(count) else float("nan")

@@ -21,6 +21,7 @@ _FLAGS = {
     "warmup_steps": "warmup_steps",
     "clip_norm": "clip_norm",
     "distill_weight": "distill_weight",
+    "log_ratio": "log_ratio",
     "val_pairs": "val_pairs",
     "val_manifest": "val_manifest",
     "val_every": "val_every",
@@ -48,6 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (500)")
     p.add_argument("--clip-norm", type=float, help="max gradient norm, 0 = off (1.0)")
     p.add_argument("--distill-weight", type=float, help="L1-to-target weight (10)")
+    p.add_argument(
+        "--log-ratio",
+        action="store_true",
+        default=None,
+        help="train on the mean log of J(G)/J(target), not the mean ratio",
+    )
     p.add_argument("--image-size", type=int, help="training crop side in px (256)")
     p.add_argument("--val-pairs", type=int, help="pairs held out for validation (0)")
     p.add_argument("--val-manifest", help="validate on this manifest instead")
