@@ -194,3 +194,17 @@ def slice_and_apply(
         out = (coeffs[:, :, :AFFINE_ROWS] * colour).sum(dim=2) + coeffs[:, :, AFFINE_ROWS]
         return out.view(batch, AFFINE_ROWS, height, width)
     raise ValueError(f"slice method must be one of {SLICE_METHODS}, got {method!r}")
+
+
+def grid_roughness(grid: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` mean squared difference between neighbouring cells of a grid ``(B, 12, D, Gh, Gw)``.
+
+    The sum over the luminance, vertical and horizontal axes of the mean squared forward
+    difference of the coefficients. A constant grid (one affine map everywhere) scores 0;
+    penalising it during training keeps neighbouring transforms alike, which is what keeps
+    the sliced output locally affine in the content (Xia et al., ECCV 2020, regularise their
+    grid the same way).
+    """
+    if grid.dim() != 5 or grid.shape[1] != NUM_COEFFS:
+        raise ValueError(f"grid must be (B, {NUM_COEFFS}, D, Gh, Gw), got {tuple(grid.shape)}")
+    return sum(grid.diff(dim=axis).square().flatten(1).mean(1) for axis in (2, 3, 4))

@@ -325,8 +325,13 @@ class Generator(nn.Module):
         style: torch.Tensor,
         content_masks: torch.Tensor | None = None,
         style_masks: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``(B, 3, H, W)`` content and ``(B, 3, Hs, Ws)`` style in [0, 1] -> output in [0, 1]."""
+        return_grid: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 3, H, W)`` content and ``(B, 3, Hs, Ws)`` style in [0, 1] -> output in [0, 1].
+
+        With ``return_grid``, ``(output, grid)``: training regularises the grid, and must reach
+        it through ``forward`` (DistributedDataParallel synchronises only what forward runs).
+        """
         if not _exporting():
             self._check_image("content", content)
             self._check_image("style", style)
@@ -334,4 +339,8 @@ class Generator(nn.Module):
                 raise InputError(
                     f"content and style batch sizes differ: {content.shape[0]} vs {style.shape[0]}"
                 )
-        return self._stylize(content, content_masks, self._encode_style(style, style_masks))
+        code = self._encode_style(style, style_masks)
+        if return_grid:
+            grid = self.predict_grid(content, content_masks, code)
+            return self.render(content, grid), grid
+        return self._stylize(content, content_masks, code)

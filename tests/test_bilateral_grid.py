@@ -14,6 +14,7 @@ from dpst.errors import InputError
 from dpst.models.bilateral_grid import (
     SLICE_METHODS,
     apply_affine,
+    grid_roughness,
     identity_grid,
     slice_and_apply,
     slice_grid,
@@ -204,3 +205,22 @@ def test_mask_size_keeps_aspect():
     assert mask_size(2160, 3840, 256) == (144, 256)
     assert mask_size(100, 25, 256) == (100, 25)
     assert mask_size(5000, 3, 256) == (256, 1)
+
+
+def test_grid_roughness_is_the_mean_squared_neighbour_difference():
+    rng = np.random.default_rng(3)
+    grid = rng.standard_normal((2, 12, 3, 4, 5))
+    expected = np.zeros(2)
+    for b in range(2):
+        for axis in (1, 2, 3):  # luminance, vertical, horizontal of one grid
+            diffs = [
+                (np.take(grid[b], k + 1, axis) - np.take(grid[b], k, axis)) ** 2
+                for k in range(grid.shape[axis + 1] - 1)
+            ]
+            expected[b] += np.mean(diffs)
+    got = grid_roughness(torch.from_numpy(grid))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-13)
+    constant = identity_grid(4, 3, 3, dtype=torch.float64).contiguous() * 0.7
+    assert torch.equal(grid_roughness(constant), torch.zeros(1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="grid must be"):
+        grid_roughness(torch.zeros(1, 11, 2, 2, 2))

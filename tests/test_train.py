@@ -140,6 +140,18 @@ def test_twenty_steps_on_one_pair_lower_the_objective(pairs, tmp_path, log_ratio
     assert json.loads((tmp_path / "run" / "config.json").read_text())["backbone"]["random"]
 
 
+def test_grid_smoothness_adds_the_weighted_grid_roughness(pairs, tmp_path):
+    manifest = _subset(pairs, tmp_path / "one.jsonl", 1)
+    logs: dict[int, dict] = {}
+    cfg = tiny_config(steps=3, lr=5e-3, distill_weight=0.0, grid_smoothness=5.0, **FIXED)
+    train(cfg, manifest, tmp_path / "run", progress=False,
+          on_step=lambda s, logged: logs.__setitem__(s, logged))  # fmt: skip
+    last = logs[3]
+    assert last["grid_roughness"] > 0  # the first steps moved the grid off the identity
+    expected = last["objective_ratio"] + 5.0 * last["grid_roughness"]
+    assert last["loss"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_resume_after_step_10_gives_the_same_step_11_loss(pairs, tmp_path):
     # Two pairs with targets: both loss terms, shuffled epochs and augmentation all count.
     manifest = _subset(pairs, tmp_path / "two.jsonl", 2)

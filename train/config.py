@@ -35,6 +35,7 @@ class TrainConfig:
     are sums over pixels or Gram entries) on one footing. With ``log_ratio`` the objective
     part is ``mean_b log(J(G_b) / J(R_b))`` instead: its gradient is ``grad J / J(G_b)``, so
     the pair or crop that is currently worst does not outweigh the others by its ratio.
+    ``grid_smoothness`` adds ``mean_b roughness(grid_b)``: neighbouring affine maps alike.
     """
 
     steps: int = 20_000
@@ -49,6 +50,7 @@ class TrainConfig:
     objective_weight: float = 1.0
     normalize_objective: bool = True
     log_ratio: bool = False  # the objective part as a mean log ratio (see above)
+    grid_smoothness: float = 0.0  # weight of the grid's roughness (models.bilateral_grid)
     distill_weight: float = 10.0  # L1 to the optimiser's target, where the pair has one
     weights: LossWeights = field(default_factory=LossWeights)
     matting: MattingConfig = field(default_factory=MattingConfig)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dpst.errors import InputError
+from dpst.models.bilateral_grid import grid_roughness
 from dpst.train.config import TrainConfig
 from dpst.train.objective import (
     build_objective,
@@ -91,8 +92,12 @@ def compute_loss(model, net, batch: dict, config: TrainConfig, device: torch.dev
         config.matting,
     )
     with autocast_context(config, device):
-        output = model(
-            batch["content"], batch["style"], batch["content_masks"], batch["style_masks"]
+        output, grid = model(
+            batch["content"],
+            batch["style"],
+            batch["content_masks"],
+            batch["style_masks"],
+            return_grid=True,
         )
     # The objective stays in float32: the Gram matrices of Caffe-scale (0-255) features
     # overflow float16, and bfloat16 loses the small differences the style term measures.
@@ -112,10 +117,14 @@ def compute_loss(model, net, batch: dict, config: TrainConfig, device: torch.dev
     l1 = (output - batch["target"]).abs().flatten(1).mean(1)
     count = has.sum()
     distill = (l1 * has).sum() / count.clamp_min(1)
+    roughness = grid_roughness(grid.float())
     loss = config.objective_weight * per_pair.mean() + config.distill_weight * distill
+    if config.grid_smoothness:
+        loss = loss + config.grid_smoothness * roughness.mean()
     logs = {f"objective/{k}": float(terms[k].detach().mean()) for k in TERMS}
     logs["objective_ratio"] = float(ratio.detach().mean())
     logs["distill_l1"] = float(distill.detach()) if int(count) else float("nan")
+    logs["grid_roughness"] = float(roughness.detach().mean())
     logs["loss"] = float(loss.detach())
     return loss, output.detach(), logs
 

@@ -22,6 +22,7 @@ _FLAGS = {
     "clip_norm": "clip_norm",
     "distill_weight": "distill_weight",
     "log_ratio": "log_ratio",
+    "grid_smoothness": "grid_smoothness",
     "val_pairs": "val_pairs",
     "val_manifest": "val_manifest",
     "val_every": "val_every",
@@ -55,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="train on the mean log of J(G)/J(target), not the mean ratio",
     )
+    p.add_argument("--grid-smoothness", type=float, help="grid roughness weight (0)")
     p.add_argument("--image-size", type=int, help="training crop side in px (256)")
     p.add_argument("--val-pairs", type=int, help="pairs held out for validation (0)")
     p.add_argument("--val-manifest", help="validate on this manifest instead")
