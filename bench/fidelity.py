@@ -35,15 +35,16 @@ TARGET_ENERGY_RATIO = 1.0
 TRAIN_DEFAULTS = {
     "augment": {"size": [160, 160]},
     "batch_size": 2,
-    "steps": 1800,
-    "lr": 1e-3,
+    "steps": 1000,
+    "lr": 3e-4,
     "warmup_steps": 50,
+    "log_ratio": True,
     "val_pairs": 8,
-    "val_every": 300,
+    "val_every": 250,
     "val_size": 256,
     "checkpoint_every": 100,
     "log_every": 25,
-    "image_every": 300,
+    "image_every": 250,
     "num_workers": 1,
 }
 
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-multiscale", dest="multiscale", action="store_false")
     p.add_argument("--procs", type=int, default=os.cpu_count() or 1, help="target processes")
     p.add_argument("--train-config", type=Path, help="JSON TrainConfig over the CPU defaults")
-    p.add_argument("--steps", type=int, help="training steps (1800)")
+    p.add_argument("--steps", type=int, help="training steps (1000)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="training threads")
     return p
 
