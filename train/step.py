@@ -111,8 +111,8 @@ def compute_loss(model, net, batch: dict, config: TrainConfig, device: torch.dev
     else:
         ref_total = torch.ones_like(terms["total"])
     ratio = objective_ratio(terms, ref_total)
-    # The objective is a sum of squares and a PSD form, so the ratio is positive; the floor
-    # only keeps an exactly reproduced reference from giving log(0).
+    # The objective is a sum of squares and a PSD form, so the ratio is non-negative; the
+    # floor only keeps a zero objective (a constant crop) from giving log(0).
     per_pair = torch.log(ratio.clamp_min(LOG_FLOOR)) if config.log_ratio else ratio
     l1 = (output - batch["target"]).abs().flatten(1).mean(1)
     count = has.sum()
