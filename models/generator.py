@@ -339,8 +339,6 @@ class Generator(nn.Module):
                 raise InputError(
                     f"content and style batch sizes differ: {content.shape[0]} vs {style.shape[0]}"
                 )
-        code = self._encode_style(style, style_masks)
-        if return_grid:
-            grid = self.predict_grid(content, content_masks, code)
-            return self.render(content, grid), grid
-        return self._stylize(content, content_masks, code)
+        grid = self.predict_grid(content, content_masks, self._encode_style(style, style_masks))
+        out = self.render(content, grid)
+        return (out, grid) if return_grid else out

@@ -77,10 +77,11 @@ def held_out_entries(entries: list, extra, checkpoint: str, manifest: str) -> li
             f"{checkpoint} records no held-out pairs (not a dpst train checkpoint, or trained "
             f"with --val-pairs 0); drop --held-out"
         )
-    kept = [e for e in entries if e.id in set(ids)]
+    held = set(ids)
+    kept = [e for e in entries if e.id in held]
     if not kept:
-        raise InputError(f"{manifest}: none of the {len(ids)} held-out pairs is in it")
-    missing = sorted(set(ids) - {e.id for e in kept})
+        raise InputError(f"{manifest}: none of the {len(held)} held-out pairs is in it")
+    missing = sorted(held - {e.id for e in kept})
     if missing:
         warn(f"{len(missing)} held-out pair(s) not in {manifest}: {', '.join(missing[:5])}")
     return kept

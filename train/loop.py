@@ -220,6 +220,7 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
         model, state = Generator(config.model).to(device), TrainState()
     model.train()
     resumed_from = state.step
+    state.validation_ids = [e.id for e in val_entries]
     ddp = model
     if ctx.initialised:
         from torch.nn.parallel import DistributedDataParallel
@@ -280,7 +281,6 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
         state.optimizer, state.scheduler = optimizer.state_dict(), scheduler.state_dict()
         state.scaler = scaler.state_dict() if fp16 else None
         state.rng, state.config, state.backbone = capture_rng(), config.to_dict(), identity
-        state.validation_ids = [e.id for e in val_entries]
         state.finished, state.interrupted = finished, interrupted
         if ctx.is_main:
             save_train_checkpoint(checkpoint, model, state)
