@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
+import numpy as np
 import pytest
 import torch
 
 from dpst.errors import InputError
 from dpst.models.bilateral_grid import apply_affine
 from dpst.models.checkpoint import load_checkpoint, save_checkpoint
-from dpst.models.generator import Generator, GeneratorConfig, StyleCode
+from dpst.models.generator import Generator, GeneratorConfig, StyleCode, range_overshoot
 from dpst.models.label_masks import labels_to_masks
 from tests.test_bilateral_grid import oracle_slice
 
@@ -190,6 +192,58 @@ def test_training_clamp_passes_gradients_where_the_output_leaves_the_range():
     grid.grad = None
     model.eval().render(content, grid).sum().backward()  # a hard clamp loses them
     assert grid.grad.view(1, 3, 4, TINY.luma_bins, 4, 4)[:, :, 3].sum() < 17 * 23 * 3 * 0.7
+
+
+def test_range_overshoot_measures_only_what_the_clamp_cuts():
+    gen = torch.Generator().manual_seed(3)
+    image = torch.rand(2, 3, 9, 7, generator=gen, dtype=torch.float64) * 1.6 - 0.3
+    image.requires_grad_(True)
+    values = image.detach().numpy()
+    excess = np.maximum(values - 1, 0) + np.maximum(-values, 0)  # distance from [0, 1]
+    expected = (excess**2).reshape(2, -1).mean(1)
+    overshoot = range_overshoot(image)
+    np.testing.assert_allclose(overshoot.detach().numpy(), expected, rtol=1e-13, atol=0)
+    assert torch.autograd.gradcheck(range_overshoot, (image,))
+    assert range_overshoot(image.detach().clamp(0, 1)).abs().max() == 0
+
+
+def test_forward_details_are_the_output_its_grid_and_the_unclamped_overshoot():
+    model = tiny(dtype=torch.float64).eval()
+    content, style = images(19, 26, dtype=torch.float64)
+    with torch.no_grad():
+        output, grid, overshoot = model(content, style, return_details=True)
+        raw = apply_affine(oracle_slice(grid, model.guide(content)), content)
+        torch.testing.assert_close(output, model(content, style), rtol=0, atol=0)
+        torch.testing.assert_close(overshoot, range_overshoot(raw), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("padding", ["replicate", "zeros"])
+def test_a_uniform_photo_stays_uniform_only_with_replicate_padding(padding):
+    """No frame along the border: with replicate padding every layer of a uniform input is
+    uniform, so every grid cell holds the same transform. Zero padding gives the border
+    cells other features, and (measured in training) the grid learns a vignette from them."""
+    torch.manual_seed(0)
+    model = Generator(dataclasses.replace(TINY, padding=padding)).double().eval()
+    with torch.no_grad():  # a grid far from the identity makes the border effect visible
+        model.to_grid.weight.normal_(0, 1.0)
+    content = torch.tensor([0.3, 0.5, 0.7], dtype=torch.float64).view(1, 3, 1, 1)
+    _, style = images(1, 1, dtype=torch.float64)
+    with torch.no_grad():
+        grid = model.predict_grid(content.expand(1, 3, 40, 40), None, model.encode_style(style))
+    spread = float((grid - grid[..., :1, :1]).abs().max())
+    if padding == "replicate":
+        assert spread < 1e-12
+    else:
+        assert spread > 1e-3
+
+
+def test_configs_saved_before_the_padding_field_load_as_zero_padding():
+    values = TINY.to_dict()
+    del values["padding"]
+    assert GeneratorConfig.from_dict(values).padding == "zeros"
+    assert GeneratorConfig.from_dict(TINY.to_dict()).padding == "replicate"
+    with pytest.raises(ValueError, match="padding"):
+        dataclasses.replace(TINY, padding="reflect")
 
 
 def test_slice_methods_agree_in_the_model():

@@ -125,7 +125,7 @@ def test_twenty_steps_on_one_pair_lower_the_objective(pairs, tmp_path, log_ratio
     manifest = _subset(pairs, tmp_path / "one.jsonl", 1)
     logs: dict[int, dict] = {}
     cfg = tiny_config(steps=20, lr=5e-3, schedule="constant", distill_weight=0.0,
-                      log_ratio=log_ratio, **FIXED)  # fmt: skip
+                      log_ratio=log_ratio, range_penalty=0.0, **FIXED)  # fmt: skip
     summary = train(cfg, manifest, tmp_path / "run", progress=False,
                     on_step=lambda s, logged: logs.__setitem__(s, logged))  # fmt: skip
     assert summary["finished"] and summary["steps"] == 20
@@ -140,15 +140,19 @@ def test_twenty_steps_on_one_pair_lower_the_objective(pairs, tmp_path, log_ratio
     assert json.loads((tmp_path / "run" / "config.json").read_text())["backbone"]["random"]
 
 
-def test_grid_smoothness_adds_the_weighted_grid_roughness(pairs, tmp_path):
+def test_the_loss_adds_the_weighted_grid_roughness_and_range_overshoot(pairs, tmp_path):
     manifest = _subset(pairs, tmp_path / "one.jsonl", 1)
     logs: dict[int, dict] = {}
-    cfg = tiny_config(steps=3, lr=5e-3, distill_weight=0.0, grid_smoothness=5.0, **FIXED)
+    # lr 0.5 throws the output far out of [0, 1] within a step: the overshoot term is live.
+    cfg = tiny_config(steps=3, lr=0.5, distill_weight=0.0, grid_smoothness=5.0,
+                      range_penalty=7.0, **FIXED)  # fmt: skip
     train(cfg, manifest, tmp_path / "run", progress=False,
           on_step=lambda s, logged: logs.__setitem__(s, logged))  # fmt: skip
     last = logs[3]
     assert last["grid_roughness"] > 0  # the first steps moved the grid off the identity
-    expected = last["objective_ratio"] + 5.0 * last["grid_roughness"]
+    assert last["range_overshoot"] > 0
+    expected = (last["objective_ratio"] + 5.0 * last["grid_roughness"]
+                + 7.0 * last["range_overshoot"])  # fmt: skip
     assert last["loss"] == pytest.approx(expected, rel=1e-5)
 
 

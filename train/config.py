@@ -36,6 +36,9 @@ class TrainConfig:
     part is ``mean_b log(J(G_b) / J(R_b))`` instead: its gradient is ``grad J / J(G_b)``, so
     the pair or crop that is currently worst does not outweigh the others by its ratio.
     ``grid_smoothness`` adds ``mean_b roughness(grid_b)``: neighbouring affine maps alike.
+    ``range_penalty`` adds ``mean_b overshoot(G_b)``, the mean squared distance of the output
+    from [0, 1] before its clamp (:func:`~dpst.models.generator.range_overshoot`): the clamp
+    is the generator's one non-affine step, and the matting term punishes where it cuts.
     """
 
     steps: int = 20_000
@@ -51,6 +54,7 @@ class TrainConfig:
     normalize_objective: bool = True
     log_ratio: bool = False  # the objective part as a mean log ratio (see above)
     grid_smoothness: float = 0.0  # weight of the grid's roughness (models.bilateral_grid)
+    range_penalty: float = 1e5  # weight of the output's overshoot outside [0, 1] (see above)
     distill_weight: float = 10.0  # L1 to the optimiser's target, where the pair has one
     weights: LossWeights = field(default_factory=LossWeights)
     matting: MattingConfig = field(default_factory=MattingConfig)
@@ -90,6 +94,8 @@ class TrainConfig:
             "clip_norm": self.clip_norm,
             "objective_weight": self.objective_weight,
             "distill_weight": self.distill_weight,
+            "grid_smoothness": self.grid_smoothness,
+            "range_penalty": self.range_penalty,
             "val_pairs": self.val_pairs,
             "val_every": self.val_every,
             "checkpoint_every": self.checkpoint_every,

@@ -92,12 +92,12 @@ def compute_loss(model, net, batch: dict, config: TrainConfig, device: torch.dev
         config.matting,
     )
     with autocast_context(config, device):
-        output, grid = model(
+        output, grid, overshoot = model(
             batch["content"],
             batch["style"],
             batch["content_masks"],
             batch["style_masks"],
-            return_grid=True,
+            return_details=True,
         )
     # The objective stays in float32: the Gram matrices of Caffe-scale (0-255) features
     # overflow float16, and bfloat16 loses the small differences the style term measures.
@@ -121,10 +121,14 @@ def compute_loss(model, net, batch: dict, config: TrainConfig, device: torch.dev
     loss = config.objective_weight * per_pair.mean() + config.distill_weight * distill
     if config.grid_smoothness:
         loss = loss + config.grid_smoothness * roughness.mean()
+    overshoot = overshoot.float()
+    if config.range_penalty:
+        loss = loss + config.range_penalty * overshoot.mean()
     logs = {f"objective/{k}": float(terms[k].detach().mean()) for k in TERMS}
     logs["objective_ratio"] = float(ratio.detach().mean())
     logs["distill_l1"] = float(distill.detach()) if int(count) else float("nan")
     logs["grid_roughness"] = float(roughness.detach().mean())
+    logs["range_overshoot"] = float(overshoot.detach().mean())
     logs["loss"] = float(loss.detach())
     return loss, output.detach(), logs
 

@@ -23,6 +23,7 @@ _FLAGS = {
     "distill_weight": "distill_weight",
     "log_ratio": "log_ratio",
     "grid_smoothness": "grid_smoothness",
+    "range_penalty": "range_penalty",
     "val_pairs": "val_pairs",
     "val_manifest": "val_manifest",
     "val_every": "val_every",
@@ -57,6 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="train on the mean log of J(G)/J(target), not the mean ratio",
     )
     p.add_argument("--grid-smoothness", type=float, help="grid roughness weight (0)")
+    p.add_argument(
+        "--range-penalty", type=float, help="weight of the output's overshoot of [0, 1] (1e5)"
+    )
     p.add_argument("--image-size", type=int, help="training crop side in px (256)")
     p.add_argument("--val-pairs", type=int, help="pairs held out for validation (0)")
     p.add_argument("--val-manifest", help="validate on this manifest instead")
