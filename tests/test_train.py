@@ -25,6 +25,7 @@ from dpst.cli import main
 from dpst.config import update_dataclass
 from dpst.data.manifest import read_manifest, write_manifest
 from dpst.data.pairs import write_label_map
+from dpst.errors import InputError
 from dpst.train.config import TrainConfig, lr_factor
 from dpst.train.loop import METRICS_FILE, SUMMARY_FILE, train
 from dpst.train.sampler import epoch_batches
@@ -154,6 +155,27 @@ def test_the_loss_adds_the_weighted_grid_roughness_and_range_overshoot(pairs, tm
     expected = (last["objective_ratio"] + 5.0 * last["grid_roughness"]
                 + 7.0 * last["range_overshoot"])  # fmt: skip
     assert last["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(pairs, tmp_path):
+    manifest = _subset(pairs, tmp_path / "one.jsonl", 1)
+    straight: dict[int, float] = {}
+    cfg = tiny_config(steps=4, lr=5e-3, schedule="constant", **FIXED)
+    train(cfg, manifest, tmp_path / "a", progress=False,
+          on_step=lambda s, logged: straight.__setitem__(s, logged["loss"]))  # fmt: skip
+    train(update_dataclass(cfg, {"steps": 3}), manifest, tmp_path / "b", progress=False)
+    tuned: dict[int, float] = {}
+    start = str(tmp_path / "b" / LAST_CHECKPOINT)
+    summary = train(update_dataclass(cfg, {"steps": 1, "init_from": start}), manifest,
+                    tmp_path / "c", progress=False,
+                    on_step=lambda s, logged: tuned.__setitem__(s, logged["loss"]))  # fmt: skip
+    # One fixed sample: the new run's first loss is the loss after the old run's 3 steps.
+    assert summary["resumed_from_step"] == 0
+    assert tuned[1] == pytest.approx(straight[4], rel=1e-6)
+    assert tuned[1] != pytest.approx(straight[1], rel=1e-3)
+    other = update_dataclass(cfg, {"init_from": start, "model": {"head_width": 16}})
+    with pytest.raises(InputError, match="another config"):
+        train(other, manifest, tmp_path / "d", progress=False)
 
 
 def test_resume_after_step_10_gives_the_same_step_11_loss(pairs, tmp_path):

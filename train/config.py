@@ -62,6 +62,7 @@ class TrainConfig:
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    init_from: str | None = None  # a generator checkpoint whose weights start a new run
     val_pairs: int = 0  # held out from the training manifest (unless val_manifest is given)
     val_manifest: str | None = None
     val_every: int = 500  # steps; 0: never

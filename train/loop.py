@@ -195,6 +195,19 @@ def train(
         dist.shutdown(ctx)
 
 
+def _load_initial_weights(model, path: str) -> None:
+    """Start from another run's generator (fine-tuning): its weights only, a fresh schedule."""
+    from dpst.models.checkpoint import load_checkpoint
+
+    start, _ = load_checkpoint(path)
+    if start.config != model.config:
+        raise InputError(
+            f"--init-from {path} holds a generator of another config ({start.config}); pass "
+            f"the same model settings (e.g. --config with that run's config.json)"
+        )
+    model.load_state_dict(start.state_dict())
+
+
 def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, progress, on_step):
     from dpst.data.augment import PairAugment
     from dpst.data.dataset import PairDataset
@@ -218,6 +231,8 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
     else:
         torch.manual_seed(config.seed)
         model, state = Generator(config.model).to(device), TrainState()
+        if config.init_from:
+            _load_initial_weights(model, config.init_from)
     model.train()
     resumed_from = state.step
     state.validation_ids = [e.id for e in val_entries]

@@ -24,6 +24,7 @@ _FLAGS = {
     "log_ratio": "log_ratio",
     "grid_smoothness": "grid_smoothness",
     "range_penalty": "range_penalty",
+    "init_from": "init_from",
     "val_pairs": "val_pairs",
     "val_manifest": "val_manifest",
     "val_every": "val_every",
@@ -62,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--range-penalty", type=float, help="weight of the output's overshoot of [0, 1] (1e5)"
     )
     p.add_argument("--image-size", type=int, help="training crop side in px (256)")
+    p.add_argument(
+        "--init-from", metavar="CKPT", help="start a new run from this generator's weights"
+    )
     p.add_argument("--val-pairs", type=int, help="pairs held out for validation (0)")
     p.add_argument("--val-manifest", help="validate on this manifest instead")
     p.add_argument("--val-every", type=int, help="steps between validations (500)")
