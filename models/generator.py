@@ -49,6 +49,8 @@ ASPECT_SLACK = 0.02
 # learns a vignette from it: on two training pairs at 128 px it carried most of the output's
 # photorealism energy (a frame along the border; 3.9-4.4 vs 0.06-0.29 with replicate padding
 # after 15 Adam steps). Replicate padding extends the image's own border colours instead.
+# On the shared examples (1000 steps, all else equal) the held-out J(G)/J(opt) was 1.30 with
+# replicate and 1.64 with zero padding (README, "Training").
 PADDING_MODES = ("replicate", "zeros")
 LEGACY_PADDING = "zeros"
 
