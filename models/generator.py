@@ -50,7 +50,7 @@ ASPECT_SLACK = 0.02
 # photorealism energy (a frame along the border; 3.9-4.4 vs 0.06-0.29 with replicate padding
 # after 15 Adam steps). Replicate padding extends the image's own border colours instead.
 # On the shared examples (1000 steps, all else equal) the held-out J(G)/J(opt) was 1.30 with
-# replicate and 1.64 with zero padding (README, "Training").
+# replicate and 1.64 with zero padding (README, "Fidelity on the paper's examples").
 PADDING_MODES = ("replicate", "zeros")
 LEGACY_PADDING = "zeros"
 
@@ -124,7 +124,9 @@ class StyleCode(NamedTuple):
     std: torch.Tensor
 
 
-def _conv(cin: int, cout: int, stride: int = 1, kernel: int = 3, padding: str = "zeros"):
+def _conv(
+    cin: int, cout: int, stride: int = 1, kernel: int = 3, padding: str = "zeros"
+) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, padding_mode=padding)
 
 
