@@ -12,8 +12,8 @@ is ``input/inN.png``, ``style/tarN.png``, their colour masks ``segmentation/inN.
 files are missing or unreadable (``style/tar23.png`` there is a broken 23-byte file) is
 reported and skipped. Content and style are resized to ``--size`` px on the long side
 (Lanczos), masks read with the project's mask reader and resized (nearest neighbour), and
-both label maps go through the project's label policy once per pair (regions under 1%
-merged, content labels absent from the style remapped, as the optimiser does).
+both label maps go through the project's label policy once per pair (content labels absent
+from the style remapped, as the optimiser does by default; no region is merged).
 
 Methods (rows), in one run:
 

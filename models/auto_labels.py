@@ -2,10 +2,11 @@
 
 The paper's recipe (METHOD.md section 3): a scene-parsing network labels both photos, its
 classes are merged into a few groups (:mod:`dpst.models.ade20k`), and the content's labels
-are restricted to those the style has. Here: tiny regions are merged into their neighbours
-in both maps, then each content group the style lacks is remapped, first by the groups'
-relation table, then to the style group of the most similar mean colour
-(:func:`dpst.optim_reference.masks.apply_label_policy`). Everything done is reported.
+are restricted to those the style has. Here: each content group the style lacks is
+remapped, first by the groups' relation table, then to the style group of the most similar
+mean colour; tiny regions are merged into a neighbour, the same in both maps, only when asked
+(``min_fraction`` > 0; :func:`dpst.optim_reference.masks.apply_label_policy`). Everything done
+is reported.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ TOP_CLASSES_REPORTED = 10  # per image, the largest ADE20K classes found, for th
 
 @dataclass(frozen=True)
 class AutoLabelConfig:
-    """Segmenter settings and the label policy (regions under ``min_fraction`` are merged)."""
+    """Segmenter settings and the label policy (regions under ``min_fraction`` of either photo
+    are merged in both; 0, the default, merges none, as the published code)."""
 
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     min_fraction: float = LabelPolicy.min_fraction
@@ -69,7 +71,7 @@ def auto_labels(
     Args:
         content_image, style_image: float32 ``(H,W,3)`` RGB in [0,1], any sizes (segmented at
             their own size: pass the working-size images to save time).
-        config: segmenter and label policy; the defaults are SegFormer-B0 and 1 %.
+        config: segmenter and label policy; the defaults are SegFormer-B0 and no merging.
         segmenter: an already built segmenter (reused across pairs); else one is built from
             ``config.segmenter`` (which may raise ``WeightsNotFoundError`` or, without the
             ``seg`` extra, ``ExtraNotInstalledError``; both are ``DpstError``).
@@ -114,8 +116,7 @@ def auto_labels(
         "label_ids": label_ids,
         "content": image_report(content_classes, content_groups, content),
         "style": image_report(style_classes, style_groups, style),
-        "merged_content": _named(policy["merged_content"], names),
-        "merged_style": _named(policy["merged_style"], names),
+        "merged": _named(policy["merged"], names),
         "orphans": _named(policy["orphans"], names),
     }
     return AutoLabels(content, style, report)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,8 +138,10 @@ def _source(config: SegmenterConfig) -> tuple[str, Path | None]:
 
 
 def _downloads_allowed(config: SegmenterConfig) -> bool:
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-    return config.allow_download and not offline
+    from dpst.optim_reference.vgg_download import offline_reason
+
+    # HF_HUB_OFFLINE, or DPST_OFFLINE, which keeps every download of dpst off.
+    return config.allow_download and offline_reason() is None
 
 
 def _load_model(transformers, source: str, local_dir: Path | None, config: SegmenterConfig):

@@ -31,8 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-region",
         type=float,
-        default=0.01,
-        help="merge regions smaller than this fraction of the image (default: 0.01)",
+        default=0.0,
+        metavar="FRACTION",
+        help="merge regions smaller than this fraction of either photo, in both alike "
+        "(default 0: none, as the published code)",
     )
 
 
@@ -82,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         groups = ", ".join(f"{k} {v:.0%}" for k, v in report[side]["groups"].items())
         print(f"{side}: {groups}")
     for title, key in (
-        ("content small regions merged", "merged_content"),
-        ("style small regions merged", "merged_style"),
+        ("small regions merged (in both photos)", "merged"),
         ("content groups the style lacks, remapped", "orphans"),
     ):
         if report[key]:

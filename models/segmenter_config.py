@@ -21,7 +21,7 @@ class SegmenterConfig:
     ``nvidia/segformer-b5-finetuned-ade-640-640``, work too); ``weights`` is a local folder
     written by ``save_pretrained`` or ``hf download NAME --local-dir DIR`` and wins over
     ``model``. ``device`` "auto" means CUDA when present, else CPU. Downloads are also off
-    when the environment sets ``HF_HUB_OFFLINE=1``.
+    when the environment sets ``HF_HUB_OFFLINE=1`` or ``DPST_OFFLINE=1``.
     """
 
     backend: str = "segformer"

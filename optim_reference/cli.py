@@ -40,8 +40,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content-weight", type=float, help="content weight (5)")
     p.add_argument("--style-weight", type=float, help="style weight (100)")
     p.add_argument("--tv-weight", type=float, help="total variation weight (1e-3)")
-    p.add_argument("--backbone", choices=("vgg19", "random"), help="VGG-19 weights or random")
-    p.add_argument("--vgg-weights", help="path to VGG-19 weights (or env DPST_VGG_WEIGHTS)")
+    p.add_argument(
+        "--min-region",
+        type=float,
+        metavar="FRACTION",
+        help="merge regions under this fraction of either image into a neighbour, in both "
+        "alike (default 0: none, as the published code)",
+    )
+    p.add_argument(
+        "--backbone",
+        choices=("vgg19", "random"),
+        help="vgg19 (the Caffe weights, downloaded on first use) or a random stand-in",
+    )
+    p.add_argument(
+        "--vgg-weights",
+        help="VGG-19 weights file (or env DPST_VGG_WEIGHTS), or 'torchvision' for "
+        "torchvision's weights (loss weights not calibrated for them)",
+    )
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int)
     p.add_argument("--snapshot-every", type=int, help="save the iterate every N iterations")
@@ -84,6 +99,8 @@ def build_configs(args: argparse.Namespace):
     cfg = update_dataclass(cfg, {"weights": {k: v for k, v in weights.items() if v is not None}})
     if args.postfilter_mode:
         cfg = update_dataclass(cfg, {"post": {"mode": args.postfilter_mode}})
+    if args.min_region is not None:
+        cfg = update_dataclass(cfg, {"labels": {"min_fraction": args.min_region}})
     backbone_flags = {"name": args.backbone, "weights": args.vgg_weights}
     backbone = update_dataclass(
         backbone, {k: v for k, v in backbone_flags.items() if v is not None}, "backbone"
@@ -118,6 +135,16 @@ def run(args: argparse.Namespace, auto_masks=None) -> int:
     masks_info: dict = {"source": "none"}
     if bool(args.content_mask) != bool(args.style_mask):
         raise InputError("give --content-mask and --style-mask together, or neither")
+    from dpst.optim_reference.stylize import resolve_device
+    from dpst.optim_reference.vgg import load_backbone
+
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    # Loaded (the Caffe file fetched on first use) before anything slow, segmentation and
+    # optimisation: missing weights then cost one line and nothing else.
+    network = load_backbone(backbone, device)
     if args.content_mask:
         content_labels = read_mask(args.content_mask, content.shape[:2])
         style_labels = read_mask(args.style_mask, style.shape[:2])
@@ -156,6 +183,7 @@ def run(args: argparse.Namespace, auto_masks=None) -> int:
             backbone,
             callback=callback,
             tensorboard_dir=args.tensorboard,
+            network=network,
         )
     finally:
         bar.close()

@@ -1,20 +1,24 @@
-"""Label policy: remapping orphan labels and merging tiny regions, with the mapping reported.
+"""Label policy: the content's orphan labels remapped, tiny regions merged on request, all reported.
 
 Label maps are int64 ``(H,W)`` arrays (NumPy or torch; the result has the input's type),
 ``-1`` for unlabelled pixels. Unlabelled pixels stay unlabelled: they are excluded from every
 mask, as the anti-aliased edges of the paper's colour masks are.
 
-- Orphans (METHOD.md section 3): a content label absent from the style has nothing to copy
-  from. It is remapped to, first, the first label of ``relation[orphan]`` present in the style
-  (the segmentation helper passes ADE20K relations such as lake -> sea); else the style label
+- Orphans (METHOD.md section 3, as the paper: the content's labels are restricted to those
+  present in the style): a content label absent from the style has nothing to copy from. It
+  is remapped to, first, the first label of ``relation[orphan]`` present in the style (the
+  segmentation helper passes ADE20K relations such as lake -> sea); else the style label
   whose mean colour in the style image is nearest (Euclidean, RGB in [0,1]) to the orphan's
   mean colour in the content image; else, without images, the largest style label.
-- Tiny regions: a label covering less than ``min_fraction`` of the image (unlabelled pixels
-  count in the image's size) is merged into the label it shares the longest border with
-  (4-neighbour pixel pairs, measured after filling unlabelled pixels with their nearest
-  label, so regions separated only by anti-aliased edges are neighbours). Smallest first;
-  merged regions grow and may stop being small. The only label of an image is never merged.
-  The paper has no such rule; 1% is our default: a region that small gives a style Gram
+- Tiny regions: off by default, since the published code merges nothing (``min_fraction``
+  0). Asked for (``--min-region FRACTION``), a label covering less than that fraction of the
+  content or of the style (unlabelled pixels count in an image's size) is merged into one
+  neighbour, the same in both images, so that the two maps keep naming the same regions.
+  The neighbour is the label it shares the longest border with, border pixel pairs of both
+  images added (4-neighbour pairs, counted after filling unlabelled pixels with their
+  nearest label, so regions separated only by anti-aliased edges are neighbours). Smallest
+  first (by its smaller fraction); merged regions grow and may stop being small. The last
+  label left is never merged. Why one might ask: a region that small gives a style Gram
   matrix from a handful of deep-layer positions.
 """
 
@@ -32,9 +36,20 @@ UNLABELLED = -1
 
 @dataclass
 class LabelPolicy:
-    """How label maps are cleaned before the style loss (see the module docstring)."""
+    """How label maps are cleaned before the style loss (see the module docstring).
 
-    min_fraction: float = 0.01
+    ``min_fraction``: regions under this fraction of either image are merged, in both alike;
+    0 (the default, as published) merges none.
+    """
+
+    min_fraction: float = 0.0
+
+    def validate(self) -> None:
+        if not 0.0 <= self.min_fraction < 1.0:
+            raise ValueError(
+                f"the smallest region (--min-region) must be a fraction in [0, 1), "
+                f"got {self.min_fraction}"
+            )
 
 
 def _to_numpy(labels) -> tuple[np.ndarray, object]:
@@ -114,41 +129,84 @@ def _border_lengths(labels: np.ndarray, label: int) -> dict[int, int]:
     return dict(zip(ids.tolist(), counts.tolist(), strict=True))
 
 
-def merge_small_regions(labels, min_fraction: float) -> tuple[object, dict[int, int]]:
-    """Merge labels covering less than ``min_fraction`` of the image into their neighbours.
+def _filled(labels: np.ndarray) -> np.ndarray:
+    """Unlabelled pixels take their nearest label (for border counts only)."""
+    unlabelled = labels == UNLABELLED
+    if not unlabelled.any() or unlabelled.all():
+        return labels.copy()
+    nearest = ndimage.distance_transform_edt(
+        unlabelled, return_distances=False, return_indices=True
+    )
+    return labels[tuple(nearest)]
 
-    ``labels``: ``(H,W)`` int64. Returns the new labels and ``{merged label: final label}``.
+
+def _merge_plan(maps: Sequence[np.ndarray], min_fraction: float) -> dict[int, int]:
+    """``{merged label: final label}`` for label maps that name the same regions.
+
+    A label is small when it covers less than ``min_fraction`` of some map it occurs in; its
+    target is chosen from the border counts of all maps added (see the module docstring).
     """
     if not 0.0 <= min_fraction < 1.0:
         raise ValueError(f"min_fraction must be in [0, 1), got {min_fraction}")
-    original, back = _to_numpy(labels)
-    areas = _areas(original)
-    unlabelled = original == UNLABELLED
-    if unlabelled.any() and not unlabelled.all():
-        nearest = ndimage.distance_transform_edt(
-            unlabelled, return_distances=False, return_indices=True
-        )
-        work = original[tuple(nearest)]
-    else:
-        work = original.copy()
-    threshold = min_fraction * original.size
+    work = [_filled(m) for m in maps]
+    areas = [_areas(m) for m in maps]
+    sizes = [m.size for m in maps]
+    present = set().union(*areas)
     mapping: dict[int, int] = {}
-    while len(areas) > 1:
-        small = [k for k, area in areas.items() if area < threshold]
+
+    def fractions(k: int) -> list[float]:
+        return [a[k] / n for a, n in zip(areas, sizes, strict=True) if k in a]
+
+    while len(present) > 1:
+        small = [k for k in present if min(fractions(k)) < min_fraction]
         if not small:
             break
-        label = min(small, key=lambda k: (areas[k], k))
-        borders = _border_lengths(work, label)
-        candidates = borders or {k: 0 for k in areas if k != label}
-        target = max(candidates, key=lambda k: (candidates[k], areas[k], -k))
-        work[work == label] = target
-        areas[target] += areas.pop(label)
+        label = min(small, key=lambda k: (min(fractions(k)), k))
+        borders: dict[int, int] = {}
+        for w in work:
+            for k, n in _border_lengths(w, label).items():
+                borders[k] = borders.get(k, 0) + n
+        candidates = borders or {k: 0 for k in present if k != label}
+        target = max(candidates, key=lambda k: (candidates[k], sum(fractions(k)), -k))
+        for w, a in zip(work, areas, strict=True):
+            w[w == label] = target
+            if label in a:
+                a[target] = a.get(target, 0) + a.pop(label)
+        present.discard(label)
         mapping = {k: (target if v == label else v) for k, v in mapping.items()}
         mapping[label] = target
-    out = original.copy()
+    return mapping
+
+
+def _relabel(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    out = labels.copy()
     for label, target in mapping.items():
-        out[original == label] = target
-    return back(out), mapping
+        out[labels == label] = target
+    return out
+
+
+def merge_small_regions(labels, min_fraction: float) -> tuple[object, dict[int, int]]:
+    """Merge labels covering less than ``min_fraction`` of one image into their neighbours.
+
+    ``labels``: ``(H,W)`` int64. Returns the new labels and ``{merged label: final label}``.
+    For a content/style pair use :func:`merge_small_regions_jointly`.
+    """
+    original, back = _to_numpy(labels)
+    mapping = _merge_plan([original], min_fraction)
+    return back(_relabel(original, mapping)), mapping
+
+
+def merge_small_regions_jointly(
+    content_labels, style_labels, min_fraction: float
+) -> tuple[object, object, dict[int, int]]:
+    """The same merge in both maps: a label small in either goes to one target in both.
+
+    Returns the new content and style labels and ``{merged label: final label}``.
+    """
+    content, back_content = _to_numpy(content_labels)
+    style, back_style = _to_numpy(style_labels)
+    mapping = _merge_plan([content, style], min_fraction)
+    return back_content(_relabel(content, mapping)), back_style(_relabel(style, mapping)), mapping
 
 
 def apply_label_policy(
@@ -159,19 +217,22 @@ def apply_label_policy(
     policy: LabelPolicy | None = None,
     relation: Mapping[int, Sequence[int]] | None = None,
 ) -> tuple[object, object, dict]:
-    """Merge tiny regions in both maps, then remap the content's orphans.
+    """Merge tiny regions in both maps alike (only when asked), then remap the content's orphans.
 
-    Returns ``(content_labels, style_labels, report)`` with report keys ``merged_content``,
-    ``merged_style``, ``orphans`` (each ``{label: label}``) and ``label_ids``: the sorted
+    Returns ``(content_labels, style_labels, report)`` with report keys ``merged`` (applied
+    to both maps) and ``orphans`` (each ``{label: label}``), and ``label_ids``: the sorted
     content labels, all present in the style, to build the masks from.
     """
     policy = policy or LabelPolicy()
-    content, merged_content = merge_small_regions(content_labels, policy.min_fraction)
-    style, merged_style = merge_small_regions(style_labels, policy.min_fraction)
+    policy.validate()
+    content, style, merged = content_labels, style_labels, {}
+    if policy.min_fraction > 0:
+        content, style, merged = merge_small_regions_jointly(
+            content_labels, style_labels, policy.min_fraction
+        )
     content, orphans = remap_orphans(content, style, content_image, style_image, relation)
     report = {
-        "merged_content": merged_content,
-        "merged_style": merged_style,
+        "merged": merged,
         "orphans": orphans,
         "label_ids": sorted(_areas(_to_numpy(content)[0])),
     }

@@ -33,7 +33,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .labels import UNLABELLED, LabelPolicy, apply_label_policy, merge_small_regions, remap_orphans
+from .labels import (
+    UNLABELLED,
+    LabelPolicy,
+    apply_label_policy,
+    merge_small_regions,
+    merge_small_regions_jointly,
+    remap_orphans,
+)
 from .mask_files import (
     COLOUR_MASK_MAX_INTERIOR,
     decode_colour_mask,
@@ -55,6 +62,7 @@ __all__ = [
     "image_to_labels",
     "labels_to_masks",
     "merge_small_regions",
+    "merge_small_regions_jointly",
     "propagate_masks",
     "read_mask",
     "remap_orphans",

@@ -3,7 +3,8 @@
 Published scripts: L-BFGS, 1000 iterations per stage, one function evaluation per iteration
 (no line search), no early stop. Stage 1 optimises the segmented neural-style objective
 without the photorealism term from a near-mean start; stage 2 adds the photorealism term
-(lambda = 1e4) and starts from stage 1's result.
+(lambda = 1e4) and starts from stage 1's result as stage 1 saved it: an 8-bit PNG, so
+clipped to [0, 1] and quantised (:func:`as_saved_png`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import torch
 
 from dpst.optim_reference.losses import LossWeights, Objective, as_floats
 
-# The published init: near-zero noise in Caffe's mean-subtracted 0-255 space, i.e. the mean
-# pixel plus noise of std 0.001 in 0-255 units.
+# The published init (neuralstyle_seg.lua): torch.randn * 1e-4 in the network's input space
+# (mean-subtracted, 0-256 scale there), i.e. the mean pixel plus noise of std 1e-4 input
+# units. Our input is x * 255 - mean, so the same std in input units is 1e-4 / 255 in [0, 1].
 CAFFE_MEAN_RGB = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
-INIT_NOISE_STD = 1e-3 / 255.0
+INIT_NOISE_STD = 1e-4 / 255.0
+# Levels of the 8-bit PNG through which the published stage 2 receives stage 1's result.
+PNG_LEVELS = 255
 # L-BFGS memory of Torch's optim.lbfgs (nCorrection), which the published scripts used.
 LBFGS_HISTORY = 100
 
@@ -152,6 +156,17 @@ def mean_init(shape: tuple[int, ...], seed: int, device, dtype=torch.float32) ->
     noise = torch.randn(shape, generator=gen, dtype=torch.float64) * INIT_NOISE_STD
     mean = torch.tensor(CAFFE_MEAN_RGB, dtype=torch.float64).view(1, 3, 1, 1)
     return (mean + noise).to(device=device, dtype=dtype)
+
+
+def as_saved_png(image: torch.Tensor) -> torch.Tensor:
+    """``image`` as the published scripts hand it from stage 1 to stage 2 (a new tensor).
+
+    Stage 1 saves its result with Torch's ``image.save``: clipped to [0, 1], times 255,
+    converted to bytes by a C cast (truncation, not rounding); stage 2 loads that PNG
+    (``k / 255``). Float64 keeps ``floor`` exact at the levels themselves.
+    """
+    levels = torch.floor(image.detach().double().clamp(0.0, 1.0) * PNG_LEVELS)
+    return (levels / PNG_LEVELS).to(image.dtype)
 
 
 def stage_weights(base: LossWeights, stage: int) -> LossWeights:

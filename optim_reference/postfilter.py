@@ -100,7 +100,8 @@ def fit_local_affine(
 
     Args:
         content: ``(B, 3, H, W)`` in [0, 1], float.
-        output: ``(B, 3, H, W)`` in [0, 1], same shape.
+        output: ``(B, 3, H, W)``, same shape, any finite values: the published filter fits
+            the optimiser's unclamped output.
         fit_radius: window radius (windows clipped at the border).
         ridge: added to the colour diagonal of each window's (unnormalised) normal matrix.
 
@@ -109,7 +110,7 @@ def fit_local_affine(
         Sums and the solve run in float64, so float32 inputs lose nothing to cancellation.
     """
     _check_image("content", content)
-    _check_image("output", output)
+    _check_image("output", output, in_unit_range=False)
     _check_same_shape(("content", content), ("output", output))
     _check_int("fit_radius", fit_radius, 1)
     _check_number("ridge", ridge, positive=False)
@@ -231,7 +232,8 @@ def smooth_local_affine(
 
     Args:
         content: ``(B, 3, H, W)`` in [0, 1], the working-resolution content.
-        output: ``(B, 3, H, W)`` in [0, 1], the optimiser's result at the same size.
+        output: ``(B, 3, H, W)``, the optimiser's result at the same size, unclamped as
+            published (any finite values).
         config: hyperparameters (default: published radius 15, edge 0.01, exact).
         full_res_content: optional ``(B, 3, H', W')`` in [0, 1], the same photo at a size
             ``H' >= H``, ``W' >= W`` with the same aspect ratio. The maps are fitted and
@@ -293,7 +295,7 @@ def _check_number(name: str, value: object, positive: bool) -> None:
         raise InputError(f"{name} must be a finite number {bound}; got {value!r}")
 
 
-def _check_image(name: str, image: object) -> None:
+def _check_image(name: str, image: object, in_unit_range: bool = True) -> None:
     if not isinstance(image, torch.Tensor):
         raise InputError(f"{name} must be a torch tensor (B,3,H,W); got {type(image).__name__}")
     if image.dim() != 4 or image.shape[1] != 3:
@@ -303,6 +305,10 @@ def _check_image(name: str, image: object) -> None:
     if image.numel() == 0:
         raise InputError(f"{name} must not be empty; got shape {tuple(image.shape)}")
     low, high = (float(v) for v in torch.aminmax(image))
+    if not in_unit_range:
+        if not (math.isfinite(low) and math.isfinite(high)):  # NaN makes both NaN
+            raise InputError(f"{name} values must be finite; got min {low:.4g}, max {high:.4g}")
+        return
     if not (low >= 0 and high <= 1):  # also false for NaN
         raise InputError(f"{name} values must lie in [0, 1]; got min {low:.4g}, max {high:.4g}")
 

@@ -1,8 +1,10 @@
 """``stylize()``: the paper's method end to end, as one function a notebook can call.
 
-images (+ label maps) -> working size -> labels made consistent (orphans, tiny regions)
--> objective built once per level -> L-BFGS stage 1 -> stage 2 with the photorealism term
--> post-filter fitted at the working size and applied to the full-resolution content.
+images (+ label maps) -> working size -> labels made consistent (orphans; tiny regions only
+when asked) -> objective built once per level -> L-BFGS stage 1 -> stage 2 with the
+photorealism term, started from stage 1's result clipped and quantised to 8 bits as the
+published scripts pass it on -> post-filter fitted to the unclamped optimiser output at the
+working size (as published) and applied to the full-resolution content.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dpst.optim_reference.optimize import (
     LBFGS_HISTORY,
     IterationEvent,
     StageResult,
+    as_saved_png,
     mean_init,
     run_lbfgs,
     stage_weights,
@@ -84,6 +87,7 @@ class StylizeConfig:
             raise ValueError(f"stages must be 1 or 2, got {self.stages}")
         if self.levels < 1:
             raise ValueError(f"levels must be >= 1, got {self.levels}")
+        self.labels.validate()
 
 
 @dataclass
@@ -172,7 +176,7 @@ def prepare_labels(
     policy: LabelPolicy,
     relation=None,
 ) -> tuple[np.ndarray | None, np.ndarray | None, dict]:
-    """Make the two label maps consistent: tiny regions merged, orphans remapped.
+    """Make the two label maps consistent: orphans remapped, tiny regions merged if asked.
 
     Returns the new maps (``None`` for one region) and a JSON-ready report of what changed.
     """
@@ -264,6 +268,7 @@ def stylize(
     objectives: dict[int, Objective] = {}
     stages_report: list[dict] = []
     image: torch.Tensor | None = None
+    previous_stage = 0
     interrupted = cancelled = False
     global_step = 0
 
@@ -294,7 +299,8 @@ def stylize(
         if image is None:
             init = mean_init((1, 3, *hw), cfg.seed, device)
         elif tuple(image.shape[-2:]) == hw:
-            init = image
+            # Published: stage 2 reads stage 1's result back from the 8-bit PNG it saved.
+            init = as_saved_png(image) if (previous_stage, stage) == (1, 2) else image
         else:
             init = affine_upsample(
                 _resize(content_work, tuple(image.shape[-2:])), image, _resize(content_work, hw)
@@ -321,6 +327,7 @@ def stylize(
             should_stop=should_stop,
         )
         image = result.image
+        previous_stage = stage
         stages_report.append(
             {
                 "level": level,
@@ -347,7 +354,9 @@ def stylize(
     working = image.clamp(0, 1)
     t_post = time.perf_counter()
     if cfg.postfilter:
-        final = smooth_local_affine(content_work, working, cfg.post, full_res_content=content_full)
+        # Fitted to the unclamped output, as the published SmoothLocalAffine call is: where
+        # the optimiser overshoots [0, 1], the maps keep its slope; the result is clamped.
+        final = smooth_local_affine(content_work, image, cfg.post, full_res_content=content_full)
     else:
         final = working
     post_seconds = time.perf_counter() - t_post

@@ -10,24 +10,29 @@ so its activations (and the losses built on them) are on another scale. The mode
 which preprocessing it uses (:attr:`VGG19Features.preprocessing`, and the identity returned
 by :func:`load_backbone`) so that the losses can scale their weights.
 
-Where the weights come from, for ``BackboneConfig(name="vgg19", weights=None)``, first hit
-wins:
+Where the weights come from, for ``BackboneConfig(name="vgg19")``, first hit wins:
 
-1. the file named by the environment variable ``DPST_VGG_WEIGHTS``;
-2. the Caffe VGG-19 converted by jcjohnson/pytorch-vgg, ``vgg19-d01eb7cb.pth``, in torch hub's
-   checkpoints folder (``torch.hub.get_dir()/checkpoints``, which follows ``TORCH_HOME``), as
-   the paper used Caffe weights;
-3. torchvision's ``vgg19-dcbb9e9d.pth`` in the same folder, downloaded there (torchvision's
-   own URL and cache file) when missing and ``download`` is allowed.
+1. ``weights`` (``--vgg-weights PATH``), or the file named by ``DPST_VGG_WEIGHTS``;
+   ``weights="torchvision"`` (or ``DPST_VGG_WEIGHTS=torchvision``) asks for torchvision's
+   ``vgg19-dcbb9e9d.pth`` by name: looked up in torch hub's checkpoints folder and downloaded
+   there from torchvision's URL if missing, reported with a note that the paper's loss
+   weights are not calibrated for it;
+2. the Caffe VGG-19 converted by jcjohnson/pytorch-vgg, ``vgg19-d01eb7cb.pth`` (the weights
+   the paper used), in torch hub's checkpoints folder (``torch.hub.get_dir()/checkpoints``,
+   which follows ``TORCH_HOME``);
+3. that file downloaded there on first use from ``CAFFE_URL`` (or ``DPST_VGG_URL``), hash
+   checked, with a progress bar (:mod:`dpst.optim_reference.vgg_download`).
 
-Offline with none of these, :class:`dpst.errors.WeightsNotFoundError` says, in one line, where
-to put which file. ``BackboneConfig(weights=PATH)`` (``--vgg-weights``) bypasses the search.
+Offline (``DPST_OFFLINE`` or ``HF_HUB_OFFLINE``), with ``download=False``, or when the download
+fails, :class:`dpst.errors.WeightsNotFoundError` says in one line what to fetch and where to
+put it. torchvision's file is never used unless asked for by name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,11 +43,15 @@ from torch import nn
 
 from dpst.errors import WeightsNotFoundError
 
+from .vgg_download import download_weights, file_name, how_to_fetch
 from .vgg_weights import (
     CAFFE_FILE,
     CAFFE_URL,
+    ENV_URL,
     ENV_WEIGHTS,
     TORCHVISION_FILE,
+    TORCHVISION_NAME,
+    TORCHVISION_NOTE,
     TORCHVISION_URL,
     read_conv_weights,
 )
@@ -174,9 +183,10 @@ class BackboneConfig:
 
     ``name``: ``"vgg19"`` (real weights, see the module docstring for the search order) or
     ``"random"`` (seeded Kaiming init, for tests and offline smoke runs; reported as such).
-    ``weights``: an explicit state-dict file. ``format``: ``"auto"`` (from the keys, the file
-    name and its hash), ``"torchvision"`` or ``"caffe"``. ``download``: whether torchvision's
-    file may be downloaded when nothing else is found.
+    ``weights``: an explicit state-dict file, or ``"torchvision"`` for torchvision's file by
+    name. ``format``: ``"auto"`` (from the keys, the file name and its hash),
+    ``"torchvision"`` or ``"caffe"``. ``download``: whether a missing file may be downloaded
+    (the Caffe file, or torchvision's when named); offline mode forbids it anyway.
     """
 
     name: str = "vgg19"
@@ -207,50 +217,59 @@ def checkpoints_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _not_found(reason: str) -> WeightsNotFoundError:
-    where = checkpoints_dir()
-    return WeightsNotFoundError(
-        f"VGG-19 weights not found ({reason}): put torchvision's {TORCHVISION_FILE} "
-        f"({TORCHVISION_URL}) or the Caffe VGG-19 {CAFFE_FILE} ({CAFFE_URL}) in {where}, "
-        f"or pass --vgg-weights PATH (or set {ENV_WEIGHTS}); --backbone random runs without "
-        "weights (meaningless results)"
-    )
+def caffe_url() -> str:
+    """Where the Caffe VGG-19 is fetched from: ``DPST_VGG_URL`` or :data:`CAFFE_URL`."""
+    return os.environ.get(ENV_URL) or CAFFE_URL
+
+
+def _fetch(url: str, dst: Path, config: BackboneConfig) -> Path:
+    """``dst`` downloaded from ``url`` when allowed, else the one-line way out."""
+    if not config.download:
+        way_out = how_to_fetch(url, dst.parent)
+        raise WeightsNotFoundError(f"VGG-19 weights not found and downloading is off: {way_out}")
+    return download_weights(url, dst)
 
 
 def resolve_weights(config: BackboneConfig) -> tuple[Path, str, str]:
-    """Find the weights file for ``config``: ``(path, source, resolved_by)``.
+    """Find (or fetch) the weights file for ``config``: ``(path, source, resolved_by)``.
 
     ``source`` is ``"file"`` or ``"torchvision-cache"``; ``resolved_by`` says which rule chose
     it (``"config"``, ``"env:DPST_VGG_WEIGHTS"``, ``"hub-checkpoints"``, ``"download"``).
-    Downloads torchvision's file into its cache if needed and allowed.
     """
-    if config.weights is not None:
-        path = Path(config.weights).expanduser()
+    named = config.weights
+    resolved_by = "config"
+    if named is None and os.environ.get(ENV_WEIGHTS):
+        named, resolved_by = os.environ[ENV_WEIGHTS], f"env:{ENV_WEIGHTS}"
+    if named == TORCHVISION_NAME:
+        cached = checkpoints_dir() / TORCHVISION_FILE
+        if cached.is_file():
+            return cached, "torchvision-cache", "hub-checkpoints"
+        return _fetch(TORCHVISION_URL, cached, config), "torchvision-cache", "download"
+    if named is not None:
+        path = Path(named).expanduser()
         if not path.is_file():
-            raise WeightsNotFoundError(f"{path}: VGG-19 weights file not found (--vgg-weights)")
-        return path, "file", "config"
-    env = os.environ.get(ENV_WEIGHTS)
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise WeightsNotFoundError(f"{path}: VGG-19 weights file not found ({ENV_WEIGHTS})")
-        return path, "file", f"env:{ENV_WEIGHTS}"
-    caffe = checkpoints_dir() / CAFFE_FILE
-    if caffe.is_file():
-        return caffe, "file", "hub-checkpoints"
-    cached = checkpoints_dir() / TORCHVISION_FILE
-    if cached.is_file():
-        return cached, "torchvision-cache", "hub-checkpoints"
-    if not config.download:
-        raise _not_found("downloading disabled")
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        # torchvision's own URL and cache file; the hash prefix in the name is checked.
-        torch.hub.download_url_to_file(TORCHVISION_URL, str(cached), hash_prefix="dcbb9e9d")
-    except Exception as err:  # any failure means "no weights", said in one line
-        message = str(err).splitlines()[0] if str(err) else ""
-        raise _not_found(f"download failed: {type(err).__name__} {message}".strip()) from None
-    return cached, "torchvision-cache", "download"
+            flag = "--vgg-weights" if resolved_by == "config" else ENV_WEIGHTS
+            raise WeightsNotFoundError(
+                f"{path}: VGG-19 weights file not found ({flag}; or '{TORCHVISION_NAME}' for "
+                "torchvision's weights by name)"
+            )
+        return path, "file", resolved_by
+    url = caffe_url()
+    # The default name first: a mirror named otherwise still finds a file already in place.
+    for name in dict.fromkeys((CAFFE_FILE, file_name(url))):
+        if (checkpoints_dir() / name).is_file():
+            return checkpoints_dir() / name, "file", "hub-checkpoints"
+    return _fetch(url, checkpoints_dir() / file_name(url), config), "file", "download"
+
+
+def download_source(resolved_by: str, path: Path) -> str | None:
+    """The URL a file in torch hub's folder is fetched from (for reports), else None."""
+    if resolved_by not in ("hub-checkpoints", "download"):
+        return None
+    if path.name == TORCHVISION_FILE:
+        return TORCHVISION_URL
+    url = caffe_url()
+    return url if path.name == file_name(url) else CAFFE_URL
 
 
 # Bias range of the random backbone, chosen so that L-BFGS leaves the mean-colour start within
@@ -287,8 +306,11 @@ def load_backbone(
     """Build the frozen backbone on ``device`` and its identity for reports.
 
     Identity keys: ``name``, ``random``, ``source`` (``"torchvision-cache"``, ``"file"`` or
-    ``"random"``), ``path``, ``sha256`` (first 16 hex digits of the file's), ``format``,
-    ``format_detected_by``, ``resolved_by``, ``preprocessing``, and ``seed`` for random.
+    ``"random"``), ``path``, ``url`` (where a file of torch hub's folder is fetched from;
+    ``resolved_by`` is ``"download"`` when this call fetched it), ``sha256`` (first 16 hex
+    digits of the file's), ``format``, ``format_detected_by``, ``resolved_by``,
+    ``preprocessing``, ``note`` (torchvision's weights: not calibrated), and ``seed`` for
+    random. May download the Caffe file (see the module docstring).
     """
     if config.format not in ("auto", *PREPROCESSINGS):
         raise ValueError(
@@ -325,9 +347,14 @@ def load_backbone(
         "source": source,
         "resolved_by": resolved_by,
         "path": str(path),
+        "url": download_source(resolved_by, path),
         "sha256": sha[:16],
         "format": fmt,
         "format_detected_by": detected_by,
         "preprocessing": fmt,
     }
+    if fmt == "torchvision":
+        # Said once in the console (dpst prints warnings as one line) and kept in the report.
+        identity["note"] = TORCHVISION_NOTE
+        warnings.warn(TORCHVISION_NOTE, UserWarning, stacklevel=2)
     return model.to(device), identity

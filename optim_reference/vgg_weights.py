@@ -28,8 +28,17 @@ import torch
 from dpst.errors import InputError
 
 ENV_WEIGHTS = "DPST_VGG_WEIGHTS"
+# Where the Caffe file is fetched from on first use; set it to a mirror (or, in tests, a
+# loopback server). The file name must keep torch hub's hash prefix, which is checked.
+ENV_URL = "DPST_VGG_URL"
 TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+# ``--vgg-weights torchvision``: torchvision's file, only when asked for by this name.
+TORCHVISION_NAME = "torchvision"
+TORCHVISION_NOTE = (
+    "torchvision's VGG-19 weights: the paper's loss weights were tuned for the Caffe VGG-19 "
+    "and are not calibrated for these (another input scale and other activations)"
+)
 CAFFE_FILE = "vgg19-d01eb7cb.pth"
 CAFFE_URL = "https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth"
 

@@ -33,9 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--backbone",
         choices=("vgg19", "random"),
         default="vgg19",
-        help="Quality mode's network: VGG-19 weights on disk, or random (tests; meaningless)",
+        help="Quality mode's network: VGG-19 (the Caffe weights, fetched at start if missing) "
+        "or random (tests; meaningless)",
     )
-    p.add_argument("--vgg-weights", metavar="PATH", help="VGG-19 weights file")
+    p.add_argument(
+        "--vgg-weights", metavar="PATH", help="VGG-19 weights file, or 'torchvision' by name"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (Quality mode)")
     p.add_argument("--max-megapixels", type=float, default=25.0, help="largest image accepted (25)")
     p.add_argument("--max-upload-mb", type=int, default=25, help="largest upload (25 MB)")

@@ -15,7 +15,8 @@ class AppConfig:
 
     ``model_path`` None means no fast model (Quality mode only). ``backbone`` ``"random"``
     stands a seeded random network in for VGG-19 (tests, offline smoke runs; the page says
-    so); ``"vgg19"`` needs weights on disk and never downloads them from a request.
+    so); ``"vgg19"`` fetches the Caffe VGG-19 when the server starts if it is missing (unless
+    offline), never from a request.
     ``segmenter`` None turns automatic masks off.
     """
 
@@ -32,7 +33,7 @@ class AppConfig:
     quality_max_iters: int = 1000
     queue_size: int = 8  # requests waiting, all events together
     example_side: int = 512
-    min_fraction: float = 0.01  # label policy: regions under 1 % are merged
+    min_fraction: float = 0.0  # label policy: 0 merges no region, as the published code
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:

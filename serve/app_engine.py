@@ -115,12 +115,13 @@ class DemoEngine:
 
         if self.config.backbone == "random":
             return BackboneConfig(name="random"), None
-        backbone = BackboneConfig(weights=self.config.vgg_weights, download=False)
+        # Resolved when the server starts, so a missing Caffe file is fetched now (unless
+        # offline) and a request never waits for a download.
         try:
-            resolve_weights(backbone)
+            resolve_weights(BackboneConfig(weights=self.config.vgg_weights))
         except DpstError as err:
             return None, _first_line(err)
-        return backbone, None
+        return BackboneConfig(weights=self.config.vgg_weights, download=False), None
 
     def network(self) -> tuple[Any, dict]:
         """The backbone and its identity, loaded on first use and kept for every job."""

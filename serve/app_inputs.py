@@ -221,7 +221,7 @@ def clean_labels(
     style: np.ndarray,
     min_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The optimiser's label policy (tiny regions merged, orphans remapped), at <= 512 px.
+    """The optimiser's label policy (orphans remapped, tiny regions merged if asked), <= 512 px.
 
     Returns the maps at their images' full sizes and the policy's report; the fast path uses
     this so that both modes treat the same masks the same way.

@@ -134,7 +134,7 @@ def test_quality_without_weights_says_how_to_get_them(pair, tmp_path, monkeypatc
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-home"))
     cb = _callbacks(AppConfig(backbone="vgg19"))
     status = cb.quality(_payload(pair[0]), _payload(pair[1]), *NO_MASKS, *TINY_QUALITY)[2]
-    assert "Error" in status and "VGG-19 weights" in status and "vgg19-dcbb9e9d.pth" in status
+    assert "Error" in status and "VGG-19 weights" in status and "vgg19-d01eb7cb.pth" in status
 
 
 def test_no_model_fast_mode_unavailable_quality_default(pair, random_config):

@@ -74,8 +74,7 @@ def test_orphans_follow_relations_then_colour_and_small_regions_merge():
     assert result.content.shape == (40, 50) and result.style.shape == (30, 30)
     assert set(np.unique(result.content)) <= set(np.unique(result.style))
     assert report["orphans"] == {"mountain": "road", "water": "sky"}  # relation, then colour
-    assert report["merged_content"] == {"person": "water"}  # surrounded by the lake
-    assert report["merged_style"] == {}
+    assert report["merged"] == {"person": "water"}  # surrounded by the lake
     assert result.content[21, 11] == group_id("sky")  # person -> water -> sky
     assert report["content"]["groups_found"]["person"] == round(4 / 2000, 4)
     assert report["content"]["classes"]["lake"] == round((25 * 25 - 4) / 2000, 4)
@@ -115,12 +114,19 @@ def test_none_backend_gives_one_region():
 def test_tiny_segformer_pair(tmp_path):
     folder = save_tiny_segformer(tmp_path / "tiny")
     content, style = sample_photo("chelsea", 64), sample_photo("coffee", 48)
-    config = AutoLabelConfig(segmenter=SegmenterConfig(weights=str(folder), device="cpu"))
-    result = auto_labels(content, style, config)
+    segmenter = SegmenterConfig(weights=str(folder), device="cpu")
+    result = auto_labels(content, style, AutoLabelConfig(segmenter, min_fraction=0.01))
     assert result.content.shape == content.shape[:2] and result.content.dtype == np.int64
     assert result.style.shape == style.shape[:2]
     assert 0 <= result.content.min() and result.content.max() < len(GROUP_NAMES)
     assert set(np.unique(result.content)) <= set(np.unique(result.style))
-    areas = np.bincount(result.style.ravel()) / result.style.size
-    assert (areas[areas > 0] >= 0.01).all()  # no region under the 1 % default survives
+    for labels in (result.content, result.style):  # no region under 1 % survives, in either
+        areas = np.bincount(labels.ravel()) / labels.size
+        assert (areas[areas > 0] >= 0.01).all()
+    names = result.report["label_names"]
+    for merged, target in result.report["merged"].items():  # the same merge in both photos
+        assert names.index(merged) not in result.content and names.index(merged) not in result.style
+        assert names.index(target) in result.style or names.index(target) in result.content
+    # The default, as published, merges nothing.
+    assert auto_labels(content, style, AutoLabelConfig(segmenter)).report["merged"] == {}
     assert result.report["segmenter"]["weights_from"] == "local folder"

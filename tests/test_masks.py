@@ -18,6 +18,7 @@ from dpst.optim_reference.masks import (
     decode_colour_mask,
     labels_to_masks,
     merge_small_regions,
+    merge_small_regions_jointly,
     propagate_masks,
     read_mask,
     remap_orphans,
@@ -312,13 +313,72 @@ def test_merge_across_unlabelled_edges_and_chains():
 def test_apply_label_policy_report():
     content = np.zeros((20, 20), dtype=np.int64)
     content[:, 5:] = 4
-    content[0, 0] = 6  # 0.25% of the image: merged
+    content[0, 0] = 6  # 0.25% of the image: merged when asked
     style = np.zeros((20, 20), dtype=np.int64)
-    new_content, new_style, report = apply_label_policy(content, style, policy=LabelPolicy())
-    assert report == {
-        "merged_content": {6: 0},
-        "merged_style": {},
-        "orphans": {4: 0},
-        "label_ids": [0],
-    }
+    new_content, new_style, report = apply_label_policy(
+        content, style, policy=LabelPolicy(min_fraction=0.01)
+    )
+    assert report == {"merged": {6: 0}, "orphans": {4: 0}, "label_ids": [0]}
     assert (new_content == 0).all() and (new_style == 0).all()
+
+
+def test_nothing_merged_by_default():
+    # The published code keeps every region, however small: so does the default policy.
+    assert LabelPolicy().min_fraction == 0.0
+    content = np.zeros((20, 20), dtype=np.int64)
+    content[:, 10:] = 1
+    content[0, 0] = 2  # one pixel
+    style = content.T.copy()
+    new_content, new_style, report = apply_label_policy(content, style)
+    assert report == {"merged": {}, "orphans": {}, "label_ids": [0, 1, 2]}
+    np.testing.assert_array_equal(new_content, content)
+    np.testing.assert_array_equal(new_style, style)
+
+
+def test_min_region_merges_a_label_into_the_same_target_in_both_images():
+    content = np.zeros((20, 20), dtype=np.int64)
+    content[:, 10:] = 1
+    content[8:12, 7:10] = 2  # 3%: borders 0 on 10 pixel pairs, 1 on 4
+    style = np.zeros((20, 20), dtype=np.int64)
+    style[10:] = 1
+    style[10:12, 4:6] = 2  # 1%: borders 1 on 6 pairs, 0 on 2; alone it would merge into 1
+    _, mapping = merge_small_regions(style, 0.05)
+    assert mapping == {2: 1}
+    new_content, new_style, mapping = merge_small_regions_jointly(content, style, 0.05)
+    assert mapping == {2: 0}  # 10 + 2 pairs with 0 against 4 + 6 with 1
+    np.testing.assert_array_equal(new_content, np.where(content == 2, 0, content))
+    np.testing.assert_array_equal(new_style, np.where(style == 2, 0, style))
+    _, _, report = apply_label_policy(content, style, policy=LabelPolicy(min_fraction=0.05))
+    assert report["merged"] == {2: 0} and report["orphans"] == {}
+
+
+def test_joint_merge_takes_a_label_small_in_either_image():
+    content = np.zeros((20, 20), dtype=np.int64)
+    content[:, 10:] = 1  # 1 is half the content...
+    style = np.zeros((20, 20), dtype=np.int64)
+    style[0, :2] = 1  # ...but 0.5% of the style: its Gram there comes from two pixels
+    new_content, new_style, mapping = merge_small_regions_jointly(content, style, 0.01)
+    assert mapping == {1: 0}
+    assert (new_content == 0).all() and (new_style == 0).all()
+    # The last label left is never merged, and 0 merges nothing.
+    assert merge_small_regions_jointly(content, style, 0.0)[2] == {}
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        merge_small_regions_jointly(content, style, 1.0)
+
+
+def test_orphans_are_remapped_and_reported():
+    from dpst.optim_reference.stylize import prepare_labels
+
+    content = np.zeros((16, 16), dtype=np.int64)
+    content[8:] = 3  # "water": the style has none
+    style = np.zeros((16, 16), dtype=np.int64)
+    style[:, 8:] = 5
+    content_img = np.zeros((16, 16, 3), np.float32)
+    content_img[8:] = [0.1, 0.2, 0.8]
+    style_img = np.zeros((16, 16, 3), np.float32)
+    style_img[:, 8:] = [0.2, 0.3, 0.9]  # label 5 is the nearest colour
+    new_content, _, report = prepare_labels(content, style, content_img, style_img, LabelPolicy())
+    assert report == {"merged": {}, "orphans": {"3": 5}, "label_ids": [0, 5]}
+    assert (new_content[8:] == 5).all() and (new_content[:8] == 0).all()
+    with pytest.raises(ValueError, match="min-region"):
+        prepare_labels(content, style, content_img, style_img, LabelPolicy(min_fraction=-0.1))

@@ -104,10 +104,42 @@ def test_non_finite_objective_keeps_last_finite_iterate():
 
 
 def test_mean_init_is_the_caffe_mean_colour():
-    x = mean_init((1, 3, 8, 8), seed=0, device="cpu")
-    np.testing.assert_allclose(
-        x.mean((0, 2, 3)).numpy(), [123.68 / 255, 116.779 / 255, 103.939 / 255], atol=1e-4
-    )
+    x = mean_init((1, 3, 64, 64), seed=0, device="cpu", dtype=torch.float64)
+    mean = torch.tensor([123.68, 116.779, 103.939], dtype=torch.float64).view(1, 3, 1, 1) / 255
+    np.testing.assert_allclose(x.mean((0, 2, 3)).numpy(), mean.flatten().numpy(), atol=1e-6)
+    # Published: torch.randn * 1e-4 in the network's input units (x * 255 here).
+    assert ((x - mean) * 255).std().item() == pytest.approx(1e-4, rel=0.05)
+
+
+def test_stage_two_starts_from_the_quantised_stage_one_result(monkeypatch):
+    """Published: stage 1 saves an 8-bit PNG (clipped, truncated), stage 2 starts from it;
+    the post-filter is fitted to the unclamped optimiser output."""
+    import dpst.optim_reference.stylize as stylize_module
+
+    real_lbfgs, real_filter = stylize_module.run_lbfgs, stylize_module.smooth_local_affine
+    stages, filtered = [], []
+
+    def recording_lbfgs(objective, init, *args, **kwargs):
+        result = real_lbfgs(objective, init, *args, **kwargs)
+        stages.append((init.clone(), result.image.clone()))
+        return result
+
+    def recording_filter(content, output, *args, **kwargs):
+        filtered.append(output.clone())
+        return real_filter(content, output, *args, **kwargs)
+
+    monkeypatch.setattr(stylize_module, "run_lbfgs", recording_lbfgs)
+    monkeypatch.setattr(stylize_module, "smooth_local_affine", recording_filter)
+    content, style = _pair(32)
+    cfg = StylizeConfig(size=32, iters=4, post=PostFilterConfig(mode="fast"))
+    stylize(content, style, config=cfg, backbone=RANDOM)
+    (_, stage1), (start2, stage2) = stages
+    # Oracle: numpy's floor of the clipped values times 255, as the PNG writer's C cast.
+    oracle = np.floor(np.clip(stage1.double().numpy(), 0, 1) * 255) / 255
+    np.testing.assert_array_equal(start2.numpy(), oracle.astype(np.float32))
+    assert not torch.equal(start2, stage1)  # the quantisation did something
+    (fitted,) = filtered
+    assert torch.equal(fitted, stage2)  # unclamped: not stage2.clamp(0, 1)
 
 
 def test_cli_end_to_end(tmp_path, capsys):
@@ -212,6 +244,29 @@ def test_cli_rejects_one_mask_and_bad_settings(tmp_path, capsys):
     assert "together" in capsys.readouterr().err
     assert main([*args, "--size", "4"]) == 2
     assert "size" in capsys.readouterr().err
+    assert main([*args, "--min-region", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--min-region" in err and "[0, 1)" in err and len(err.splitlines()) == 1
+
+
+def test_cli_min_region_reaches_the_label_policy(tmp_path):
+    paths = _write_pair(tmp_path, 24)
+    mask = np.zeros((24, 24, 3), np.float32)  # blue everywhere...
+    mask[..., 2] = 1.0
+    mask[0, 0] = [1.0, 0.0, 0.0]  # ...and one red pixel, in both masks
+    for name in ("cm.png", "sm.png"):
+        write_image(tmp_path / name, mask[: sample_photo("chelsea", 24).shape[0]])
+    out = tmp_path / "o.png"
+    args = ["stylize", *paths, "-o", str(out), *FAST, "--quiet"]
+    args += ["--content-mask", str(tmp_path / "cm.png"), "--style-mask", str(tmp_path / "sm.png")]
+    assert main(args) == 0  # the default keeps the one-pixel region, as published
+    report = json.loads(out.with_name("o.png.json").read_text())
+    assert report["config"]["labels"]["min_fraction"] == 0.0
+    assert report["labels"]["merged"] == {} and len(report["labels"]["label_ids"]) == 2
+    assert main([*args, "--min-region", "0.01"]) == 0
+    report = json.loads(out.with_name("o.png.json").read_text())
+    assert report["config"]["labels"]["min_fraction"] == 0.01
+    assert len(report["labels"]["merged"]) == 1 and len(report["labels"]["label_ids"]) == 1
 
 
 def _write_pair(tmp_path, size=24):

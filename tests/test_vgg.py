@@ -28,6 +28,9 @@ from dpst.optim_reference.vgg import (
 from tests.tolerances import DTYPE_TOLERANCES
 
 RTOL, ATOL = DTYPE_TOLERANCES[torch.float32]
+# The "not calibrated" note comes with every torchvision-format load; the tests that are about
+# it check it with pytest.warns, which sees it despite this filter.
+pytestmark = pytest.mark.filterwarnings("ignore:torchvision's VGG-19 weights:UserWarning")
 ALL_LAYERS = tuple(name for name, _ in VGG19_LAYOUT)
 
 
@@ -106,8 +109,10 @@ def test_layout_names_and_torchvision_indices():
 
 def test_torchvision_file_matches_torchvision_features(tv_file):
     path, features = tv_file
-    model, identity = load_backbone(BackboneConfig(weights=str(path)))
+    with pytest.warns(UserWarning, match="not calibrated"):
+        model, identity = load_backbone(BackboneConfig(weights=str(path)))
     assert identity["preprocessing"] == "torchvision"
+    assert "not calibrated" in identity["note"] and identity["url"] is None
     assert identity["format_detected_by"] == "filename"
     assert identity["source"] == "file" and identity["random"] is False
     assert identity["sha256"] == sha16(path) and identity["path"] == str(path)
@@ -166,13 +171,22 @@ def test_env_var_is_used(tv_file, clean_env, monkeypatch):
     assert identity["resolved_by"] == "env:DPST_VGG_WEIGHTS" and identity["path"] == str(tv_file[0])
 
 
-def test_torchvision_cache_under_torch_home(tv_file, clean_env):
+def test_torchvision_weights_only_by_name(tv_file, clean_env, monkeypatch):
     clean_env.mkdir(parents=True)
     os.symlink(tv_file[0], clean_env / vgg_weights.TORCHVISION_FILE)
-    model, identity = load_backbone(BackboneConfig())  # the download would raise
+    # In the cache but not asked for: the search wants the Caffe file (offline here).
+    with pytest.raises(WeightsNotFoundError, match=vgg_weights.CAFFE_FILE):
+        load_backbone(BackboneConfig())
+    with pytest.warns(UserWarning, match="not calibrated"):
+        model, identity = load_backbone(BackboneConfig(weights="torchvision"))
     assert identity["source"] == "torchvision-cache"
     assert identity["path"] == str(clean_env / vgg_weights.TORCHVISION_FILE)
-    assert model.preprocessing == "torchvision"
+    assert identity["url"] == vgg_weights.TORCHVISION_URL
+    assert model.preprocessing == "torchvision" and "not calibrated" in identity["note"]
+    monkeypatch.setenv(vgg_weights.ENV_WEIGHTS, "torchvision")  # the name works there too
+    with pytest.warns(UserWarning, match="not calibrated"):
+        _, identity = load_backbone(BackboneConfig())
+    assert identity["path"] == str(clean_env / vgg_weights.TORCHVISION_FILE)
 
 
 def test_caffe_file_in_checkpoints_preferred(tv_file, caffe_file, clean_env):
@@ -182,16 +196,30 @@ def test_caffe_file_in_checkpoints_preferred(tv_file, caffe_file, clean_env):
     _, identity = load_backbone(BackboneConfig())
     assert identity["path"] == str(clean_env / vgg_weights.CAFFE_FILE)
     assert identity["preprocessing"] == "caffe" and identity["source"] == "file"
+    assert identity["resolved_by"] == "hub-checkpoints" and identity["url"] == vgg_weights.CAFFE_URL
+    assert "note" not in identity
 
 
 def test_offline_without_weights_is_one_line(clean_env):
+    # The conftest sets HF_HUB_OFFLINE=1: nothing is fetched, the message says what to fetch.
     with pytest.raises(WeightsNotFoundError) as info:
         load_backbone(BackboneConfig())
     message = str(info.value)
-    assert "\n" not in message and "URLError" in message
-    assert str(clean_env) in message and vgg_weights.TORCHVISION_FILE in message
-    assert not (clean_env / vgg_weights.TORCHVISION_FILE).exists()
-    with pytest.raises(WeightsNotFoundError, match="downloading disabled"):
+    assert "\n" not in message and "HF_HUB_OFFLINE is set" in message
+    assert vgg_weights.CAFFE_URL in message and str(clean_env) in message
+    assert not clean_env.parent.parent.exists()  # not even TORCH_HOME was made
+
+
+def test_failed_download_is_one_line_and_leaves_nothing(clean_env, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("DPST_OFFLINE", raising=False)
+    with pytest.raises(WeightsNotFoundError) as info:
+        load_backbone(BackboneConfig())  # clean_env's download raises URLError
+    message = str(info.value)
+    assert "\n" not in message and "URLError" in message and vgg_weights.CAFFE_URL in message
+    assert str(clean_env) in message
+    assert not clean_env.parent.parent.exists()  # the folders it made are gone again
+    with pytest.raises(WeightsNotFoundError, match="downloading is off"):
         load_backbone(BackboneConfig(download=False))
 
 

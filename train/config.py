@@ -112,6 +112,7 @@ class TrainConfig:
         if self.objective_weight == 0 and self.distill_weight == 0:
             raise ValueError("objective_weight and distill_weight are both 0: nothing to learn")
         self.augment.validate()
+        self.labels.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples as lists); :func:`dpst.config.update_dataclass` reads it back."""

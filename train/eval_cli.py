@@ -20,8 +20,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: eval/ by the checkpoint)")
     p.add_argument("--config", help="JSON EvalConfig (size, weights, matting, backbone, ...)")
     p.add_argument("--size", type=int, help="long side of the evaluated images (256)")
-    p.add_argument("--backbone", choices=("vgg19", "random"), help="objective backbone")
-    p.add_argument("--vgg-weights", help="path to VGG-19 weights (or env DPST_VGG_WEIGHTS)")
+    p.add_argument(
+        "--backbone",
+        choices=("vgg19", "random"),
+        help="objective backbone (vgg19: the Caffe weights, downloaded on first use)",
+    )
+    p.add_argument(
+        "--vgg-weights", help="VGG-19 weights file (or env DPST_VGG_WEIGHTS), or 'torchvision'"
+    )
+    p.add_argument(
+        "--min-region",
+        type=float,
+        metavar="FRACTION",
+        help="merge regions under this fraction of either image, in both alike (default 0)",
+    )
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--repeats", type=int, help="timed generator runs per pair (3)")
     p.add_argument("--limit", type=int, help="evaluate only the first N pairs")
@@ -48,6 +60,10 @@ def build_config(args: argparse.Namespace, trained: dict | None):
         config = update_dataclass(config, load_config_file(args.config))
     flags = {k: getattr(args, k) for k in ("size", "device", "repeats")}
     config = update_dataclass(config, {k: v for k, v in flags.items() if v is not None})
+    if args.min_region is not None:
+        # The same policy for the generator's objective and for the optimiser run here.
+        policy = {"min_fraction": args.min_region}
+        config = update_dataclass(config, {"labels": policy, "optimiser": {"labels": policy}})
     backbone: dict = {}
     if args.backbone:
         backbone["name"] = args.backbone

@@ -70,6 +70,7 @@ class EvalConfig:
             raise ValueError(f"size must be at least 16 px, got {self.size}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        self.labels.validate()
 
 
 @dataclass

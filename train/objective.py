@@ -1,7 +1,7 @@
 """The optimiser's objective on a batch of pairs, as the generator's training and evaluation use it.
 
-Labels go through the optimiser's own label policy (tiny regions merged, content labels
-absent from the style remapped: :func:`~dpst.optim_reference.stylize.prepare_labels`), so
+Labels go through the optimiser's own label policy (content labels absent from the style
+remapped, tiny regions merged when asked: :func:`~dpst.optim_reference.stylize.prepare_labels`), so
 the generator is trained and judged on the masks the optimiser would have used. The
 objective's masks are one-hot over the labels present in the batch; the generator's are its
 fixed ``max_labels`` channels.

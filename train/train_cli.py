@@ -73,8 +73,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (500)")
     p.add_argument("--log-every", type=int, help="steps between logged scalars (10)")
     p.add_argument("--image-every", type=int, help="steps between image grids (200)")
-    p.add_argument("--backbone", choices=("vgg19", "random"), help="objective backbone")
-    p.add_argument("--vgg-weights", help="path to VGG-19 weights (or env DPST_VGG_WEIGHTS)")
+    p.add_argument(
+        "--min-region",
+        type=float,
+        metavar="FRACTION",
+        help="merge regions under this fraction of either image, in both alike (default 0)",
+    )
+    p.add_argument(
+        "--backbone",
+        choices=("vgg19", "random"),
+        help="objective backbone (vgg19: the Caffe weights, downloaded on first use)",
+    )
+    p.add_argument(
+        "--vgg-weights", help="VGG-19 weights file (or env DPST_VGG_WEIGHTS), or 'torchvision'"
+    )
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, help="DataLoader worker processes (0)")
@@ -100,6 +112,8 @@ def build_config(args: argparse.Namespace):
     if args.image_size is not None:
         size = [args.image_size, args.image_size]
         config = update_dataclass(config, {"augment": {"size": size}})
+    if args.min_region is not None:
+        config = update_dataclass(config, {"labels": {"min_fraction": args.min_region}})
     backbone: dict = {}
     if args.backbone:
         backbone["name"] = args.backbone
