@@ -2,10 +2,11 @@
 
 ``export_onnx(model, "model.onnx")`` writes
 
-- ``model.onnx``, the stylizer: ``content (B,3,H,W)``, ``content_masks (B,K,h,w)``,
-  ``style_mean (B,K+1,C)``, ``style_std (B,K+1,C)`` -> ``output (B,3,H,W)``;
+- ``model.onnx``, the stylizer: ``content (B,3,H,W)``, ``content_masks (B,K,h,w)`` and the
+  style code ``style_mean (B,K+1,C)``, ``style_std (B,K+1,C)``, ``style_colour_mean
+  (B,K+1,3)``, ``style_colour_cov (B,K+1,3,3)`` -> ``output (B,3,H,W)``;
 - ``model.style.onnx``, the style encoder: ``style (B,3,Hs,Ws)``, ``style_masks (B,K,hs,ws)``
-  -> ``style_mean``, ``style_std``.
+  -> the style code.
 
 Running the encoder and then the stylizer is the generator's ``forward``; a style photo's
 encoding (a few KB) can be kept and reused for every content, which is what
@@ -54,6 +55,7 @@ from dpst.models.onnx_format import (
     MODEL_FORMAT_VERSION,
     ROLE_STYLE_ENCODER,
     ROLE_STYLIZER,
+    STYLE_CODE,
     STYLIZER_INPUTS,
     STYLIZER_OUTPUTS,
     encode_metadata,
@@ -98,7 +100,7 @@ class _StyleEncoderGraph(nn.Module):
 
     def forward(self, style: torch.Tensor, style_masks: torch.Tensor):
         code = self.generator._encode_style(style.to(self.dtype), style_masks.to(self.dtype))
-        return code.mean.float(), code.std.float()
+        return tuple(t.float() for t in code)
 
 
 class _StylizerGraph(nn.Module):
@@ -108,8 +110,11 @@ class _StylizerGraph(nn.Module):
         super().__init__()
         self.generator, self.dtype = generator, dtype
 
-    def forward(self, content, content_masks, style_mean, style_std):
-        code = StyleCode(style_mean.to(self.dtype), style_std.to(self.dtype))
+    def forward(self, content, content_masks, style_mean, style_std, style_colour_mean,
+                style_colour_cov):  # fmt: skip
+        # Named arguments, not *args: torch.export keys dynamic shapes by argument name.
+        code = (style_mean, style_std, style_colour_mean, style_colour_cov)
+        code = StyleCode(*(t.to(self.dtype) for t in code))
         out = self.generator._stylize(content.to(self.dtype), content_masks.to(self.dtype), code)
         return out.float()
 
@@ -266,15 +271,14 @@ def export_onnx(
     batch = {0: torch.export.Dim("batch", min=1, max=MAX_SIDE)}
     _export_graph(
         _StylizerGraph(exported, dtype),
-        (content, content_masks, code.mean, code.std),
+        (content, content_masks, *code),
         output,
         STYLIZER_INPUTS,
         STYLIZER_OUTPUTS,
         {
             "content": _dims("batch", "height", "width"),
             "content_masks": _dims("batch", "mask_height", "mask_width"),
-            "style_mean": batch,
-            "style_std": batch,
+            **{name: batch for name in STYLE_CODE},
         },
         opset,
         metadata,
@@ -316,9 +320,9 @@ def parity(reference: Generator, stylizer_path: Path, encoder_path: Path) -> flo
             f"the model was written but ONNX Runtime {ort.__version__} cannot load it for the "
             f"parity check ({first}); try a lower --opset"
         ) from None
-    mean, std = encoder.run(None, {"style": style.numpy(), "style_masks": style_masks.numpy()})
+    code = encoder.run(None, {"style": style.numpy(), "style_masks": style_masks.numpy()})
     feeds = {"content": content.numpy(), "content_masks": content_masks.numpy()}
-    (out,) = stylizer.run(None, {**feeds, "style_mean": mean, "style_std": std})
+    (out,) = stylizer.run(None, {**feeds, **dict(zip(STYLE_CODE, code, strict=True))})
     with torch.no_grad():
         expected = reference(content, style, content_masks, style_masks).numpy()
     return float(np.abs(out - expected).max())

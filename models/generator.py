@@ -19,8 +19,11 @@ transfer):
 
 Inputs: images ``(B, 3, H, W)`` float in [0, 1], any size; masks ``(B, K, h, w)`` float in
 [0, 1], K = ``max_labels``, any resolution with the image's aspect ratio (see
-:mod:`label_masks`); zero masks or ``None`` mean "no segmentation". At initialisation the
-transforms are the identity plus a small perturbation, so the output is close to the content.
+:mod:`label_masks`); zero masks or ``None`` mean "no segmentation". The network predicts a
+residual on a base grid (``GeneratorConfig.base``): with ``"mkl"`` (the default) each cell
+holds the mix of its labels' linear Monge-Kantorovich colour maps (:mod:`colour_transfer`),
+so the untrained generator is the per-segment classical colour transfer; with ``"identity"``
+it is close to the content. The residual starts as a small perturbation.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ from torch import nn
 
 from dpst.errors import InputError
 from dpst.models.bilateral_grid import NUM_COEFFS, SLICE_METHODS, identity_grid, slice_and_apply
+from dpst.models.colour_transfer import (
+    maps_to_grid,
+    masked_colour_stats,
+    mkl_maps,
+    splat_weights,
+)
 from dpst.models.label_masks import masks_for_image
 from dpst.models.masked_adain import assignment_weights, masked_adain, masked_mean_std
 
@@ -53,6 +62,12 @@ ASPECT_SLACK = 0.02
 # replicate and 1.64 with zero padding (README, "Fidelity on the paper's examples").
 PADDING_MODES = ("replicate", "zeros")
 LEGACY_PADDING = "zeros"
+# What the predicted grid is a residual of: the identity, or the per-segment linear
+# Monge-Kantorovich colour transfer (:mod:`colour_transfer`), the classical baseline, so that
+# the untrained network already matches it and training adds what statistics miss.
+BASES = ("mkl", "identity")
+SPLAT_STRIDE = 2
+LEGACY_BASE = "identity"
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,7 @@ class GeneratorConfig:
     stat_prior: float = 0.01  # pseudo-count of global statistics, as a fraction of pixels
     init_scale: float = 0.01  # size of the initial departure from the identity
     padding: str = "replicate"  # conv padding: "replicate" or "zeros" (see PADDING_MODES)
+    base: str = "mkl"  # the grid the network's residual is added to (see BASES)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "encoder_widths", tuple(int(w) for w in self.encoder_widths))
@@ -83,6 +99,8 @@ class GeneratorConfig:
             raise ValueError("need grid_size >= 2, luma_bins >= 2 and max_labels >= 1")
         if self.guide_hidden < 3 or self.stat_prior <= 0 or self.global_levels < 0:
             raise ValueError("need guide_hidden >= 3, stat_prior > 0 and global_levels >= 0")
+        if self.base not in BASES:
+            raise ValueError(f"base must be one of {BASES}, got {self.base!r}")
         if self.padding not in PADDING_MODES:
             raise ValueError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
         if self.grid_size < 2**self.global_levels:
@@ -101,8 +119,9 @@ class GeneratorConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown generator config fields {unknown}")
-        # Checkpoints written before the padding field existed were trained with zeros.
-        return cls(**{"padding": LEGACY_PADDING, **values})
+        # Checkpoints written before these fields existed were trained with zero padding on
+        # an identity base.
+        return cls(**{"padding": LEGACY_PADDING, "base": LEGACY_BASE, **values})
 
 
 class Rendered(NamedTuple):
@@ -114,14 +133,17 @@ class Rendered(NamedTuple):
 
 
 class StyleCode(NamedTuple):
-    """A cached style encoding: per-label feature statistics of every encoder level.
+    """A cached style encoding: per-label statistics of the style photo.
 
-    ``mean`` and ``std`` are ``(B, K + 1, sum(encoder_widths))``; label index K is the whole
-    style image.
+    ``mean`` and ``std`` are ``(B, K + 1, sum(encoder_widths))``, of every encoder level's
+    features; ``colour_mean`` ``(B, K + 1, 3)`` and ``colour_cov`` ``(B, K + 1, 3, 3)`` are of
+    its RGB colours (the MKL base). Label index K is the whole style image.
     """
 
     mean: torch.Tensor
     std: torch.Tensor
+    colour_mean: torch.Tensor
+    colour_cov: torch.Tensor
 
 
 def _conv(
@@ -274,11 +296,21 @@ class Generator(nn.Module):
         stats = [
             masked_mean_std(f, m, self._prior_mass(f)) for f, m in self._encode(style, style_masks)
         ]
-        return StyleCode(torch.cat([s[0] for s in stats], 2), torch.cat([s[1] for s in stats], 2))
+        # Colour statistics and the MKL maps stay float32 in a float16 model: covariances of
+        # about 1e-3 and 25 Newton-Schulz iterations lose too much in float16.
+        wide = torch.promote_types(style.dtype, torch.float32)
+        colour = masked_colour_stats(
+            style.to(wide), style_masks.to(wide), self._prior_mass(style)
+        )
+        return StyleCode(
+            torch.cat([s[0] for s in stats], 2), torch.cat([s[1] for s in stats], 2), *colour
+        )
 
     def _check_style_code(self, code: StyleCode, batch: int) -> None:
-        expected = (batch, self.config.max_labels + 1, sum(self.config.encoder_widths))
-        for name, tensor in zip(("mean", "std"), code, strict=True):
+        labels = self.config.max_labels + 1
+        features = (batch, labels, sum(self.config.encoder_widths))
+        shapes = (features, features, (batch, labels, 3), (batch, labels, 3, 3))
+        for name, tensor, expected in zip(StyleCode._fields, code, shapes, strict=True):
             if tuple(tensor.shape) != expected:
                 raise InputError(
                     f"style code {name} must be {expected} for this model and batch, "
@@ -295,7 +327,7 @@ class Generator(nn.Module):
         offset = 0
         for level, (feats, masks) in enumerate(self._encode(content, content_masks)):
             width = feats.shape[1]
-            style_stats = tuple(s[:, :, offset : offset + width] for s in style_code)
+            style_stats = tuple(s[:, :, offset : offset + width] for s in style_code[:2])
             offset += width
             content_stats = masked_mean_std(feats, masks, self._prior_mass(feats))
             restyled = masked_adain(feats, assignment_weights(masks), content_stats, style_stats)
@@ -307,7 +339,34 @@ class Generator(nn.Module):
         cfg = self.config
         shape = (x.shape[0], NUM_COEFFS, cfg.luma_bins, cfg.grid_size, cfg.grid_size)
         residual = self.to_grid(features).view(shape)
-        return residual + identity_grid(*shape[2:], dtype=x.dtype, device=x.device)
+        return residual + self.base_grid(content, content_masks, style_code)
+
+    def base_grid(
+        self, content: torch.Tensor, content_masks: torch.Tensor, style_code: StyleCode
+    ) -> torch.Tensor:
+        """The grid before the network's residual, ``(B, 12, D, G, G)``, from the working-size
+        content and masks: the identity, or each cell and luminance bin the mix of the MKL
+        maps of the labels whose pixels fall there (:func:`colour_transfer.splat_weights`)."""
+        cfg = self.config
+        if cfg.base == "identity":
+            shape = (cfg.luma_bins, cfg.grid_size, cfg.grid_size)
+            return identity_grid(*shape, dtype=content.dtype, device=content.device)
+        dtype = content.dtype
+        wide = torch.promote_types(dtype, torch.float32)  # see _encode_style
+        guide = self.guide(content).detach().to(wide).clamp(0, 1)
+        content, content_masks = content.to(wide), content_masks.to(wide)
+        colour_mean, colour_cov = masked_colour_stats(
+            content, content_masks, self._prior_mass(content)
+        )
+        style_mean, style_cov = style_code.colour_mean.to(wide), style_code.colour_cov.to(wide)
+        maps = mkl_maps(colour_mean, colour_cov, style_mean, style_cov)
+        # Splatted at half the working size (a quarter of the memory, the cost of the whole
+        # base), and with the guide as a constant: the base is a fixed starting point.
+        weights = F.avg_pool2d(assignment_weights(content_masks), SPLAT_STRIDE)
+        guide = F.avg_pool2d(guide, SPLAT_STRIDE)
+        cell = cfg.working_size // cfg.grid_size // SPLAT_STRIDE
+        grid = maps_to_grid(maps, splat_weights(weights, guide, cfg.luma_bins, cell))
+        return grid.to(dtype)
 
     # ----- full resolution --------------------------------------------------------------
 

@@ -14,13 +14,16 @@ from typing import Any
 MODEL_FORMAT = "dpst-onnx"
 # Bump when the graphs' inputs, outputs or metadata change incompatibly; the runtime reads
 # files up to the version it was written for.
-MODEL_FORMAT_VERSION = 1
+# Version 2: the style code gained the style's per-label colour statistics (the MKL base).
+MODEL_FORMAT_VERSION = 2
 ROLE_STYLIZER = "stylizer"
 ROLE_STYLE_ENCODER = "style_encoder"
-STYLIZER_INPUTS = ("content", "content_masks", "style_mean", "style_std")
+# The style code, in the order of dpst.models.generator.StyleCode's fields.
+STYLE_CODE = ("style_mean", "style_std", "style_colour_mean", "style_colour_cov")
+STYLIZER_INPUTS = ("content", "content_masks", *STYLE_CODE)
 STYLIZER_OUTPUTS = ("output",)
 ENCODER_INPUTS = ("style", "style_masks")
-ENCODER_OUTPUTS = ("style_mean", "style_std")
+ENCODER_OUTPUTS = STYLE_CODE
 # Metadata keys are METADATA_PREFIX + name.
 METADATA_PREFIX = "dpst_"
 # Names every file must carry, with their types (the stylizer also names its encoder file).

@@ -5,10 +5,10 @@ torch fails), so apps can ship it without PyTorch.
 
 The model is two ONNX files written together by ``dpst export`` (:mod:`dpst.models.export`):
 
-- ``model.onnx``, the stylizer: ``content (1,3,H,W)``, ``content_masks (1,K,h,w)``,
-  ``style_mean (1,K+1,C)``, ``style_std (1,K+1,C)`` -> ``output (1,3,H,W)``;
+- ``model.onnx``, the stylizer: ``content (1,3,H,W)``, ``content_masks (1,K,h,w)`` and the
+  style code (``STYLE_CODE``: per-label feature and colour statistics) -> ``output (1,3,H,W)``;
 - ``model.style.onnx`` (its name is in the stylizer's metadata), the style encoder:
-  ``style (1,3,Hs,Ws)``, ``style_masks (1,K,hs,ws)`` -> ``style_mean``, ``style_std``.
+  ``style (1,3,Hs,Ws)``, ``style_masks (1,K,hs,ws)`` -> the style code.
 
 Splitting them is what lets the style encoding be cached: a style photo is encoded once and
 its statistics are reused for every content (the Gradio demo, batch jobs over one style).
@@ -47,6 +47,7 @@ from dpst.models.onnx_format import (
     REQUIRED_METADATA,
     ROLE_STYLE_ENCODER,
     ROLE_STYLIZER,
+    STYLE_CODE,
     STYLIZER_INPUTS,
     STYLIZER_OUTPUTS,
     decode_metadata,
@@ -57,6 +58,8 @@ LOG = logging.getLogger(__name__)
 
 MODEL_ENV = "DPST_MODEL"
 DEFAULT_MODEL_PATH = Path("~/.cache/dpst/model.onnx")
+# The model shipped in the package (trained on photos and looks; see bundled/MODEL_CARD.md).
+BUNDLED_MODEL = Path(__file__).resolve().parent / "bundled" / "model.onnx"
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 DEFAULT_CACHE_SIZE = 8  # style encodings kept (a few KB each)
 # Images may exceed [0, 1] by this much from float round-off.
@@ -68,13 +71,20 @@ class RuntimeModelError(DpstError):
 
 
 def default_model_path() -> Path | None:
-    """The model to use when none is given: ``$DPST_MODEL``, else ``~/.cache/dpst/model.onnx``.
+    """The model to use when none is given: ``$DPST_MODEL``, else ``~/.cache/dpst/model.onnx``
+    if it exists, else the model shipped in the package (:data:`BUNDLED_MODEL`).
 
-    Returns None when the chosen file does not exist (so callers can say "no model").
+    Returns None when ``$DPST_MODEL`` names a missing file, or nothing exists at all (a
+    source checkout without the bundled files), so callers can say "no model".
     """
-    chosen = os.environ.get(MODEL_ENV) or str(DEFAULT_MODEL_PATH)
-    path = Path(chosen).expanduser()
-    return path if path.is_file() else None
+    chosen = os.environ.get(MODEL_ENV)
+    if chosen:
+        path = Path(chosen).expanduser()
+        return path if path.is_file() else None
+    for path in (DEFAULT_MODEL_PATH.expanduser(), BUNDLED_MODEL):
+        if path.is_file():
+            return path
+    return None
 
 
 def check_image(image: Any, name: str) -> np.ndarray:
@@ -130,7 +140,7 @@ class FastStylizer:
         threads: int | None = None,
     ) -> None:
         self.model_path = Path(model_path)
-        self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
         self._cache_size = max(0, int(cache_size))
         self._lock = threading.Lock()
         providers = choose_providers(list(providers or DEFAULT_PROVIDERS), _available_providers())
@@ -157,8 +167,8 @@ class FastStylizer:
 
     def encode_style(
         self, style: np.ndarray, style_labels: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The style code ``(mean, std)``, each ``(1, K+1, C)`` float32 (read-only); cached.
+    ) -> tuple[np.ndarray, ...]:
+        """The style code, float32 arrays (read-only) named by ``STYLE_CODE``; cached.
 
         The cache key is a hash of the image's pixels and the label map, so a new array with
         the same content hits the cache.
@@ -172,10 +182,10 @@ class FastStylizer:
         masks = masks_for_image(
             style_labels, style.shape[:2], self.max_labels, self.working_size, "style labels"
         )
-        mean, std = self._encoder.run(
+        code = self._encoder.run(
             list(ENCODER_OUTPUTS), {"style": _planar(style), "style_masks": masks}
         )
-        code = (mean.astype(np.float32, copy=False), std.astype(np.float32, copy=False))
+        code = tuple(array.astype(np.float32, copy=False) for array in code)
         for array in code:
             array.flags.writeable = False  # shared by every later call with this style
         with self._lock:
@@ -206,7 +216,7 @@ class FastStylizer:
         if (content_labels is None) != (style_labels is None):
             raise InputError("give label maps for both images or for neither")
         content = check_image(content, "content")
-        mean, std = self.encode_style(style, style_labels)
+        code = self.encode_style(style, style_labels)
         masks = masks_for_image(
             content_labels,
             content.shape[:2],
@@ -215,7 +225,7 @@ class FastStylizer:
             "content labels",
         )
         feeds = {"content": _planar(content), "content_masks": masks}
-        feeds.update(style_mean=mean, style_std=std)
+        feeds.update(zip(STYLE_CODE, code, strict=True))
         (out,) = self._stylizer.run(list(STYLIZER_OUTPUTS), feeds)
         return np.ascontiguousarray(out[0].transpose(1, 2, 0), dtype=np.float32)
 
@@ -228,11 +238,12 @@ class FastStylizer:
         """
         grey = np.full((height, width, 3), 0.5, dtype=np.float32)
         masks = masks_for_image(None, grey.shape[:2], self.max_labels, self.working_size)
-        mean, std = self._encoder.run(
+        code = self._encoder.run(
             list(ENCODER_OUTPUTS), {"style": _planar(grey[:64, :64]), "style_masks": masks}
         )
         feeds = {"content": _planar(grey), "content_masks": masks}
-        self._stylizer.run(list(STYLIZER_OUTPUTS), {**feeds, "style_mean": mean, "style_std": std})
+        feeds.update(zip(STYLE_CODE, code, strict=True))
+        self._stylizer.run(list(STYLIZER_OUTPUTS), feeds)
 
     def clear_cache(self) -> None:
         """Forget every cached style encoding."""

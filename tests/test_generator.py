@@ -322,7 +322,7 @@ def test_bad_inputs_raise_clear_errors():
         assert "\n" not in str(info.value)
     code = model.encode_style(style)
     with pytest.raises(InputError, match="style code mean must be"):
-        model.stylize(content, None, StyleCode(code.mean[:, :2], code.std))
+        model.stylize(content, None, StyleCode(code.mean[:, :2], *code[1:]))
     with pytest.raises(ValueError, match="working_size must be"):
         GeneratorConfig(working_size=100)
 

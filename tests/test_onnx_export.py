@@ -103,6 +103,8 @@ def test_export_writes_checked_models_with_named_dynamic_io(exported):
         "content_masks": ("batch", k, "mask_height", "mask_width"),
         "style_mean": ("batch", k + 1, c),
         "style_std": ("batch", k + 1, c),
+        "style_colour_mean": ("batch", k + 1, 3),
+        "style_colour_cov": ("batch", k + 1, 3, 3),
         "output": ("batch", 3, "height", "width"),
         "style": ("batch", 3, "style_height", "style_width"),
         "style_masks": ("batch", k, "style_mask_height", "style_mask_width"),
@@ -354,7 +356,12 @@ def test_runtime_imports_and_runs_where_torch_cannot_be_imported(exported, tmp_p
 def test_default_model_path_and_providers(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv(runtime.MODEL_ENV, raising=False)
+    bundled = tmp_path / "package" / "model.onnx"
+    monkeypatch.setattr(runtime, "BUNDLED_MODEL", bundled)
     assert runtime.default_model_path() is None
+    bundled.parent.mkdir()
+    bundled.write_bytes(b"x")
+    assert runtime.default_model_path() == bundled  # nothing else: the shipped model
     default = tmp_path / ".cache" / "dpst" / "model.onnx"
     default.parent.mkdir(parents=True)
     default.write_bytes(b"x")
