@@ -24,6 +24,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("dpst.data.cli", "pair manifests: build from a photo folder, check, samples"),
     "targets": ("dpst.train.targets_cli", "the optimiser's output for every pair of a manifest"),
     "train": ("dpst.train.train_cli", "train the feed-forward generator on a manifest"),
+    "train-looks": (
+        "dpst.train.train_looks_cli",
+        "train the one-pass generator on photos and looks (no pretrained network)",
+    ),
     "eval": ("dpst.train.eval_cli", "the generator against the optimiser, pair by pair"),
     "serve": ("dpst.serve.app_cli", "the web demo (Gradio) on this machine"),
     "export": ("dpst.models.export_cli", "the generator as ONNX for the torch-free runtime"),
