@@ -1,14 +1,19 @@
-"""``dpst demo``: the main job on a bundled example pair, in a few minutes on a CPU.
+"""``dpst demo``: the main job on a bundled example pair.
 
-The photos are scikit-image's samples (nothing is committed). The run is the reference
-optimiser with the multi-scale schedule at a small size; its report says which backbone ran,
-and a random stand-in for VGG-19 must be asked for by name (``--backbone random``).
+The photos are scikit-image's samples (nothing is committed). By default the run is one pass
+of the model shipped in the package (ONNX Runtime, no torch, seconds on a CPU). With
+``--quality`` it is the reference optimiser with the multi-scale schedule at a small size
+(minutes); its report says which backbone ran, and a random stand-in for VGG-19 must be asked
+for by name (``--backbone random``).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+# scikit-image's colour photographs that need no download (as dpst.data.samples).
+SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 DEMO_CONTENT = "rocket"
 DEMO_STYLE = "coffee"
@@ -21,10 +26,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content", default=DEMO_CONTENT, help="scikit-image sample photo name")
     p.add_argument("--style", default=DEMO_STYLE, help="scikit-image sample photo name")
     p.add_argument(
+        "--quality",
+        action="store_true",
+        help="run the reference optimiser (minutes) instead of one pass of the bundled model",
+    )
+    p.add_argument("--model", help="with one pass: the stylizer .onnx (default as dpst fast)")
+    p.add_argument(
         "--backbone",
         choices=("vgg19", "random"),
         default="vgg19",
-        help="vgg19 needs the weights (see README); random is a seeded stand-in",
+        help="with --quality: vgg19 needs the weights (see README); random is a seeded "
+        "stand-in",
     )
     p.add_argument("--vgg-weights", help="path to VGG-19 weights (or env DPST_VGG_WEIGHTS)")
     p.add_argument("--size", type=int, default=DEMO_SIZE, help="working long side")
@@ -32,21 +44,70 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
 
 
-def run(args: argparse.Namespace) -> int:
+def _sample(name: str):
+    """A scikit-image sample photo, float32 (H,W,3) in [0,1] (torch-free)."""
     import numpy as np
+    import skimage.data
 
-    from dpst.data.samples import SAMPLE_PHOTOS, sample_image
     from dpst.errors import InputError
+
+    if name not in SAMPLE_PHOTOS:
+        raise InputError(f"unknown sample photo {name!r} (choose from {SAMPLE_PHOTOS})")
+    return getattr(skimage.data, name)().astype(np.float32) / 255.0
+
+
+def run(args: argparse.Namespace) -> int:
     from dpst.imageio import write_image, write_json
+
+    content, style = _sample(args.content), _sample(args.style)
+    if args.quality:
+        image, report, note = _quality(args, content, style)
+    else:
+        image, report, note = _one_pass(args, content, style)
+    out = Path(args.output)
+    write_image(out, image)
+    report = {**report, "inputs": {"content": args.content, "style": args.style}}
+    write_json(out.with_name(out.name + ".json"), report)
+    write_image(out.with_name(out.stem + "_compare.png"), side_by_side([content, style, image]))
+    print(
+        f"wrote {out}, {out.name}.json and {out.stem}_compare.png (content | style | result) "
+        f"in {report['seconds']:.1f} s{note}"
+    )
+    return 0
+
+
+def _one_pass(args, content, style):
+    import time
+
+    from dpst.serve.runtime import MODEL_ENV, FastStylizer, RuntimeModelError, default_model_path
+
+    path = args.model or default_model_path()
+    if path is None:
+        raise RuntimeModelError(
+            f"no fast model: this checkout has no bundled model; pass --model, set {MODEL_ENV}, "
+            f"or run dpst demo --quality"
+        )
+    print(f"demo: {args.content} in the look of {args.style}, one pass of {path}")
+    start = time.perf_counter()
+    stylizer = FastStylizer(path)
+    image = stylizer.stylize(content, style)
+    meta = stylizer.metadata
+    report = {
+        "mode": "one pass",
+        "model": str(path),
+        "model_id": meta.get("model_id"),
+        "provider": stylizer.provider,
+        "size": list(image.shape[:2]),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    return image, report, ""
+
+
+def _quality(args, content, style):
     from dpst.optim_reference.postfilter import PostFilterConfig
     from dpst.optim_reference.stylize import StylizeConfig, stylize
     from dpst.optim_reference.vgg import BackboneConfig
 
-    for name in (args.content, args.style):
-        if name not in SAMPLE_PHOTOS:
-            raise InputError(f"unknown sample photo {name!r} (choose from {SAMPLE_PHOTOS})")
-    content = sample_image(args.content, None)
-    style = sample_image(args.style, None)
     cfg = StylizeConfig(
         size=args.size,
         iters=args.iters,
@@ -56,35 +117,26 @@ def run(args: argparse.Namespace) -> int:
     )
     backbone = BackboneConfig(name=args.backbone, weights=args.vgg_weights)
     print(
-        f"demo: {args.content} in the look of {args.style}, {args.size} px, "
+        f"demo: {args.content} in the look of {args.style}, the optimiser at {args.size} px, "
         f"backbone {args.backbone}"
     )
     result = stylize(content, style, config=cfg, backbone=backbone)
-    out = Path(args.output)
-    write_image(out, result.image)
-    report = {**result.report, "inputs": {"content": args.content, "style": args.style}}
-    write_json(out.with_name(out.name + ".json"), report)
+    random = result.report["backbone"]["random"]
+    note = "  (RANDOM backbone: colours move, but this is not VGG-19)" if random else ""
+    return result.image, result.report, note
 
-    # content | style | output, at the output's height, for a quick look.
-    h = result.image.shape[0]
-    panels = []
+
+def side_by_side(images: list, height: int | None = None, gap: int = 4):
+    """Images (H,W,3) in [0,1] in a row at one height (the last one's), white gaps."""
+    import numpy as np
+
     from dpst.imageio import resize_long_side
 
-    for img in (content, style, result.image):
-        scale = h / img.shape[0]
-        panels.append(resize_long_side(img, round(max(img.shape[:2]) * scale))[:h])
-    strip = np.concatenate(
-        [np.pad(p, ((0, h - p.shape[0]), (0, 4), (0, 0)), constant_values=1.0) for p in panels],
-        axis=1,
-    )
-    write_image(out.with_name(out.stem + "_compare.png"), strip)
-    note = (
-        "  (RANDOM backbone: colours move, but this is not VGG-19)"
-        if report["backbone"]["random"]
-        else ""
-    )
-    print(
-        f"wrote {out}, {out.name}.json and {out.stem}_compare.png in "
-        f"{report['seconds']:.0f} s{note}"
-    )
-    return 0
+    height = height or images[-1].shape[0]
+    panels = []
+    for img in images:
+        scale = height / img.shape[0]
+        panel = resize_long_side(img, round(max(img.shape[:2]) * scale))[:height]
+        panels.append(np.pad(panel, ((0, height - panel.shape[0]), (0, gap), (0, 0)),
+                             constant_values=1.0))  # fmt: skip
+    return np.concatenate(panels, axis=1)

@@ -19,10 +19,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o",
         "--output",
-        required=True,
         metavar="MODEL.onnx",
         help=f"the stylizer; its style encoder is written beside it "
         f"({style_encoder_path_for('MODEL.onnx').name})",
+    )
+    p.add_argument(
+        "--bundle",
+        metavar="DIR",
+        help="instead of -o: write a model bundle into DIR (the weights as safetensors with "
+        "a JSON config, and both ONNX files), as the package ships its model",
     )
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, at least 18 (default 18)")
     p.add_argument(
@@ -38,9 +43,21 @@ def run(args: argparse.Namespace) -> int:
     from dpst.errors import InputError
     from dpst.models.export import PARITY_CONTENT_SIZE, export_checkpoint
 
-    if Path(args.output).suffix.lower() != ".onnx":
-        raise InputError(f"-o must name a .onnx file, got {args.output}")
-    result = export_checkpoint(args.checkpoint, args.output, opset=args.opset, fp16=args.fp16)
+    if (args.output is None) == (args.bundle is None):
+        raise InputError("give -o MODEL.onnx or --bundle DIR (one of them)")
+    if args.bundle is not None:
+        from dpst.models.bundle import save_bundle
+        from dpst.models.checkpoint import load_checkpoint
+
+        if args.fp16 or args.opset != 18:
+            raise InputError("--bundle writes the shipped format: float32, opset 18")
+        model, _ = load_checkpoint(args.checkpoint)
+        info = {"checkpoint": str(Path(args.checkpoint).resolve())}
+        result = save_bundle(model, args.bundle, info)
+    else:
+        if Path(args.output).suffix.lower() != ".onnx":
+            raise InputError(f"-o must name a .onnx file, got {args.output}")
+        result = export_checkpoint(args.checkpoint, args.output, opset=args.opset, fp16=args.fp16)
     meta = result.metadata
     print(
         f"wrote {result.stylizer_path} (stylizer) and {result.style_encoder_path} (style encoder)"

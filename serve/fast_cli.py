@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         help="the stylizer .onnx from dpst export (default: $DPST_MODEL, else "
-        "~/.cache/dpst/model.onnx)",
+        "~/.cache/dpst/model.onnx if present, else the model bundled with dpst)",
     )
     p.add_argument("--content-mask", default=None, help="colour mask or label map of CONTENT")
     p.add_argument("--style-mask", default=None, help="colour mask or label map of STYLE")
@@ -98,11 +98,13 @@ def automatic_labels(args: argparse.Namespace, content, style):
 
 def run(args: argparse.Namespace) -> int:
     import time
+    from pathlib import Path
 
     from dpst.errors import InputError
     from dpst.imageio import read_image, write_image
     from dpst.optim_reference.mask_files import read_mask
     from dpst.serve.runtime import (
+        BUNDLED_MODEL,
         DEFAULT_MODEL_PATH,
         MODEL_ENV,
         FastStylizer,
@@ -136,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
     done = time.perf_counter()
     write_image(args.output, result)
     height, width = result.shape[:2]
+    which = "the bundled model" if Path(model_path) == BUNDLED_MODEL else str(model_path)
     print(
         f"wrote {args.output} ({width}x{height}) in {time.perf_counter() - start:.2f} s "
-        f"(model {done - loaded:.2f} s on {stylizer.provider})"
+        f"({which}: {done - loaded:.2f} s on {stylizer.provider})"
     )
     return 0
