@@ -35,8 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--backbone",
         choices=("vgg19", "random"),
         default="vgg19",
-        help="with --quality: vgg19 needs the weights (see README); random is a seeded "
-        "stand-in",
+        help="with --quality: vgg19 needs the weights (see README); random is a seeded stand-in",
     )
     p.add_argument("--vgg-weights", help="path to VGG-19 weights (or env DPST_VGG_WEIGHTS)")
     p.add_argument("--size", type=int, default=DEMO_SIZE, help="working long side")

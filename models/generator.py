@@ -299,9 +299,7 @@ class Generator(nn.Module):
         # Colour statistics and the MKL maps stay float32 in a float16 model: covariances of
         # about 1e-3 and 25 Newton-Schulz iterations lose too much in float16.
         wide = torch.promote_types(style.dtype, torch.float32)
-        colour = masked_colour_stats(
-            style.to(wide), style_masks.to(wide), self._prior_mass(style)
-        )
+        colour = masked_colour_stats(style.to(wide), style_masks.to(wide), self._prior_mass(style))
         return StyleCode(
             torch.cat([s[0] for s in stats], 2), torch.cat([s[1] for s in stats], 2), *colour
         )

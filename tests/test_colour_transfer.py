@@ -38,9 +38,7 @@ def test_newton_schulz_square_roots_match_scipy(condition):
     root, inv_root = sqrtm_newton_schulz(matrix.unsqueeze(0), iterations=40)
     expected = scipy.linalg.sqrtm(matrix.numpy()).real
     np.testing.assert_allclose(root[0].numpy(), expected, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(
-        inv_root[0].numpy(), np.linalg.inv(expected), rtol=1e-8, atol=1e-8
-    )
+    np.testing.assert_allclose(inv_root[0].numpy(), np.linalg.inv(expected), rtol=1e-8, atol=1e-8)
 
 
 def test_masked_colour_stats_are_the_direct_weighted_moments():
@@ -102,7 +100,7 @@ def test_maps_to_grid_mixes_maps_cell_by_cell():
     weights = weights / weights.sum(1, keepdim=True)
     grid = maps_to_grid(maps, weights)
     d, y, x = 1, 0, 1
-    expected = (maps[0, 0] * weights[0, 0, d, y, x] + maps[0, 1] * weights[0, 1, d, y, x])
+    expected = maps[0, 0] * weights[0, 0, d, y, x] + maps[0, 1] * weights[0, 1, d, y, x]
     np.testing.assert_allclose(grid[0, :, d, y, x].numpy(), expected.reshape(12).numpy())
 
 
