@@ -46,6 +46,10 @@ def folders(tmp_path_factory):
     for name in ("astronaut", "chelsea", "coffee", "rocket"):
         write_image(photos / f"{name}.jpg", sample_photo(name, 64))
     (photos / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (photos / "PROVENANCE.csv").write_text(
+        "file,source_repository,source_path,licence,notes\n"
+        "chelsea.jpg,scikit-image/scikit-image,skimage/data/chelsea.png,CC0,a cat\n"
+    )
     _cube(looks / "warm.cube", 5, lambda c: [c[0] ** 0.7, c[1], c[2] ** 1.5])
     _cube(looks / "fade.cube", 5, lambda c: 0.1 + 0.8 * c)
     _cube(looks / "mono.cube", 5, lambda c: [c.mean()] * 3)
@@ -120,6 +124,8 @@ def test_resume_continues_exactly_and_bad_files_are_listed(folders, tmp_path, on
     assert any("truncated.png" in p for p in whole["skipped_files"])
     assert any("bad.cube" in p for p in whole["skipped_files"])
     assert "val/psnr" in whole["validation"]
+    credits = (tmp_path / "whole" / "credits.csv").read_text().splitlines()
+    assert credits[0].startswith("set,file,") and credits[1].startswith("photos,chelsea.jpg,")
 
     first = train_looks(TINY, photos, looks, tmp_path / "split", stop_at=3, progress=False)
     assert first["steps"] == 3 and not first["finished"]

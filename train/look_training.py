@@ -8,7 +8,8 @@ drawn from the held-out files, scored by PSNR and mean CIEDE2000 to their target
 
 Run folder (as ``dpst train``'s): ``config.json``, ``last.pt`` (atomic, every
 ``checkpoint_every`` steps, on SIGTERM and Ctrl-C; the previous one kept as ``prev.pt``),
-``metrics.jsonl``, ``tensorboard/``, ``summary.json`` (with the skipped files). Running the
+``metrics.jsonl``, ``tensorboard/``, ``summary.json`` (with the skipped files),
+``credits.csv`` (the folders' ``PROVENANCE.csv`` rows, when they have one). Running the
 same command again resumes exactly: sample ``i`` of the stream is a pure function of the
 seed and ``i``.
 """
@@ -33,6 +34,7 @@ from dpst.models.generator import GeneratorConfig
 from dpst.train.look_loss import LookLossWeights
 
 LAST, PREVIOUS = "last.pt", "prev.pt"
+CREDITS_FILE, PROVENANCE_FILE = "credits.csv", "PROVENANCE.csv"
 STATE_KIND = "dpst-look-train-state"
 
 
@@ -218,6 +220,7 @@ def train_looks(
     })  # fmt: skip
     for problem in skipped:
         print(f"skipped: {problem}", flush=True)
+    write_credits(run_dir / CREDITS_FILE, {"photos": photos, "looks": looks})
     val_batches = _validation_batches(val_pool, val_looks, config, device)
     from torch.utils.tensorboard import SummaryWriter
 
@@ -275,6 +278,30 @@ def train_looks(
     }  # fmt: skip
     write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def write_credits(path: Path, folders: dict[str, str | Path]) -> None:
+    """Every training file's credit, from each folder's ``PROVENANCE.csv`` when it has one
+    (``file, source_repository, source_path, licence, notes``): what a model card must carry."""
+    import csv
+    import io
+
+    rows = []
+    for name, folder in folders.items():
+        provenance = Path(folder) / PROVENANCE_FILE
+        if provenance.is_file():
+            with open(provenance, newline="", encoding="utf-8") as fh:
+                rows += [{"set": name, **row} for row in csv.DictReader(fh)]
+    if not rows:
+        return
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    data = out.getvalue().encode()
+    from dpst.imageio import atomic_write
+
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def _flush_denormals(_worker: int) -> None:
