@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpst.constants import UNLABELLED
 from dpst.data.luts import apply_lut, blend_luts, identity_lut, random_look
 from dpst.data.photo_pool import PhotoPool
 
-UNLABELLED = -1
 # A region must cover this share of both views to keep its own look; smaller ones join the
 # largest region (both views alike, so content and style carry the same label set).
 MIN_REGION_SHARE = 0.05

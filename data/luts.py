@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from pillow_lut import load_cube_file
 
+from dpst.constants import LUMA_REC709
 from dpst.errors import InputError
 from dpst.imageio import pil_to_rgb_array
 
@@ -28,7 +29,6 @@ LATTICE_SIZE = 17  # the shared looks' .cube size; 17^3 nodes keep a library of 
 CUBE_SUFFIXES = (".cube",)
 HALD_SUFFIXES = (".png", ".tif", ".tiff")
 LUT_SUFFIXES = CUBE_SUFFIXES + HALD_SUFFIXES
-LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 weights: the looks are sRGB/Rec.709 encoded
 
 
 def _fail(path: Path, problem: object) -> InputError:
@@ -182,7 +182,7 @@ def random_look(generator: torch.Generator, size: int = LATTICE_SIZE) -> torch.T
     """
     like = {"dtype": torch.float64, "device": generator.device}
     opts = like | {"generator": generator}
-    luma = torch.tensor(LUMA, **like)
+    luma = torch.tensor(LUMA_REC709, **like)
 
     def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
         return low + (high - low) * torch.rand(shape, **opts)

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dpst.constants import LUMA_REC601
 from dpst.data.pairs import PairingConfig, PairsResult, build_pairs, write_label_map
 
 # scikit-image's colour photographs that need no download (skimage.data).
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 DEFAULT_LONG_SIDE = 256
-# ITU-R BT.601 luma weights.
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def sample_image(name: str, long_side: int | None = DEFAULT_LONG_SIDE) -> np.ndarray:
@@ -38,7 +37,7 @@ def brightness_labels(image: np.ndarray) -> np.ndarray:
     """``(H,W)`` int64: 1 where luminance exceeds the Otsu threshold, else 0."""
     from skimage.filters import threshold_otsu
 
-    luma = image @ LUMA
+    luma = image @ np.asarray(LUMA_REC601, dtype=np.float32)
     return (luma > threshold_otsu(luma)).astype(np.int64)
 
 

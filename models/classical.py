@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from dpst.constants import UNLABELLED
 from dpst.optim_reference.postfilter import PostFilterConfig, smooth_local_affine
 
-UNLABELLED = -1
 # Floor on the eigenvalues of the content's colour covariance, in [0, 1]^2 units: a
 # standard deviation of about 0.03 (8 levels of 255). MKL stretches every direction of the
 # content's colour distribution to the style's spread; along a direction where the content

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dpst.constants import LUMA_REC601
 from dpst.errors import InputError
 from dpst.models.bilateral_grid import NUM_COEFFS, SLICE_METHODS, identity_grid, slice_and_apply
 from dpst.models.colour_transfer import (
@@ -48,8 +49,6 @@ from dpst.models.colour_transfer import (
 from dpst.models.label_masks import masks_for_image
 from dpst.models.masked_adain import assignment_weights, masked_adain, masked_mean_std
 
-# Rec. 601 luma: the guide starts as the pixel's luminance.
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 # Images and masks may exceed [0, 1] by this much from float round-off.
 RANGE_SLACK = 1e-4
 # Masks may disagree with the image's aspect ratio by this fraction (plus one pixel).
@@ -205,7 +204,8 @@ class Generator(nn.Module):
             self.guide_curve.weight[:3].copy_(torch.eye(3).view(3, 3, 1, 1))
             self.guide_curve.bias[:3].zero_()
             nn.init.normal_(self.guide_mix.weight, std=scale / math.sqrt(self.config.guide_hidden))
-            self.guide_mix.weight[0, :3, 0, 0] = torch.tensor(LUMA_WEIGHTS)
+            # The guide starts as the pixel's luminance.
+            self.guide_mix.weight[0, :3, 0, 0] = torch.tensor(LUMA_REC601)
             self.guide_mix.bias.zero_()
 
     # ----- inputs -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from dpst.constants import IMAGENET_MEAN, IMAGENET_STD
 from dpst.errors import DpstError, WeightsNotFoundError
 from dpst.models.ade20k import GROUP_NAMES, class_to_group_table
 from dpst.models.segmenter import (
@@ -31,8 +32,6 @@ from dpst.models.segmenter import (
 INSTALL_HINT = "pip install 'dpst[seg]'"
 # SegformerImageProcessor's defaults, used when a model ships no preprocessor_config.json.
 DEFAULT_INPUT_SIZE = (512, 512)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PREPROCESSOR_FILE = "preprocessor_config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-UNLABELLED = -1
+from dpst.constants import UNLABELLED
 
 
 @dataclass

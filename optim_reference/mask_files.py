@@ -12,13 +12,11 @@ import os
 import numpy as np
 from PIL import Image
 
+from dpst.constants import UNLABELLED
 from dpst.errors import InputError
 from dpst.imageio import open_image, pil_to_rgb_array, warn
 
 from .palette import COLOUR_TOLERANCE, MASK_PALETTE, PAPER_PALETTE
-
-# Also defined in labels.py (which needs torch and scipy); a test keeps them equal.
-UNLABELLED = -1
 
 # 8-bit single-channel files: a colour mask has (almost) no non-paper 3x3 blocks.
 COLOUR_MASK_MAX_INTERIOR = 0.01

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from dpst.constants import CAFFE_MEAN_BGR, CAFFE_PIXEL_SCALE
 from dpst.optim_reference.losses import LossWeights, Objective, as_floats
 
 # The published init (neuralstyle_seg.lua): torch.randn * 1e-4 in the network's input space
 # (mean-subtracted, 0-256 scale there), i.e. the mean pixel plus noise of std 1e-4 input
 # units. Our input is x * 255 - mean, so the same std in input units is 1e-4 / 255 in [0, 1].
-CAFFE_MEAN_RGB = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
-INIT_NOISE_STD = 1e-4 / 255.0
+CAFFE_MEAN_RGB = tuple(v / CAFFE_PIXEL_SCALE for v in reversed(CAFFE_MEAN_BGR))
+INIT_NOISE_STD = 1e-4 / CAFFE_PIXEL_SCALE
 # Levels of the 8-bit PNG through which the published stage 2 receives stage 1's result.
 PNG_LEVELS = 255
 # L-BFGS memory of Torch's optim.lbfgs (nCorrection), which the published scripts used.

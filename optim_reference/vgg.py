@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dpst.constants import CAFFE_MEAN_BGR, CAFFE_PIXEL_SCALE, IMAGENET_MEAN, IMAGENET_STD
 from dpst.errors import WeightsNotFoundError
 
 from .vgg_download import download_weights, file_name, how_to_fetch
@@ -75,14 +76,6 @@ VGG19_BLOCK_CHANNELS: tuple[int, ...] = (64, 128, 256, 512, 512)
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-
-# Caffe preprocessing: BGR, 0-255, this mean pixel (BGR order) subtracted. The published Lua
-# code multiplied by 256, not 255; we follow METHOD.md (255).
-CAFFE_MEAN_BGR: tuple[float, float, float] = (103.939, 116.779, 123.68)
-CAFFE_PIXEL_SCALE = 255.0
-# torchvision ImageNet preprocessing: RGB in [0,1], normalised per channel.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 PREPROCESSINGS = ("torchvision", "caffe")
 

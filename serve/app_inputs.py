@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dpst.constants import UNLABELLED
 from dpst.errors import InputError
 from dpst.imageio import pil_to_rgb_array
 from dpst.optim_reference.mask_files import decode_colour_mask, read_mask, resize_labels
 
-UNLABELLED = -1
 # Label of the pixels no layer painted; past every palette index (the palette has 21).
 UNPAINTED = 1000
 # A layer pixel counts as painted from half opacity on: the brush's anti-aliased rim below it

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dpst.constants import UNLABELLED
 from dpst.errors import InputError
-
-UNLABELLED = -1
 
 
 def mask_size(height: int, width: int, long_side: int) -> tuple[int, int]:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpst.constants import LUMA_REC601
 from dpst.data.manifest import Entry, check_entry
 from dpst.errors import InputError
 from dpst.imageio import from_tensor, read_image, resize_long_side, to_tensor, warn
@@ -45,8 +46,6 @@ from dpst.train.objective import (
     generator_masks,
 )
 
-# Rec. 601 luma, for the structure-kept SSIM.
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 TERMS = ("content", "style", "tv", "photorealism", "total")
 # Backbone identity fields that say which weights were used.
 IDENTITY_KEYS = ("name", "seed", "sha256", "preprocessing")
@@ -199,12 +198,13 @@ def image_metrics(output: np.ndarray, reference: np.ndarray, content: np.ndarray
     """PSNR and SSIM of ``output`` to ``reference``, SSIM of its luminance to the content's."""
     from skimage.metrics import peak_signal_noise_ratio
 
+    luma = np.asarray(LUMA_REC601, dtype=np.float32)  # for the structure-kept SSIM
     mse = float(np.mean((output - reference) ** 2))
     psnr = float("inf") if mse == 0 else peak_signal_noise_ratio(reference, output, data_range=1.0)
     return {
         "psnr": float(psnr),
         "ssim": _ssim(output, reference, channel_axis=2),
-        "ssim_content_luma": _ssim(output @ LUMA, content @ LUMA),
+        "ssim_content_luma": _ssim(output @ luma, content @ luma),
     }
 
 

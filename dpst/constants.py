@@ -1,0 +1,26 @@
+"""Numbers every package shares, each written once (no torch, no NumPy: plain tuples).
+
+Modules import these by name; a value that appears in two files is a value that can drift.
+"""
+
+from __future__ import annotations
+
+# The label of a pixel that belongs to no region: the anti-aliased edges of colour masks,
+# unpainted strokes' rims, unknown colours. Excluded from every mask.
+UNLABELLED = -1
+
+# Caffe VGG preprocessing (the network the paper used): BGR, 0-255, this mean pixel
+# subtracted, in BGR order. The published Lua code multiplied by 256, not 255; we follow
+# METHOD.md (255).
+CAFFE_MEAN_BGR: tuple[float, float, float] = (103.939, 116.779, 123.68)
+CAFFE_PIXEL_SCALE = 255.0
+
+# torchvision's ImageNet preprocessing (and SegformerImageProcessor's defaults): RGB in
+# [0, 1], normalised per channel.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+# Luma weights of R, G, B. ITU-R BT.601 for photos (what SSIM on luminance and the
+# generator's guide use); BT.709 for the looks, which are sRGB/Rec.709 encoded.
+LUMA_REC601: tuple[float, float, float] = (0.299, 0.587, 0.114)
+LUMA_REC709: tuple[float, float, float] = (0.2126, 0.7152, 0.0722)
