@@ -24,9 +24,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-AFFINE_ROWS = 3
-AFFINE_COLS = 4
-NUM_COEFFS = AFFINE_ROWS * AFFINE_COLS
+# The maps' layout and their application are the post-filter's too: one definition.
+from dpst.optim_reference.affine import AFFINE_COLS, AFFINE_ROWS, NUM_COEFFS, apply_affine
+
 SLICE_METHODS = ("grid_sample", "gather")
 
 
@@ -133,38 +133,6 @@ def slice_grid(grid: torch.Tensor, guide: torch.Tensor, method: str = "grid_samp
     if method == "gather":
         return _slice_planar_gather(grid, guide).view(guide.shape[0], NUM_COEFFS, *guide.shape[2:])
     raise ValueError(f"slice method must be one of {SLICE_METHODS}, got {method!r}")
-
-
-def apply_affine(coeffs: torch.Tensor, image: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
-    """Apply per-pixel 3x4 affine colour transforms: ``out_c = sum_j A[c,j] * x_j + A[c,3]``.
-
-    Args:
-        coeffs: 12 coefficients along ``channel_dim`` (row-major 3x4), any other layout.
-        image: the same shape with 3 channels along ``channel_dim``.
-
-    Returns:
-        3 channels along ``channel_dim``, otherwise the shape of ``image``.
-    """
-    if coeffs.shape[channel_dim] != NUM_COEFFS or image.shape[channel_dim] != AFFINE_ROWS:
-        raise ValueError(
-            f"need 12 coefficients and 3 colour channels along dim {channel_dim}, "
-            f"got {tuple(coeffs.shape)} and {tuple(image.shape)}"
-        )
-
-    dim = channel_dim % coeffs.dim()
-
-    def coefficient(col: int) -> torch.Tensor:
-        # A[:, col] for the three output channels: every 4th coefficient from ``col``.
-        index = [slice(None)] * coeffs.dim()
-        index[dim] = slice(col, None, AFFINE_COLS)
-        return coeffs[tuple(index)]
-
-    # One new tensor, updated in place: at 4K each extra temporary costs more in page faults
-    # than in arithmetic.
-    out = torch.addcmul(coefficient(AFFINE_ROWS), coefficient(0), image.narrow(channel_dim, 0, 1))
-    for col in range(1, AFFINE_ROWS):
-        out.addcmul_(coefficient(col), image.narrow(channel_dim, col, 1))
-    return out
 
 
 def slice_and_apply(

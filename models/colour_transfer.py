@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dpst.models.bilateral_grid import NUM_COEFFS
+from dpst.optim_reference.affine import NUM_COEFFS
 
 # Added to both covariances (in [0, 1] units: a standard deviation of about 0.03): a flat
 # content region (a clear sky) would otherwise get an unbounded gain along its thin

@@ -39,7 +39,7 @@ from torch import nn
 
 from dpst.constants import LUMA_REC601
 from dpst.errors import InputError
-from dpst.models.bilateral_grid import NUM_COEFFS, SLICE_METHODS, identity_grid, slice_and_apply
+from dpst.models.bilateral_grid import SLICE_METHODS, identity_grid, slice_and_apply
 from dpst.models.colour_transfer import (
     maps_to_grid,
     masked_colour_stats,
@@ -48,6 +48,7 @@ from dpst.models.colour_transfer import (
 )
 from dpst.models.label_masks import masks_for_image
 from dpst.models.masked_adain import assignment_weights, masked_adain, masked_mean_std
+from dpst.optim_reference.affine import NUM_COEFFS
 
 # Images and masks may exceed [0, 1] by this much from float round-off.
 RANGE_SLACK = 1e-4

@@ -17,8 +17,9 @@ Conventions, following the published CUDA kernels (``cuda_utils.cu`` of the pape
   ``e = edge``, over the ``(2 radius + 1)^2`` window clipped to the image, normalised by the
   sum of the weights. The published code works in BGR; both steps treat the channels
   symmetrically, so the result is the same in RGB.
-- Coefficient layout ``(B, 12, H, W)``: channel ``4k + j`` (``j < 3``) multiplies content
-  channel ``j`` in output channel ``k``; channel ``4k + 3`` is output channel ``k``'s offset.
+- Coefficient layout ``(B, 12, H, W)``, as :mod:`dpst.optim_reference.affine` defines it:
+  channel ``4k + j`` (``j < 3``) multiplies content channel ``j`` in output channel ``k``;
+  channel ``4k + 3`` is output channel ``k``'s offset.
 
 The smoothing itself lives in :mod:`dpst.optim_reference.edge_aware`.
 """
@@ -32,6 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from dpst.errors import InputError
+from dpst.optim_reference import affine
+from dpst.optim_reference.affine import AFFINE_COLS, AFFINE_ROWS, NUM_COEFFS
 from dpst.optim_reference.boxfilter import box_sum_valid
 from dpst.optim_reference.edge_aware import (
     SYM3,
@@ -44,7 +47,6 @@ from dpst.optim_reference.edge_aware import (
 )
 
 MODES = ("exact", "fast")
-NUM_COEFFS = 12
 # The fit runs on row bands of about this many pixels (on CPU), so temporaries stay
 # bounded; 32k pixels keep the band's 22 float64 sums in cache (3.5x faster than 256k).
 _FIT_BAND_PIXELS = 1 << 15
@@ -152,15 +154,15 @@ def _fit_band(
     cof, det = sym3_cofactors(*scatter)
     inv_det = 1.0 / det
     coeffs = torch.empty(batch, NUM_COEFFS, r1 - r0, width, dtype=_FIT_DTYPE, device=buf.device)
-    for k in range(3):
+    for k in range(AFFINE_ROWS):
         cross = sums[:, 13 + 3 * k : 16 + 3 * k] - t[:, k : k + 1] * mean
-        a = coeffs[:, 4 * k : 4 * k + 3]
+        a = coeffs[:, AFFINE_COLS * k : AFFINE_COLS * k + 3]
         for j in range(3):
             torch.mul(cof[sym3_index(j, 0)], cross[:, 0], out=a[:, j])
             a[:, j].addcmul_(cof[sym3_index(j, 1)], cross[:, 1])
             a[:, j].addcmul_(cof[sym3_index(j, 2)], cross[:, 2])
         a.mul_(inv_det[:, None])
-        coeffs[:, 4 * k + 3] = t[:, k] / n - (a * mean).sum(1)
+        coeffs[:, AFFINE_COLS * k + 3] = t[:, k] / n - (a * mean).sum(1)
     return coeffs.to(content.dtype)
 
 
@@ -214,12 +216,7 @@ def apply_affine(coeffs: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """
     _check_image("content", content)
     _check_coeffs(coeffs, content)
-    return _apply(coeffs, content)
-
-
-def _apply(coeffs: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    maps = coeffs.unflatten(1, (3, 4))
-    return (maps[:, :, :3] * content[:, None]).sum(2) + maps[:, :, 3]
+    return affine.apply_affine(coeffs, content)
 
 
 def smooth_local_affine(
@@ -247,7 +244,7 @@ def smooth_local_affine(
     coeffs = fit_local_affine(content, output, config.fit_radius, config.ridge)
     coeffs = smooth_coefficients(coeffs, content, config)
     if full_res_content is None:
-        return _apply(coeffs, content).clamp_(0.0, 1.0)
+        return affine.apply_affine(coeffs, content).clamp_(0.0, 1.0)
     _check_full_res(full_res_content, content)
     return upsample_apply(coeffs, content, full_res_content).clamp_(0.0, 1.0)
 
@@ -279,7 +276,7 @@ def upsample_apply(
     _check_full_res(full_res_content, content)
     result = torch.empty_like(full_res_content)
     for r0, r1, maps in upsample_bands(coeffs, content, full_res_content, UPSAMPLE_EDGE):
-        result[:, :, r0:r1] = _apply(maps, full_res_content[:, :, r0:r1])
+        result[:, :, r0:r1] = affine.apply_affine(maps, full_res_content[:, :, r0:r1])
     return result
 
 
