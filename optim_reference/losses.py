@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from dpst.optim_reference.masks import propagate_masks
-from dpst.optim_reference.vgg import CONTENT_LAYER, STYLE_LAYERS
+from dpst.optim_reference.vgg_layout import CONTENT_LAYER, STYLE_LAYERS
 
 # A label's Gram product is restricted to its mask's support when that covers at most this
 # fraction of the positions; above it, the gather costs more than it saves.

@@ -48,7 +48,7 @@ from .mask_files import (
     read_mask,
     resize_labels,
 )
-from .vgg import VGG19_LAYER_INDEX, VGG19_LAYOUT
+from .vgg_layout import VGG19_LAYER_INDEX, VGG19_LAYOUT
 
 # The label policy lives in labels.py; it is re-exported here, the one place callers import
 # mask handling from.

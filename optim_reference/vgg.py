@@ -1,8 +1,7 @@
 """VGG-19's convolutional part up to relu5_1, frozen, with named layer outputs.
 
-Layer names follow Caffe (``conv4_2``, ``relu4_2``, ``pool4``); indices appear in one place
-only, the position of a layer in :data:`VGG19_LAYOUT`, which is also its index in
-torchvision's ``vgg19().features`` and in the Caffe port's state dict (``features.N.*``).
+Layer names follow Caffe (``conv4_2``, ``relu4_2``, ``pool4``); the layout, by name, is
+:mod:`dpst.optim_reference.vgg_layout` (torch-free), re-exported here.
 
 Weights (METHOD.md section 2): the paper used the original Caffe VGG-19 with Caffe
 preprocessing; torchvision's ImageNet VGG-19 is another network with another input scale,
@@ -45,6 +44,14 @@ from dpst.constants import CAFFE_MEAN_BGR, CAFFE_PIXEL_SCALE, IMAGENET_MEAN, IMA
 from dpst.errors import WeightsNotFoundError
 
 from .vgg_download import download_weights, file_name, how_to_fetch
+from .vgg_layout import (  # the layout is re-exported with the network it describes
+    CONTENT_LAYER,  # noqa: F401
+    STYLE_LAYERS,  # noqa: F401
+    VGG19_BLOCK_CHANNELS,  # noqa: F401
+    VGG19_LAYER_INDEX,
+    VGG19_LAYOUT,
+    conv_channels,
+)
 from .vgg_weights import (
     CAFFE_FILE,
     CAFFE_URL,
@@ -57,38 +64,7 @@ from .vgg_weights import (
     read_conv_weights,
 )
 
-
-def _build_layout() -> tuple[tuple[str, str], ...]:
-    layout: list[tuple[str, str]] = []
-    for block, n_convs in enumerate((2, 2, 4, 4, 1), start=1):
-        for i in range(1, n_convs + 1):
-            layout += [(f"conv{block}_{i}", "conv"), (f"relu{block}_{i}", "relu")]
-        if block < 5:
-            layout.append((f"pool{block}", "pool"))
-    return tuple(layout)
-
-
-# (name, kind) in network order; the position is torchvision's `features` index.
-VGG19_LAYOUT: tuple[tuple[str, str], ...] = _build_layout()
-VGG19_LAYER_INDEX: dict[str, int] = {name: i for i, (name, _) in enumerate(VGG19_LAYOUT)}
-# Output channels of each block's convolutions.
-VGG19_BLOCK_CHANNELS: tuple[int, ...] = (64, 128, 256, 512, 512)
-
-CONTENT_LAYER = "relu4_2"
-STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-
 PREPROCESSINGS = ("torchvision", "caffe")
-
-
-def conv_channels() -> dict[str, tuple[int, int]]:
-    """``{conv name: (in_channels, out_channels)}`` for every convolution of the layout."""
-    channels, c_in = {}, 3
-    for name, kind in VGG19_LAYOUT:
-        if kind == "conv":
-            c_out = VGG19_BLOCK_CHANNELS[int(name[4]) - 1]
-            channels[name] = (c_in, c_out)
-            c_in = c_out
-    return channels
 
 
 def preprocess(x: torch.Tensor, preprocessing: str) -> torch.Tensor:

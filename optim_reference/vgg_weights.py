@@ -27,6 +27,8 @@ import torch
 
 from dpst.errors import InputError
 
+from .vgg_layout import VGG19_LAYER_INDEX
+
 ENV_WEIGHTS = "DPST_VGG_WEIGHTS"
 # Where the Caffe file is fetched from on first use; set it to a mirror (or, in tests, a
 # loopback server). The file name must keep torch hub's hash prefix, which is checked.
@@ -97,13 +99,12 @@ def read_conv_weights(
 ) -> tuple[dict[str, torch.Tensor], str, str]:
     """The convolution weights up to conv5_1 under our layer names, the format and its rule.
 
-    ``channels``: ``{conv name: (in, out)}`` in layout order, as from ``vgg.conv_channels()``;
-    the file's key for a conv is ``features.N`` with N its position in the layout (or ``N``
-    alone for a saved ``vgg.features``). Extra keys (classifier, deeper convs) are ignored;
-    a missing or mis-shaped key is a one-line InputError.
+    ``channels``: ``{conv name: (in, out)}`` in layout order, as from
+    ``vgg_layout.conv_channels()``; the file's key for a conv is ``features.N`` with N its
+    position in the layout (or ``N`` alone for a saved ``vgg.features``). Extra keys
+    (classifier, deeper convs) are ignored; a missing or mis-shaped key is a one-line
+    InputError.
     """
-    from .vgg import VGG19_LAYER_INDEX  # the layout lives with the network
-
     state = load_state_dict_file(path)
     prefix = "features." if any(k.startswith("features.") for k in state) else ""
     weights: dict[str, torch.Tensor] = {}
