@@ -10,7 +10,6 @@ A checkpoint is a ``torch.save`` dict of plain types only, so that it loads with
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 
 from dpst import __version__
 from dpst.errors import InputError
+from dpst.imageio import atomic_write
 from dpst.models.generator import Generator, GeneratorConfig
 
 FORMAT = "dpst-generator"
@@ -29,8 +29,9 @@ def save_checkpoint(
 ) -> None:
     """Write ``model`` (config and weights) and ``extra`` to ``path`` atomically.
 
-    The file is written next to its destination and renamed over it, so a crash or a kill
-    leaves either the old checkpoint or the new one, never a partial file.
+    The file is written next to its destination and renamed over it
+    (:func:`dpst.imageio.atomic_write`), so a crash or a kill leaves either the old
+    checkpoint or the new one, never a partial file; it gets the usual permissions.
 
     Args:
         extra: plain Python values and tensors only (numbers, strings, lists, dicts), e.g.
@@ -45,17 +46,7 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(

@@ -46,6 +46,7 @@ from torch import nn
 
 from dpst import __version__
 from dpst.errors import InputError
+from dpst.imageio import atomic_write
 from dpst.models.generator import Generator, StyleCode
 from dpst.models.label_masks import UNLABELLED, masks_for_image
 from dpst.models.onnx_format import (
@@ -190,9 +191,7 @@ def _export_graph(module, args, path: Path, inputs, outputs, dynamic, opset, met
         for key, value in encode_metadata(metadata).items():
             proto.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(proto, full_check=True)
-        final = Path(tmp) / "final.onnx"
-        onnx.save(proto, final)
-        os.replace(final, path)
+        atomic_write(path, lambda fh: fh.write(proto.SerializeToString()))
 
 
 def export_onnx(

@@ -16,14 +16,12 @@ Two files per label map:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from dpst.imageio import to_uint8, write_image
+from dpst.imageio import atomic_write, to_uint8, write_image
 from dpst.optim_reference.palette import MASK_PALETTE
 
 OVERLAY_ALPHA = 0.5  # weight of the label colour over the photo
@@ -59,22 +57,14 @@ def write_colour_mask(path: str | os.PathLike, labels: np.ndarray, palette=MASK_
 
 
 def write_label_png(path: str | os.PathLike, labels: np.ndarray, palette=MASK_PALETTE) -> None:
-    """Write the label map as a palette PNG: pixel value = label, palette = mask colours."""
+    """Write the label map as a palette PNG (pixel value = label, palette = mask colours),
+    atomically."""
     colours = palette_array(palette)
     labels = _check_labels(labels, len(colours))
     h, w = labels.shape
     img = Image.frombytes("P", (w, h), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
     img.putpalette(colours.flatten().tolist())
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: img.save(fh, format="PNG"))
 
 
 def overlay(

@@ -100,6 +100,9 @@ def test_save_and_load_give_the_same_output(tmp_path):
     path = tmp_path / "ckpt" / "gen.pt"
     save_checkpoint(path, model, extra={"step": 12, "labels": ["sky", "tree"]})
     assert os.listdir(path.parent) == ["gen.pt"]  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only 0600
     loaded, extra = load_checkpoint(path)
     assert extra == {"step": 12, "labels": ["sky", "tree"]}
     assert loaded.config == model.config and not loaded.training

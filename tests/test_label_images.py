@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -85,6 +86,10 @@ def test_label_png_holds_the_integers_and_shows_the_colours(tmp_path):
     assert img.mode == "P"
     assert np.array_equal(np.asarray(img), labels)
     assert np.array_equal(np.asarray(img.convert("RGB")), palette_array()[labels])
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = (tmp_path / "labels.png").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask  # the usual permissions, not mkstemp's owner-only 0600
 
 
 @pytest.mark.parametrize("num_labels", [1, 2, 9, len(MASK_PALETTE)])
