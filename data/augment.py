@@ -17,9 +17,6 @@ from typing import Any
 
 import numpy as np
 
-IMAGE_KEYS = ("content", "style", "target")
-MASK_KEYS = ("content_mask", "style_mask")
-
 
 @dataclass
 class AugmentConfig:

@@ -170,24 +170,6 @@ def total_variation(image: torch.Tensor, scale: float = TV_PIXEL_SCALE) -> torch
     return 0.5 * (dx.pow(2) + dy.pow(2)).flatten(1).sum(1)
 
 
-class TotalVariation(nn.Module):
-    """Module form of :func:`total_variation`."""
-
-    def __init__(self, scale: float = TV_PIXEL_SCALE):
-        super().__init__()
-        self.scale = scale
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return total_variation(image, self.scale)
-
-
-class ContentLoss(nn.Module):
-    """Module form of :func:`content_loss`."""
-
-    def forward(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return content_loss(features, target)
-
-
 def _style_targets(
     backbone: nn.Module, style: torch.Tensor, masks: torch.Tensor, layers: Sequence[str]
 ) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -52,7 +52,6 @@ class StageResult:
     iterations: int
     status: str  # "completed" | "non-finite" | "interrupted" | "cancelled"
     seconds: float
-    extra: dict = field(default_factory=dict)
 
 
 def _finite(terms: dict[str, torch.Tensor]) -> bool:
