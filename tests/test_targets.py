@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 from PIL import Image
 
 from dpst.cli import main
-from dpst.train.targets import ENV_KILL_AFTER, LOGS_DIR, SUMMARY_FILE, TARGETS_DIR
+from dpst.train.targets import LOGS_DIR, SUMMARY_FILE, TARGETS_DIR
 
 FAST = ["--backbone", "random", "--size", "32", "--iters", "2", "--no-postfilter", "--quiet"]
 SUBPROCESS_TIMEOUT = 300
@@ -44,6 +46,46 @@ def _run(args, **env) -> subprocess.CompletedProcess:
     )
 
 
+# `python -m dpst ARGS` that, about to start its third pair, says so and waits: two pairs are
+# then finished and logged and nothing else is begun, and the test kills it there.
+_PAUSE_BEFORE_THIRD_PAIR = textwrap.dedent(
+    """
+    import sys, time
+    from dpst.train import targets
+    real, calls = targets.make_target, []
+    def make_target(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            print("paused", flush=True)
+            time.sleep(SUBPROCESS_TIMEOUT)
+        return real(*args, **kwargs)
+    targets.make_target = make_target
+    from dpst.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+).replace("SUBPROCESS_TIMEOUT", str(SUBPROCESS_TIMEOUT))
+
+
+def _kill_when_paused(args, log: Path) -> int:
+    """Run ``dpst ARGS`` under the pausing driver, SIGKILL it once paused: its return code."""
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _PAUSE_BEFORE_THIRD_PAIR, *args],
+            env=_env(), stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+        guard = threading.Timer(SUBPROCESS_TIMEOUT, proc.kill)  # never hang the suite
+        guard.start()
+        try:
+            for line in proc.stdout:
+                if line.strip() == "paused":
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            return proc.wait()
+        finally:
+            guard.cancel()
+            proc.stdout.close()
+
+
 def _digests(out: Path) -> dict[str, str]:
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
@@ -65,9 +107,9 @@ def _ids(manifest: Path) -> list[str]:
 
 def test_resume_after_kill_does_nothing_twice(pairs, tmp_path):
     out = tmp_path / "out"
-    args = ["-m", "dpst", "targets", str(pairs), "--out", str(out), *FAST]
-    killed = _run(args, **{ENV_KILL_AFTER: "2"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    args = ["targets", str(pairs), "--out", str(out), *FAST]
+    returncode = _kill_when_paused(args, tmp_path / "killed.stderr")
+    assert returncode == -signal.SIGKILL, (tmp_path / "killed.stderr").read_text()
     first = _digests(out)
     assert len(first) == 4  # two pairs: image and report each
     assert not (out / SUMMARY_FILE).exists()

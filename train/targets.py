@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import socket
 import time
 import traceback
@@ -42,8 +41,6 @@ OUTPUT_MANIFEST = "manifest.jsonl"
 UNHASHED_FIELDS = ("device", "snapshot_every")
 # Backbone identity fields that say which weights were used (not where they were found).
 HASHED_BACKBONE_FIELDS = ("name", "sha256", "seed", "preprocessing", "format")
-# Test hook: the process SIGKILLs itself after finishing this many pairs (resume tests).
-ENV_KILL_AFTER = "DPST_TEST_KILL_AFTER"
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
 
@@ -229,12 +226,6 @@ def record_failure(out: Path, entry: Entry, err: BaseException, cfg_hash: str, c
     return record
 
 
-def _maybe_kill_self(finished: int) -> None:
-    limit = os.environ.get(ENV_KILL_AFTER)
-    if limit and finished >= int(limit):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def run_shard(
     entries: list[Entry],
     indices: list[int],
@@ -251,7 +242,7 @@ def run_shard(
     stats = RunStats()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as log:
-        for count, index in enumerate(indices, start=1):
+        for index in indices:
             entry = entries[index]
             t0 = time.perf_counter()
             try:
@@ -277,7 +268,6 @@ def run_shard(
             }
             log.write(json.dumps(line) + "\n")
             log.flush()
-            _maybe_kill_self(count)
     return stats
 
 
