@@ -17,7 +17,6 @@ seed and ``i``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from dpst.errors import InputError
 from dpst.imageio import write_json
 from dpst.models.generator import GeneratorConfig
 from dpst.train.look_loss import LookLossWeights
+from dpst.train.run_log import append_jsonl, drop_lines_after, image_grid
 
 LAST, PREVIOUS = "last.pt", "prev.pt"
 CREDITS_FILE, PROVENANCE_FILE = "credits.csv", "PROVENANCE.csv"
@@ -189,7 +189,7 @@ def train_looks(
     from dpst.data.look_pairs import LookPairDataset, LookSampler
     from dpst.data.luts import LookLibrary
     from dpst.data.photo_pool import PhotoPool
-    from dpst.train.loop import StopSignal
+    from dpst.train.stop_signal import StopSignal
 
     try:
         config.validate()
@@ -225,7 +225,7 @@ def train_looks(
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1)
-    _drop_metrics_after(run_dir / "metrics.jsonl", step)
+    drop_lines_after(run_dir / "metrics.jsonl", step)
     dataset = LookPairDataset(sampler, config.seed, config.steps * config.batch_size)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, range(step * config.batch_size, len(dataset))),
@@ -249,18 +249,20 @@ def train_looks(
                 t_log, since = time.perf_counter(), 0
                 for key, value in logs.items():
                     writer.add_scalar(f"train/{key}", value, step)
-                _append(run_dir / "metrics.jsonl", {"step": step, **logs})
+                append_jsonl(run_dir / "metrics.jsonl", {"step": step, **logs})
                 if progress:
                     print(f"step {step}/{config.steps}  loss {logs['loss']:.4f}  "
                           f"Lab L1 {logs['colour_l1_lab']:.4f}  stats {logs['statistics']:.5f}  "
                           f"lr {logs['lr']:.2e}  {seconds:.2f} s/step", flush=True)  # fmt: skip
             if config.image_every and step % config.image_every == 0:
-                writer.add_image("train/content_style_output_target", _grid(batch, output), step)
+                writer.add_image(
+                    "train/content_style_output_target", image_grid(batch, output), step
+                )
             if val_batches and config.val_every and step % config.val_every == 0:
                 val = validate_batches(model, val_batches)
                 for key, value in val.items():
                     writer.add_scalar(key, value, step)
-                _append(run_dir / "metrics.jsonl", {"step": step, **val})
+                append_jsonl(run_dir / "metrics.jsonl", {"step": step, **val})
                 if progress:
                     print("  ".join(f"{k} {v:.3f}" for k, v in val.items()), flush=True)
             done = step >= config.steps
@@ -387,23 +389,3 @@ def _validation_batches(pool, library, config: LookTrainConfig, device) -> list[
     size = config.batch_size
     return [_to_device(collate(samples[i : i + size]), device)
             for i in range(0, len(samples), size)]  # fmt: skip
-
-
-def _grid(batch: dict, output: torch.Tensor) -> torch.Tensor:
-    from torchvision.utils import make_grid
-
-    n = min(4, output.shape[0])
-    rows = [batch["content"][:n], batch["style"][:n], output[:n], batch["target"][:n]]
-    return make_grid(torch.cat([r.detach().float().cpu() for r in rows]), nrow=n, padding=2)
-
-
-def _append(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
-
-
-def _drop_metrics_after(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))

@@ -17,9 +17,6 @@ checkpoint and returns (every rank agrees on the step to stop at).
 
 from __future__ import annotations
 
-import json
-import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +26,9 @@ import torch
 
 from dpst.data.manifest import Entry, check_entry, read_manifest
 from dpst.errors import InputError
-from dpst.imageio import atomic_write, write_json
+from dpst.imageio import write_json
 from dpst.train.config import TrainConfig, lr_factor
+from dpst.train.run_log import append_jsonl, drop_lines_after, image_grid
 from dpst.train.sampler import EpochIndexed, batches_from
 from dpst.train.state import (
     LAST_CHECKPOINT,
@@ -40,6 +38,7 @@ from dpst.train.state import (
     restore_rng,
     save_train_checkpoint,
 )
+from dpst.train.stop_signal import StopSignal
 from dpst.train.validation import split_validation
 
 CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_DIR = (
@@ -48,7 +47,6 @@ CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_DIR = (
     "summary.json",
     "tensorboard",
 )
-SHOWN_SAMPLES = 4  # samples per TensorBoard image grid
 
 
 def _read_entries(path: str | Path) -> list[Entry]:
@@ -67,30 +65,6 @@ def check_files(entries: list[Entry]) -> None:
         problems = check_entry(entry, cache)
         if problems:
             raise InputError(f"pair {entry.id} (line {entry.line}): {problems[0]}")
-
-
-class StopSignal:
-    """SIGTERM and the first Ctrl-C ask the loop to stop after the current step; a second
-    Ctrl-C interrupts at once. Handlers are restored on exit."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> StopSignal:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _agree(flag: bool, ctx, device) -> bool:
@@ -121,28 +95,6 @@ def _device(config: TrainConfig, ctx) -> torch.device:
     if ctx.world > 1:  # torchrun: this rank's GPU, or the CPU
         return torch.device(ctx.device or "cpu")
     return resolve_device(config.device)
-
-
-def _grid(batch: dict, output: torch.Tensor) -> torch.Tensor:
-    from torchvision.utils import make_grid
-
-    n = min(SHOWN_SAMPLES, output.shape[0])
-    rows = [batch["content"][:n], batch["style"][:n], output[:n], batch["target"][:n]]
-    return make_grid(torch.cat([r.detach().float().cpu() for r in rows]), nrow=n, padding=2)
-
-
-def _drop_lines_after(path: Path, step: int) -> None:
-    """Forget metrics logged after the checkpoint a run resumes from (they are redone)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-    data = "".join(line + "\n" for line in kept).encode()
-    atomic_write(path, lambda fh: fh.write(data))
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
 
 
 def train(
@@ -272,7 +224,7 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
                 "resumed_from_step": resumed_from,
             },
         )
-        _drop_lines_after(run_dir / METRICS_FILE, resumed_from)
+        drop_lines_after(run_dir / METRICS_FILE, resumed_from)
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resumed_from + 1)
@@ -324,7 +276,7 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
                     t_log, steps_since_log = time.perf_counter(), 0
                     for key, value in logs.items():
                         writer.add_scalar(f"train/{key}", value, state.step)
-                    _append_jsonl(run_dir / METRICS_FILE, {"step": state.step, **logs})
+                    append_jsonl(run_dir / METRICS_FILE, {"step": state.step, **logs})
                     if progress:
                         print(
                             f"step {state.step}/{config.steps}  loss {logs['loss']:.4f}  "
@@ -334,7 +286,7 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
                             flush=True,
                         )
                 if due(config.image_every):
-                    writer.add_image("train/content_style_output_target", _grid(batch, output),
+                    writer.add_image("train/content_style_output_target", image_grid(batch, output),
                                      state.step)  # fmt: skip
                 if validation is not None and due(config.val_every):
                     val_scalars, images = validation(model)
@@ -342,7 +294,7 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
                         writer.add_scalar(key, value, state.step)
                     for i, image in enumerate(images):
                         writer.add_image(f"val/output_{i}", image, state.step)
-                    _append_jsonl(run_dir / METRICS_FILE, {"step": state.step, **val_scalars})
+                    append_jsonl(run_dir / METRICS_FILE, {"step": state.step, **val_scalars})
             stopping = _agree(stop.requested, ctx, device)
             at_limit = stop_at is not None and state.step >= stop_at
             finished = state.step >= config.steps
