@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -196,6 +197,194 @@ def prepare_labels(
     return content_labels, style_labels, info
 
 
+@dataclass
+class _Working:
+    """The run's images on its device: the full-resolution content, both at working size."""
+
+    content_full: torch.Tensor  # (1, 3, H, W)
+    content: torch.Tensor  # (1, 3, h, w), h x w = ``hw``
+    style: torch.Tensor  # (1, 3, hs, ws), hs x ws = ``style_hw``
+    hw: tuple[int, int]
+    style_hw: tuple[int, int]
+
+
+@dataclass
+class _Labels:
+    """The label maps at working size after the label policy (None: one region)."""
+
+    content: np.ndarray | None
+    style: np.ndarray | None
+    info: dict
+
+
+@dataclass
+class _Optimised:
+    """The L-BFGS schedule's outcome: the last iterate (unclamped) and what each stage did."""
+
+    image: torch.Tensor
+    stages: list[dict]
+    interrupted: bool
+    cancelled: bool
+    steps: int  # iterations run in all (TensorBoard's step axis)
+
+
+def planned_iterations(cfg: StylizeConfig, content_shape: tuple[int, ...]) -> int:
+    """Iterations the schedule plans for a content photo of this shape: a progress total."""
+    work_hw = _fit_long_side(tuple(content_shape[:2]), cfg.size)
+    return sum(n for _, _, n in multiscale_schedule(cfg, work_hw))
+
+
+def _working_images(
+    content: np.ndarray, style: np.ndarray, cfg: StylizeConfig, device: torch.device
+) -> _Working:
+    work_hw = _fit_long_side(content.shape[:2], cfg.size)
+    style_hw = _fit_long_side(style.shape[:2], cfg.size)
+    content_full = to_tensor(content).to(device)
+    content_work = _resize(content_full, work_hw)
+    style_work = _resize(to_tensor(style).to(device), style_hw)
+    return _Working(content_full, content_work, style_work, work_hw, style_hw)
+
+
+def _working_labels(
+    content_labels: np.ndarray | None,
+    style_labels: np.ndarray | None,
+    work: _Working,
+    policy: LabelPolicy,
+) -> _Labels:
+    """The maps resized to the working sizes, then made consistent there (the policy sees
+    what the optimiser sees)."""
+    if content_labels is not None:
+        content_labels = _resize_labels(content_labels, work.hw)
+    if style_labels is not None:
+        style_labels = _resize_labels(style_labels, work.style_hw)
+    return _Labels(
+        *prepare_labels(
+            content_labels,
+            style_labels,
+            from_tensor(work.content),
+            from_tensor(work.style),
+            policy,
+        )
+    )
+
+
+def _level_objective(
+    net: torch.nn.Module, work: _Working, labels: _Labels, level: int, cfg: StylizeConfig
+) -> Objective:
+    """The objective at multi-scale ``level``: images, masks and the matting Laplacian there."""
+    hw, shw = level_size(work.hw, level), level_size(work.style_hw, level)
+    c = _resize(work.content, hw)
+    s = _resize(work.style, shw)
+    cm = sm = None
+    if labels.content is not None:
+        ids = labels.info["label_ids"]
+        cm = labels_to_masks(torch.from_numpy(_resize_labels(labels.content, hw))[None], ids)
+        sm = labels_to_masks(torch.from_numpy(_resize_labels(labels.style, shw))[None], ids)
+        cm, sm = cm.to(c.device), sm.to(c.device)
+    matting = None
+    if cfg.stages == 2 and cfg.weights.photorealism:
+        m = cfg.matting
+        matting = MattingLaplacian.build(c, radius=m.radius, eps=m.eps, method=m.method)
+    return Objective(net, c, s, cm, sm, cfg.weights, matting)
+
+
+def _start_image(
+    image: torch.Tensor | None,
+    previous_stage: int,
+    level: int,
+    stage: int,
+    work: _Working,
+    cfg: StylizeConfig,
+) -> torch.Tensor:
+    """Where a stage starts: the mean colour; the previous stage's result (as the published
+    stage 2 reads it back, from an 8-bit PNG); or a coarser level's result carried up."""
+    hw = level_size(work.hw, level)
+    if image is None:
+        return mean_init((1, 3, *hw), cfg.seed, work.content.device)
+    if tuple(image.shape[-2:]) == hw:
+        return as_saved_png(image) if (previous_stage, stage) == (1, 2) else image
+    coarse = _resize(work.content, tuple(image.shape[-2:]))
+    return affine_upsample(coarse, image, _resize(work.content, hw))
+
+
+def _stage_record(level: int, stage: int, planned: int, result: StageResult) -> dict:
+    return {
+        "level": level,
+        "size": list(result.image.shape[-2:]),
+        "stage": stage,
+        "iterations": result.iterations,
+        "planned_iterations": planned,
+        "status": result.status,
+        "seconds": round(result.seconds, 3),
+        "start": result.start,
+        "end": result.end,
+    }
+
+
+def _optimise(
+    net: torch.nn.Module,
+    work: _Working,
+    labels: _Labels,
+    cfg: StylizeConfig,
+    writer,
+    callback: Callable[[IterationEvent], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> _Optimised:
+    """Every (level, stage) of the schedule in order, each objective built once per level."""
+    objective: tuple[int, Objective] | None = None  # one level at a time bounds the memory
+    image: torch.Tensor | None = None
+    stages: list[dict] = []
+    previous_stage = 0
+    step = 0
+
+    def on_iteration(it, terms, current, level, stage, iters) -> None:
+        nonlocal step
+        step += 1
+        if writer is not None:
+            for k, v in terms.items():
+                writer.add_scalar(f"loss/{k}", v, step)
+            if cfg.snapshot_every and it % cfg.snapshot_every == 0:
+                writer.add_image("output", current[0].clamp(0, 1), step)
+        if callback is not None:
+            callback(IterationEvent(level, stage, it, iters, terms, lambda: current))
+
+    for level, stage, iters in multiscale_schedule(cfg, work.hw):
+        if objective is None or objective[0] != level:
+            objective = None
+            objective = (level, _level_objective(net, work, labels, level, cfg))
+        init = _start_image(image, previous_stage, level, stage, work, cfg)
+        result: StageResult = run_lbfgs(
+            objective[1],
+            init,
+            iters,
+            stage_weights(cfg.weights, stage),
+            history_size=cfg.history_size,
+            on_iteration=partial(on_iteration, level=level, stage=stage, iters=iters),
+            should_stop=should_stop,
+        )
+        image, previous_stage = result.image, stage
+        stages.append(_stage_record(level, stage, iters, result))
+        if result.status in ("interrupted", "cancelled"):
+            break
+    assert image is not None
+    statuses = {record["status"] for record in stages}
+    return _Optimised(image, stages, "interrupted" in statuses, "cancelled" in statuses, step)
+
+
+def _post_filter(image: torch.Tensor, work: _Working, cfg: StylizeConfig):
+    """``(final, working)``: the post-filtered output at full resolution (or the clamped
+    working image without the post-filter), and the clamped working image."""
+    if tuple(image.shape[-2:]) != work.hw:
+        image = _resize(image, work.hw)
+    working = image.clamp(0, 1)
+    if not cfg.postfilter:
+        return working, working
+    # Fitted to the unclamped output, as the published SmoothLocalAffine call is: where the
+    # optimiser overshoots [0, 1], the maps keep its slope; the result is clamped.
+    final = smooth_local_affine(work.content, image, cfg.post, full_res_content=work.content_full)
+    return final, working
+
+
 def stylize(
     content: np.ndarray,
     style: np.ndarray,
@@ -231,139 +420,27 @@ def stylize(
     """
     cfg = config or StylizeConfig()
     cfg.validate()
-    backbone_cfg = backbone or BackboneConfig()
     t_start = time.perf_counter()
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-
-    work_hw = _fit_long_side(content.shape[:2], cfg.size)
-    style_hw = _fit_long_side(style.shape[:2], cfg.size)
-    content_full = to_tensor(content).to(device)
-    content_work = _resize(content_full, work_hw)
-    style_work = _resize(to_tensor(style).to(device), style_hw)
-
-    if content_labels is not None:
-        content_labels = _resize_labels(content_labels, work_hw)
-    if style_labels is not None:
-        style_labels = _resize_labels(style_labels, style_hw)
-    content_labels, style_labels, label_info = prepare_labels(
-        content_labels,
-        style_labels,
-        from_tensor(content_work),
-        from_tensor(style_work),
-        cfg.labels,
-    )
-
+    work = _working_images(content, style, cfg, device)
+    labels = _working_labels(content_labels, style_labels, work, cfg.labels)
     if network is not None:
         net, identity = network[0].to(device), network[1]
     else:
-        net, identity = load_backbone(backbone_cfg, device)
+        net, identity = load_backbone(backbone or BackboneConfig(), device)
     writer = None
     if tensorboard_dir:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(tensorboard_dir)
-
-    plan = multiscale_schedule(cfg, work_hw)
-    objectives: dict[int, Objective] = {}
-    stages_report: list[dict] = []
-    image: torch.Tensor | None = None
-    previous_stage = 0
-    interrupted = cancelled = False
-    global_step = 0
-
-    def objective_at(level: int) -> Objective:
-        if level not in objectives:
-            objectives.clear()  # one level at a time keeps memory bounded
-            hw, shw = level_size(work_hw, level), level_size(style_hw, level)
-            c = _resize(content_work, hw)
-            s = _resize(style_work, shw)
-            cm = sm = None
-            if content_labels is not None:
-                ids = label_info["label_ids"]
-                cm = labels_to_masks(
-                    torch.from_numpy(_resize_labels(content_labels, hw))[None], ids
-                )
-                sm = labels_to_masks(torch.from_numpy(_resize_labels(style_labels, shw))[None], ids)
-                cm, sm = cm.to(device), sm.to(device)
-            matting = None
-            if cfg.stages == 2 and cfg.weights.photorealism:
-                m = cfg.matting
-                matting = MattingLaplacian.build(c, radius=m.radius, eps=m.eps, method=m.method)
-            objectives[level] = Objective(net, c, s, cm, sm, cfg.weights, matting)
-        return objectives[level]
-
-    for level, stage, iters in plan:
-        obj = objective_at(level)
-        hw = level_size(work_hw, level)
-        if image is None:
-            init = mean_init((1, 3, *hw), cfg.seed, device)
-        elif tuple(image.shape[-2:]) == hw:
-            # Published: stage 2 reads stage 1's result back from the 8-bit PNG it saved.
-            init = as_saved_png(image) if (previous_stage, stage) == (1, 2) else image
-        else:
-            init = affine_upsample(
-                _resize(content_work, tuple(image.shape[-2:])), image, _resize(content_work, hw)
-            )
-
-        def on_iteration(it, terms, current, _level=level, _stage=stage, _iters=iters):
-            nonlocal global_step
-            global_step += 1
-            if writer is not None:
-                for k, v in terms.items():
-                    writer.add_scalar(f"loss/{k}", v, global_step)
-                if cfg.snapshot_every and it % cfg.snapshot_every == 0:
-                    writer.add_image("output", current[0].clamp(0, 1), global_step)
-            if callback is not None:
-                callback(IterationEvent(_level, _stage, it, _iters, terms, lambda: current))
-
-        result: StageResult = run_lbfgs(
-            obj,
-            init,
-            iters,
-            stage_weights(cfg.weights, stage),
-            history_size=cfg.history_size,
-            on_iteration=on_iteration,
-            should_stop=should_stop,
-        )
-        image = result.image
-        previous_stage = stage
-        stages_report.append(
-            {
-                "level": level,
-                "size": list(image.shape[-2:]),
-                "stage": stage,
-                "iterations": result.iterations,
-                "planned_iterations": iters,
-                "status": result.status,
-                "seconds": round(result.seconds, 3),
-                "start": result.start,
-                "end": result.end,
-            }
-        )
-        if result.status == "interrupted":
-            interrupted = True
-            break
-        if result.status == "cancelled":
-            cancelled = True
-            break
-
-    assert image is not None
-    if tuple(image.shape[-2:]) != work_hw:
-        image = _resize(image, work_hw)
-    working = image.clamp(0, 1)
+    run = _optimise(net, work, labels, cfg, writer, callback, should_stop)
     t_post = time.perf_counter()
-    if cfg.postfilter:
-        # Fitted to the unclamped output, as the published SmoothLocalAffine call is: where
-        # the optimiser overshoots [0, 1], the maps keep its slope; the result is clamped.
-        final = smooth_local_affine(content_work, image, cfg.post, full_res_content=content_full)
-    else:
-        final = working
+    final, working = _post_filter(run.image, work, cfg)
     post_seconds = time.perf_counter() - t_post
     if writer is not None:
-        writer.add_image("final", final[0].clamp(0, 1), global_step)
+        writer.add_image("final", final[0].clamp(0, 1), run.steps)
         writer.close()
-
     report = {
         "dpst_version": __version__,
         "method": "reference optimiser (Deep Photo Style Transfer)",
@@ -373,15 +450,15 @@ def stylize(
         "sizes": {
             "content": list(content.shape[:2]),
             "style": list(style.shape[:2]),
-            "working": list(work_hw),
-            "style_working": list(style_hw),
+            "working": list(work.hw),
+            "style_working": list(work.style_hw),
             "output": list(final.shape[-2:]),
         },
-        "labels": label_info,
-        "stages": stages_report,
+        "labels": labels.info,
+        "stages": run.stages,
         "postfilter": {"applied": cfg.postfilter, "seconds": round(post_seconds, 3)},
         "seconds": round(time.perf_counter() - t_start, 3),
-        "interrupted": interrupted,
-        "cancelled": cancelled,
+        "interrupted": run.interrupted,
+        "cancelled": run.cancelled,
     }
     return StylizeResult(from_tensor(final), from_tensor(working), report)
