@@ -160,10 +160,139 @@ def _load_initial_weights(model, path: str) -> None:
     model.load_state_dict(start.state_dict())
 
 
-def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, progress, on_step):
+def _model_and_state(config: TrainConfig, checkpoint: Path, device: torch.device):
+    """The generator and its training state: resumed from ``checkpoint`` when it exists,
+    else new (seeded, optionally from another run's weights)."""
+    from dpst.models.generator import Generator
+
+    if checkpoint.exists():
+        model, state = load_train_checkpoint(checkpoint, device)
+        if model.config != config.model:
+            raise InputError(
+                f"{checkpoint} holds a generator of another config ({model.config}); use "
+                f"the same model settings to resume, or another --run-dir"
+            )
+        return model, state
+    torch.manual_seed(config.seed)
+    model, state = Generator(config.model).to(device), TrainState()
+    if config.init_from:
+        _load_initial_weights(model, config.init_from)
+    return model, state
+
+
+class _Optimisers:
+    """Adam, its learning-rate schedule and the gradient scaler, restored from ``state``."""
+
+    def __init__(self, model, config: TrainConfig, device: torch.device, state: TrainState):
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), config.lr, betas=tuple(config.betas),
+            weight_decay=config.weight_decay,
+        )  # fmt: skip
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, config)
+        )
+        self.fp16 = device.type == "cuda" and config.amp and config.amp_dtype == "float16"
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.fp16)
+        if state.optimizer is not None:
+            self.optimizer.load_state_dict(state.optimizer)
+            self.scheduler.load_state_dict(state.scheduler)
+            if state.scaler:
+                self.scaler.load_state_dict(state.scaler)
+
+    def save_into(self, state: TrainState) -> None:
+        state.optimizer, state.scheduler = self.optimizer.state_dict(), self.scheduler.state_dict()
+        state.scaler = self.scaler.state_dict() if self.fp16 else None
+
+
+def _distributed(model, ctx, device: torch.device):
+    """The module the steps run: DistributedDataParallel under torchrun, else the model."""
+    if not ctx.initialised:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _batches(config: TrainConfig, entries: list[Entry], state: TrainState, ctx, device):
+    """``(positions, batches)``: the data position after each batch, and the batches, both
+    from where ``state`` left off (this rank's share)."""
     from dpst.data.augment import PairAugment
     from dpst.data.dataset import PairDataset
-    from dpst.models.generator import Generator
+
+    dataset = EpochIndexed(PairDataset(entries, PairAugment(config.augment), config.seed))
+    args = (len(entries), config.batch_size, config.seed, ctx.rank, ctx.world)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=(keys for _, keys in batches_from(state.position, *args)),
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    return batches_from(state.position, *args), iter(loader)
+
+
+class _RunLog:
+    """Rank 0's record of a run: ``config.json``, metrics, TensorBoard, progress lines and
+    validation, each at its own interval."""
+
+    def __init__(
+        self, config: TrainConfig, run_dir: Path, header: dict[str, Any], progress: bool
+    ) -> None:
+        """Write ``config.json`` (``header``), forget metrics past the resume point, open
+        TensorBoard."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.config, self.run_dir, self.progress = config, run_dir, progress
+        resumed_from = header["resumed_from_step"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / CONFIG_FILE, header)
+        drop_lines_after(run_dir / METRICS_FILE, resumed_from)
+        self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resumed_from + 1)
+        self.validation: Any = None  # set when the run validates
+        self.val_scalars: dict[str, float] = {}
+        self._since, self._t_log = 0, time.perf_counter()
+
+    def step(self, step: int, logs: dict[str, float], batch: dict, output, model) -> None:
+        due = _due(step)
+        self._since += 1
+        if due(self.config.log_every):
+            self._scalars(step, logs)
+        if due(self.config.image_every):
+            self.writer.add_image("train/content_style_output_target", image_grid(batch, output),
+                                  step)  # fmt: skip
+        if self.validation is not None and due(self.config.val_every):
+            self.val_scalars, images = self.validation(model)
+            for key, value in self.val_scalars.items():
+                self.writer.add_scalar(key, value, step)
+            for i, image in enumerate(images):
+                self.writer.add_image(f"val/output_{i}", image, step)
+            append_jsonl(self.run_dir / METRICS_FILE, {"step": step, **self.val_scalars})
+
+    def _scalars(self, step: int, logs: dict[str, float]) -> None:
+        seconds = (time.perf_counter() - self._t_log) / self._since
+        self._t_log, self._since = time.perf_counter(), 0
+        for key, value in logs.items():
+            self.writer.add_scalar(f"train/{key}", value, step)
+        append_jsonl(self.run_dir / METRICS_FILE, {"step": step, **logs})
+        if self.progress:
+            print(
+                f"step {step}/{self.config.steps}  loss {logs['loss']:.4f}  "
+                f"J/J_ref {logs['objective_ratio']:.3f}  "
+                f"L1 {logs['distill_l1']:.4f}  lr {logs['lr']:.2e}  "
+                f"{seconds:.2f} s/step",
+                flush=True,
+            )
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _due(step: int) -> Callable[[int], bool]:
+    """Whether an interval of ``every`` steps (0: never) ends at ``step``."""
+    return lambda every: bool(every) and step % every == 0
+
+
+def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, progress, on_step):
     from dpst.optim_reference.vgg import load_backbone
     from dpst.train.evaluate import EvalConfig
     from dpst.train.step import compute_loss, optimiser_step, prepare_batch
@@ -173,128 +302,55 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
     device = _device(config, ctx)
     net, identity = load_backbone(config.backbone, device)
     checkpoint = run_dir / LAST_CHECKPOINT
-    if checkpoint.exists():
-        model, state = load_train_checkpoint(checkpoint, device)
-        if model.config != config.model:
-            raise InputError(
-                f"{checkpoint} holds a generator of another config ({model.config}); use "
-                f"the same model settings to resume, or another --run-dir"
-            )
-    else:
-        torch.manual_seed(config.seed)
-        model, state = Generator(config.model).to(device), TrainState()
-        if config.init_from:
-            _load_initial_weights(model, config.init_from)
+    model, state = _model_and_state(config, checkpoint, device)
     model.train()
     resumed_from = state.step
     state.validation_ids = [e.id for e in val_entries]
-    ddp = model
-    if ctx.initialised:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [device.index] if device.type == "cuda" else None
-        ddp = DistributedDataParallel(model, device_ids=ids)
-    optimizer = torch.optim.Adam(
-        model.parameters(), config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
-    fp16 = device.type == "cuda" and config.amp and config.amp_dtype == "float16"
-    scaler = torch.amp.GradScaler(device.type, enabled=fp16)
-    if state.optimizer is not None:
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.scheduler)
-        if state.scaler:
-            scaler.load_state_dict(state.scaler)
+    ddp = _distributed(model, ctx, device)
+    opt = _Optimisers(model, config, device, state)
     if state.rng is not None:
         restore_rng(state.rng)
 
-    writer = None
+    log = None
     if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(
-            run_dir / CONFIG_FILE,
-            {
-                "config": config.to_dict(),
-                "backbone": identity,
-                "manifest": str(Path(manifest).resolve()),
-                "train_pairs": len(train_entries),
-                "validation_ids": [e.id for e in val_entries],
-                "world_size": ctx.world,
-                "device": str(device),
-                "resumed_from_step": resumed_from,
-            },
-        )
-        drop_lines_after(run_dir / METRICS_FILE, resumed_from)
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resumed_from + 1)
-    validation = None
-    if ctx.is_main and val_entries and config.val_every:
-        eval_cfg = EvalConfig(config.val_size, config.weights, config.matting, config.labels)
-        validation = Validation(val_entries, eval_cfg, (net, identity), device)
-
-    dataset = EpochIndexed(PairDataset(train_entries, PairAugment(config.augment), config.seed))
-    args = (len(train_entries), config.batch_size, config.seed, ctx.rank, ctx.world)
-    positions = batches_from(state.position, *args)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=(keys for _, keys in batches_from(state.position, *args)),
-        num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
-    )
-    batches = iter(loader)
+        header = {
+            "config": config.to_dict(),
+            "backbone": identity,
+            "manifest": str(Path(manifest).resolve()),
+            "train_pairs": len(train_entries),
+            "validation_ids": [e.id for e in val_entries],
+            "world_size": ctx.world,
+            "device": str(device),
+            "resumed_from_step": resumed_from,
+        }
+        log = _RunLog(config, run_dir, header, progress)
+        if val_entries and config.val_every:
+            eval_cfg = EvalConfig(config.val_size, config.weights, config.matting, config.labels)
+            log.validation = Validation(val_entries, eval_cfg, (net, identity), device)
+    positions, batches = _batches(config, train_entries, state, ctx, device)
 
     def save(finished: bool, interrupted: bool) -> None:
-        state.optimizer, state.scheduler = optimizer.state_dict(), scheduler.state_dict()
-        state.scaler = scaler.state_dict() if fp16 else None
+        opt.save_into(state)
         state.rng, state.config, state.backbone = capture_rng(), config.to_dict(), identity
         state.finished, state.interrupted = finished, interrupted
         if ctx.is_main:
             save_train_checkpoint(checkpoint, model, state)
 
-    def due(every: int) -> bool:
-        return bool(every) and state.step % every == 0
-
     logs: dict[str, float] = {}
-    val_scalars: dict[str, float] = {}
     interrupted = False
-    t_log, steps_since_log = time.perf_counter(), 0
     with StopSignal() as stop:
         while state.step < config.steps:
             after, _ = next(positions)
             batch = prepare_batch(next(batches), config, device)
             loss, output, logs = compute_loss(ddp, net, batch, config, device)
-            logs.update(optimiser_step(loss, ddp, optimizer, scheduler, scaler, config))
+            logs.update(optimiser_step(loss, ddp, opt.optimizer, opt.scheduler, opt.scaler, config))
             state.step, state.position = state.step + 1, after
-            steps_since_log += 1
+            due = _due(state.step)
             logs = _mean_over_ranks(logs, ctx, device) if due(config.log_every) else logs
-            if ctx.is_main:
+            if log is not None:
                 if on_step is not None:
                     on_step(state.step, dict(logs))
-                if due(config.log_every):
-                    seconds = (time.perf_counter() - t_log) / steps_since_log
-                    t_log, steps_since_log = time.perf_counter(), 0
-                    for key, value in logs.items():
-                        writer.add_scalar(f"train/{key}", value, state.step)
-                    append_jsonl(run_dir / METRICS_FILE, {"step": state.step, **logs})
-                    if progress:
-                        print(
-                            f"step {state.step}/{config.steps}  loss {logs['loss']:.4f}  "
-                            f"J/J_ref {logs['objective_ratio']:.3f}  "
-                            f"L1 {logs['distill_l1']:.4f}  lr {logs['lr']:.2e}  "
-                            f"{seconds:.2f} s/step",
-                            flush=True,
-                        )
-                if due(config.image_every):
-                    writer.add_image("train/content_style_output_target", image_grid(batch, output),
-                                     state.step)  # fmt: skip
-                if validation is not None and due(config.val_every):
-                    val_scalars, images = validation(model)
-                    for key, value in val_scalars.items():
-                        writer.add_scalar(key, value, state.step)
-                    for i, image in enumerate(images):
-                        writer.add_image(f"val/output_{i}", image, state.step)
-                    append_jsonl(run_dir / METRICS_FILE, {"step": state.step, **val_scalars})
+                log.step(state.step, logs, batch, output, model)
             stopping = _agree(stop.requested, ctx, device)
             at_limit = stop_at is not None and state.step >= stop_at
             finished = state.step >= config.steps
@@ -303,10 +359,9 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
             if stopping or at_limit:
                 interrupted = stopping
                 break
-    if writer is not None:
-        writer.close()
-    if not ctx.is_main:
+    if log is None:
         return None
+    log.close()
     summary = {
         "steps": state.step,
         "resumed_from_step": resumed_from,
@@ -317,7 +372,7 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
         "world_size": ctx.world,
         "backbone": identity,
         "last": logs,
-        "validation": val_scalars,
+        "validation": log.val_scalars,
     }
     write_json(run_dir / SUMMARY_FILE, summary)
     return summary
