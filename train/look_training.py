@@ -48,7 +48,7 @@ def shipped_model_config() -> GeneratorConfig:
 class LookTrainConfig:
     """Every setting of ``dpst train-looks``; the defaults trained the bundled model."""
 
-    steps: int = 4000
+    steps: int = 2000
     batch_size: int = 8
     lr: float = 1e-3
     warmup_steps: int = 100

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("looks", help="folder of 3D LUTs: .cube files and Hald CLUT images")
     p.add_argument("--run-dir", required=True, metavar="DIR", help="checkpoints, logs, config")
     p.add_argument("--config", help="JSON LookTrainConfig (or a run's config.json) to start from")
-    p.add_argument("--steps", type=int, help="optimiser steps in all (4000)")
+    p.add_argument("--steps", type=int, help="optimiser steps in all (2000)")
     p.add_argument("--batch-size", type=int, help="pairs per step (8)")
     p.add_argument("--lr", type=float, help="peak learning rate (1e-3)")
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (100)")
