@@ -348,7 +348,6 @@ def _cs(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
 
 def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list[Method], str]:
     """The two generator rows, or ``([], reason)``."""
-    from dpst.serve.fast_cli import compact_labels
     from dpst.serve.runtime import (
         DEFAULT_MODEL_PATH,
         MODEL_ENV,
@@ -373,9 +372,7 @@ def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list
     note = f"model {path} (id {meta.get('model_id')}, dpst {meta.get('version')})"
 
     def with_masks(p: Pair) -> np.ndarray:
-        cl, sl = p.content_labels, p.style_labels
-        if max(int(cl.max()), int(sl.max())) >= stylizer.max_labels:
-            cl, sl = compact_labels(cl, sl, stylizer.max_labels)
+        cl, sl, _ = stylizer.prepare_labels(p.content, p.style, p.content_labels, p.style_labels)
         return stylizer.stylize(p.content, p.style, cl, sl)
 
     rows = [

@@ -24,11 +24,11 @@ mask, as the anti-aliased edges of the paper's colour masks are.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from dpst.constants import UNLABELLED
@@ -54,7 +54,10 @@ class LabelPolicy:
 
 def _to_numpy(labels) -> tuple[np.ndarray, object]:
     """(int64 array, a function giving results back in the input's type)."""
-    if isinstance(labels, torch.Tensor):
+    # No torch import here: the torch-free one-pass path uses this policy too, and a tensor
+    # can only come from a torch that is already imported.
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(labels, torch.Tensor):
         device = labels.device
         return labels.detach().cpu().numpy().astype(np.int64), (
             lambda a: torch.from_numpy(a).to(device)
@@ -178,7 +181,8 @@ def _merge_plan(maps: Sequence[np.ndarray], min_fraction: float) -> dict[int, in
     return mapping
 
 
-def _relabel(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+def relabel(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """A copy of ``labels`` with each ``label`` of ``mapping`` replaced by its target."""
     out = labels.copy()
     for label, target in mapping.items():
         out[labels == label] = target
@@ -193,7 +197,7 @@ def merge_small_regions(labels, min_fraction: float) -> tuple[object, dict[int, 
     """
     original, back = _to_numpy(labels)
     mapping = _merge_plan([original], min_fraction)
-    return back(_relabel(original, mapping)), mapping
+    return back(relabel(original, mapping)), mapping
 
 
 def merge_small_regions_jointly(
@@ -206,7 +210,7 @@ def merge_small_regions_jointly(
     content, back_content = _to_numpy(content_labels)
     style, back_style = _to_numpy(style_labels)
     mapping = _merge_plan([content, style], min_fraction)
-    return back_content(_relabel(content, mapping)), back_style(_relabel(style, mapping)), mapping
+    return back_content(relabel(content, mapping)), back_style(relabel(style, mapping)), mapping
 
 
 def apply_label_policy(

@@ -22,8 +22,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dpst.errors import DpstError, InputError
+from dpst.optim_reference.labels import LabelPolicy
 from dpst.serve import app_inputs as inputs
 from dpst.serve.app_config import MASK_MODES, AppConfig
+from dpst.serve.one_pass_labels import LABEL_WORK_SIDE, prepare_labels
 
 # Results kept in the engine's folder; older ones are deleted (Gradio keeps its own copies).
 RESULTS_KEPT = 32
@@ -241,12 +243,10 @@ class DemoEngine:
             raise InputError(f"Fast mode is unavailable: {self.fast_error}; use Quality mode")
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)
-        cl, sl, info, warnings = self.masks(masks, content_img, style_img, inputs.LABEL_WORK_SIDE)
-        if cl is not None:
-            cl, sl, _ = inputs.clean_labels(
-                cl, sl, content_img, style_img, self.config.min_fraction
-            )
-            cl, sl, _ = inputs.compact_labels(cl, sl, self.fast.max_labels)
+        cl, sl, info, warnings = self.masks(masks, content_img, style_img, LABEL_WORK_SIDE)
+        if cl is not None:  # as dpst fast prepares them: the same files, the same output
+            policy = LabelPolicy(min_fraction=self.config.min_fraction)
+            cl, sl, _ = prepare_labels(cl, sl, content_img, style_img, self.fast.max_labels, policy)
         t1 = time.perf_counter()
         image = self.fast.stylize(content_img, style_img, content_labels=cl, style_labels=sl)
         t2 = time.perf_counter()

@@ -32,9 +32,6 @@ UNPAINTED = 1000
 # A layer pixel counts as painted from half opacity on: the brush's anti-aliased rim below it
 # belongs to the unpainted region rather than to a blend of colours.
 PAINT_ALPHA = 128
-# Label maps are cleaned (tiny regions, orphans) at most this size: the policy's cost grows
-# with the pixels, and regions of 1 % are well resolved at 512 px.
-LABEL_WORK_SIDE = 512
 
 
 def payload_path(payload: Any) -> str | None:
@@ -185,63 +182,3 @@ def describe_labels(content: np.ndarray, style: np.ndarray, colours: bool = True
 
     c, s = names(content), names(style)
     return f"content {', '.join(c) or 'nothing'}; style {', '.join(s) or 'nothing'}"
-
-
-def compact_labels(
-    content: np.ndarray, style: np.ndarray, max_labels: int | None = None
-) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Renumber the content's labels to ``0..K-1`` (sorted by original id) in both maps.
-
-    Style labels the content lacks become -1: no content region takes its look from them.
-    Returns the two maps and the original ids in label order. A fast model knows only
-    ``max_labels`` labels: more is an InputError saying what to do.
-    """
-    ids = np.unique(content)
-    ids = ids[ids != UNLABELLED]
-    if max_labels is not None and len(ids) > max_labels:
-        raise InputError(
-            f"the masks have {len(ids)} labels; the fast model takes at most {max_labels}: "
-            "use fewer colours or Quality mode"
-        )
-    table = {int(v): i for i, v in enumerate(ids)}
-
-    def renumber(labels: np.ndarray) -> np.ndarray:
-        out = np.full(labels.shape, UNLABELLED, dtype=np.int64)
-        for old, new in table.items():
-            out[labels == old] = new
-        return out
-
-    return renumber(content), renumber(style), [int(v) for v in ids]
-
-
-def clean_labels(
-    content_labels: np.ndarray,
-    style_labels: np.ndarray,
-    content: np.ndarray,
-    style: np.ndarray,
-    min_fraction: float,
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The optimiser's label policy (orphans remapped, tiny regions merged if asked), <= 512 px.
-
-    Returns the maps at their images' full sizes and the policy's report; the fast path uses
-    this so that both modes treat the same masks the same way.
-    """
-    from dpst.imageio import resize_long_side
-    from dpst.optim_reference.labels import LabelPolicy, apply_label_policy
-
-    def small(labels: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        img = resize_long_side(image, min(LABEL_WORK_SIDE, max(image.shape[:2])))
-        return resize_labels(labels, img.shape[:2]), img
-
-    c_small, c_img = small(content_labels, content)
-    s_small, s_img = small(style_labels, style)
-    c_small, s_small, info = apply_label_policy(
-        c_small, s_small, c_img, s_img, LabelPolicy(min_fraction=min_fraction)
-    )
-    if not info["label_ids"]:
-        raise InputError("the content mask labels no pixel with a colour of the palette")
-    return (
-        resize_labels(np.asarray(c_small), content.shape[:2]),
-        resize_labels(np.asarray(s_small), style.shape[:2]),
-        info,
-    )

@@ -2,9 +2,10 @@
 
 A thin layer over :class:`dpst.serve.runtime.FastStylizer`. Masks are read as ``dpst
 stylize`` reads them (:mod:`dpst.optim_reference.mask_files`, torch-free): colour masks in the
-paper's palette or label maps, label k of the content taking the style of label k of the
-style. No torch is imported on this path; ``--masks auto`` (segment both photos when no mask
-files are given) is the exception, since the segmenter needs torch.
+paper's palette or label maps, prepared as the demo prepares them
+(:mod:`dpst.serve.one_pass_labels`: the paper's label rule, then labels 0..n-1). No torch is
+imported on this path; ``--masks auto`` (segment both photos when no mask files are given) is
+the exception, since the segmenter needs torch.
 """
 
 from __future__ import annotations
@@ -45,28 +46,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "none (default): one region, and no torch import",
     )
     add_segmenter_arguments(group)
-
-
-def compact_labels(content_labels, style_labels, max_labels: int):
-    """Renumber the labels the two maps use to 0..n-1 (same mapping for both; -1 stays).
-
-    Raises InputError when the maps use more than ``max_labels`` labels together.
-    """
-    import numpy as np
-
-    from dpst.errors import InputError
-
-    used = np.union1d(np.unique(content_labels), np.unique(style_labels))
-    used = used[used >= 0]
-    if len(used) > max_labels:
-        raise InputError(
-            f"the masks use {len(used)} labels but the model handles at most {max_labels}; "
-            f"merge some regions"
-        )
-    return tuple(
-        np.where(labels >= 0, np.searchsorted(used, labels), -1)
-        for labels in (content_labels, style_labels)
-    )
 
 
 def automatic_labels(args: argparse.Namespace, content, style):
@@ -130,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
         content_labels, style_labels = automatic_labels(args, content, style)
     stylizer = FastStylizer(model_path, threads=args.threads)
     if content_labels is not None:
-        content_labels, style_labels = compact_labels(
-            content_labels, style_labels, stylizer.max_labels
+        content_labels, style_labels, _ = stylizer.prepare_labels(
+            content, style, content_labels, style_labels
         )
     loaded = time.perf_counter()
     result = stylizer.stylize(content, style, content_labels, style_labels)

@@ -209,6 +209,7 @@ class FastStylizer:
             content_labels, style_labels: optional integer label maps ``(H, W)`` of their
                 image's size, values in ``[-1, max_labels)`` (-1 = unlabelled); give both or
                 neither. Label k of the content takes the style of label k of the style.
+                Maps read from mask files go through :meth:`prepare_labels` first.
 
         Raises:
             InputError: an image or label map of the wrong kind, size or range.
@@ -228,6 +229,25 @@ class FastStylizer:
         feeds.update(zip(STYLE_CODE, code, strict=True))
         (out,) = self._stylizer.run(list(STYLIZER_OUTPUTS), feeds)
         return np.ascontiguousarray(out[0].transpose(1, 2, 0), dtype=np.float32)
+
+    def prepare_labels(
+        self,
+        content: np.ndarray,
+        style: np.ndarray,
+        content_labels: np.ndarray,
+        style_labels: np.ndarray,
+        policy: Any = None,
+    ):
+        """Label maps as mask files give them (any values, -1 unlabelled) made ready for
+        :meth:`stylize`: the paper's label rule, then labels ``0..n-1`` for this model.
+
+        The one preparation ``dpst fast`` and the demo use
+        (:func:`dpst.serve.one_pass_labels.prepare_labels`, ``policy`` a ``LabelPolicy``);
+        returns ``(content_labels, style_labels, report)``.
+        """
+        from dpst.serve.one_pass_labels import prepare_labels
+
+        return prepare_labels(content_labels, style_labels, content, style, self.max_labels, policy)
 
     def warm_up(self, height: int = 1080, width: int = 1920) -> None:
         """Run once at this size so the first real request does not pay for memory setup.

@@ -11,7 +11,7 @@ from dpst.models import label_masks as torch_masks
 from dpst.optim_reference import labels as optim_labels
 from dpst.optim_reference import mask_files
 from dpst.serve import label_masks_np
-from dpst.serve.fast_cli import compact_labels
+from dpst.serve.one_pass_labels import compact_labels
 
 # (H, W, h, w): shrinking by integer and non-integer ratios (cells sharing pixels), odd and
 # non-square maps, no change, and growing.

@@ -1,0 +1,105 @@
+"""The one label preparation of the one-pass path, and the two front ends that use it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dpst.cli import main
+from dpst.errors import InputError
+from dpst.imageio import read_image, write_image
+from dpst.optim_reference.labels import LabelPolicy
+from dpst.optim_reference.palette import PAPER_PALETTE
+from dpst.optim_reference.stylize import prepare_labels as optimiser_labels
+from dpst.serve.one_pass_labels import LABEL_WORK_SIDE, compact_labels, prepare_labels
+from tests.conftest import sample_photo
+from tests.fast_model import TINY_MAX_LABELS, shared_tiny_model
+
+COLOUR = dict(PAPER_PALETTE)
+
+
+def _halves(shape, top: int, bottom: int) -> np.ndarray:
+    labels = np.full(shape, top, dtype=np.int64)
+    labels[shape[0] // 2 :] = bottom
+    return labels
+
+
+def test_small_maps_follow_the_optimisers_rule_then_count_from_zero():
+    content, style = sample_photo("chelsea", 64), sample_photo("coffee", 56)
+    cl = _halves(content.shape[:2], 7, 20)  # 20: absent from the style, an orphan
+    cl[:3, :3] = -1
+    sl = _halves(style.shape[:2], 7, 12)
+    expected, _, info = optimiser_labels(cl, sl, content, style, LabelPolicy())
+    got = prepare_labels(cl, sl, content, style, max_labels=4)
+    assert got.report["orphans"] == info["orphans"] and "20" in got.report["orphans"]
+    ids = got.report["label_ids"]  # the model's label i is the original label ids[i]
+    np.testing.assert_array_equal(np.where(got.content >= 0, np.take(ids, got.content), -1),
+                                  expected)  # fmt: skip
+    assert set(np.unique(got.content)) - {-1} <= set(np.unique(got.style))
+    assert got.content.min() >= -1 and got.content.max() < 4
+
+
+def test_large_maps_keep_their_edges_and_tiny_orphans_become_unlabelled():
+    side = 3 * LABEL_WORK_SIDE
+    content = np.full((side, side // 2, 3), 0.2, np.float32)
+    style = np.full((side // 2, side // 3, 3), 0.2, np.float32)
+    cl = np.zeros(content.shape[:2], np.int64)
+    cl[: side // 2 + 1] = 1  # an edge that the reduced copy cannot place exactly
+    cl[-1, -1] = 5  # a one-pixel orphan, lost in the reduced copy
+    sl = _halves(style.shape[:2], 0, 1)
+    got = prepare_labels(cl, sl, content, style, max_labels=2)
+    assert got.content[-1, -1] == -1
+    np.testing.assert_array_equal(got.content[:-1], np.where(cl == 1, 1, 0)[:-1])
+
+
+def test_unusable_maps_are_one_line_input_errors():
+    content, style = sample_photo("chelsea", 32), sample_photo("coffee", 32)
+    none = np.full(content.shape[:2], -1)
+    some = np.zeros(style.shape[:2], np.int64)
+    with pytest.raises(InputError, match="labels no pixel"):
+        prepare_labels(none, some, content, style, 4)
+    with pytest.raises(InputError, match="no labelled pixel"):
+        prepare_labels(np.zeros(content.shape[:2], np.int64), np.full(style.shape[:2], -1),
+                       content, style, 4)  # fmt: skip
+    many = np.arange(content.shape[0])[:, None].repeat(content.shape[1], 1) % 6
+    with pytest.raises(InputError, match="use 6 labels but the model handles at most 4"):
+        prepare_labels(many, many[: style.shape[0], : style.shape[1]], content, style, 4)
+
+
+def test_compacting_by_given_ids():
+    content, style = np.array([[4, 9, -1]]), np.array([[9, 4, 2]])
+    c, s = compact_labels(content, style, ids=[9])
+    np.testing.assert_array_equal(c, [[-1, 0, -1]])
+    np.testing.assert_array_equal(s, [[0, -1, -1]])
+
+
+def test_dpst_fast_and_the_demos_fast_mode_give_the_same_output(tmp_path, tmp_path_factory):
+    from dpst.serve.app_config import AppConfig
+    from dpst.serve.app_engine import DemoEngine, MaskRequest
+
+    model = shared_tiny_model(tmp_path_factory)
+    files = {}
+    for name, image, bottom in (("content", sample_photo("chelsea", 64), "green"),
+                                ("style", sample_photo("coffee", 56), "red")):  # fmt: skip
+        files[name] = tmp_path / f"{name}.png"
+        write_image(files[name], image)
+        h, w = image.shape[:2]
+        mask = np.zeros((h, w, 3), np.uint8)
+        mask[: h // 2] = COLOUR["blue"]
+        mask[h // 2 :] = COLOUR[bottom]  # green has no style region: an orphan to remap
+        files[f"{name}_mask"] = tmp_path / f"{name}_mask.png"
+        Image.fromarray(mask).save(files[f"{name}_mask"])
+
+    out = tmp_path / "fast.png"
+    assert main(["fast", str(files["content"]), str(files["style"]), "-o", str(out),
+                 "--model", str(model), "--content-mask", str(files["content_mask"]),
+                 "--style-mask", str(files["style_mask"])]) == 0  # fmt: skip
+    engine = DemoEngine(AppConfig(model_path=str(model), backbone="random"))
+    assert engine.fast.max_labels == TINY_MAX_LABELS
+    request = MaskRequest("upload", str(files["content_mask"]), str(files["style_mask"]))
+    job = engine.run_fast(str(files["content"]), str(files["style"]), request)
+    np.testing.assert_array_equal(read_image(out), read_image(job.path))
+    # Without the label rule the orphan's half would differ: the masks do reach the model.
+    plain = engine.run_fast(str(files["content"]), str(files["style"]), MaskRequest())
+    assert not np.array_equal(read_image(plain.path), read_image(job.path))
