@@ -1,8 +1,8 @@
 """The ``dpst`` command: one entry point, one subcommand per task.
 
-Each subcommand lives with the package that owns it, in a module exposing
+Every subcommand is a module of the command layer, :mod:`dpst.commands`, exposing
 ``add_arguments(parser)`` and ``run(args) -> int``. Those modules import nothing heavy at
-import time, so ``dpst --help`` stays fast and nothing is parsed on import.
+import time, so ``dpst --help`` stays fast (and torch-free) and nothing is parsed on import.
 """
 
 from __future__ import annotations
@@ -14,28 +14,27 @@ import warnings
 from collections.abc import Sequence
 
 from dpst import __version__
+from dpst.commands.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from dpst.errors import DpstError
 
-# name -> (module, one-line help). Modules are imported only to build their parser.
+# name -> (module of dpst.commands, one-line help). Modules are imported only to build
+# their parser.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("dpst.demo", "the main job on a bundled example pair"),
-    "stylize": ("dpst.serve.stylize_cli", "the reference optimiser (highest quality, slow)"),
-    "segment": ("dpst.models.segment_cli", "automatic semantic masks for a content/style pair"),
-    "data": ("dpst.data.cli", "pair manifests: build from a photo folder, check, samples"),
-    "targets": ("dpst.train.targets_cli", "the optimiser's output for every pair of a manifest"),
-    "train": ("dpst.train.train_cli", "train the feed-forward generator on a manifest"),
+    "demo": ("demo", "the main job on a bundled example pair"),
+    "stylize": ("stylize", "the reference optimiser (highest quality, slow)"),
+    "segment": ("segment", "automatic semantic masks for a content/style pair"),
+    "data": ("data", "pair manifests: build from a photo folder, check, samples"),
+    "targets": ("targets", "the optimiser's output for every pair of a manifest"),
+    "train": ("train", "train the feed-forward generator on a manifest"),
     "train-looks": (
-        "dpst.train.train_looks_cli",
+        "train_looks",
         "train the one-pass generator on photos and looks (no pretrained network)",
     ),
-    "eval": ("dpst.train.eval_cli", "the generator against the optimiser, pair by pair"),
-    "serve": ("dpst.serve.app_cli", "the web demo (Gradio) on this machine"),
-    "export": ("dpst.models.export_cli", "the generator as ONNX for the torch-free runtime"),
-    "fast": ("dpst.serve.fast_cli", "one pass of the exported model (ONNX Runtime, no torch)"),
+    "eval": ("eval", "the generator against the optimiser, pair by pair"),
+    "serve": ("serve", "the web demo (Gradio) on this machine"),
+    "export": ("export", "the generator as ONNX for the torch-free runtime"),
+    "fast": ("fast", "one pass of the exported model (ONNX Runtime, no torch)"),
 }
-
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dpst {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(f"dpst.commands.{module_name}")
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub_parser)
         sub_parser.set_defaults(_run=module.run)

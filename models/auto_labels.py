@@ -120,3 +120,32 @@ def auto_labels(
         "orphans": _named(policy["orphans"], names),
     }
     return AutoLabels(content, style, report)
+
+
+def auto_labels_resized(
+    content_image: np.ndarray,
+    style_image: np.ndarray,
+    config: AutoLabelConfig | None,
+    long_side: int,
+    *,
+    segmenter: Segmenter | None = None,
+    at_photo_size: bool = True,
+) -> AutoLabels:
+    """:func:`auto_labels` on copies of at most ``long_side`` pixels (segmenting costs per
+    pixel); the maps at the photos' own sizes (nearest neighbour), or at the copies' sizes
+    with ``at_photo_size=False`` (the optimiser's working size)."""
+    from dpst.imageio import resize_long_side
+    from dpst.optim_reference.mask_files import resize_labels
+
+    found = auto_labels(
+        resize_long_side(content_image, min(long_side, max(content_image.shape[:2]))),
+        resize_long_side(style_image, min(long_side, max(style_image.shape[:2]))),
+        config,
+        segmenter=segmenter,
+    )
+    if not at_photo_size:
+        return found
+    return found._replace(
+        content=resize_labels(found.content, content_image.shape[:2]),
+        style=resize_labels(found.style, style_image.shape[:2]),
+    )

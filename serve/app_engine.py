@@ -205,25 +205,14 @@ class DemoEngine:
         return self._automatic(content, style, work_side)
 
     def _automatic(self, content: np.ndarray, style: np.ndarray, work_side: int):
-        from dpst.imageio import resize_long_side
-        from dpst.models.auto_labels import AutoLabelConfig, auto_labels
-        from dpst.optim_reference.mask_files import resize_labels
+        from dpst.models.auto_labels import AutoLabelConfig, auto_labels_resized
 
         segmenter = self.segmenter()
-        found = auto_labels(
-            resize_long_side(content, min(work_side, max(content.shape[:2]))),
-            resize_long_side(style, min(work_side, max(style.shape[:2]))),
-            AutoLabelConfig(min_fraction=self.config.min_fraction),
-            segmenter=segmenter,
-        )
+        config = AutoLabelConfig(min_fraction=self.config.min_fraction)
+        found = auto_labels_resized(content, style, config, work_side, segmenter=segmenter)
         names = found.report["label_names"]
         found_names = ", ".join(names[i] for i in found.report["label_ids"])
-        return Masks(
-            resize_labels(found.content, content.shape[:2]),
-            resize_labels(found.style, style.shape[:2]),
-            [f"automatic masks: {found_names}"],
-            [],
-        )
+        return Masks(found.content, found.style, [f"automatic masks: {found_names}"], [])
 
     # -- jobs ----------------------------------------------------------------------------
 

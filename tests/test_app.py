@@ -256,7 +256,7 @@ def test_automatic_masks_with_a_segformer(pair, tmp_path):
 
 def test_serve_command_line(tmp_path):
     from dpst.cli import build_parser, main
-    from dpst.serve.app_cli import build_config
+    from dpst.commands.serve import build_config
 
     args = build_parser().parse_args(["serve", "--backbone", "random", "--masks", "none"])
     config = build_config(args)

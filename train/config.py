@@ -1,7 +1,7 @@
 """Settings of a generator training run: one dataclass, stored resolved in every run folder.
 
 Layered as everywhere in dpst: these defaults, then ``--config FILE`` (a JSON object, or a
-run's ``config.json``), then command-line flags (:mod:`train_cli`).
+run's ``config.json``), then command-line flags (:mod:`dpst.commands.train`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dpst.commands import options
+
 OUTPUT_FILES = {
     "content_mask": "content_mask.png",
     "content_labels": "content_labels.png",
@@ -22,20 +24,11 @@ OUTPUT_FILES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dpst.models.segmenter_config import add_segmenter_arguments
-
     p.add_argument("content", help="content photo")
     p.add_argument("style", help="style (reference) photo")
     p.add_argument("--out-dir", required=True, help="folder for the masks, overlay and report")
-    add_segmenter_arguments(p)
-    p.add_argument(
-        "--min-region",
-        type=float,
-        default=0.0,
-        metavar="FRACTION",
-        help="merge regions smaller than this fraction of either photo, in both alike "
-        "(default 0: none, as the published code)",
-    )
+    options.add_segmenter(p)
+    options.add_min_region(p, default=0.0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
         write_colour_mask,
         write_label_png,
     )
-    from dpst.models.segmenter_config import segmenter_config_from_args
 
     if not 0.0 <= args.min_region < 1.0:
         raise InputError(f"--min-region must be in [0, 1), got {args.min_region}")
@@ -58,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out-dir {out}: exists and is not a folder")
-    segmenter = segmenter_config_from_args(args)
-    config = AutoLabelConfig(segmenter=segmenter, min_fraction=args.min_region)
+    config = AutoLabelConfig(segmenter=options.segmenter_config(args), min_fraction=args.min_region)
     result = auto_labels(content, style, config)
     report = result.report
     names = report["label_names"]

@@ -1,6 +1,7 @@
 """``dpst serve``: the Gradio demo on this machine (``http://127.0.0.1:7860`` by default).
 
 A thin layer over :func:`dpst.serve.app.build_app`; nothing heavy is imported until ``run``.
+The flags resolve into :class:`dpst.serve.app_config.AppConfig` as every command's do.
 """
 
 from __future__ import annotations
@@ -10,13 +11,21 @@ import signal
 import sys
 from pathlib import Path
 
+from dpst.commands import options
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+# flag dest -> AppConfig field
+FLAGS = {
+    "backbone": "backbone",
+    "vgg_weights": "vgg_weights",
+    "device": "device",
+    "max_upload_mb": "max_upload_mb",
+    "queue_size": "queue_size",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dpst.models.segmenter_config import add_segmenter_arguments
-
     p.add_argument(
         "--model",
         metavar="PATH",
@@ -29,28 +38,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     p.add_argument("--share", action="store_true", help="also open a public Gradio link")
-    p.add_argument(
-        "--backbone",
-        choices=("vgg19", "random"),
-        default="vgg19",
-        help="Quality mode's network: VGG-19 (the Caffe weights, fetched at start if missing) "
-        "or random (tests; meaningless)",
-    )
-    p.add_argument(
-        "--vgg-weights", metavar="PATH", help="VGG-19 weights file, or 'torchvision' by name"
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (Quality mode)")
-    p.add_argument("--max-megapixels", type=float, default=25.0, help="largest image accepted (25)")
-    p.add_argument("--max-upload-mb", type=int, default=25, help="largest upload (25 MB)")
-    p.add_argument("--queue-size", type=int, default=8, help="requests that may wait (8)")
-    group = p.add_argument_group("automatic masks (segmenter weights must be on disk)")
-    group.add_argument(
-        "--masks",
-        choices=("auto", "none"),
-        default="auto",
-        help="none: the page offers no automatic masks",
-    )
-    add_segmenter_arguments(group, device=False)
+    options.add_backbone(p, "Quality mode's network (fetched when the server starts)")
+    options.add_device(p, " (Quality mode)")
+    p.add_argument("--max-megapixels", type=float, help="largest image accepted (25)")
+    p.add_argument("--max-upload-mb", type=int, help="largest upload (25 MB)")
+    p.add_argument("--queue-size", type=int, help="requests that may wait (8)")
+    options.add_automatic_masks(
+        p, "auto", "none: the page offers no automatic masks",
+        "automatic masks (segmenter weights must be on disk)",
+    )  # fmt: skip
 
 
 def _model_path(args: argparse.Namespace) -> str | None:
@@ -70,27 +66,21 @@ def _model_path(args: argparse.Namespace) -> str | None:
 
 
 def build_config(args: argparse.Namespace):
+    """Defaults, then the flags: the resolved AppConfig."""
     from dataclasses import replace
 
-    from dpst.models.segmenter_config import segmenter_config_from_args
+    from dpst.commands.resolve import resolve
     from dpst.serve.app_config import AppConfig
 
-    segmenter = None
-    if args.masks == "auto":
-        # A request never waits for a download: the weights must already be on disk.
-        segmenter = replace(
-            segmenter_config_from_args(args), device=args.device, allow_download=False
-        )
-    return AppConfig(
-        model_path=_model_path(args),
-        backbone=args.backbone,
-        vgg_weights=args.vgg_weights,
-        segmenter=segmenter,
-        device=args.device,
-        max_upload_mb=args.max_upload_mb,
-        max_pixels=int(args.max_megapixels * 1e6),
-        queue_size=args.queue_size,
-    )
+    given: dict = {"model_path": _model_path(args)}
+    if args.max_megapixels is not None:
+        given["max_pixels"] = int(args.max_megapixels * 1e6)
+    config = resolve(AppConfig(), args, FLAGS, given=given)
+    if args.masks == "none":
+        return config
+    # A request never waits for a download: the weights must already be on disk.
+    segmenter = options.segmenter_config(args, device=config.device, allow_download=False)
+    return replace(config, segmenter=segmenter)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_PARITY_FAILED = 1
+from dpst.commands.exit_codes import EXIT_PROBLEMS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,5 +75,5 @@ def run(args: argparse.Namespace) -> int:
     )
     if not result.parity_ok:
         print("dpst export: error: the ONNX model does not match PyTorch", file=sys.stderr)
-        return EXIT_PARITY_FAILED
+        return EXIT_PROBLEMS  # written, but not to be trusted
     return 0

@@ -13,28 +13,30 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dpst.commands import options
+
+# flag dest -> EvalConfig field(s); --min-region sets one policy for the generator's
+# objective and for the optimiser run here.
+FLAGS = {
+    "size": "size",
+    "device": "device",
+    "repeats": "repeats",
+    "min_region": ("labels.min_fraction", "optimiser.labels.min_fraction"),
+    "iters": "optimiser.iters",
+    "multiscale": "optimiser.multiscale",
+    "postfilter": "optimiser.postfilter",
+}
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="generator checkpoint (.pt, from dpst train)")
     p.add_argument("manifest", help="pairs manifest (.jsonl); 'target' = the optimiser's output")
     p.add_argument("--out", metavar="DIR", help="output folder (default: eval/ by the checkpoint)")
-    p.add_argument("--config", help="JSON EvalConfig (size, weights, matting, backbone, ...)")
+    options.add_config(p, "EvalConfig (size, weights, matting, backbone, ...)")
     p.add_argument("--size", type=int, help="long side of the evaluated images (256)")
-    p.add_argument(
-        "--backbone",
-        choices=("vgg19", "random"),
-        help="objective backbone (vgg19: the Caffe weights, downloaded on first use)",
-    )
-    p.add_argument(
-        "--vgg-weights", help="VGG-19 weights file (or env DPST_VGG_WEIGHTS), or 'torchvision'"
-    )
-    p.add_argument(
-        "--min-region",
-        type=float,
-        metavar="FRACTION",
-        help="merge regions under this fraction of either image, in both alike (default 0)",
-    )
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    options.add_backbone(p)
+    options.add_min_region(p)
+    options.add_device(p)
     p.add_argument("--repeats", type=int, help="timed generator runs per pair (3)")
     p.add_argument("--limit", type=int, help="evaluate only the first N pairs")
     p.add_argument(
@@ -50,32 +52,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace, trained: dict | None):
     """Defaults, the checkpoint's training backbone, then ``--config``, then flags."""
-    from dpst.config import load_config_file, update_dataclass
+    from dpst.commands.resolve import backbone_values, resolve, validated
     from dpst.train.evaluate import EvalConfig
 
-    config = EvalConfig()
+    below = ()
     if trained and isinstance(trained.get("backbone"), dict):
-        config = update_dataclass(config, {"backbone": trained["backbone"]})
-    if args.config:
-        config = update_dataclass(config, load_config_file(args.config))
-    flags = {k: getattr(args, k) for k in ("size", "device", "repeats")}
-    config = update_dataclass(config, {k: v for k, v in flags.items() if v is not None})
-    if args.min_region is not None:
-        # The same policy for the generator's objective and for the optimiser run here.
-        policy = {"min_fraction": args.min_region}
-        config = update_dataclass(config, {"labels": policy, "optimiser": {"labels": policy}})
-    backbone: dict = {}
-    if args.backbone:
-        backbone["name"] = args.backbone
-        if args.backbone == "random":
-            backbone["weights"] = None  # a trained-with weights file does not apply
-    if args.vgg_weights:
-        backbone["weights"] = args.vgg_weights
-    config = update_dataclass(config, {"backbone": backbone})
-    optimiser = {k: getattr(args, k) for k in ("iters", "multiscale", "postfilter")}
-    return update_dataclass(
-        config, {"optimiser": {k: v for k, v in optimiser.items() if v is not None}}
-    )
+        below = ({"backbone": trained["backbone"]},)
+    given = {"backbone": backbone_values(args)}
+    return validated(resolve(EvalConfig(), args, FLAGS, given=given, below_file=below))
 
 
 def held_out_entries(entries: list, extra, checkpoint: str, manifest: str) -> list:
@@ -103,25 +87,10 @@ def held_out_entries(entries: list, extra, checkpoint: str, manifest: str) -> li
     return kept
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import torch
-
+def _entries(args: argparse.Namespace, extra) -> list:
     from dpst.data.manifest import read_manifest
     from dpst.errors import InputError
-    from dpst.models.checkpoint import load_checkpoint
-    from dpst.optim_reference.vgg import load_backbone
-    from dpst.train.eval_report import format_table, write_report
-    from dpst.train.evaluate import config_dict, evaluate
 
-    model, extra = load_checkpoint(args.checkpoint)
-    trained = (extra or {}).get("config") if isinstance(extra, dict) else None
-    config = build_config(args, trained)
-    try:
-        config.validate()
-    except ValueError as err:
-        raise InputError(str(err)) from None
     entries, problems = read_manifest(args.manifest)
     if problems:
         listed = "; ".join(str(p) for p in problems[:3])
@@ -130,6 +99,23 @@ def run(args: argparse.Namespace) -> int:
         entries = held_out_entries(entries, extra, args.checkpoint, args.manifest)
     if args.limit is not None:
         entries = entries[: max(0, args.limit)]
+    return entries
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from dpst.models.checkpoint import load_checkpoint
+    from dpst.optim_reference.vgg import load_backbone
+    from dpst.train.eval_report import format_table, write_report
+    from dpst.train.evaluate import config_dict, evaluate
+
+    model, extra = load_checkpoint(args.checkpoint)
+    trained = (extra or {}).get("config") if isinstance(extra, dict) else None
+    config = build_config(args, trained)
+    entries = _entries(args, extra)
     network = load_backbone(config.backbone, "cpu")
     out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "eval"
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dpst.commands import options
+
 # scikit-image's colour photographs that need no download (as dpst.data.samples).
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
@@ -31,16 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run the reference optimiser (minutes) instead of one pass of the bundled model",
     )
     p.add_argument("--model", help="with one pass: the stylizer .onnx (default as dpst fast)")
-    p.add_argument(
-        "--backbone",
-        choices=("vgg19", "random"),
-        default="vgg19",
-        help="with --quality: vgg19 needs the weights (see README); random is a seeded stand-in",
-    )
-    p.add_argument("--vgg-weights", help="path to VGG-19 weights (or env DPST_VGG_WEIGHTS)")
-    p.add_argument("--size", type=int, default=DEMO_SIZE, help="working long side")
-    p.add_argument("--iters", type=int, default=DEMO_ITERS, help="iterations per stage")
-    p.add_argument("--device", default="auto")
+    options.add_backbone(p, "with --quality")
+    p.add_argument("--size", type=int, help=f"with --quality: working long side ({DEMO_SIZE})")
+    p.add_argument("--iters", type=int, help=f"with --quality: iterations per stage ({DEMO_ITERS})")
+    options.add_device(p, " (with --quality)")
 
 
 def _sample(name: str):
@@ -103,21 +99,21 @@ def _one_pass(args, content, style):
 
 
 def _quality(args, content, style):
+    from dpst.commands.resolve import backbone_values, resolve, validated
     from dpst.optim_reference.postfilter import PostFilterConfig
     from dpst.optim_reference.stylize import StylizeConfig, stylize
     from dpst.optim_reference.vgg import BackboneConfig
 
-    cfg = StylizeConfig(
-        size=args.size,
-        iters=args.iters,
-        multiscale=True,
-        device=args.device,
-        post=PostFilterConfig(mode="fast"),
+    # The demo's own defaults: small, multi-scale, the fast post-filter (minutes on a CPU).
+    defaults = StylizeConfig(
+        size=DEMO_SIZE, iters=DEMO_ITERS, multiscale=True, post=PostFilterConfig(mode="fast")
     )
-    backbone = BackboneConfig(name=args.backbone, weights=args.vgg_weights)
+    flags = {"size": "size", "iters": "iters", "device": "device"}
+    cfg = validated(resolve(defaults, args, flags))
+    backbone = resolve(BackboneConfig(), args, given=backbone_values(args))
     print(
-        f"demo: {args.content} in the look of {args.style}, the optimiser at {args.size} px, "
-        f"backbone {args.backbone}"
+        f"demo: {args.content} in the look of {args.style}, the optimiser at {cfg.size} px, "
+        f"backbone {backbone.name}"
     )
     result = stylize(content, style, config=cfg, backbone=backbone)
     random = result.report["backbone"]["random"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_PROBLEMS = 1
+from dpst.commands.exit_codes import EXIT_PROBLEMS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,10 @@
+"""What ``dpst`` returns to the shell, one home for every command."""
+
+EXIT_OK = 0
+# Something was found wrong but the command ran to its end (dpst data check's problems, an
+# exported model that does not match PyTorch).
+EXIT_PROBLEMS = 1
+# The user gave something wrong (a DpstError): one line on stderr.
+EXIT_USER_ERROR = 2
+# Ctrl-C or SIGTERM: what was done so far is written and marked interrupted (128 + SIGINT).
+EXIT_INTERRUPTED = 130

@@ -1,0 +1,193 @@
+"""``dpst stylize CONTENT STYLE -o OUT``: the reference optimiser on one pair.
+
+Masks come from files (``--content-mask``/``--style-mask``) or, without them, from the
+segmenter (``--masks auto``, falling back to one region with a note). Writes the image and
+``OUT.json``: the resolved config (give it back with ``--config`` to run the same again),
+the backbone's identity, per-stage losses, timings, the label mapping.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dpst.commands import options
+from dpst.commands.exit_codes import EXIT_INTERRUPTED
+
+# flag dest -> StylizeConfig field; shared with dpst targets.
+OPTIMISER_FLAGS = {
+    "size": "size",
+    "iters": "iters",
+    "stages": "stages",
+    "multiscale": "multiscale",
+    "postfilter": "postfilter",
+    "device": "device",
+    "seed": "seed",
+    "postfilter_mode": "post.mode",
+    "photorealism": "weights.photorealism",
+    "content_weight": "weights.content",
+    "style_weight": "weights.style",
+    "tv_weight": "weights.tv",
+    "min_region": "labels.min_fraction",
+    "snapshot_every": "snapshot_every",
+}
+
+
+def add_optimiser_options(p: options.Parser) -> None:
+    """The optimiser's settings, as ``dpst stylize`` and ``dpst targets`` take them."""
+    options.add_config(p, "StylizeConfig")
+    p.add_argument("--size", type=int, help="long side of the working resolution (700)")
+    p.add_argument("--iters", type=int, help="L-BFGS iterations per stage (1000)")
+    p.add_argument("--stages", type=int, choices=(1, 2), help="2: add the photorealism stage")
+    p.add_argument(
+        "--multiscale",
+        action="store_true",
+        default=None,
+        help="optimise small, upsample, refine (much faster)",
+    )
+    p.add_argument(
+        "--no-postfilter",
+        dest="postfilter",
+        action="store_false",
+        default=None,
+        help="skip the smooth-local-affine post-filter (output at working size)",
+    )
+    p.add_argument("--postfilter-mode", choices=("exact", "fast"), help="post-filter variant")
+    p.add_argument("--lambda", dest="photorealism", type=float, help="photorealism weight (1e4)")
+    p.add_argument("--content-weight", type=float, help="content weight (5)")
+    p.add_argument("--style-weight", type=float, help="style weight (100)")
+    p.add_argument("--tv-weight", type=float, help="total variation weight (1e-3)")
+    options.add_min_region(p)
+    options.add_backbone(p)
+    options.add_device(p)
+    p.add_argument("--seed", type=int)
+
+
+def optimiser_configs(args: argparse.Namespace):
+    """The resolved, validated ``(StylizeConfig, BackboneConfig)``; the backbone is the
+    ``backbone`` entry of a ``--config`` file, as the report writes it."""
+    from dpst.commands.resolve import backbone_values, resolve, validated
+    from dpst.optim_reference.stylize import StylizeConfig
+    from dpst.optim_reference.vgg import BackboneConfig
+
+    backbone = resolve(BackboneConfig(), args, given=backbone_values(args), section="backbone")
+    config = resolve(StylizeConfig(), args, OPTIMISER_FLAGS, sections=("backbone",))
+    return validated(config), backbone
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("content", help="content photo")
+    p.add_argument("style", help="reference (style) photo")
+    options.add_output(p)
+    options.add_mask_files(p)
+    add_optimiser_options(p)
+    p.add_argument("--snapshot-every", type=int, help="save the iterate every N iterations")
+    p.add_argument("--tensorboard", metavar="DIR", help="log losses and images to DIR")
+    options.add_quiet(p)
+    options.add_automatic_masks(
+        p, "auto", "auto: segment both photos when a segmenter is available, else one region",
+        "automatic masks (when no mask files are given)",
+    )  # fmt: skip
+
+
+def _masks(args, content, style, config, files: bool):
+    """``(content labels, style labels, what the report says)``; None, None: one region."""
+    from dpst.models.auto_labels import AutoLabelConfig
+    from dpst.optim_reference.masks import read_mask
+
+    if files:
+        content_labels = read_mask(args.content_mask, content.shape[:2])
+        style_labels = read_mask(args.style_mask, style.shape[:2])
+        return content_labels, style_labels, {"source": "files"}
+    if args.masks == "auto":
+        from dpst.commands.auto_masks import automatic_or_none
+
+        segmenter = options.segmenter_config(args, device=config.device)
+        auto = AutoLabelConfig(segmenter=segmenter, min_fraction=config.labels.min_fraction)
+        # At the working size, where the optimiser uses them.
+        found = automatic_or_none("stylize", content, style, auto, config.size, False)
+        if found is not None:
+            return found.content, found.style, {"source": "automatic", **found.report}
+    return None, None, {"source": "none"}
+
+
+def _progress(args, config, content_shape, out: Path):
+    """A progress bar and the per-iteration callback (bar, snapshots)."""
+    from tqdm import tqdm
+
+    from dpst.imageio import from_tensor, write_image
+    from dpst.optim_reference.stylize import planned_iterations
+
+    total = planned_iterations(config, content_shape)
+    bar = tqdm(total=total, disable=args.quiet, unit="it", dynamic_ncols=True)
+    snapshots = out.with_name(out.stem + ".snapshots")
+
+    def callback(event) -> None:
+        bar.update(1)
+        bar.set_description(f"level {event.level} stage {event.stage}")
+        bar.set_postfix({k: f"{v:.3g}" for k, v in event.terms.items()}, refresh=False)
+        if config.snapshot_every and event.iteration % config.snapshot_every == 0:
+            name = f"level{event.level}_stage{event.stage}_{event.iteration:05d}.png"
+            write_image(snapshots / name, from_tensor(event.image()))
+
+    return bar, callback
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from dpst.errors import InputError
+    from dpst.imageio import read_image, write_image, write_json
+    from dpst.optim_reference.stylize import resolve_device, stylize
+    from dpst.optim_reference.vgg import load_backbone
+
+    out = Path(args.output)
+    config, backbone = optimiser_configs(args)
+    content, style = read_image(args.content), read_image(args.style)
+    files = options.mask_files_given(args)
+    try:
+        device = resolve_device(config.device)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    # Loaded (the Caffe file fetched on first use) before anything slow, segmentation and
+    # optimisation: missing weights then cost one line and nothing else.
+    network = load_backbone(backbone, device)
+    content_labels, style_labels, masks_info = _masks(args, content, style, config, files)
+    if not args.quiet:
+        print(f"masks: {masks_info['source']}")
+    bar, callback = _progress(args, config, content.shape, out)
+    try:
+        result = stylize(
+            content,
+            style,
+            content_labels,
+            style_labels,
+            config,
+            backbone,
+            callback=callback,
+            tensorboard_dir=args.tensorboard,
+            network=network,
+        )
+    finally:
+        bar.close()
+    report = result.report
+    report["inputs"] = {
+        "content": str(args.content),
+        "style": str(args.style),
+        "content_mask": args.content_mask,
+        "style_mask": args.style_mask,
+    }
+    report["config"]["backbone"] = asdict(backbone)
+    report["masks"] = masks_info
+    write_image(out, result.image)
+    write_json(out.with_name(out.name + ".json"), report)
+    note = (
+        " (RANDOM backbone: not VGG-19's trained weights)"
+        if report["backbone"].get("random")
+        else ""
+    )
+    print(f"wrote {out} and {out.name}.json in {report['seconds']:.1f} s{note}")
+    if report["interrupted"]:
+        print("interrupted: the result so far was written, marked interrupted")
+        return EXIT_INTERRUPTED
+    return 0
