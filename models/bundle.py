@@ -8,8 +8,8 @@ A bundle folder holds::
     model.style.onnx        the style encoder } runtime (dpst.serve.runtime)
 
 The package ships one in ``dpst/serve/bundled/`` (:data:`dpst.serve.runtime.BUNDLED_MODEL`);
-``dpst export CHECKPOINT --bundle DIR`` writes another. ``dpst train --init-from`` and
-``dpst train-looks`` read ``generator.json`` as well as checkpoints.
+``dpst export CHECKPOINT --bundle DIR`` writes another. ``dpst train --init-from`` takes a
+bundle (``bundled`` for the shipped one) as well as a checkpoint: :func:`load_generator`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "generator.json"
 STYLIZER_FILE = "model.onnx"
 BUNDLE_FORMAT = "dpst-generator-bundle"
+BUNDLED = "bundled"  # names the shipped bundle wherever a model source is asked for
 
 
 def save_bundle(model, folder: str | os.PathLike, info: dict[str, Any] | None = None):
@@ -77,6 +78,28 @@ def load_bundle(folder: str | os.PathLike):
         first = str(err).strip().splitlines()[0]
         raise InputError(f"{folder}: weights do not fit the config ({first[:200]})") from None
     return model.eval()
+
+
+def bundled_folder() -> Path:
+    """The bundle shipped in the package (``dpst/serve/bundled``), as package data."""
+    from importlib.resources import files
+
+    return Path(str(files("dpst.serve") / "bundled"))
+
+
+def load_generator(source: str | os.PathLike):
+    """A Generator from ``"bundled"`` (the shipped model), a bundle folder or its
+    ``generator.json``, or a generator checkpoint.
+
+    Raises:
+        InputError: as :func:`load_bundle` and :func:`~dpst.models.checkpoint.load_checkpoint`.
+    """
+    from dpst.models.checkpoint import load_checkpoint
+
+    path = bundled_folder() if str(source) == BUNDLED else Path(source)
+    if is_bundle(path):
+        return load_bundle(path)
+    return load_checkpoint(path)[0]
 
 
 def is_bundle(path: str | os.PathLike) -> bool:

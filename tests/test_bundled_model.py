@@ -111,3 +111,18 @@ def test_a_fresh_install_stylises_with_the_bundled_model_without_torch(tmp_path)
     assert np.linalg.norm(o_mean - s_mean) <= 0.5 * np.linalg.norm(c_mean - s_mean)
     corr = np.corrcoef(_gradient_magnitude(content).ravel(), _gradient_magnitude(out).ravel())
     assert corr[0, 1] >= 0.9, corr[0, 1]
+
+
+def test_init_from_a_bundle_takes_its_model_unless_one_is_set(tmp_path, one_thread):
+    from dpst.models.bundle import load_generator
+    from dpst.train.config import TrainConfig
+    from dpst.train.loop import _model_of_init
+
+    torch.manual_seed(0)
+    save_bundle(Generator(TINY), tmp_path / "b")
+    adopted = _model_of_init(TrainConfig(init_from=str(tmp_path / "b")))
+    assert adopted.model == TINY
+    own = GeneratorConfig(head_width=32)
+    assert _model_of_init(TrainConfig(init_from=str(tmp_path / "b"), model=own)).model == own
+    if BUNDLED_MODEL.is_file():
+        assert load_generator("bundled").config == load_bundle(BUNDLED_MODEL.parent).config

@@ -125,6 +125,7 @@ def train(
         config.validate()
     except ValueError as err:
         raise InputError(f"train config: {err}") from None
+    config = _model_of_init(config)
     run_dir = Path(run_dir)
     entries = _read_entries(manifest)
     if config.val_manifest:
@@ -147,11 +148,24 @@ def train(
         dist.shutdown(ctx)
 
 
+def _model_of_init(config: TrainConfig) -> TrainConfig:
+    """With ``init_from`` and no model settings of its own, the run takes the starting
+    generator's (``--init-from bundled`` fine-tunes the shipped model as it is)."""
+    import dataclasses
+
+    from dpst.models.bundle import load_generator
+    from dpst.models.generator import GeneratorConfig
+
+    if not config.init_from or config.model != GeneratorConfig():
+        return config
+    return dataclasses.replace(config, model=load_generator(config.init_from).config)
+
+
 def _load_initial_weights(model, path: str) -> None:
     """Start from another run's generator (fine-tuning): its weights only, a fresh schedule."""
-    from dpst.models.checkpoint import load_checkpoint
+    from dpst.models.bundle import load_generator
 
-    start, _ = load_checkpoint(path)
+    start = load_generator(path)
     if start.config != model.config:
         raise InputError(
             f"--init-from {path} holds a generator of another config ({start.config}); pass "
