@@ -54,7 +54,7 @@ def load_bundle(folder: str | os.PathLike):
     Raises:
         InputError: a missing or unreadable file, or weights that do not fit the config.
     """
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from dpst.models.generator import Generator, GeneratorConfig
@@ -69,7 +69,7 @@ def load_bundle(folder: str | os.PathLike):
     except FileNotFoundError as err:
         missing = Path(err.filename).name
         raise InputError(f"{folder}: not a model bundle ({missing} missing)") from None
-    except (OSError, ValueError, KeyError, TypeError, SafetensorsError) as err:
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as err:
         raise InputError(f"{folder}: unreadable model bundle ({err})") from None
     model = Generator(config)
     try:
