@@ -48,7 +48,7 @@ def shipped_model_config() -> GeneratorConfig:
 class LookTrainConfig:
     """Every setting of ``dpst train-looks``; the defaults trained the bundled model."""
 
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 8
     lr: float = 3e-4
     warmup_steps: int = 100
