@@ -83,7 +83,7 @@ def file_values(
 def resolve(
     defaults: T,
     args: argparse.Namespace,
-    flags: FlagTable = {},  # noqa: B006 (read only)
+    flags: FlagTable | None = None,
     *,
     given: Mapping[str, Any] | None = None,
     below_file: tuple[Mapping[str, Any], ...] = (),
@@ -98,7 +98,7 @@ def resolve(
     over them. Unknown keys and wrong types are InputErrors naming the key.
     """
     where = section or "config"
-    flag_layer = _merge(flag_values(args, flags), given or {})
+    flag_layer = _merge(flag_values(args, flags or {}), given or {})
     config = defaults
     for layer in (*below_file, file_values(args, section, sections), flag_layer):
         if layer:
