@@ -46,6 +46,16 @@ def update_dataclass(obj: Any, values: dict[str, Any], where: str = "config") ->
         raise InputError(f"{where}: {err}") from None
 
 
+def validated(config: Any, where: str = "") -> Any:
+    """``config`` after its ``validate()``; a ValueError becomes a one-line InputError
+    (prefixed ``where: `` when given)."""
+    try:
+        config.validate()
+    except ValueError as err:
+        raise InputError(f"{where}: {err}" if where else str(err)) from None
+    return config
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a JSON config; a run report is accepted too (its ``"config"`` entry is used)."""
     path = Path(path)

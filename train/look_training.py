@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dpst.config import validated
 from dpst.data.look_pairs import LookPairConfig
 from dpst.errors import InputError
 from dpst.imageio import write_json
@@ -191,10 +192,7 @@ def train_looks(
     from dpst.data.photo_pool import PhotoPool
     from dpst.train.stop_signal import StopSignal
 
-    try:
-        config.validate()
-    except ValueError as err:
-        raise InputError(f"train-looks config: {err}") from None
+    validated(config, "train-looks config")
     if config.threads:
         torch.set_num_threads(config.threads)
     # Denormal floats appear in the base's statistics and made CPU steps 1 s -> 6 s within

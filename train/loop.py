@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from dpst.config import validated
 from dpst.data.manifest import Entry, check_entry, read_manifest
 from dpst.errors import InputError
 from dpst.imageio import write_json
@@ -121,11 +122,7 @@ def train(
     """
     from dpst.train import dist
 
-    try:
-        config.validate()
-    except ValueError as err:
-        raise InputError(f"train config: {err}") from None
-    config = _model_of_init(config)
+    config = _model_of_init(validated(config, "train config"))
     run_dir = Path(run_dir)
     entries = _read_entries(manifest)
     if config.val_manifest:

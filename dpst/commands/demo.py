@@ -99,7 +99,8 @@ def _one_pass(args, content, style):
 
 
 def _quality(args, content, style):
-    from dpst.commands.resolve import backbone_values, resolve, validated
+    from dpst.commands.resolve import backbone_values, resolve
+    from dpst.config import validated
     from dpst.optim_reference.postfilter import PostFilterConfig
     from dpst.optim_reference.stylize import StylizeConfig, stylize
     from dpst.optim_reference.vgg import BackboneConfig

@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace, trained: dict | None):
     """Defaults, the checkpoint's training backbone, then ``--config``, then flags."""
-    from dpst.commands.resolve import backbone_values, resolve, validated
+    from dpst.commands.resolve import backbone_values, resolve
+    from dpst.config import validated
     from dpst.train.evaluate import EvalConfig
 
     below = ()

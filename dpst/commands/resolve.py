@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from dpst.config import load_config_file, update_dataclass
-from dpst.errors import InputError
 
 T = TypeVar("T")
 FlagTable = Mapping[str, str | tuple[str, ...]]
@@ -103,13 +102,4 @@ def resolve(
     for layer in (*below_file, file_values(args, section, sections), flag_layer):
         if layer:
             config = update_dataclass(config, dict(layer), where)
-    return config
-
-
-def validated(config: T) -> T:
-    """``config`` after its ``validate()``; a ValueError becomes a one-line InputError."""
-    try:
-        config.validate()
-    except ValueError as err:
-        raise InputError(str(err)) from None
     return config

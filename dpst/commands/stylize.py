@@ -66,7 +66,8 @@ def add_optimiser_options(p: options.Parser) -> None:
 def optimiser_configs(args: argparse.Namespace):
     """The resolved, validated ``(StylizeConfig, BackboneConfig)``; the backbone is the
     ``backbone`` entry of a ``--config`` file, as the report writes it."""
-    from dpst.commands.resolve import backbone_values, resolve, validated
+    from dpst.commands.resolve import backbone_values, resolve
+    from dpst.config import validated
     from dpst.optim_reference.stylize import StylizeConfig
     from dpst.optim_reference.vgg import BackboneConfig
 
