@@ -51,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
         if args.fp16 or args.opset != 18:
             raise InputError("--bundle writes the shipped format: float32, opset 18")
-        model, _ = load_checkpoint(args.checkpoint)
-        info = {"checkpoint": str(Path(args.checkpoint).resolve())}
+        model, extra = load_checkpoint(args.checkpoint)
+        info = {"checkpoint": Path(args.checkpoint).name}
+        if isinstance(extra, dict):  # a training run's: what trained it
+            info.update({k: extra[k] for k in ("kind", "step", "config") if k in extra})
         result = save_bundle(model, args.bundle, info)
     else:
         if Path(args.output).suffix.lower() != ".onnx":
