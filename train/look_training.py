@@ -49,9 +49,9 @@ def shipped_model_config() -> GeneratorConfig:
 class LookTrainConfig:
     """Every setting of ``dpst train-looks``; the defaults trained the bundled model."""
 
-    steps: int = 1000
+    steps: int = 2000
     batch_size: int = 8
-    lr: float = 3e-4
+    lr: float = 1e-3
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05
     clip_norm: float = 1.0

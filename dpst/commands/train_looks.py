@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", required=True, metavar="DIR", help="checkpoints, logs, config")
     options.add_config(p, "LookTrainConfig")
     add_step_options(
-        p, {"steps": "1000", "batch_size": "8", "lr": "3e-4", "warmup": "100", "val_pairs": "48"}
+        p, {"steps": "2000", "batch_size": "8", "lr": "1e-3", "warmup": "100", "val_pairs": "48"}
     )
     p.add_argument("--crop-size", type=int, help="training crop side in px (128)")
 
