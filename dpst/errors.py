@@ -15,3 +15,7 @@ class InputError(DpstError, ValueError):
 
 class WeightsNotFoundError(DpstError, FileNotFoundError):
     """Pretrained weights are needed but not available; the message says how to get them."""
+
+
+class OutputError(DpstError):
+    """The result could not be written where asked; the message says where it was saved."""

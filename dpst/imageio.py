@@ -94,14 +94,33 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
+# The formats write_image writes, by suffix: 8-bit RGB, which each of them stores as is.
+IMAGE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The Pillow format :func:`write_image` uses for ``path``, or a one-line InputError."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        known = " ".join(IMAGE_FORMATS)
+        what = f"unknown image format {suffix!r}" if suffix else "no file extension"
+        raise InputError(f"{path}: {what} (an image output ends in one of {known})")
+    return IMAGE_FORMATS[suffix]
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a float (H,W,3) image in [0,1] (or uint8) atomically; format from the suffix."""
-    path = Path(path)
+    fmt = image_format(path)
     arr = image if image.dtype == np.uint8 else to_uint8(image)
     img = Image.fromarray(arr)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
     atomic_write(path, lambda fh: img.save(fh, format=fmt))
 
 

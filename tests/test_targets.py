@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -211,3 +212,29 @@ def test_bad_optimiser_settings_are_one_line_errors(pairs, tmp_path, capsys):
     assert "size must be at least" in capsys.readouterr().err
     assert main(["targets", str(tmp_path / "none.jsonl"), "--out", str(tmp_path), *FAST]) == 2
     assert "no such manifest" in capsys.readouterr().err
+
+
+def test_sighup_stops_the_run_and_writes_the_summary(pairs, tmp_path):
+    """A closed terminal (or SIGTERM) stops dpst targets as Ctrl-C does: summary, 129."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dpst", "targets", str(pairs), "--out", str(out),
+         "--backbone", "random", "--size", "32", "--iters", "100000", "--no-postfilter",
+         "--quiet"],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + SUBPROCESS_TIMEOUT
+        while not (out / "config.json").exists():  # written just before the first pair
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.0)  # well into the first pair's 100000 iterations
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 129, err[-2000:]
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert summary["interrupted"] and summary["done"] == 0

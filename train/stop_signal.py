@@ -1,8 +1,9 @@
-"""Stopping a training run cleanly: SIGTERM or Ctrl-C end the current step, not the process.
+"""Stopping a training run cleanly: SIGTERM, SIGHUP or Ctrl-C end the current step, not the
+process.
 
 Both training loops (``dpst train``, ``dpst train-looks``) poll :attr:`StopSignal.requested`
-after every step and then write a checkpoint, so a service manager's SIGTERM or a person's
-Ctrl-C never loses more than the step in progress.
+after every step and then write a checkpoint, so a service manager's SIGTERM, a closed
+terminal's SIGHUP or a person's Ctrl-C never loses more than the step in progress.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import signal
 import threading
 from typing import Any
 
+# SIGHUP (a closed terminal) does not exist on Windows.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name)
+)
+
 
 class StopSignal:
-    """SIGTERM and the first Ctrl-C ask the loop to stop after the current step; a second
+    """SIGTERM, SIGHUP and the first Ctrl-C ask the loop to stop after the current step; a second
     Ctrl-C interrupts at once. Handlers are restored on exit."""
 
     def __init__(self) -> None:
@@ -29,7 +35,7 @@ class StopSignal:
         # Signal handlers can only be set from the main thread; elsewhere (a test's thread)
         # the loop runs to its end or its stop_at.
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

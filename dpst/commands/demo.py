@@ -10,7 +10,6 @@ for by name (``--backbone random``).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from dpst.commands import options
 
@@ -52,17 +51,18 @@ def _sample(name: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpst.imageio import write_image, write_json
+    from dpst.commands.outputs import check_image_output, write_image_or_rescue
+    from dpst.imageio import write_image
 
+    # The inputs are bundled samples, so -o clashes with nothing; the rest is checked first.
+    out = check_image_output(args.output, {})
     content, style = _sample(args.content), _sample(args.style)
     if args.quality:
         image, report, note = _quality(args, content, style)
     else:
         image, report, note = _one_pass(args, content, style)
-    out = Path(args.output)
-    write_image(out, image)
     report = {**report, "inputs": {"content": args.content, "style": args.style}}
-    write_json(out.with_name(out.name + ".json"), report)
+    write_image_or_rescue(out, image, report)
     write_image(out.with_name(out.stem + "_compare.png"), side_by_side([content, style, image]))
     print(
         f"wrote {out}, {out.name}.json and {out.stem}_compare.png (content | style | result) "

@@ -6,5 +6,7 @@ EXIT_OK = 0
 EXIT_PROBLEMS = 1
 # The user gave something wrong (a DpstError): one line on stderr.
 EXIT_USER_ERROR = 2
-# Ctrl-C or SIGTERM: what was done so far is written and marked interrupted (128 + SIGINT).
+# Ctrl-C: what was done so far is written and marked interrupted (128 + SIGINT). Training
+# returns it for SIGTERM and SIGHUP too; dpst stylize and dpst targets return 128 + the
+# signal's number for those (143, 129: dpst.commands.signals).
 EXIT_INTERRUPTED = 130

@@ -37,6 +37,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before loading anything: the files to write are writable and none is the checkpoint."""
+    from pathlib import Path
+
+    from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
+    from dpst.errors import InputError
+    from dpst.models.bundle import CONFIG_FILE, STYLIZER_FILE, WEIGHTS_FILE
+    from dpst.models.onnx_format import style_encoder_path_for
+
+    if args.bundle is not None:
+        folder = Path(args.bundle)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"--bundle {folder} is a file, not a folder")
+        stylizer = folder / STYLIZER_FILE
+        files = [folder / WEIGHTS_FILE, folder / CONFIG_FILE]
+    else:
+        check_not_a_folder(args.output)
+        stylizer = Path(args.output)
+        if stylizer.suffix.lower() != ".onnx":
+            raise InputError(f"-o must name a .onnx file, got {args.output}")
+        folder, files = stylizer.parent, []
+    check_writable_folder(folder)
+    files += [stylizer, style_encoder_path_for(stylizer)]
+    check_no_clash(files, {"checkpoint": args.checkpoint})
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -45,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.output is None) == (args.bundle is None):
         raise InputError("give -o MODEL.onnx or --bundle DIR (one of them)")
+    _check_outputs(args)
     if args.bundle is not None:
         from dpst.models.bundle import save_bundle
         from dpst.models.checkpoint import load_checkpoint
@@ -57,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
             info.update({k: extra[k] for k in ("kind", "step", "config") if k in extra})
         result = save_bundle(model, args.bundle, info)
     else:
-        if Path(args.output).suffix.lower() != ".onnx":
-            raise InputError(f"-o must name a .onnx file, got {args.output}")
         result = export_checkpoint(args.checkpoint, args.output, opset=args.opset, fp16=args.fp16)
     meta = result.metadata
     print(

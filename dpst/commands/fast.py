@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from dpst.imageio import read_image, write_image
+    from dpst.commands.outputs import check_image_output, write_image_or_rescue
+    from dpst.imageio import read_image
     from dpst.serve.runtime import (
         BUNDLED_MODEL,
         DEFAULT_MODEL_PATH,
@@ -75,6 +76,14 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     options.mask_files_given(args)
+    inputs = {
+        "content photo": args.content,
+        "style photo": args.style,
+        "--content-mask": args.content_mask,
+        "--style-mask": args.style_mask,
+        "--model": args.model,
+    }
+    out = check_image_output(args.output, inputs)
     model_path = args.model or default_model_path()
     if model_path is None:
         raise RuntimeModelError(
@@ -91,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = time.perf_counter()
     result = stylizer.stylize(content, style, content_labels, style_labels)
     done = time.perf_counter()
-    write_image(args.output, result)
+    write_image_or_rescue(out, result)
     height, width = result.shape[:2]
     which = "the bundled model" if Path(model_path) == BUNDLED_MODEL else str(model_path)
     print(

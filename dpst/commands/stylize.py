@@ -3,7 +3,9 @@
 Masks come from files (``--content-mask``/``--style-mask``) or, without them, from the
 segmenter (``--masks auto``, falling back to one region with a note). Writes the image and
 ``OUT.json``: the resolved config (give it back with ``--config`` to run the same again),
-the backbone's identity, per-stage losses, timings, the label mapping.
+the backbone's identity, per-stage losses, timings, the label mapping. The output is checked
+before any work (:mod:`dpst.commands.outputs`); Ctrl-C, SIGTERM and SIGHUP stop the
+optimisation and write the result so far, marked interrupted.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import argparse
 from pathlib import Path
 
 from dpst.commands import options
-from dpst.commands.exit_codes import EXIT_INTERRUPTED
 
 # flag dest -> StylizeConfig field; shared with dpst targets.
 OPTIMISER_FLAGS = {
@@ -134,15 +135,51 @@ def _progress(args, config, content_shape, out: Path):
     return bar, callback
 
 
+def _inputs(args: argparse.Namespace) -> dict:
+    """The input files, by what the user would call them, for the output checks."""
+    return {
+        "content photo": args.content,
+        "style photo": args.style,
+        "--content-mask": args.content_mask,
+        "--style-mask": args.style_mask,
+        "--config": args.config,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from dpst.commands.outputs import check_image_output
+    from dpst.commands.signals import termination_as_interrupt
+
+    # Before any work: a bad -o must cost one line, not the optimisation's hours.
+    out = Path(args.output)
+    check_image_output(args.output, _inputs(args), [out.with_name(out.name + ".json")])
+    # A timeout, a kill or a closed terminal stop the run as Ctrl-C does: result kept.
+    with termination_as_interrupt() as received:
+        try:
+            interrupted = _stylize(args, out)
+        except KeyboardInterrupt:
+            if received.signum is None:
+                raise  # Ctrl-C outside the optimisation: the CLI's usual 130
+            print(f"dpst stylize: interrupted ({received.name()})", file=sys.stderr)
+            return received.exit_code()
+    if interrupted:
+        print(f"interrupted ({received.name()}): the result so far was written, marked interrupted")
+        return received.exit_code()
+    return 0
+
+
+def _stylize(args: argparse.Namespace, out: Path) -> bool:
+    """Run and write the output and its report; True when the run was interrupted."""
     from dataclasses import asdict
 
+    from dpst.commands.outputs import write_image_or_rescue
     from dpst.errors import InputError
-    from dpst.imageio import read_image, write_image, write_json
+    from dpst.imageio import read_image
     from dpst.optim_reference.stylize import resolve_device, stylize
     from dpst.optim_reference.vgg import load_backbone
 
-    out = Path(args.output)
     config, backbone = optimiser_configs(args)
     content, style = read_image(args.content), read_image(args.style)
     files = options.mask_files_given(args)
@@ -180,15 +217,11 @@ def run(args: argparse.Namespace) -> int:
     }
     report["config"]["backbone"] = asdict(backbone)
     report["masks"] = masks_info
-    write_image(out, result.image)
-    write_json(out.with_name(out.name + ".json"), report)
+    write_image_or_rescue(out, result.image, report)
     note = (
         " (RANDOM backbone: not VGG-19's trained weights)"
         if report["backbone"].get("random")
         else ""
     )
     print(f"wrote {out} and {out.name}.json in {report['seconds']:.1f} s{note}")
-    if report["interrupted"]:
-        print("interrupted: the result so far was written, marked interrupted")
-        return EXIT_INTERRUPTED
-    return 0
+    return bool(report["interrupted"])

@@ -13,7 +13,6 @@ import argparse
 import sys
 
 from dpst.commands import options
-from dpst.commands.exit_codes import EXIT_INTERRUPTED
 
 # Printed in full up to this many; the rest are in summary.json.
 SHOWN_PROBLEMS = 20
@@ -35,18 +34,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dpst.commands.signals import termination_as_interrupt
     from dpst.commands.stylize import optimiser_configs
     from dpst.train.targets import run_targets
 
     config, backbone = optimiser_configs(args)
-    summary = run_targets(
-        args.manifest,
-        args.out,
-        config,
-        backbone,
-        retry_failed=args.retry_failed,
-        progress=not args.quiet,
-    )
+    # A timeout, a kill or a closed terminal stop the run as Ctrl-C does: the pair in
+    # progress is dropped, the summary written, and the next run resumes.
+    with termination_as_interrupt() as received:
+        try:
+            summary = run_targets(
+                args.manifest,
+                args.out,
+                config,
+                backbone,
+                retry_failed=args.retry_failed,
+                progress=not args.quiet,
+            )
+        except KeyboardInterrupt:
+            if received.signum is None:
+                raise
+            print(f"dpst targets: interrupted ({received.name()})", file=sys.stderr)
+            return received.exit_code()
     if summary is None:  # not rank 0
         return 0
     for problem in summary["invalid_lines"][:SHOWN_PROBLEMS]:
@@ -63,4 +72,4 @@ def run(args: argparse.Namespace) -> int:
         f"in {summary['seconds']:.1f} s on {summary['world_size']} process(es){rate}; "
         f"see {args.out}/summary.json"
     )
-    return EXIT_INTERRUPTED if summary["interrupted"] else 0
+    return received.exit_code() if summary["interrupted"] else 0

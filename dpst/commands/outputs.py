@@ -1,0 +1,110 @@
+"""Where a command writes: checked before any work, and the result kept if writing fails.
+
+Every command that writes an image (``stylize``, ``fast``, ``demo``) or a model (``export``)
+checks its outputs here first, so that a bad ``-o`` costs one line and exit status 2 instead
+of hours of optimisation: the output must not be (through symlinks, ``./`` or hard links) one
+of the command's input files, must not be a folder, must have an extension
+:func:`dpst.imageio.write_image` knows, and its folder must exist or be creatable, and be
+writable. Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from dpst import imageio
+from dpst.errors import InputError, OutputError
+
+Inputs = Mapping[str, "str | os.PathLike | None"]
+
+
+def check_image_output(path: str | os.PathLike, inputs: Inputs, side_files: Iterable = ()) -> Path:
+    """``path`` as a Path, once it is a writable image file that replaces no input.
+
+    ``inputs`` maps what each input is ("content photo", "--config") to its path (None: not
+    given); ``side_files`` are the other files written with it (its report), also checked
+    against the inputs.
+    """
+    check_not_a_folder(path)
+    out = Path(path)
+    imageio.image_format(out)
+    check_writable_folder(out.parent)
+    check_no_clash([out, *side_files], inputs)
+    return out
+
+
+def check_not_a_folder(path: str | os.PathLike) -> None:
+    # Checked on the text as given: Path("new/") drops the slash that says "a folder".
+    if Path(path).is_dir() or str(path).endswith(("/", os.sep)):
+        raise InputError(f"{path} is a folder: name the output file (e.g. out.png in it)")
+
+
+def check_writable_folder(folder: Path) -> None:
+    """``folder`` exists or can be created, and a file can be created in it.
+
+    Probed with a real temporary file rather than ``os.access``: access() says yes to root
+    on a read-only mount, and knows nothing of a full quota.
+    """
+    existing = folder if str(folder) else Path(".")
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"cannot create the folder {folder}: {existing} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dpst-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise InputError(f"cannot write in {existing} ({err.strerror or err})") from None
+
+
+def check_no_clash(outputs: Iterable[Path], inputs: Inputs) -> None:
+    """No output is one of the input files, however the two paths are spelled."""
+    for out in outputs:
+        for what, given in inputs.items():
+            if given is not None and _same_file(out, Path(given)):
+                raise InputError(
+                    f"{out} would replace the {what} ({given}): choose another output path"
+                )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:  # hard links: different names, one file
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def write_image_or_rescue(out: Path, image, report: dict | None = None) -> None:
+    """Write ``out`` (and ``out.json`` when a report is given), atomically; if that fails
+    after all (a full disk, a folder removed meanwhile), save them in the system temp folder
+    (else the current one) and raise an OutputError saying where: hours of work are kept."""
+    try:
+        imageio.write_image(out, image)
+        if report is not None:
+            imageio.write_json(out.with_name(out.name + ".json"), report)
+    except OSError as err:
+        saved = _rescue(out, image, report)
+        where = f"saved as {saved} instead" if saved else "and no copy could be saved"
+        raise OutputError(
+            f"could not write {out} ({err.strerror or err}): the result is {where}"
+        ) from None
+
+
+def _rescue(out: Path, image, report: dict | None) -> Path | None:
+    for folder in (tempfile.gettempdir(), os.getcwd()):
+        try:
+            fd, name = tempfile.mkstemp(prefix=f"dpst-{out.stem}-", suffix=out.suffix, dir=folder)
+            os.close(fd)
+            imageio.write_image(name, image)
+            if report is not None:
+                imageio.write_json(name + ".json", report)
+            return Path(name)
+        except OSError:
+            continue
+    return None
