@@ -45,7 +45,7 @@ def add_quiet(p: Parser, what: str = "no progress bar") -> None:
     p.add_argument("--quiet", action="store_true", help=what)
 
 
-def add_output(p: Parser, what: str = "output image (.png or .jpg)") -> None:
+def add_output(p: Parser, what: str = "output image (.png, .jpg, .tif, .webp or .bmp)") -> None:
     p.add_argument("-o", "--output", required=True, help=what)
 
 
