@@ -59,6 +59,7 @@ from dpst.models.onnx_format import (
     STYLE_CODE,
     STYLIZER_INPUTS,
     STYLIZER_OUTPUTS,
+    digest_path_for,
     encode_metadata,
     style_encoder_path_for,
 )
@@ -191,7 +192,10 @@ def _export_graph(module, args, path: Path, inputs, outputs, dynamic, opset, met
         for key, value in encode_metadata(metadata).items():
             proto.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(proto, full_check=True)
-        atomic_write(path, lambda fh: fh.write(proto.SerializeToString()))
+        data = proto.SerializeToString()
+        atomic_write(path, lambda fh: fh.write(data))
+        line = f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode()
+        atomic_write(digest_path_for(path), lambda fh: fh.write(line))
 
 
 def export_onnx(

@@ -24,10 +24,29 @@ STYLIZER_INPUTS = ("content", "content_masks", *STYLE_CODE)
 STYLIZER_OUTPUTS = ("output",)
 ENCODER_INPUTS = ("style", "style_masks")
 ENCODER_OUTPUTS = STYLE_CODE
+DIGEST_SUFFIX = ".sha256"
 # Metadata keys are METADATA_PREFIX + name.
 METADATA_PREFIX = "dpst_"
 # Names every file must carry, with their types (the stylizer also names its encoder file).
 REQUIRED_METADATA: dict[str, type] = {"config": dict, "max_labels": int, "model_id": str}
+
+
+def digest_path_for(path: str | os.PathLike) -> Path:
+    """The checksum written beside each graph: ``model.onnx`` -> ``model.onnx.sha256``, in
+    ``sha256sum`` format, so ``sha256sum -c model.onnx.sha256`` checks it too."""
+    path = Path(path)
+    return path.with_name(path.name + DIGEST_SUFFIX)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def style_encoder_path_for(path: str | os.PathLike) -> Path:

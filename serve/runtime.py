@@ -51,6 +51,9 @@ from dpst.models.onnx_format import (
     STYLIZER_INPUTS,
     STYLIZER_OUTPUTS,
     decode_metadata,
+    digest_path_for,
+    file_sha256,
+    style_encoder_path_for,
 )
 from dpst.serve.label_masks_np import masks_for_image
 
@@ -144,10 +147,12 @@ class FastStylizer:
         self._cache_size = max(0, int(cache_size))
         self._lock = threading.Lock()
         providers = choose_providers(list(providers or DEFAULT_PROVIDERS), _available_providers())
+        check_digest(self.model_path)
         self._stylizer = _open_session(self.model_path, providers, threads)
         self.metadata = read_metadata(self._stylizer, self.model_path, ROLE_STYLIZER)
         _check_io(self._stylizer, self.model_path, STYLIZER_INPUTS, STYLIZER_OUTPUTS)
-        encoder_path = self.model_path.parent / self.metadata["style_encoder_file"]
+        encoder_path = find_style_encoder(self.model_path, self.metadata["style_encoder_file"])
+        check_digest(encoder_path)
         self._encoder = _open_session(encoder_path, providers, threads)
         encoder_meta = read_metadata(self._encoder, encoder_path, ROLE_STYLE_ENCODER)
         _check_io(self._encoder, encoder_path, ENCODER_INPUTS, ENCODER_OUTPUTS)
@@ -341,6 +346,31 @@ def _open_session(path: Path, providers: list[str], threads: int | None):
     except Exception as error:  # ORT raises its own Fail/InvalidProtobuf/... types
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RuntimeModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+
+
+def check_digest(path: Path) -> None:
+    """The file matches the checksum ``dpst export`` wrote beside it, when there is one
+    (``model.onnx.sha256``); a damaged or altered model would otherwise run silently."""
+    sidecar = digest_path_for(path)
+    if not sidecar.is_file() or not path.is_file():
+        return
+    try:
+        expected = sidecar.read_text(encoding="utf-8").split()[0].lower()
+    except (OSError, UnicodeDecodeError, IndexError):
+        raise RuntimeModelError(f"{sidecar}: unreadable checksum file") from None
+    if file_sha256(path) != expected:
+        raise RuntimeModelError(
+            f"{path} does not match its checksum ({sidecar.name}): the file is damaged or "
+            f"was changed; restore it or export the model again"
+        )
+
+
+def find_style_encoder(model_path: Path, recorded: str) -> Path:
+    """The style encoder: the name the stylizer's metadata records, else the one named after
+    the stylizer (``foo.onnx`` -> ``foo.style.onnx``), so that renaming both files works."""
+    named = model_path.parent / recorded
+    beside = style_encoder_path_for(model_path)
+    return named if named.is_file() or not beside.is_file() else beside
 
 
 def read_metadata(session, path: Path, role: str) -> dict[str, Any]:

@@ -387,3 +387,32 @@ def test_metadata_values_round_trip_as_strings():
     encoded = encode_metadata(values)
     assert encoded["dpst_format"] == "dpst-onnx" and json.loads(encoded["dpst_cfg"])
     assert decode_metadata({**encoded, "other": "ignored"}) == values
+
+
+def test_checksums_catch_damaged_weights_and_renamed_pairs_still_load(exported, tmp_path):
+    import shutil
+
+    _, _, result = exported
+    for path in (result.stylizer_path, result.style_encoder_path):
+        line = path.with_name(path.name + ".sha256").read_text()
+        assert line.split() == [runtime.file_sha256(path), path.name]
+    # Both files renamed (the stylizer's metadata still names model.style.onnx).
+    shutil.copy(result.stylizer_path, tmp_path / "look.onnx")
+    shutil.copy(result.style_encoder_path, tmp_path / "look.style.onnx")
+    rng = np.random.default_rng(0)
+    content = rng.random((12, 10, 3), dtype=np.float32)
+    out = FastStylizer(tmp_path / "look.onnx").stylize(content, content)
+    assert out.shape == (12, 10, 3)
+    # 64 flipped bytes inside the weights, checksum kept: refused in one line.
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for path in (result.stylizer_path, result.style_encoder_path):
+        shutil.copy(path, damaged / path.name)
+        shutil.copy(path.with_name(path.name + ".sha256"), damaged / (path.name + ".sha256"))
+    data = bytearray((damaged / "model.onnx").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    (damaged / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(RuntimeModelError) as err:
+        FastStylizer(damaged / "model.onnx")
+    assert "does not match its checksum" in str(err.value) and "\n" not in str(err.value)
