@@ -36,6 +36,13 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         with Image.open(path) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError:
+        # Pillow refuses images over twice MAX_IMAGE_PIXELS before decoding them: a guard
+        # against files built to exhaust memory, and beyond what any command here can hold.
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+        raise InputError(
+            f"{path}: too large to open safely (over {limit:.0f} megapixels); shrink it first"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path}: not a readable image ({err.__class__.__name__})") from None
     return img

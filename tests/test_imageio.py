@@ -61,3 +61,18 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_decompression_bombs_are_one_line_errors(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (64, 64)).save(path)
+    # 4096 pixels is over twice a limit of 1000: Pillow refuses before decoding.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(InputError) as err:
+        read_image(path)
+    message = str(err.value)
+    assert "too large to open safely" in message and "big.png" in message
+    assert "\n" not in message
+    from dpst.cli import main
+
+    assert main(["fast", str(path), str(path), "-o", str(tmp_path / "o.png")]) == 2
