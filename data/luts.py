@@ -8,7 +8,6 @@ blue, green, red and ``align_corners=True``: applying a LUT is one call. Colours
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from PIL import Image
 from pillow_lut import load_cube_file
 
 from dpst.constants import LUMA_REC709
+from dpst.data.photo_pool import stable_share
 from dpst.errors import InputError
 from dpst.imageio import pil_to_rgb_array
 
@@ -274,8 +274,7 @@ class LookLibrary:
         libraries; both keep ``problems``."""
         if not 0.0 <= validation_fraction <= 1.0:
             raise InputError(f"validation_fraction must be in [0, 1], got {validation_fraction}")
-        digests = [hashlib.sha256(f"{seed}\0{name}".encode()).digest() for name in self.names]
-        is_val = [int.from_bytes(d[:8], "big") / 2**64 < validation_fraction for d in digests]
+        is_val = [stable_share(f"{seed}\0{name}") < validation_fraction for name in self.names]
         train, val = ([i for i, v in enumerate(is_val) if v == want] for want in (False, True))
         return self._subset(train), self._subset(val)
 

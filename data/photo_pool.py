@@ -23,10 +23,16 @@ DEFAULT_LONG_SIDE = 256
 SUPERPIXELS = 48
 
 
-def validation_share(name: str) -> float:
-    """A stable number in [0, 1) per file name: files below the validation fraction validate."""
-    digest = hashlib.sha256(Path(name).name.encode()).digest()
+def stable_share(key: str) -> float:
+    """A number in [0, 1) that depends on ``key`` only (its SHA-256): splits by file name
+    that stay put when files are added. Keys below the validation fraction validate."""
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def validation_share(name: str) -> float:
+    """:func:`stable_share` of a photo's file name."""
+    return stable_share(Path(name).name)
 
 
 @dataclass

@@ -122,16 +122,27 @@ class TrainConfig:
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
-    """Multiplier of ``config.lr`` at optimiser step ``step`` (0-based): linear warm-up from
-    ``1 / warmup_steps``, then constant, cosine or linear decay to ``min_lr_ratio``."""
-    if config.warmup_steps and step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    if config.schedule == "constant":
+    """Multiplier of ``config.lr`` at optimiser step ``step``: :func:`warmup_decay` with the
+    run's settings."""
+    return warmup_decay(
+        step, config.steps, config.warmup_steps, config.min_lr_ratio, config.schedule
+    )
+
+
+def warmup_decay(
+    step: int, steps: int, warmup_steps: int, min_lr_ratio: float, schedule: str = "cosine"
+) -> float:
+    """Learning-rate multiplier at optimiser step ``step`` (0-based) of ``steps``: linear
+    warm-up from ``1 / warmup_steps``, then constant, cosine or linear decay to
+    ``min_lr_ratio``."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
         return 1.0
-    span = max(1, config.steps - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    if config.schedule == "cosine":
+    span = max(1, steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    if schedule == "cosine":
         shape = 0.5 * (1 + math.cos(math.pi * progress))
     else:
         shape = 1.0 - progress
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * shape
+    return min_lr_ratio + (1 - min_lr_ratio) * shape

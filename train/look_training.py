@@ -92,12 +92,10 @@ class LookTrainConfig:
 
 
 def lr_factor(step: int, config: LookTrainConfig) -> float:
-    if config.warmup_steps and step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    span = max(1, config.steps - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    shape = 0.5 * (1 + math.cos(math.pi * progress))
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * shape
+    """Linear warm-up, then cosine decay to ``min_lr_ratio`` (as ``dpst train``'s default)."""
+    from dpst.train.config import warmup_decay
+
+    return warmup_decay(step, config.steps, config.warmup_steps, config.min_lr_ratio)
 
 
 def collate(samples: list[dict]) -> dict:
