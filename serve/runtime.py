@@ -222,7 +222,24 @@ class FastStylizer:
         if (content_labels is None) != (style_labels is None):
             raise InputError("give label maps for both images or for neither")
         content = check_image(content, "content")
-        code = self.encode_style(style, style_labels)
+        return self.stylize_with_code(
+            content, self.encode_style(style, style_labels), content_labels
+        )
+
+    def stylize_with_code(
+        self,
+        content: np.ndarray,
+        code: tuple[np.ndarray, ...],
+        content_labels: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Stylise ``content`` with a style code from :meth:`encode_style` (or a saved look,
+        :mod:`dpst.serve.preset`), without the style photo: ``(H, W, 3)`` float32 in [0, 1].
+
+        ``content_labels`` use the code's label numbering. Raises InputError for a code whose
+        arrays do not fit this model (a code saved from another model).
+        """
+        content = check_image(content, "content")
+        self._check_code(code)
         masks = masks_for_image(
             content_labels,
             content.shape[:2],
@@ -234,6 +251,23 @@ class FastStylizer:
         feeds.update(zip(STYLE_CODE, code, strict=True))
         (out,) = self._stylizer.run(list(STYLIZER_OUTPUTS), feeds)
         return np.ascontiguousarray(out[0].transpose(1, 2, 0), dtype=np.float32)
+
+    def _check_code(self, code: tuple[np.ndarray, ...]) -> None:
+        # A wrong shape would fail deep in ONNX Runtime with a multi-line message.
+        if not isinstance(code, tuple | list) or len(code) != len(STYLE_CODE):
+            raise InputError(f"a style code is {len(STYLE_CODE)} arrays named {STYLE_CODE}")
+        expected = {i.name: i.shape for i in self._stylizer.get_inputs()}
+        for name, array in zip(STYLE_CODE, code, strict=True):
+            want = expected[name]
+            fits = isinstance(array, np.ndarray) and array.ndim == len(want)
+            fits = fits and array.dtype == np.float32 and array.shape[0] == 1
+            fits = fits and all(
+                not isinstance(w, int) or w == n
+                for w, n in zip(want[1:], array.shape[1:], strict=True)
+            )
+            if not fits:
+                got = array.shape if isinstance(array, np.ndarray) else type(array).__name__
+                raise InputError(f"style code {name} {got} does not fit this model ({want})")
 
     def prepare_labels(
         self,
