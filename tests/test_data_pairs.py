@@ -180,7 +180,7 @@ def test_data_pairs_with_a_local_segformer(tmp_path, monkeypatch):
     photos = _photos(tmp_path / "photos", ["a", "b", "c"], size=(24, 32))
     manifest = tmp_path / "m.jsonl"
     args = ["data", "pairs", str(photos), "-o", str(manifest), "--segmenter", "segformer"]
-    assert main([*args, "--segmenter-weights", str(weights)]) == 0
+    assert main([*args, "--seg-weights", str(weights)]) == 0
     entries, problems = check_manifest(manifest)
     assert problems == [] and len(entries) == 3
     assert all(e.content_mask.parent == tmp_path / "m.masks" for e in entries)

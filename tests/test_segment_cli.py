@@ -65,7 +65,7 @@ def test_segment_with_tiny_segformer(tmp_path, pair, capsys):
 
 def test_segment_with_no_segmenter(tmp_path, pair, capsys):
     out = tmp_path / "out"
-    assert main(["segment", *map(str, pair), "--out-dir", str(out), "--backend", "none"]) == 0
+    assert main(["segment", *map(str, pair), "--out-dir", str(out), "--segmenter", "none"]) == 0
     assert "none (one region)" in capsys.readouterr().out
     for side, size in (("content", (43, 64)), ("style", (32, 48))):
         for kind in ("mask", "labels"):  # both files read back as the one label, 0
@@ -80,7 +80,7 @@ def test_unreadable_image_exits_2_with_one_line(tmp_path, pair, capsys, which):
     bad.write_bytes(b"not an image")
     paths = [str(p) for p in pair]
     paths[which] = str(bad)
-    code = main(["segment", *paths, "--out-dir", str(tmp_path / "out"), "--backend", "none"])
+    code = main(["segment", *paths, "--out-dir", str(tmp_path / "out"), "--segmenter", "none"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and "broken.png" in err
@@ -104,5 +104,5 @@ def test_weights_folder_without_weights_exit_2(tmp_path, pair, capsys):
 
 def test_bad_min_region_exit_2(tmp_path, pair, capsys):
     argv = ["segment", *map(str, pair), "--out-dir", str(tmp_path / "o"), "--min-region", "1.5"]
-    assert main([*argv, "--backend", "none"]) == 2
+    assert main([*argv, "--segmenter", "none"]) == 2
     assert "--min-region must be in [0, 1), got 1.5" in capsys.readouterr().err

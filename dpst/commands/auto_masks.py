@@ -1,21 +1,97 @@
 """Automatic masks for a command, or one region with a one-line note when none can be made.
 
-A missing segmenter (the ``seg`` extra not installed, weights not on disk) should not fail a
-stylisation: the command says why in one line and goes on with one region.
+``--masks auto`` (the default of ``dpst stylize`` and ``dpst fast``) segments only from what
+is on this machine: a missing segmenter (the ``seg`` extra not installed, weights not on
+disk) should neither fail a stylisation nor fetch anything behind the user's back. What is
+missing is found torch-free (:func:`local_segmenter_missing`), so that ``dpst fast`` without
+segmenter weights never imports torch; then the command says why in one line and goes on
+with one region.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from dataclasses import replace
+from pathlib import Path
+
+from dpst.models.segmenter_config import SegmenterConfig
+
+# The files a SegFormer's weights may come in (dpst.models.segformer.WEIGHT_FILES, which
+# imports torch; tests/test_cli.py checks the two agree).
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+SEG_EXTRA = "pip install 'dpst[seg]'"
 
 
-def automatic_or_none(command: str, content, style, config, long_side: int, at_photo_size=True):
-    """:func:`~dpst.models.auto_labels.auto_labels_resized`, or None after saying why not."""
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken install, or a module blocked in sys.modules
+        return False
+
+
+def local_segmenter_missing(config: SegmenterConfig) -> str | None:
+    """Why ``config``'s segmenter cannot run from this machine's files alone, or None when it
+    can (it may still fail to load; the caller then says so). Imports neither torch nor
+    transformers, and opens no connection."""
+    if config.backend == "none":
+        return None
+    if not _installed("torch"):
+        return f"the segmenter needs torch and transformers: {SEG_EXTRA}"
+    if not _installed("transformers"):
+        return f"the segmenter needs Hugging Face transformers: {SEG_EXTRA}"
+    folder = config.weights
+    if folder is None and Path(config.model).is_dir():
+        folder = config.model
+    if folder is not None:
+        path = Path(folder)
+        if (path / "config.json").is_file() and any((path / f).is_file() for f in WEIGHT_FILES):
+            return None
+        return f"{path}: no SegFormer weights there (expected config.json and model.safetensors)"
+    if _in_hf_cache(config.model, config.cache_dir):
+        return None
+    return (
+        f"SegFormer weights {config.model!r} are not on this machine and --masks auto does not "
+        f"download them: `hf download {config.model}`, or pass --seg-weights DIR"
+    )
+
+
+def _in_hf_cache(model: str, cache_dir: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(name: str) -> bool:
+        return isinstance(try_to_load_from_cache(model, name, cache_dir=cache_dir), str)
+
+    return cached("config.json") and any(cached(name) for name in WEIGHT_FILES)
+
+
+def automatic_or_none(
+    command: str,
+    content,
+    style,
+    segmenter: SegmenterConfig,
+    long_side: int,
+    min_fraction: float | None = None,
+    at_photo_size: bool = True,
+):
+    """:func:`~dpst.models.auto_labels.auto_labels_resized` from local weights only, or None
+    after saying why not. Torch is imported only once the weights are known to be on disk."""
+    missing = local_segmenter_missing(segmenter)
+    if missing is not None:
+        return _one_region(command, missing)
     from dpst.errors import DpstError
-    from dpst.models.auto_labels import auto_labels_resized
+    from dpst.models.auto_labels import AutoLabelConfig, auto_labels_resized
 
+    # The check above found the weights on disk: loading must not reach for the network.
+    config = AutoLabelConfig(segmenter=replace(segmenter, allow_download=False))
+    if min_fraction is not None:
+        config = replace(config, min_fraction=min_fraction)
     try:
         return auto_labels_resized(content, style, config, long_side, at_photo_size=at_photo_size)
     except DpstError as err:
-        print(f"dpst {command}: no automatic masks ({err}); using one region", file=sys.stderr)
-        return None
+        return _one_region(command, str(err))
+
+
+def _one_region(command: str, why: str) -> None:
+    print(f"dpst {command}: no automatic masks ({why}); using one region", file=sys.stderr)
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dpst.commands import options
 from dpst.commands.exit_codes import EXIT_PROBLEMS
 
 
@@ -37,14 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pairs.add_argument(
         "--masks", metavar="DIR", help="masks named like the photos (colour masks or label maps)"
     )
-    pairs.add_argument(
-        "--segmenter",
-        choices=("segformer", "none"),
-        help="compute masks automatically (cached beside the manifest)",
-    )
-    pairs.add_argument("--segmenter-model", help="Hugging Face model name (ADE20K SegFormer)")
-    pairs.add_argument(
-        "--segmenter-weights", metavar="DIR", help="local folder with the segmenter's weights"
+    options.add_segmenter(
+        pairs,
+        device=False,
+        default=None,
+        what="compute masks with this segmenter, cached beside the manifest (default: none "
+        "computed; --masks DIR takes precedence)",
     )
     pairs.add_argument("--recursive", action="store_true", help="look into sub-folders too")
     pairs.set_defaults(_data_run=run_pairs)
@@ -88,12 +87,9 @@ def run_pairs(args: argparse.Namespace) -> int:
 
     segmenter = None
     if args.segmenter and not args.masks:
-        from dpst.models.segmenter import SegmenterConfig, build_segmenter
+        from dpst.models.segmenter import build_segmenter
 
-        options = {"backend": args.segmenter, "weights": args.segmenter_weights}
-        if args.segmenter_model:
-            options["model"] = args.segmenter_model
-        segmenter = build_segmenter(SegmenterConfig(**options))
+        segmenter = build_segmenter(options.segmenter_config(args))
     config = PairingConfig(args.per_content, args.mode, args.min_overlap, args.seed)
     result = build_pairs(
         args.photo_dir,

@@ -4,8 +4,9 @@ A thin layer over :class:`dpst.serve.runtime.FastStylizer`. Masks are read as ``
 stylize`` reads them (:mod:`dpst.optim_reference.mask_files`, torch-free): colour masks in the
 paper's palette or label maps, prepared as the demo prepares them
 (:mod:`dpst.serve.one_pass_labels`: the paper's label rule, then labels 0..n-1). No torch is
-imported on this path; ``--masks auto`` (segment both photos when no mask files are given) is
-the exception, since the segmenter needs torch.
+imported on this path; ``--masks auto`` (the default, as in ``dpst stylize``: segment both
+photos when no mask files are given) is the exception when the segmenter's weights are on
+disk, since the segmenter needs torch; without them it says so in one line, torch-free.
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_mask_files(p, kinds=True)
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     options.add_automatic_masks(
-        p, "none", "auto: segment both photos when a segmenter is available (else one region); "
-        "none (default): one region, and no torch import",
-        "automatic masks (when no mask files are given; needs torch)", device=True,
+        p, options.MASKS_DEFAULT, options.MASKS_HELP + " (torch is imported only to segment)",
+        "masks when no mask files are given", device=True,
     )  # fmt: skip
 
 
@@ -47,13 +47,14 @@ def _labels(args: argparse.Namespace, content, style):
             read_mask(args.content_mask, content.shape[:2], args.mask_kind),
             read_mask(args.style_mask, style.shape[:2], args.mask_kind),
         )
-    if args.masks == "auto":  # the only part of dpst fast that imports torch (the segmenter)
+    # The only part of dpst fast that may import torch: the segmenter, when its weights are
+    # on disk (automatic_or_none checks that first, torch-free).
+    if args.masks == "auto" and args.segmenter != "none":
         from dpst.commands.auto_masks import automatic_or_none
-        from dpst.models.auto_labels import AutoLabelConfig
         from dpst.serve.one_pass_labels import LABEL_WORK_SIDE
 
-        config = AutoLabelConfig(segmenter=options.segmenter_config(args))
-        found = automatic_or_none("fast", content, style, config, LABEL_WORK_SIDE)
+        segmenter = options.segmenter_config(args)
+        found = automatic_or_none("fast", content, style, segmenter, LABEL_WORK_SIDE)
         if found is not None:
             return found.content, found.style
     return None, None
@@ -91,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
             f"{DEFAULT_MODEL_PATH} (dpst export CHECKPOINT -o {DEFAULT_MODEL_PATH})"
         )
     content, style = read_image(args.content), read_image(args.style)
-    content_labels, style_labels = _labels(args, content, style)
+    # The model first: a bad one costs one line, before any note about masks.
     stylizer = FastStylizer(model_path, threads=args.threads)
+    content_labels, style_labels = _labels(args, content, style)
     if content_labels is not None:
         content_labels, style_labels, _ = stylizer.prepare_labels(
             content, style, content_labels, style_labels

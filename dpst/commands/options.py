@@ -8,11 +8,49 @@ imports torch: building the parser must stay cheap and torch-free (``dpst fast``
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 
+from dpst.image_formats import listed as listed_image_formats
 from dpst.models.segmenter_config import BACKENDS, DEFAULT_SEGFORMER, SegmenterConfig
 
 Parser = argparse.ArgumentParser | argparse._ArgumentGroup
+
+# What --masks means when not given, in every command that segments on its own (stylize,
+# fast): one default, so that the two paths to a result never disagree about masks.
+MASKS_DEFAULT = "auto"
+MASKS_HELP = (
+    "auto (default): segment both photos when the segmenter and its weights are on this "
+    "machine (auto never downloads them), else one region, said in one line; none: one region"
+)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (counts of iterations, of steps)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class DeprecatedAlias(argparse.Action):
+    """A flag's old name: still works, hidden from --help, and says its new name."""
+
+    def __init__(self, option_strings, dest, new_name: str, **kwargs) -> None:
+        kwargs.setdefault("default", argparse.SUPPRESS)  # the new flag's default stands
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.new_name = new_name
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        # Parsing runs before the CLI installs its one-line warning format: printed directly.
+        print(
+            f"{parser.prog}: warning: {option_string} is deprecated; use {self.new_name}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
 
 
 def add_backbone(p: Parser, what: str = "the objective's network") -> None:
@@ -45,8 +83,9 @@ def add_quiet(p: Parser, what: str = "no progress bar") -> None:
     p.add_argument("--quiet", action="store_true", help=what)
 
 
-def add_output(p: Parser, what: str = "output image (.png, .jpg, .tif, .webp or .bmp)") -> None:
-    p.add_argument("-o", "--output", required=True, help=what)
+def add_output(p: Parser, what: str = "output image") -> None:
+    """``-o/--output``; the help lists the writable extensions (:mod:`dpst.image_formats`)."""
+    p.add_argument("-o", "--output", required=True, help=f"{what} ({listed_image_formats()})")
 
 
 def add_min_region(p: Parser, default: float | None = None) -> None:
@@ -82,12 +121,18 @@ def mask_files_given(args: argparse.Namespace) -> bool:
     return args.content_mask is not None
 
 
-def add_segmenter(p: Parser, device: bool = True) -> None:
-    """``--backend --seg-model --seg-weights`` (and ``--device``) for any command that
-    segments; read them back with :func:`segmenter_config`."""
-    p.add_argument(
-        "--backend", choices=BACKENDS, default="segformer", help="segmenter (default: segformer)"
-    )
+def add_segmenter(
+    p: Parser,
+    device: bool = True,
+    default: str | None = "segformer",
+    what: str = "segmenter (default: segformer)",
+) -> None:
+    """``--segmenter --seg-model --seg-weights`` (and ``--device``) for every command that
+    segments (``segment``, ``stylize``, ``fast``, ``serve``, ``data pairs``); read them back
+    with :func:`segmenter_config`. The names these flags once had in some commands
+    (``--backend``; ``--segmenter-model``, ``--segmenter-weights``) still work, with a warning.
+    """
+    p.add_argument("--segmenter", choices=BACKENDS, default=default, help=what)
     p.add_argument(
         "--seg-model",
         default=DEFAULT_SEGFORMER,
@@ -98,12 +143,22 @@ def add_segmenter(p: Parser, device: bool = True) -> None:
         metavar="DIR",
         help="local folder with the model's config.json and model.safetensors",
     )
+    for old, new, dest, extra in (
+        ("--backend", "--segmenter", "segmenter", {"choices": BACKENDS}),
+        ("--segmenter-model", "--seg-model", "seg_model", {}),
+        ("--segmenter-weights", "--seg-weights", "seg_weights", {}),
+    ):
+        p.add_argument(old, dest=dest, action=DeprecatedAlias, new_name=new, **extra)
     if device:
         add_device(p)
 
 
 def add_automatic_masks(
-    p: argparse.ArgumentParser, default: str, what: str, title: str, device: bool = False
+    p: argparse.ArgumentParser,
+    default: str,
+    what: str,
+    title: str,
+    device: bool = False,
 ) -> None:
     """``--masks auto|none`` and the segmenter's flags, in a group titled ``title``."""
     group = p.add_argument_group(title)
@@ -114,7 +169,7 @@ def add_automatic_masks(
 def segmenter_config(args: argparse.Namespace, **changes) -> SegmenterConfig:
     """The segmenter the flags name (``changes`` override fields, e.g. the device)."""
     config = SegmenterConfig(
-        backend=args.backend,
+        backend=args.segmenter,
         model=args.seg_model,
         weights=args.seg_weights,
         device=getattr(args, "device", None) or "auto",

@@ -38,7 +38,9 @@ def add_optimiser_options(p: options.Parser) -> None:
     """The optimiser's settings, as ``dpst stylize`` and ``dpst targets`` take them."""
     options.add_config(p, "StylizeConfig")
     p.add_argument("--size", type=int, help="long side of the working resolution (700)")
-    p.add_argument("--iters", type=int, help="L-BFGS iterations per stage (1000)")
+    p.add_argument(
+        "--iters", type=options.positive_int, help="L-BFGS iterations per stage, at least 1 (1000)"
+    )
     p.add_argument("--stages", type=int, choices=(1, 2), help="2: add the photorealism stage")
     p.add_argument(
         "--multiscale",
@@ -69,12 +71,15 @@ def optimiser_configs(args: argparse.Namespace):
     ``backbone`` entry of a ``--config`` file, as the report writes it."""
     from dpst.commands.resolve import backbone_values, resolve
     from dpst.config import validated
+    from dpst.errors import InputError
     from dpst.optim_reference.stylize import StylizeConfig
     from dpst.optim_reference.vgg import BackboneConfig
 
     backbone = resolve(BackboneConfig(), args, given=backbone_values(args), section="backbone")
-    config = resolve(StylizeConfig(), args, OPTIMISER_FLAGS, sections=("backbone",))
-    return validated(config), backbone
+    config = validated(resolve(StylizeConfig(), args, OPTIMISER_FLAGS, sections=("backbone",)))
+    if config.iters < 1:  # --iters refuses it when parsing; a --config file can still say it
+        raise InputError(f"iters must be at least 1, got {config.iters} (from {args.config})")
+    return config, backbone
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,14 +92,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tensorboard", metavar="DIR", help="log losses and images to DIR")
     options.add_quiet(p)
     options.add_automatic_masks(
-        p, "auto", "auto: segment both photos when a segmenter is available, else one region",
-        "automatic masks (when no mask files are given)",
-    )  # fmt: skip
+        p, options.MASKS_DEFAULT, options.MASKS_HELP, "masks when no mask files are given"
+    )
 
 
 def _masks(args, content, style, config, files: bool):
     """``(content labels, style labels, what the report says)``; None, None: one region."""
-    from dpst.models.auto_labels import AutoLabelConfig
     from dpst.optim_reference.masks import read_mask
 
     if files:
@@ -105,9 +108,10 @@ def _masks(args, content, style, config, files: bool):
         from dpst.commands.auto_masks import automatic_or_none
 
         segmenter = options.segmenter_config(args, device=config.device)
-        auto = AutoLabelConfig(segmenter=segmenter, min_fraction=config.labels.min_fraction)
         # At the working size, where the optimiser uses them.
-        found = automatic_or_none("stylize", content, style, auto, config.size, False)
+        found = automatic_or_none(
+            "stylize", content, style, segmenter, config.size, config.labels.min_fraction, False
+        )
         if found is not None:
             return found.content, found.style, {"source": "automatic", **found.report}
     return None, None, {"source": "none"}
