@@ -4,9 +4,11 @@
     build_app(engine.config, engine).launch(**launch_options(engine))
     # or, from a shell: dpst serve --model model.onnx
 
-Fast mode runs the exported generator through ONNX Runtime (about a second); Quality mode
-runs the paper's optimiser (minutes), one job at a time, with a progress bar and a cancel
-button. The page is built by :func:`build_app`; its callbacks are the methods of
+Fast mode runs the exported generator through ONNX Runtime (about a second), several at once;
+Quality mode runs the paper's optimiser (minutes), one job at a time behind a short queue of
+its own, with a progress bar and a cancel button that keeps the result so far. The two never
+wait for each other. Every request is logged in one line (logger ``dpst.serve.app``: mode,
+size, seconds, outcome). The page is built by :func:`build_app`; its callbacks are the methods of
 :class:`AppCallbacks`, plain functions of the page's values that tests call without a server.
 The run events take Gradio's raw file payloads (``preprocess=False``) so that a broken upload
 reaches our reader and comes back as a message on the page rather than a stack trace.
@@ -16,9 +18,16 @@ from __future__ import annotations
 
 import html
 import logging
+import os
+import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+# No usage reports to Gradio's servers from a photo demo; read when a Blocks is made, so
+# setting it here is in time; setdefault leaves a user's own choice alone.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 import numpy as np
@@ -26,7 +35,13 @@ import numpy as np
 from dpst.errors import DpstError
 from dpst.optim_reference.palette import PAPER_PALETTE
 from dpst.serve.app_config import AppConfig
-from dpst.serve.app_engine import DemoEngine, JobResult, MaskRequest
+from dpst.serve.app_engine import (
+    DemoEngine,
+    JobCancelled,
+    JobResult,
+    MaskRequest,
+    QualityBusy,
+)
 from dpst.serve.app_inputs import payload_path
 
 log = logging.getLogger(__name__)
@@ -69,11 +84,16 @@ def error_html(message: str) -> str:
 
 
 def result_html(result: JobResult) -> str:
-    """Timings, backend and notes of a finished job as a few lines of HTML."""
-    h, w = result.image.shape[:2]
+    """Timings, backend and notes of a finished (or cancelled) job as a few lines of HTML."""
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items() if k != "total")
+    head = "<b>Done</b>"
+    if result.stopped_at is not None:
+        head = "<b>Cancelled at iteration {} of {}</b>: the result so far,".format(
+            *result.stopped_at
+        )
+    total = result.seconds["total"]
     lines = [
-        f"<p><b>Done</b> in {result.seconds['total']:.2f} s ({parts}); output {w}x{h}.</p>",
+        f"<p>{head} in {total:.2f} s ({parts}); output {result.size}.</p>",
         f"<p>{html.escape(result.backend)}</p>",
     ]
     lines += [f"<p>{html.escape(n)}</p>" for n in result.info]
@@ -92,26 +112,48 @@ class AppCallbacks:
         return MaskRequest(mode, content_mask, style_mask, content_editor, style_editor)
 
     @staticmethod
-    def _finish(result: JobResult):
+    def _finish(mode: str, result: JobResult, started: float):
+        outcome = "ok"
+        if result.stopped_at is not None:
+            outcome = "cancelled at iteration {}/{}".format(*result.stopped_at)
+        size = result.size
+        if mode == QUALITY:
+            h, w = result.report["sizes"]["working"]
+            size += f" (working {w}x{h})"
+        log_request(mode, size, time.perf_counter() - started, outcome)
         download = gr.update(value=result.path, visible=True)
         return (_preview(result.content), _preview(result.image)), download, result_html(result)
 
     @staticmethod
-    def _failed(err: BaseException):
-        if not isinstance(err, DpstError):
-            log.exception("demo job failed")
-            message = f"internal error ({type(err).__name__}: {str(err)[:200]}); see the log"
+    def _failed(mode: str, err: BaseException, content, started: float):
+        """The page's outputs for a request that gave no result: the last request's result
+        is taken away with the message, so no download offers an older picture as this one's."""
+        if isinstance(err, JobCancelled):
+            text = str(err)
+            outcome, status = (
+                "cancelled before starting",
+                status_html(f"<p>{html.escape(text[:1].upper() + text[1:])}.</p>"),
+            )
+        elif isinstance(err, DpstError):
+            outcome = "refused: busy" if isinstance(err, QualityBusy) else f"error: {err}"
+            status = error_html(str(err))
         else:
-            message = str(err)
-        return gr.update(), gr.update(), error_html(message)
+            log.exception("demo job failed")
+            outcome = f"internal error: {type(err).__name__}"
+            message = f"internal error ({type(err).__name__}: {str(err)[:200]}); see the log"
+            status = error_html(message)
+        log_request(mode, _upload_size(content), time.perf_counter() - started, outcome)
+        return None, gr.update(value=None, visible=False), status
 
     def fast(self, content, style, mask_mode, content_mask, style_mask, c_editor, s_editor):
         """Fast mode: -> (slider value, download path, status HTML)."""
+        started = time.perf_counter()
         masks = self._masks(mask_mode, content_mask, style_mask, c_editor, s_editor)
         try:
-            return self._finish(self.engine.run_fast(content, style, masks))
+            result = self.engine.run_fast(content, style, masks)
         except Exception as err:  # the page shows it; the server goes on
-            return self._failed(err)
+            return self._failed(FAST, err, content, started)
+        return self._finish(FAST, result, started)
 
     def quality(
         self,
@@ -130,6 +172,7 @@ class AppCallbacks:
         request: gr.Request | None = None,
     ):
         """Quality mode: -> (slider value, download path, status HTML)."""
+        started = time.perf_counter()
         masks = self._masks(mask_mode, content_mask, style_mask, c_editor, s_editor)
         settings = {"size": size, "iters": iters, "multiscale": multiscale, "post_mode": post_mode}
 
@@ -141,13 +184,23 @@ class AppCallbacks:
             result = self.engine.run_quality(
                 content, style, masks, settings, report, session=_session(request)
             )
-            return self._finish(result)
         except Exception as err:  # the page shows it; the server goes on
-            return self._failed(err)
+            return self._failed(QUALITY, err, content, started)
+        return self._finish(QUALITY, result, started)
 
-    def cancel(self, request: gr.Request | None = None) -> str:
-        stopped = self.engine.request_stop(_session(request))
-        return status_html("<p>Cancelled.</p>" if stopped else "<p>Nothing to cancel.</p>")
+    def cancel(self, request: gr.Request | None = None):
+        """Ask this page's Quality job to stop; its own event then shows the result so far.
+
+        The job's event is not cancelled through Gradio (``cancels=``): that would drop the
+        value the job returns, the result so far, as it did before.
+        """
+        if self.engine.request_stop(_session(request)):
+            return status_html("<p>Cancelling: the result so far follows shortly.</p>")
+        return gr.update()  # nothing running: the last report stays
+
+    def page_closed(self, request: gr.Request | None = None) -> None:
+        """The tab was closed or reloaded: its Quality job would hold the queue for nobody."""
+        self.engine.request_stop(_session(request))
 
     def photo_changed(self, payload, status: str | None = None, what: str = "content photo"):
         """A new photo: check it at once; -> (mask editor value, status HTML).
@@ -186,6 +239,22 @@ class AppCallbacks:
     def mask_mode_changed(mode: str):
         """-> visibility of (upload row, paint row)."""
         return gr.update(visible=mode == "upload"), gr.update(visible=mode == "paint")
+
+
+def log_request(mode: str, size: str, seconds: float, outcome: str) -> None:
+    """The console's line for one request."""
+    log.info("%s %s %.2f s %s", mode.lower(), size, seconds, outcome)
+
+
+def _upload_size(payload) -> str:
+    """``WxH`` of an uploaded photo from its header, or ``-`` (for the log only)."""
+    from dpst.serve.app_inputs import check_photo
+
+    try:
+        h, w = check_photo(payload, "photo", sys.maxsize)
+    except DpstError:
+        return "-"
+    return f"{w}x{h}"
 
 
 def _session(request) -> str:
@@ -319,16 +388,21 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
         job_inputs = [content, style, mask_mode, content_mask, style_mask, c_editor, s_editor]
         job_outputs = [result, download, status]
 
+        # Each mode has its own concurrency group, so a Fast request never waits behind a
+        # Quality job. Quality's one-at-a-time and its short queue are the engine's (Gradio
+        # has one queue size for all events): the extra places here let a request over the
+        # limit reach the engine and be refused at once, rather than wait unseen.
         run_fast.click(
             cb.fast, job_inputs, job_outputs, preprocess=False,
-            concurrency_limit=1, concurrency_id="fast", show_progress_on=result,
-        )  # fmt: skip
-        quality_event = run_quality.click(
-            cb.quality, [*job_inputs, size, iters, multiscale, post_mode], job_outputs,
-            preprocess=False, concurrency_limit=1, concurrency_id="quality",
+            concurrency_limit=config.fast_concurrency, concurrency_id="fast",
             show_progress_on=result,
         )  # fmt: skip
-        cancel.click(cb.cancel, None, status, cancels=[quality_event], queue=False)
+        run_quality.click(
+            cb.quality, [*job_inputs, size, iters, multiscale, post_mode], job_outputs,
+            preprocess=False, concurrency_limit=config.quality_queue_size + 2,
+            concurrency_id="quality", show_progress_on=result,
+        )  # fmt: skip
+        cancel.click(cb.cancel, None, status, queue=False)
         mode.change(
             cb.mode_changed, mode, [quality_box, run_fast, run_quality, cancel], queue=False
         )
@@ -342,6 +416,7 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
             preprocess=False, show_progress="hidden",
         )  # fmt: skip
         examples.select(cb.example_selected, None, [content, style])
+        demo.unload(cb.page_closed)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
     demo.dpst_callbacks = cb  # for tests and embedding; the page itself does not need it
     return demo

@@ -31,12 +31,21 @@ class AppConfig:
     quality_max_size: int = 1024
     quality_iters: int = 100  # default L-BFGS iterations per stage
     quality_max_iters: int = 1000
-    queue_size: int = 8  # requests waiting, all events together
+    # Fast mode and Quality mode never wait for each other: Fast jobs (about a second, ONNX
+    # Runtime is thread-safe) run several at once behind Gradio's queue of ``queue_size``;
+    # Quality jobs (minutes) run one at a time, with at most ``quality_queue_size`` waiting
+    # behind the running one; more are refused at once with a message, not queued for hours.
+    fast_concurrency: int = 4
+    queue_size: int = 16  # Fast requests (and the page's small events) that may wait
+    quality_queue_size: int = 2
     example_side: int = 512
     min_fraction: float = 0.0  # label policy: 0 merges no region, as the published code
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.max_pixels < 1 or self.max_upload_mb < 1 or self.queue_size < 1:
-            raise ValueError("max_pixels, max_upload_mb and queue_size must be positive")
+        positive = ("max_pixels", "max_upload_mb", "queue_size", "fast_concurrency")
+        if any(getattr(self, name) < 1 for name in positive):
+            raise ValueError(f"{', '.join(positive)} must be positive")
+        if self.quality_queue_size < 0:
+            raise ValueError("quality_queue_size must be 0 or more")

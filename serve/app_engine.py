@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,16 @@ from dpst.serve.one_pass_labels import LABEL_WORK_SIDE, prepare_labels
 RESULTS_KEPT = 32
 # Without a request (tests, scripts) jobs share this key for their stop flag.
 LOCAL_SESSION = "local"
+# A waiting Quality job looks this often (seconds) whether it was cancelled or may start.
+WAIT_POLL_S = 0.25
+
+
+class QualityBusy(DpstError):
+    """Quality mode's queue is full, or this page already has a Quality job."""
+
+
+class JobCancelled(DpstError):
+    """A Quality job was cancelled before the optimiser started: there is nothing to show."""
 
 
 @dataclass
@@ -45,6 +56,13 @@ class JobResult:
     warnings: list[str] = field(default_factory=list)  # shown with a warning sign
     info: list[str] = field(default_factory=list)  # what was used (masks found, ...)
     report: dict = field(default_factory=dict)
+    # Quality mode, cancelled: (iterations run, iterations planned); None when it ran through.
+    stopped_at: tuple[int, int] | None = None
+
+    @property
+    def size(self) -> str:
+        h, w = self.image.shape[:2]
+        return f"{w}x{h}"
 
 
 class Masks(NamedTuple):
@@ -84,7 +102,12 @@ class DemoEngine:
         self.config = config
         self._lock = threading.Lock()
         self._network_lock = threading.Lock()
+        # Quality jobs: each admitted one's stop flag by session; the one running; the ones
+        # waiting, first come first served. All under ``_gate``.
+        self._gate = threading.Condition()
         self._stops: dict[str, threading.Event] = {}
+        self._running: threading.Event | None = None
+        self._waiting: deque[threading.Event] = deque()
         self._segmenter: Any = None
         self._segmenter_error: str | None = None
         self._network: tuple[Any, dict] | None = None
@@ -274,12 +297,16 @@ class DemoEngine:
     ) -> JobResult:
         """The reference optimiser; ``settings``: size, iters, multiscale, post_mode.
 
-        The job can be stopped from its start (:meth:`request_stop` with the same session):
-        while it reads its inputs it ends with an error, while it optimises it returns the
-        result so far.
+        One job runs at a time; up to ``config.quality_queue_size`` more wait their turn (and
+        say so through ``progress``); beyond that, and for a second job of the same session,
+        :class:`QualityBusy` at once. The job can be stopped from its start
+        (:meth:`request_stop` with the same session): before the optimiser starts it ends
+        with :class:`JobCancelled`; while it optimises it returns the result so far, as
+        ``dpst stylize`` does on Ctrl-C (post-filtered, with ``stopped_at`` set).
         """
         stop = self._begin(session)
         try:
+            self._wait_turn(stop, progress)
             return self._quality(content, style, masks, settings, progress, stop)
         finally:
             self._end(session, stop)
@@ -307,7 +334,7 @@ class DemoEngine:
                 )
 
         if stop.is_set():
-            raise InputError("cancelled before the optimiser started")
+            raise JobCancelled("cancelled before the optimiser started")
         result = stylize(
             content_img,
             style_img,
@@ -339,31 +366,74 @@ class DemoEngine:
         iterations = sum(s["iterations"] for s in report["stages"])
         backend = f"Quality mode: reference optimiser, {net}, on {report['device']}"
         backend += f", {iterations} L-BFGS iterations at {work_hw[1]}x{work_hw[0]}"
-        if report.get("cancelled"):
-            warnings.append("cancelled: this is the result so far")
-        return JobResult(result.image, content_img, path, seconds, backend, warnings, info, report)
+        stopped_at = (iterations, total) if report.get("cancelled") else None
+        return JobResult(
+            result.image, content_img, path, seconds, backend, warnings, info, report, stopped_at
+        )
 
     # -- stopping quality jobs -------------------------------------------------------------
 
     def _begin(self, session: str) -> threading.Event:
-        stop = threading.Event()
-        with self._lock:
+        """Admit a job into the queue, or refuse it at once."""
+        cap = self.config.quality_queue_size
+        with self._gate:
+            if session in self._stops:
+                raise QualityBusy(
+                    "this page already has a Quality job running or waiting; "
+                    "wait for it or cancel it first"
+                )
+            if len(self._stops) > cap:
+                raise QualityBusy(
+                    f"Quality mode is busy (one job running, {len(self._waiting)} waiting); "
+                    "try again in a few minutes, or use Fast mode"
+                )
+            stop = threading.Event()
             self._stops[session] = stop
-        return stop
+            self._waiting.append(stop)
+            return stop
+
+    def _wait_turn(self, stop: threading.Event, progress: ProgressFn | None) -> None:
+        """Block until this job is first in line and none runs; say how many are ahead."""
+        said = None
+        while True:
+            with self._gate:
+                if stop.is_set():
+                    raise JobCancelled("cancelled while waiting for its turn")
+                if self._running is None and self._waiting[0] is stop:
+                    self._waiting.popleft()
+                    self._running = stop
+                    return
+                ahead = self._waiting.index(stop) + (self._running is not None)
+            if progress is not None and ahead != said:
+                progress(0.0, f"waiting: {ahead} Quality job{'s' * (ahead > 1)} ahead")
+                said = ahead
+            with self._gate:
+                self._gate.wait(WAIT_POLL_S)
 
     def _end(self, session: str, stop: threading.Event) -> None:
-        with self._lock:
+        with self._gate:
+            if self._running is stop:
+                self._running = None
+            if stop in self._waiting:
+                self._waiting.remove(stop)
             if self._stops.get(session) is stop:
                 del self._stops[session]
+            self._gate.notify_all()
+
+    def quality_jobs(self) -> tuple[int, int]:
+        """(running, waiting) Quality jobs now."""
+        with self._gate:
+            return int(self._running is not None), len(self._waiting)
 
     def request_stop(self, session: str = LOCAL_SESSION) -> bool:
-        """Ask the session's running quality job to stop after its current iteration."""
-        with self._lock:
+        """Stop the session's Quality job: after its current iteration, or now if it waits."""
+        with self._gate:
             stop = self._stops.get(session)
-        if stop is None:
-            return False
-        stop.set()
-        return True
+            if stop is None:
+                return False
+            stop.set()
+            self._gate.notify_all()
+            return True
 
     def example_paths(self, index: int) -> tuple[str, str]:
         """PNG files of example pair ``index`` (content, style), written once."""

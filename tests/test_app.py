@@ -1,7 +1,11 @@
-"""The demo's callbacks without a server: fast, quality, masks, bad input, cancelling."""
+"""The demo's callbacks without a server: fast, quality, masks, bad input, cancelling,
+the two modes' separate queues, the request log."""
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 from typing import ClassVar
 
 import numpy as np
@@ -15,7 +19,7 @@ from dpst.optim_reference.palette import MASK_PALETTE, PAPER_PALETTE
 from dpst.serve import app_inputs
 from dpst.serve.app import AppCallbacks, build_app
 from dpst.serve.app_config import AppConfig
-from dpst.serve.app_engine import DemoEngine, MaskRequest
+from dpst.serve.app_engine import DemoEngine, JobCancelled, MaskRequest, QualityBusy
 from dpst.serve.app_examples import EXAMPLE_PAIRS, example_thumbnails
 from tests.conftest import sample_photo
 from tests.fast_model import TINY_MAX_LABELS, shared_tiny_model
@@ -278,8 +282,9 @@ def test_bad_photo_is_a_visible_error_and_the_next_request_works(pair, tmp_path,
         path.write_bytes(open(pair[0], "rb").read()[:200])
     else:
         write_image(path, np.zeros((content.shape[0], content.shape[1] + 1, 3), np.float32))
-    (slider, _download, status) = cb.fast(_payload(path), _payload(pair[1]), *NO_MASKS)
-    assert slider == {"__type__": "update"} and "Error: content photo" in status
+    (slider, download, status) = cb.fast(_payload(path), _payload(pair[1]), *NO_MASKS)
+    assert slider is None and "Error: content photo" in status
+    assert download["value"] is None and download["visible"] is False
     assert str(tmp_path) not in status  # names the input, not the server's file
     if bad == "oversized":
         assert "MP" in status
@@ -329,17 +334,24 @@ def test_too_many_labels_for_the_fast_model(pair, tmp_path):
 def test_cancel_stops_a_quality_job_and_keeps_the_result_so_far(pair, random_config):
     engine = DemoEngine(random_config)
     cb = AppCallbacks(engine)
-    assert "Nothing to cancel" in cb.cancel()
+    assert cb.cancel() == {"__type__": "update"}  # nothing running: the last report stays
+
+    cancelled = []
 
     def progress(fraction, desc):
-        engine.request_stop()  # as the Cancel button does, from the same session
+        if not cancelled:  # as the Cancel button does, from the same session
+            cancelled.append(cb.cancel())
 
     settings = (32, 50, False, "fast")
     outputs = cb.quality(
         _payload(pair[0]), _payload(pair[1]), *NO_MASKS, *settings, progress=progress
     )
-    status = _ok(outputs)[3]
-    assert "cancelled" in status and "1 L-BFGS iterations" in status
+    assert "Cancelling" in cancelled[0]
+    _before, after, download, status = _ok(outputs)
+    # The result so far, post-filtered at the content's size, as dpst stylize's on Ctrl-C.
+    assert "Cancelled at iteration 1 of 100" in status and "1 L-BFGS iterations" in status
+    assert after.shape == read_image(pair[0]).shape == read_image(download).shape
+    assert cb.engine.quality_jobs() == (0, 0)
 
 
 def test_quality_settings_are_bounded(pair, random_config):
@@ -355,3 +367,205 @@ def test_examples_load_as_files(random_config):
     thumbnails = example_thumbnails(32)
     assert len(thumbnails) == len(EXAMPLE_PAIRS)
     assert all(picture.shape[0] == 32 for picture, _ in thumbnails)
+
+
+def _quality_in_thread(engine, pair, session, settings, progress):
+    """Run a Quality job of ``session`` in a thread: -> (thread, {"result"|"error": ...})."""
+    out: dict = {}
+
+    def work():
+        try:
+            out["result"] = engine.run_quality(
+                pair[0], pair[1], MaskRequest(), settings, progress, session=session
+            )
+        except Exception as err:
+            out["error"] = err
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread, out
+
+
+LONG_QUALITY = {"size": 32, "iters": 1000, "multiscale": False, "post_mode": "fast"}
+
+
+def test_a_fast_request_completes_while_a_quality_job_runs(pair, tmp_path_factory):
+    model = shared_tiny_model(tmp_path_factory)
+    engine = DemoEngine(AppConfig(model_path=str(model), backbone="random", device="cpu"))
+    cb = AppCallbacks(engine)
+    optimising = threading.Event()
+    thread, out = _quality_in_thread(
+        engine, pair, "a", LONG_QUALITY, lambda fraction, desc: optimising.set()
+    )
+    try:
+        assert optimising.wait(60)
+        for _ in range(3):
+            _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS))
+        assert engine.quality_jobs() == (1, 0)  # still optimising when Fast was done
+    finally:
+        engine.request_stop("a")
+        thread.join(60)
+    assert out["result"].stopped_at[1] == 2000  # two stages of 1000
+
+
+def test_quality_runs_one_at_a_time_behind_a_bounded_queue(pair):
+    engine = DemoEngine(AppConfig(backbone="random", device="cpu", quality_queue_size=1))
+    started, said = threading.Event(), []
+    first, first_out = _quality_in_thread(
+        engine, pair, "a", LONG_QUALITY, lambda fraction, desc: started.set()
+    )
+    assert started.wait(60)
+    second, second_out = _quality_in_thread(
+        engine, pair, "b", LONG_QUALITY, lambda fraction, desc: said.append(desc)
+    )
+    try:
+        for _ in range(200):
+            if said:
+                break
+            threading.Event().wait(0.05)
+        assert said == ["waiting: 1 Quality job ahead"] and engine.quality_jobs() == (1, 1)
+        # A third job finds the queue full; a second one from the same page is refused too.
+        with pytest.raises(QualityBusy, match="one job running, 1 waiting"):
+            engine.run_quality(pair[0], pair[1], MaskRequest(), LONG_QUALITY, session="c")
+        with pytest.raises(QualityBusy, match="already has a Quality job"):
+            engine.run_quality(pair[0], pair[1], MaskRequest(), LONG_QUALITY, session="a")
+        # Cancelling a waiting job ends it at once, with nothing run.
+        assert engine.request_stop("b")
+        second.join(10)
+        assert isinstance(second_out["error"], JobCancelled)
+        assert engine.quality_jobs() == (1, 0)
+    finally:
+        engine.request_stop("a")
+        engine.request_stop("b")
+        first.join(60)
+    assert first_out["result"].stopped_at is not None and engine.quality_jobs() == (0, 0)
+
+
+def test_a_waiting_job_starts_when_the_running_one_ends(pair):
+    engine = DemoEngine(AppConfig(backbone="random", device="cpu"))
+    started = threading.Event()
+    first, first_out = _quality_in_thread(
+        engine, pair, "a", LONG_QUALITY, lambda fraction, desc: started.set()
+    )
+    assert started.wait(60)
+    tiny = {"size": 32, "iters": 1, "multiscale": False, "post_mode": "fast"}
+    second, second_out = _quality_in_thread(engine, pair, "b", tiny, None)
+    threading.Event().wait(0.3)
+    assert engine.quality_jobs() == (1, 1)
+    AppCallbacks(engine).page_closed(_Request("a"))
+    first.join(60)
+    second.join(60)
+    assert first_out["result"].stopped_at is not None
+    assert second_out["result"].stopped_at is None  # ran through, after the first
+
+
+def test_an_error_clears_the_last_result(pair, tmp_path):
+    cb = _callbacks(AppConfig(backbone="random"), fast=FakeStylizer())
+    _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS))
+    slider, download, status = cb.fast(None, _payload(pair[1]), *NO_MASKS)
+    assert "Error: no content photo" in status
+    assert slider is None and download == {"__type__": "update", "value": None, "visible": False}
+
+
+class _Request:
+    """What the callbacks read of Gradio's request: the page's session."""
+
+    def __init__(self, session_hash: str) -> None:
+        self.session_hash = session_hash
+
+
+def test_a_job_cancelled_while_waiting_shows_no_result(pair, random_config):
+    engine = DemoEngine(random_config)
+    cb = AppCallbacks(engine)
+    started, waiting, out = threading.Event(), threading.Event(), {}
+    first, _ = _quality_in_thread(
+        engine, pair, "a", LONG_QUALITY, lambda fraction, desc: started.set()
+    )
+    page = _Request("b")
+
+    def work():
+        out["outputs"] = cb.quality(
+            _payload(pair[0]), _payload(pair[1]), *NO_MASKS, *TINY_QUALITY,
+            progress=lambda fraction, desc: waiting.set(), request=page,
+        )  # fmt: skip
+
+    try:
+        assert started.wait(60)
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        assert waiting.wait(10)
+        assert "Cancelling" in cb.cancel(page)
+        thread.join(10)
+    finally:
+        engine.request_stop("a")
+        first.join(60)
+    slider, download, status = out["outputs"]
+    assert slider is None and download["visible"] is False
+    assert "Cancelled while waiting for its turn." in status and "dpst-error" not in status
+
+
+def test_every_request_is_logged_in_one_line(pair, random_config, caplog):
+    content = read_image(pair[0])
+    h, w = content.shape[:2]
+    cb = _callbacks(random_config, fast=FakeStylizer())
+    with caplog.at_level(logging.INFO, logger="dpst.serve"):
+        _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS))
+        cb.fast(_payload(pair[0]), None, *NO_MASKS)
+        _ok(cb.quality(_payload(pair[0]), _payload(pair[1]), *NO_MASKS, *TINY_QUALITY))
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("dpst.serve")]
+    seconds = r"\d+\.\d\d s"
+    expected = [
+        rf"fast {w}x{h} {seconds} ok",
+        rf"fast {w}x{h} {seconds} error: no style photo: upload one or pick an example",
+        rf"quality {w}x{h} \(working 32x\d+\) {seconds} ok",
+    ]
+    assert len(lines) == len(expected), lines
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), line
+
+
+def test_fast_and_quality_have_their_own_concurrency(random_config):
+    from dataclasses import replace
+
+    config = replace(random_config, fast_concurrency=3, queue_size=9, quality_queue_size=2)
+    demo = build_app(config, DemoEngine(config, fast=FakeStylizer()))
+    by_name = {fn.name: fn for fn in demo.fns.values()}
+    fast, quality = by_name["fast"], by_name["quality"]
+    assert (fast.concurrency_id, fast.concurrency_limit) == ("fast", 3)
+    assert quality.concurrency_id == "quality" and quality.concurrency_limit == 4
+    assert not by_name["cancel"].cancels  # Cancel lets the job return its result so far
+    assert demo._queue.max_size == 9
+    # dpst.serve.app defaults GRADIO_ANALYTICS_ENABLED to False before gradio reads it.
+    assert demo.analytics_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("host", "share", "warned"),
+    [
+        ("127.0.0.1", False, None),
+        ("localhost", False, None),
+        ("::1", False, None),
+        ("0.0.0.0", False, "0.0.0.0 (every network interface)"),
+        ("::", False, ":: (every network interface)"),
+        ("192.168.1.20", False, "192.168.1.20 without a login"),
+        ("127.0.0.1", True, "public gradio.live link"),
+    ],
+)
+def test_a_server_reachable_from_elsewhere_is_warned_about(host, share, warned):
+    from dpst.commands.serve import exposure_warning
+
+    line = exposure_warning(host, share)
+    if warned is None:
+        assert line is None
+    else:
+        assert warned in line and "\n" not in line and "--host 127.0.0.1" in line
+
+
+def test_serve_flags_set_the_queues():
+    from dpst.cli import build_parser
+    from dpst.commands.serve import build_config
+
+    flags = ["--quality-queue", "0", "--fast-concurrency", "2", "--queue-size", "5"]
+    args = build_parser().parse_args(["serve", "--backbone", "random", "--masks", "none", *flags])
+    config = build_config(args)
+    assert (config.quality_queue_size, config.fast_concurrency, config.queue_size) == (0, 2, 5)

@@ -2,12 +2,17 @@
 
 A thin layer over :func:`dpst.serve.app.build_app`; nothing heavy is imported until ``run``.
 The flags resolve into :class:`dpst.serve.app_config.AppConfig` as every command's do.
+Once serving, the console gets one line per request (mode, size, seconds, outcome).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
+import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -22,6 +27,8 @@ FLAGS = {
     "device": "device",
     "max_upload_mb": "max_upload_mb",
     "queue_size": "queue_size",
+    "quality_queue": "quality_queue_size",
+    "fast_concurrency": "fast_concurrency",
 }
 
 
@@ -42,7 +49,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_device(p, " (Quality mode)")
     p.add_argument("--max-megapixels", type=float, help="largest image accepted (25)")
     p.add_argument("--max-upload-mb", type=int, help="largest upload (25 MB)")
-    p.add_argument("--queue-size", type=int, help="requests that may wait (8)")
+    p.add_argument("--queue-size", type=int, help="Fast requests that may wait (16)")
+    p.add_argument(
+        "--quality-queue",
+        type=int,
+        metavar="N",
+        help="Quality jobs that may wait behind the running one; more are refused (2)",
+    )
+    p.add_argument("--fast-concurrency", type=int, metavar="N", help="Fast jobs at once (4)")
     options.add_automatic_masks(
         p, "auto", "none: the page offers no automatic masks",
         "automatic masks (segmenter weights must be on disk)",
@@ -83,7 +97,48 @@ def build_config(args: argparse.Namespace):
     return replace(config, segmenter=segmenter)
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` reaches this machine only; a name counts when all its addresses do."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False  # the bind will say what is wrong with it
+    return bool(found) and all(ipaddress.ip_address(a[4][0]).is_loopback for a in found)
+
+
+def exposure_warning(host: str, share: bool) -> str | None:
+    """One line when the demo is reachable from other machines (it has no login), else None."""
+    where = []
+    if not _loopback(host):
+        all_interfaces = host in ("0.0.0.0", "::", "")
+        where.append(f"{host or '*'}{' (every network interface)' if all_interfaces else ''}")
+    if share:
+        where.append("a public gradio.live link (--share)")
+    if not where:
+        return None
+    return (
+        f"warning: listening on {' and '.join(where)} without a login: anyone who can reach "
+        f"it can run jobs on this machine; the defaults (--host {DEFAULT_HOST}, no --share) "
+        "keep it to this machine"
+    )
+
+
+def _log_requests() -> None:
+    """Send the demo's per-request lines (and its errors) to the console."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s dpst serve: %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("dpst.serve")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def run(args: argparse.Namespace) -> int:
+    # Before gradio is imported (dpst.serve.app sets the same default, for other callers).
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from dpst.serve.app import build_app, launch_options
     from dpst.serve.app_engine import DemoEngine
 
@@ -101,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     automatic = engine.automatic_available()
     say(f"automatic masks: {'available' if automatic[0] else automatic[1]}")
+    warning = exposure_warning(args.host, args.share)
+    if warning:
+        say(warning)
+    _log_requests()
     demo.launch(
         server_name=args.host,
         server_port=args.port,
