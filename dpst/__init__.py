@@ -9,3 +9,9 @@ I/O, config layering, and the one command layer (:mod:`dpst.commands`, dispatche
 """
 
 __version__ = "0.1.0"
+
+# Before any library that phones home on import (albumentations, Gradio) can be imported
+# through dpst: see dpst.network. setdefault only, so a user's own setting wins.
+from dpst import network as _network
+
+_network.apply_defaults()

@@ -1,7 +1,8 @@
 """SegFormer fine-tuned on ADE20K, through Hugging Face transformers (the ``seg`` extra).
 
 Weights come, in this order, from a local folder (``SegmenterConfig.weights``), the Hugging
-Face cache, or a download; with none of these the error says how to get them. The input is
+Face cache, or a download (one quick probe of the Hub first, none when offline: see
+:func:`probe_hub`); with none of these the error says how to get them. The input is
 prepared as ``SegformerImageProcessor`` does (resize to the model's square input, ImageNet
 mean and std), but in torch, on the model's device, with no round trip through 8 bits.
 """
@@ -14,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import torch
 import torch.nn.functional as F
@@ -28,11 +30,13 @@ from dpst.models.segmenter import (
     resolve_device,
     upsample_argmax,
 )
+from dpst.network import PROBE_TIMEOUT_S, first_line, host, offline_reason
 
 INSTALL_HINT = "pip install 'dpst[seg]'"
 # SegformerImageProcessor's defaults, used when a model ships no preprocessor_config.json.
 DEFAULT_INPUT_SIZE = (512, 512)
 PREPROCESSOR_FILE = "preprocessor_config.json"
+CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -136,11 +140,37 @@ def _source(config: SegmenterConfig) -> tuple[str, Path | None]:
     return str(path), path
 
 
-def _downloads_allowed(config: SegmenterConfig) -> bool:
-    from dpst.optim_reference.vgg_download import offline_reason
+def _why_no_download(source: str, config: SegmenterConfig) -> str | None:
+    """None when the weights may be downloaded now, else why not (a few words)."""
+    reason = offline_reason()  # DPST_OFFLINE, which keeps every download of dpst off, or HF's
+    if reason is not None:
+        return f"{reason} (offline)"
+    if not config.allow_download:
+        return "downloads are off"
+    return probe_hub(source)
 
-    # HF_HUB_OFFLINE, or DPST_OFFLINE, which keeps every download of dpst off.
-    return config.allow_download and offline_reason() is None
+
+def probe_hub(source: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """One HEAD request for ``source``'s config.json: None when the Hub answers, else why not.
+
+    huggingface_hub retries an unreachable Hub five times with back-off (about 25 s of
+    warnings, whatever --quiet says) before it gives up on a file that is not cached; a
+    single request with a short timeout first makes an offline machine one line, at once.
+    """
+    from huggingface_hub import constants, get_hf_file_metadata
+
+    # Built here rather than by hf_hub_url so that the endpoint is read now (tests move it).
+    url = f"{constants.ENDPOINT}/{quote(source)}/resolve/main/{CONFIG_FILE}"
+    try:
+        get_hf_file_metadata(url, timeout=timeout)  # one attempt: it retries only if asked
+    except Exception as err:  # httpx's, requests' or huggingface_hub's, by version
+        response = getattr(err, "response", None)
+        if response is not None and getattr(response, "status_code", None):
+            return f"{host(url)} answered HTTP {response.status_code} for it"
+        if "Timeout" in type(err).__name__:
+            return f"{host(url)} did not answer in {timeout:g} s"
+        return f"cannot reach {host(url)} ({first_line(err)})"
+    return None
 
 
 def _load_model(transformers, source: str, local_dir: Path | None, config: SegmenterConfig):
@@ -154,8 +184,8 @@ def _load_model(transformers, source: str, local_dir: Path | None, config: Segme
             raise WeightsNotFoundError(
                 f"{local_dir}: cannot load SegFormer weights ({str(err).splitlines()[0]})"
             ) from None
-        reason = "downloads are off"
-        if _downloads_allowed(config):
+        reason = _why_no_download(source, config)
+        if reason is None:
             try:
                 return cls.from_pretrained(source, **kwargs), "downloaded"
             except OSError as download_err:

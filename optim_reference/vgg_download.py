@@ -3,42 +3,57 @@
 ``download_weights(url, dst)`` downloads into torch hub's checkpoints folder with a progress
 bar on stderr, checks the SHA-256 prefix that the file's name carries (torch hub's
 convention: ``vgg19-d01eb7cb.pth`` must hash to ``d01eb7cb...``) and moves the file into
-place only when it is complete and checked (``torch.hub.download_url_to_file`` writes to a
-``.partial`` file beside the destination and removes it on any failure, Ctrl-C included).
-Folders it had to create are removed again when the download fails, so a failure leaves
-nothing behind.
+place only when it is complete and checked: it is written to a ``.partial`` file beside the
+destination, removed on any failure, Ctrl-C included. Folders it had to create are removed
+again when the download fails, so a failure leaves nothing behind.
 
-Offline (``DPST_OFFLINE`` or ``HF_HUB_OFFLINE`` set to 1/true/yes/on), nothing is fetched and
-no socket is opened: the caller gets a one-line :class:`WeightsNotFoundError` saying which
-file to fetch from where and where to put it.
+One attempt, with a timeout on connecting and on every wait for data
+(:data:`DOWNLOAD_TIMEOUT_S`): an unreachable or stalled host is one line, not a hang
+(torch hub's own downloader waits forever). Offline (``DPST_OFFLINE`` or ``HF_HUB_OFFLINE``
+set to 1/true/yes/on), nothing is fetched and no socket is opened: the caller gets a one-line
+:class:`WeightsNotFoundError` saying which file to fetch from where and where to put it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
+import urllib.error
+import urllib.request
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import torch
+from tqdm import tqdm
 
+from dpst import __version__
 from dpst.errors import WeightsNotFoundError
+from dpst.network import OFFLINE_ENVS, first_line, host, offline_reason
 
-# Either one keeps every download off: ours, and Hugging Face's, which users already set for
-# the segmenter's weights.
-OFFLINE_ENVS = ("DPST_OFFLINE", "HF_HUB_OFFLINE")
-_TRUE = frozenset({"1", "true", "yes", "on"})
+__all__ = [
+    "DOWNLOAD_TIMEOUT_S",
+    "OFFLINE_ENVS",
+    "download_weights",
+    "file_name",
+    "hash_prefix",
+    "how_to_fetch",
+    "offline_reason",
+]
+
+# Seconds to connect, and the longest silence between two reads, before giving up. Generous
+# for a slow link (a read returns as soon as any bytes arrive), short next to "forever".
+DOWNLOAD_TIMEOUT_S = 15.0
+_CHUNK = 1 << 20
 # torch hub's rule (torch.hub.HASH_REGEX): the hex digits after a '-' and before a '.'.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
 
 
-def offline_reason() -> str | None:
-    """``"DPST_OFFLINE is set"`` (or ``HF_HUB_OFFLINE``) when downloads are off, else None."""
-    for name in OFFLINE_ENVS:
-        if os.environ.get(name, "").strip().lower() in _TRUE:
-            return f"{name} is set"
-    return None
+class _HashMismatch(Exception):
+    def __init__(self, got: str) -> None:
+        super().__init__(got)
+        self.got = got
 
 
 def file_name(url: str) -> str:
@@ -84,7 +99,7 @@ def download_weights(url: str, dst: Path, progress: bool = True) -> Path:
         sys.stderr.write(f'Downloading: "{url}" to {dst}\n')
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(dst), hash_prefix=expected, progress=progress)
+        _fetch(url, dst, expected, progress)
     except BaseException as err:
         for folder in created:  # deepest first; only those we made, and only if empty
             try:
@@ -93,8 +108,37 @@ def download_weights(url: str, dst: Path, progress: bool = True) -> Path:
                 break
         if not isinstance(err, Exception):
             raise  # Ctrl-C stays Ctrl-C; the partial file is already gone
-        raise WeightsNotFoundError(f"{_describe(err, expected)}: {way_out}") from None
+        raise WeightsNotFoundError(f"{_describe(err, url, expected)}: {way_out}") from None
     return dst
+
+
+def _fetch(url: str, dst: Path, expected: str, progress: bool) -> None:
+    """One GET of ``url`` into a ``.partial`` file beside ``dst``, moved there once checked."""
+    request = urllib.request.Request(url, headers={"User-Agent": f"dpst/{__version__}"})
+    partial = dst.with_name(f"{dst.name}.{uuid.uuid4().hex[:8]}.partial")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            size = response.headers.get("Content-Length")
+            bar = tqdm(
+                total=int(size) if size and size.isdigit() else None,
+                disable=not progress,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+            )
+            with bar, open(partial, "wb") as fh:
+                while chunk := response.read(_CHUNK):
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        got = digest.hexdigest()
+        if not got.startswith(expected):
+            raise _HashMismatch(got)
+        os.replace(partial, dst)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _missing_parents(folder: Path) -> list[Path]:
@@ -106,13 +150,21 @@ def _missing_parents(folder: Path) -> list[Path]:
     return missing
 
 
-def _describe(err: Exception, expected: str) -> str:
-    text = (str(err).splitlines() or [""])[0]
-    if isinstance(err, RuntimeError) and text.startswith("invalid hash value"):
-        # torch hub's message: 'invalid hash value (expected "...", got "<sha256>")'
-        got = text.rsplit('"', 2)[-2] if text.count('"') >= 4 else "?"
+def _describe(err: Exception, url: str, expected: str) -> str:
+    if isinstance(err, _HashMismatch):
         return (
-            f"downloaded VGG-19 weights refused: SHA-256 {got[:16]}... does not start with "
+            f"downloaded VGG-19 weights refused: SHA-256 {err.got[:16]}... does not start with "
             f"{expected} (corrupt or wrong file; nothing was kept)"
         )
-    return f"VGG-19 weights download failed: {type(err).__name__}: {text[:160]}".rstrip(": ")
+    if isinstance(err, urllib.error.HTTPError):
+        return f"VGG-19 weights download failed: {host(url)} answered HTTP {err.code} {err.reason}"
+    if isinstance(err, urllib.error.URLError) and not isinstance(err.reason, str):
+        err = err.reason  # the socket error inside: "[Errno -2] Name or service not known"
+    if isinstance(err, TimeoutError):
+        return (
+            f"VGG-19 weights download failed: no answer from {host(url)} "
+            f"in {DOWNLOAD_TIMEOUT_S:g} s"
+        )
+    if isinstance(err, (urllib.error.URLError, OSError)):
+        return f"VGG-19 weights download failed: cannot reach {host(url)} ({first_line(err)})"
+    return f"VGG-19 weights download failed: {first_line(err)}"

@@ -366,6 +366,9 @@ def _open_session(path: Path, providers: list[str], threads: int | None):
     """An ONNX Runtime session for ``path`` or a one-line RuntimeModelError."""
     import onnxruntime as ort
 
+    # ORT_DISABLE_TELEMETRY (dpst.network) stops ONNX Runtime's uploads when it is set before
+    # ORT starts; this also covers a process that imported onnxruntime before dpst.
+    getattr(ort, "disable_telemetry_events", lambda: None)()
     if not path.is_file():
         raise RuntimeModelError(f"ONNX model not found: {path} (write one with dpst export)")
     options = ort.SessionOptions()

@@ -12,6 +12,7 @@ import io
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -21,7 +22,7 @@ import torch
 
 from dpst.cli import main
 from dpst.imageio import write_image
-from dpst.optim_reference import vgg
+from dpst.optim_reference import vgg, vgg_download
 from dpst.optim_reference.vgg_download import file_name, hash_prefix
 from dpst.optim_reference.vgg_weights import CAFFE_FILE, ENV_URL, ENV_WEIGHTS, TORCHVISION_FILE
 from tests.conftest import sample_photo
@@ -146,7 +147,7 @@ def test_first_use_downloads_checks_and_reports_second_use_does_not(
 
     assert _stylize(photos, tmp_path / "first.png") == 0
     err = capsys.readouterr().err
-    assert f'Downloading: "{url}"' in err and "100%" in err  # torch hub's progress bar
+    assert f'Downloading: "{url}"' in err and "100%" in err  # the progress bar
     stored = fresh_machine / name
     assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(data).digest()
     assert sorted(p.name for p in fresh_machine.iterdir()) == [name]  # no partial file
@@ -207,6 +208,67 @@ def test_offline_never_opens_a_socket(
     assert "--vgg-weights" in error
     assert connects == [] and requests == []
     assert not (tmp_path / "torch").exists() and not (tmp_path / "out.png").exists()
+
+
+def test_unreachable_host_is_one_attempt_and_one_line(
+    fresh_machine, photos, tmp_path, capsys, monkeypatch
+):
+    with socket.socket() as probe:  # a port nothing listens on: refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/models/{CAFFE_FILE}"
+    monkeypatch.setenv(ENV_URL, url)
+    connects = []
+    real_connect = socket.socket.connect
+
+    def counting(self, address):
+        connects.append(address)
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", counting)
+    assert _stylize(photos, tmp_path / "out.png") == 2
+    (error,) = _error_lines(capsys.readouterr().err)
+    assert "VGG-19 weights download failed: cannot reach 127.0.0.1 (ConnectionRefusedError" in error
+    assert url in error and len(connects) == 1
+    assert not (tmp_path / "torch").exists()
+
+
+def test_stalled_download_times_out_and_leaves_nothing(
+    fresh_machine, caffe_bytes, photos, tmp_path, capsys, monkeypatch
+):
+    name, data = caffe_bytes
+    release = threading.Event()
+
+    class Stalls(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # half the file, then silence
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            release.wait(10)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Stalls)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(vgg_download, "DOWNLOAD_TIMEOUT_S", 0.5)
+    monkeypatch.setenv(ENV_URL, f"http://127.0.0.1:{httpd.server_address[1]}/models/{name}")
+    try:
+        start = time.monotonic()
+        assert _stylize(photos, tmp_path / "out.png") == 2
+        elapsed = time.monotonic() - start
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    (error,) = _error_lines(capsys.readouterr().err)
+    assert "no answer from 127.0.0.1 in 0.5 s" in error
+    assert elapsed < 30  # torch hub's downloader would have waited forever
+    assert not (tmp_path / "torch").exists()  # the half file and its folders are gone
 
 
 def test_random_backbone_never_downloads(fresh_machine, connects, tmp_path):
