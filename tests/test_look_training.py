@@ -11,6 +11,7 @@ import torch
 
 from dpst.cli import main as dpst_main
 from dpst.data.look_pairs import LookPairConfig
+from dpst.errors import InputError
 from dpst.imageio import write_image
 from dpst.models.generator import GeneratorConfig
 from dpst.train.look_loss import LookLossWeights, look_loss, statistics_distance, to_lab
@@ -129,8 +130,10 @@ def test_resume_continues_exactly_and_bad_files_are_listed(folders, tmp_path, on
 
     first = train_looks(TINY, photos, looks, tmp_path / "split", stop_at=3, progress=False)
     assert first["steps"] == 3 and not first["finished"]
+    # A damaged last.pt (step 3): the run resumes from prev.pt (step 2), still exactly.
+    (tmp_path / "split" / "last.pt").write_bytes(b"PK\x03\x04 cut short")
     second = train_looks(TINY, photos, looks, tmp_path / "split", progress=False)
-    assert second["finished"] and second["steps"] == 6
+    assert second["finished"] and second["steps"] == 6 and second["resumed_from_step"] == 2
     expected, got = _losses(tmp_path / "whole"), _losses(tmp_path / "split")
     assert sorted(got) == list(range(1, 7))
     for step in range(1, 7):
@@ -142,3 +145,26 @@ def test_cli_bad_folder_is_one_line(tmp_path, capsys):
                       "--run-dir", str(tmp_path / "run")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "not a folder of photos" in err
+
+
+def test_a_changed_setting_on_resume_is_refused_unless_reconfigured(
+    folders, tmp_path, one_thread, capsys
+):
+    photos, looks = folders
+    run_dir = tmp_path / "run"
+    quick = dataclasses.replace(TINY, val_pairs=0, steps=3)
+    train_looks(quick, photos, looks, run_dir, stop_at=1, progress=False)
+    longer = dataclasses.replace(quick, steps=5, pairs=dataclasses.replace(quick.pairs, size=48))
+    with pytest.raises(InputError, match=r"steps 3 -> 5, pairs.size 32 -> 48; .*--reconfigure"):
+        train_looks(longer, photos, looks, run_dir, progress=False)
+    # How often it logs may change; through the command, unnamed settings are the run's own.
+    code = dpst_main(["train-looks", str(photos), str(looks), "--run-dir", str(run_dir),
+                      "--log-every", "2", "--stop-at", "2", "--quiet"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    summary = train_looks(longer, photos, looks, run_dir, progress=False, reconfigure=True)
+    assert summary["resumed_from_step"] == 2 and summary["steps"] == 5
+    assert summary["reconfigured"] == {"steps": [3, 5], "pairs.size": [32, 48]}
+    history = [json.loads(x) for x in (run_dir / "config_history.jsonl").read_text().splitlines()]
+    assert [(h["step"], h["config"]["steps"]) for h in history] == [(0, 3), (1, 3), (2, 5)]
+    assert history[1]["config"]["log_every"] == 2
+    assert history[2]["reconfigured"]["pairs.size"] == {"old": 32, "new": 48}

@@ -28,6 +28,7 @@ from dpst.data.pairs import write_label_map
 from dpst.errors import InputError
 from dpst.train.config import TrainConfig, lr_factor
 from dpst.train.loop import METRICS_FILE, SUMMARY_FILE, train
+from dpst.train.run_checkpoints import PREVIOUS
 from dpst.train.sampler import epoch_batches
 from dpst.train.state import LAST_CHECKPOINT, load_train_checkpoint
 
@@ -243,18 +244,119 @@ def test_sigterm_writes_a_checkpoint_and_exits_interrupted(pairs, tmp_path):
     assert state.step == summary["steps"] >= 1 and state.interrupted
 
 
-def test_corrupt_checkpoint_is_one_line(pairs, tmp_path, capsys):
-    bad = tmp_path / "bad.pt"
+class _Opaque:
+    """Stands for any pickled object a checkpoint might carry besides tensors."""
+
+
+def test_corrupt_checkpoint_is_one_whole_line_that_never_advises_unsafe_loading(
+    pairs, tmp_path, capsys
+):
+    bad, pickled = tmp_path / "bad.pt", tmp_path / "pickled.pt"
     bad.write_bytes(b"not a checkpoint at all")
-    code = main(["eval", str(bad), str(pairs)])
-    _one_line_error(capsys, code, "bad.pt")
+    torch.save({"format": "dpst-generator", "extra": _Opaque()}, pickled)
+    for path, why in ((bad, "not a PyTorch checkpoint"), (pickled, "could run code")):
+        code = main(["eval", str(path), str(pairs)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "weights_only" not in err, err
+        assert str(path) in err and why in err
+        assert err.rstrip().endswith("use another checkpoint, or write this one again"), err
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / LAST_CHECKPOINT).write_bytes(b"\x80\x02truncated")
     config = _config_file(tmp_path / "tiny.json")
     code = main(["train", str(pairs), "--run-dir", str(run_dir), "--config", str(config),
                  "--steps", "2", "--quiet"])  # fmt: skip
-    _one_line_error(capsys, code, LAST_CHECKPOINT)
+    _one_line_error(capsys, code, LAST_CHECKPOINT, "truncated or damaged", "another --run-dir")
+
+
+def test_a_damaged_last_checkpoint_resumes_exactly_from_the_one_before(pairs, tmp_path, capsys):
+    manifest = _subset(pairs, tmp_path / "two.jsonl", 2)
+    cfg = tiny_config(steps=4, lr=1e-2, checkpoint_every=1)
+    first: dict[int, float] = {}
+    train(cfg, manifest, tmp_path / "run", stop_at=3, progress=False,
+          on_step=lambda s, logged: first.__setitem__(s, logged["loss"]))  # fmt: skip
+    run_dir = tmp_path / "run"
+    assert load_train_checkpoint(run_dir / PREVIOUS)[1].step == 2  # the last two are kept
+    data = (run_dir / LAST_CHECKPOINT).read_bytes()
+    (run_dir / LAST_CHECKPOINT).write_bytes(data[: len(data) // 2])  # a full disk, say
+    capsys.readouterr()
+    again: dict[int, float] = {}
+    summary = train(cfg, manifest, run_dir, progress=False,
+                    on_step=lambda s, logged: again.__setitem__(s, logged["loss"]))  # fmt: skip
+    warning = capsys.readouterr().err.strip()
+    assert warning.count("\n") == 0 and "weights_only" not in warning
+    assert f"{run_dir / LAST_CHECKPOINT} is not a readable checkpoint" in warning
+    assert f"resuming from {run_dir / PREVIOUS}" in warning
+    assert summary["resumed_from_step"] == 2 and summary["finished"]
+    assert again[3] == first[3]  # exact: the state of step 2, and step 3 done again
+    # The damaged file was overwritten, not kept over the good one: both load now.
+    assert load_train_checkpoint(run_dir / PREVIOUS)[1].step == 3
+    assert load_train_checkpoint(run_dir / LAST_CHECKPOINT)[1].step == 4
+
+    for name in (LAST_CHECKPOINT, PREVIOUS):
+        (run_dir / name).write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        train(cfg, manifest, run_dir, progress=False)
+    message = str(error.value)
+    assert str(run_dir / LAST_CHECKPOINT) in message and str(run_dir / PREVIOUS) in message
+    assert "another --run-dir" in message and "\n" not in message
+
+
+def _train_cli(manifest: Path, run_dir: Path, *flags: str) -> list[str]:
+    return ["train", str(manifest), "--run-dir", str(run_dir), "--quiet", *flags]
+
+
+def test_a_changed_setting_on_resume_is_refused_unless_reconfigured_and_recorded(
+    pairs, tmp_path, capsys
+):
+    manifest = _subset(pairs, tmp_path / "one.jsonl", 1)
+    run_dir = tmp_path / "run"
+    config = _config_file(tmp_path / "tiny.json", steps=4)
+    assert main(_train_cli(manifest, run_dir, "--config", str(config), "--stop-at", "1")) == 0
+    capsys.readouterr()
+
+    code = main(_train_cli(manifest, run_dir, "--lr", "0.05", "--steps", "6"))
+    _one_line_error(capsys, code, "lr 0.0002 -> 0.05", "steps 4 -> 6", "--reconfigure")
+    assert load_train_checkpoint(run_dir / LAST_CHECKPOINT)[1].step == 1  # nothing run
+
+    # Without flags the run takes its own settings (the tiny model, 4 steps); how often it
+    # logs and how many threads it uses may change freely.
+    code = main(_train_cli(manifest, run_dir, "--stop-at", "2", "--log-every", "2",
+                           "--threads", "1"))  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    state = load_train_checkpoint(run_dir / LAST_CHECKPOINT)[1]
+    assert state.step == 2 and state.config["steps"] == 4 and state.config["log_every"] == 2
+    assert state.config["model"]["working_size"] == 32
+
+    code = main(_train_cli(manifest, run_dir, "--lr", "0.05", "--reconfigure"))
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "reconfigured at step 2: lr 0.0002 -> 0.05" in printed
+    state = load_train_checkpoint(run_dir / LAST_CHECKPOINT)[1]
+    assert state.step == 4 and state.config["lr"] == 0.05
+    history = [json.loads(x) for x in (run_dir / "config_history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [0, 1, 2]
+    assert [h["reconfigured"] for h in history] == [{}, {}, {"lr": {"old": 2e-4, "new": 0.05}}]
+    assert history[0]["config"]["lr"] == 2e-4 and history[2]["config"]["lr"] == 0.05
+    header = json.loads((run_dir / "config.json").read_text())
+    assert header["config"]["lr"] == 0.05 and header["reconfigured"] == {"lr": [2e-4, 0.05]}
+
+
+def test_only_settings_that_do_not_change_what_is_learnt_are_free_on_resume():
+    from dpst.train.resume_settings import FREE_ON_RESUME, changed_settings
+
+    old = TrainConfig().to_dict()
+    free = {"threads": 3, "num_workers": 2, "device": "cpu", "log_every": 50, "val_every": 7,
+            "image_every": 0, "checkpoint_every": 9, "check_files": False}  # fmt: skip
+    assert set(free) | {"backbone.download"} == FREE_ON_RESUME
+    assert changed_settings(old, {**old, **free}) == {}
+    new = update_dataclass(TrainConfig(), {"steps": 9, "model": {"head_width": 8}})
+    assert changed_settings(old, new.to_dict()) == {
+        "steps": [20000, 9],
+        "model.head_width": [TrainConfig().model.head_width, 8],
+    }
+    # A setting newer than the checkpoint cannot have been chosen by it.
+    assert changed_settings({"lr": 1e-3}, {**old, "lr": 1e-3}) == {}
 
 
 def _bad_mask_manifest(pairs: Path, tmp_path: Path, labels: np.ndarray, style=None) -> Path:

@@ -6,12 +6,13 @@ photos and a folder of 3D LUTs (:mod:`dpst.data.look_pairs`), the weight-free ob
 training and validation sets by file (a hash of the name); validation pairs are a fixed set
 drawn from the held-out files, scored by PSNR and mean CIEDE2000 to their targets.
 
-Run folder (as ``dpst train``'s): ``config.json``, ``last.pt`` (atomic, every
-``checkpoint_every`` steps, on SIGTERM and Ctrl-C; the previous one kept as ``prev.pt``),
-``metrics.jsonl``, ``tensorboard/``, ``summary.json`` (with the skipped files),
-``credits.csv`` (the folders' ``PROVENANCE.csv`` rows, when they have one). Running the
-same command again resumes exactly: sample ``i`` of the stream is a pure function of the
-seed and ``i``.
+Run folder (as ``dpst train``'s): ``config.json``, ``config_history.jsonl``, ``last.pt``
+(atomic, every ``checkpoint_every`` steps, on SIGTERM and Ctrl-C; the previous one kept as
+``prev.pt``, :mod:`run_checkpoints`), ``metrics.jsonl``, ``tensorboard/``, ``summary.json``
+(with the skipped files), ``credits.csv`` (the folders' ``PROVENANCE.csv`` rows, when they
+have one). Running the same command again resumes exactly: sample ``i`` of the stream is a
+pure function of the seed and ``i``. A resume with changed settings is refused unless
+``reconfigure`` is given (:mod:`resume_settings`).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from dpst.errors import InputError
 from dpst.imageio import write_json
 from dpst.models.generator import GeneratorConfig
 from dpst.train.look_loss import LookLossWeights
+from dpst.train.resume_settings import check_resume, record_start
+from dpst.train.run_checkpoints import Resumed, RunCheckpoints, RunStateError
 from dpst.train.run_log import append_jsonl, drop_lines_after, image_grid
 
-LAST, PREVIOUS = "last.pt", "prev.pt"
 CREDITS_FILE, PROVENANCE_FILE = "credits.csv", "PROVENANCE.csv"
 STATE_KIND = "dpst-look-train-state"
 
@@ -178,12 +180,17 @@ def train_looks(
     *,
     stop_at: int | None = None,
     progress: bool = True,
+    reconfigure: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) the generator; returns the summary written to ``RUN/summary.json``.
 
+    Args:
+        reconfigure: resume even when ``config`` changes settings of the checkpoint's
+            (recorded in ``RUN/config_history.jsonl``); without it that is an InputError.
+
     Raises:
-        InputError: bad settings, an empty photo or look folder, a checkpoint of another
-            model config.
+        InputError: bad settings, an empty photo or look folder, changed settings without
+            ``reconfigure``, a checkpoint of another model config, no usable checkpoint.
     """
     from dpst.data.look_pairs import LookPairDataset, LookSampler
     from dpst.data.luts import LookLibrary
@@ -191,6 +198,13 @@ def train_looks(
     from dpst.train.stop_signal import StopSignal
 
     validated(config, "train-looks config")
+    run_dir = Path(run_dir)
+    checkpoints = look_checkpoints(run_dir)
+    resumed = checkpoints.load()
+    changes = {}
+    if resumed is not None:
+        changes = check_resume(run_dir, resumed.path, resumed.state.get("config"),
+                               config.to_dict(), reconfigure)  # fmt: skip
     if config.threads:
         torch.set_num_threads(config.threads)
     # Denormal floats appear in the base's statistics and made CPU steps 1 s -> 6 s within
@@ -202,10 +216,10 @@ def train_looks(
     train_pool, val_pool = pool.split(config.validation_fraction)
     train_looks_, val_looks = library.split(config.validation_fraction, config.seed)
     sampler = LookSampler(train_pool, train_looks_.luts, config.pairs)
-    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = _device(config.device)
-    model, optimizer, scheduler, step = _model_and_optimiser(config, run_dir, device)
+    model, optimizer, scheduler, step = _model_and_optimiser(config, resumed, device)
+    record_start(run_dir, step, config.to_dict(), changes)
     skipped = pool.problems + library.problems
     write_json(run_dir / "config.json", {
         "config": config.to_dict(),
@@ -213,6 +227,7 @@ def train_looks(
         "train_photos": len(train_pool), "validation_photos": val_pool.names,
         "train_looks": len(train_looks_), "validation_looks": val_looks.names,
         "skipped_files": skipped, "resumed_from_step": step, "device": str(device),
+        "reconfigured": changes,
     })  # fmt: skip
     for problem in skipped:
         print(f"skipped: {problem}", flush=True)
@@ -264,7 +279,7 @@ def train_looks(
             done = step >= config.steps
             halt = stop.requested or (stop_at is not None and step >= stop_at)
             if done or halt or (config.checkpoint_every and step % config.checkpoint_every == 0):
-                _save(run_dir, model, optimizer, scheduler, step, config, finished=done)
+                _save(checkpoints, model, optimizer, scheduler, step, config, finished=done)
             if halt or done:
                 interrupted = stop.requested
                 break
@@ -272,7 +287,8 @@ def train_looks(
     summary = {
         "steps": step, "finished": step >= config.steps, "interrupted": interrupted,
         "seconds": round(time.perf_counter() - t_start, 3), "last": logs, "validation": val,
-        "skipped_files": skipped, "checkpoint": str(run_dir / LAST),
+        "skipped_files": skipped, "checkpoint": str(checkpoints.last),
+        "resumed_from_step": resumed.state["step"] if resumed else 0, "reconfigured": changes,
     }  # fmt: skip
     write_json(run_dir / "summary.json", summary)
     return summary
@@ -312,7 +328,31 @@ def _device(name: str) -> torch.device:
     return resolve_device(name)
 
 
-def _model_and_optimiser(config: LookTrainConfig, run_dir: Path, device: torch.device):
+def parse_look_state(path: Path, extra: Any) -> dict[str, Any]:
+    """A look-training checkpoint's ``extra``, checked.
+
+    Raises:
+        RunStateError: no look-training state (``dpst train``'s, or an exported generator),
+            or an incomplete one.
+    """
+    if not isinstance(extra, dict) or extra.get("kind") != STATE_KIND:
+        raise RunStateError(f"{path} holds no look-training state (not written by "
+                            f"dpst train-looks)")  # fmt: skip
+    missing = [key for key in ("step", "optimizer", "scheduler") if key not in extra]
+    if missing:
+        raise RunStateError(f"{path} holds an incomplete look-training state (no "
+                            f"{', '.join(missing)})")  # fmt: skip
+    return extra
+
+
+def look_checkpoints(run_dir: str | Path) -> RunCheckpoints[dict[str, Any]]:
+    """``RUN/last.pt`` and ``RUN/prev.pt`` of a ``dpst train-looks`` run."""
+    return RunCheckpoints(run_dir, parse_look_state)
+
+
+def _model_and_optimiser(
+    config: LookTrainConfig, resumed: Resumed[dict[str, Any]] | None, device: torch.device
+):
     from dpst.models.generator import Generator
 
     torch.manual_seed(config.seed)
@@ -320,57 +360,26 @@ def _model_and_optimiser(config: LookTrainConfig, run_dir: Path, device: torch.d
     optimizer = torch.optim.Adam(model.parameters(), config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     step = 0
-    checkpoint = _readable_checkpoint(run_dir)
-    if checkpoint is not None:
-        loaded, extra = checkpoint
-        if loaded.config != config.model:
+    if resumed is not None:
+        if resumed.model.config != config.model:
             raise InputError(
-                f"{run_dir / LAST} holds a generator of another config ({loaded.config}); "
-                f"use the same model settings to resume, or another --run-dir"
+                f"{resumed.path} holds a generator of another config ({resumed.model.config}); "
+                f"its weights fit no other, so resume with its model settings or use another "
+                f"--run-dir"
             )
-        model.load_state_dict(loaded.state_dict())
+        extra = resumed.state
+        model.load_state_dict(resumed.model.state_dict())
         optimizer.load_state_dict(extra["optimizer"])
         scheduler.load_state_dict(extra["scheduler"])
         step = int(extra["step"])
     return model, optimizer, scheduler, step
 
 
-def _readable_checkpoint(run_dir: Path):
-    """The newest of ``last.pt`` and ``prev.pt`` that loads, or None when neither exists."""
-    from dpst.models.checkpoint import load_checkpoint
-
-    errors = []
-    for name in (LAST, PREVIOUS):
-        path = run_dir / name
-        if not path.exists():
-            continue
-        try:
-            model, extra = load_checkpoint(path)
-        except InputError as err:
-            errors.append(str(err))
-            continue
-        if isinstance(extra, dict) and extra.get("kind") == STATE_KIND:
-            if errors:
-                print(f"warning: {errors[0]}; resuming from {path}", flush=True)
-            return model, extra
-        errors.append(f"{path} holds no look-training state")
-    if errors:
-        raise InputError(errors[0])
-    return None
-
-
-def _save(run_dir: Path, model, optimizer, scheduler, step, config, finished: bool) -> None:
-    import os
-
-    from dpst.models.checkpoint import save_checkpoint
-
-    last = run_dir / LAST
-    if last.exists():
-        os.replace(last, run_dir / PREVIOUS)
+def _save(checkpoints: RunCheckpoints, model, optimizer, scheduler, step, config, finished: bool):
     extra = {"kind": STATE_KIND, "step": step, "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "config": config.to_dict(),
              "finished": finished}  # fmt: skip
-    save_checkpoint(last, model, extra)
+    checkpoints.save(model, extra)
 
 
 def _validation_batches(pool, library, config: LookTrainConfig, device) -> list[dict]:

@@ -3,8 +3,10 @@
 Run folder::
 
     RUN/config.json      the resolved config, backbone identity, data split (each start)
+    RUN/config_history.jsonl  every start's config and the settings it changed
     RUN/last.pt          the latest checkpoint (atomic; model + optimiser + scheduler + RNG
                          + step + data position); a run started again resumes from it
+    RUN/prev.pt          the one before, resumed from when last.pt cannot be read
     RUN/metrics.jsonl    one line per logged step and per validation
     RUN/tensorboard/     every loss term, the learning rate, image grids, validation
     RUN/summary.json     how the last start ended
@@ -12,7 +14,8 @@ Run folder::
 Under ``torchrun`` every rank runs this function: DistributedDataParallel over NCCL (GPUs)
 or gloo (CPU processes), each rank its own share of every epoch (:mod:`sampler`); rank 0
 logs, validates and writes checkpoints. SIGTERM or Ctrl-C ends the current step, writes a
-checkpoint and returns (every rank agrees on the step to stop at).
+checkpoint and returns (every rank agrees on the step to stop at). A resume with changed
+settings is refused unless ``reconfigure`` is given (:mod:`resume_settings`).
 """
 
 from __future__ import annotations
@@ -29,15 +32,16 @@ from dpst.data.manifest import Entry, check_entry, read_manifest
 from dpst.errors import InputError
 from dpst.imageio import write_json
 from dpst.train.config import TrainConfig, lr_factor
+from dpst.train.resume_settings import check_resume, record_start
+from dpst.train.run_checkpoints import RunCheckpoints
 from dpst.train.run_log import append_jsonl, drop_lines_after, image_grid
 from dpst.train.sampler import EpochIndexed, batches_from
 from dpst.train.state import (
-    LAST_CHECKPOINT,
     TrainState,
     capture_rng,
-    load_train_checkpoint,
     restore_rng,
-    save_train_checkpoint,
+    run_checkpoints,
+    train_state_extra,
 )
 from dpst.train.stop_signal import StopSignal
 from dpst.train.validation import split_validation
@@ -106,6 +110,7 @@ def train(
     stop_at: int | None = None,
     progress: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    reconfigure: bool = False,
 ) -> dict[str, Any] | None:
     """Train (or resume training) the generator on ``manifest``; see the module docstring.
 
@@ -113,6 +118,8 @@ def train(
         stop_at: stop after this many steps in total (a checkpoint is written), as an
             interruption would; ``None`` runs to ``config.steps``.
         on_step: called on rank 0 after every step with ``(step, logs)``.
+        reconfigure: resume even when ``config`` changes settings of the checkpoint's
+            (recorded in ``RUN/config_history.jsonl``); without it that is an InputError.
 
     Returns:
         On rank 0, the summary also written to ``RUN/summary.json``; None on other ranks.
@@ -140,7 +147,7 @@ def train(
     ctx = dist.setup(use_cuda=config.device != "cpu" and torch.cuda.is_available())
     try:
         return _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at,
-                      progress, on_step)  # fmt: skip
+                      progress, on_step, reconfigure)  # fmt: skip
     finally:
         dist.shutdown(ctx)
 
@@ -171,24 +178,30 @@ def _load_initial_weights(model, path: str) -> None:
     model.load_state_dict(start.state_dict())
 
 
-def _model_and_state(config: TrainConfig, checkpoint: Path, device: torch.device):
-    """The generator and its training state: resumed from ``checkpoint`` when it exists,
-    else new (seeded, optionally from another run's weights)."""
+def _model_and_state(
+    config: TrainConfig, checkpoints: RunCheckpoints, device: torch.device, reconfigure: bool,
+    is_main: bool,
+):  # fmt: skip
+    """``(generator, training state, settings changed)``: resumed from the run's checkpoint
+    when it has one, else new (seeded, optionally from another run's weights)."""
     from dpst.models.generator import Generator
 
-    if checkpoint.exists():
-        model, state = load_train_checkpoint(checkpoint, device)
-        if model.config != config.model:
+    resumed = checkpoints.load(device, warn=is_main)
+    if resumed is not None:
+        changes = check_resume(checkpoints.run_dir, resumed.path, resumed.state.config,
+                               config.to_dict(), reconfigure)  # fmt: skip
+        if resumed.model.config != config.model:
             raise InputError(
-                f"{checkpoint} holds a generator of another config ({model.config}); use "
-                f"the same model settings to resume, or another --run-dir"
+                f"{resumed.path} holds a generator of another config ({resumed.model.config}); "
+                f"its weights fit no other, so resume with its model settings or use another "
+                f"--run-dir"
             )
-        return model, state
+        return resumed.model, resumed.state, changes
     torch.manual_seed(config.seed)
     model, state = Generator(config.model).to(device), TrainState()
     if config.init_from:
         _load_initial_weights(model, config.init_from)
-    return model, state
+    return model, state, {}
 
 
 class _Optimisers:
@@ -303,7 +316,10 @@ def _due(step: int) -> Callable[[int], bool]:
     return lambda every: bool(every) and step % every == 0
 
 
-def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, progress, on_step):
+def _train(
+    config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, progress, on_step,
+    reconfigure,
+):  # fmt: skip
     from dpst.optim_reference.vgg import load_backbone
     from dpst.train.evaluate import EvalConfig
     from dpst.train.step import compute_loss, optimiser_step, prepare_batch
@@ -311,9 +327,11 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
 
     t_start = time.perf_counter()
     device = _device(config, ctx)
+    checkpoints = run_checkpoints(run_dir)
+    # Before the backbone (VGG-19 is 550 MB): a refused resume should cost nothing.
+    model, state, changes = _model_and_state(config, checkpoints, device, reconfigure,
+                                             ctx.is_main)  # fmt: skip
     net, identity = load_backbone(config.backbone, device)
-    checkpoint = run_dir / LAST_CHECKPOINT
-    model, state = _model_and_state(config, checkpoint, device)
     model.train()
     resumed_from = state.step
     state.validation_ids = [e.id for e in val_entries]
@@ -333,7 +351,9 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
             "world_size": ctx.world,
             "device": str(device),
             "resumed_from_step": resumed_from,
+            "reconfigured": changes,
         }
+        record_start(run_dir, resumed_from, config.to_dict(), changes)
         log = _RunLog(config, run_dir, header, progress)
         if val_entries and config.val_every:
             eval_cfg = EvalConfig(config.val_size, config.weights, config.matting, config.labels)
@@ -345,7 +365,7 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
         state.rng, state.config, state.backbone = capture_rng(), config.to_dict(), identity
         state.finished, state.interrupted = finished, interrupted
         if ctx.is_main:
-            save_train_checkpoint(checkpoint, model, state)
+            checkpoints.save(model, train_state_extra(state))
 
     logs: dict[str, float] = {}
     interrupted = False
@@ -378,7 +398,8 @@ def _train(config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, 
         "resumed_from_step": resumed_from,
         "finished": state.step >= config.steps,
         "interrupted": interrupted,
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(checkpoints.last),
+        "reconfigured": changes,
         "seconds": round(time.perf_counter() - t_start, 3),
         "world_size": ctx.world,
         "backbone": identity,

@@ -1,7 +1,8 @@
 """A training run's checkpoint: the generator plus everything that makes a resume exact.
 
 Written with :func:`dpst.models.checkpoint.save_checkpoint` (atomic: a kill at any moment
-leaves the previous checkpoint or the new one), so ``dpst eval`` and the exporters read it
+leaves the previous checkpoint or the new one; a run folder keeps the last two,
+:mod:`run_checkpoints`), so ``dpst eval`` and the exporters read it
 like any generator checkpoint; the training state travels in its ``extra``:
 step, data position, optimiser, scheduler, gradient scaler, random generators, the
 resolved config, the backbone's identity and the ids of the held-out pairs.
@@ -17,13 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from dpst.errors import InputError
 from dpst.models.checkpoint import load_checkpoint, save_checkpoint
 from dpst.models.generator import Generator
+from dpst.train.run_checkpoints import LAST, RunCheckpoints, RunStateError
 from dpst.train.sampler import DataPosition
 
 STATE_KIND = "dpst-train-state"
-LAST_CHECKPOINT = "last.pt"
+LAST_CHECKPOINT = LAST
 
 
 @dataclass
@@ -67,8 +68,9 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def save_train_checkpoint(path: str | Path, model: Generator, state: TrainState) -> None:
-    extra = {
+def train_state_extra(state: TrainState) -> dict[str, Any]:
+    """``state`` as a checkpoint's ``extra`` (plain types and tensors only)."""
+    return {
         "kind": STATE_KIND,
         "step": state.step,
         "epoch": state.position.epoch,
@@ -83,23 +85,19 @@ def save_train_checkpoint(path: str | Path, model: Generator, state: TrainState)
         "finished": state.finished,
         "interrupted": state.interrupted,
     }
-    save_checkpoint(path, model, extra)
 
 
-def load_train_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[Generator, TrainState]:
-    """The generator (in train mode) and its :class:`TrainState`.
+def parse_train_state(path: Path, extra: Any) -> TrainState:
+    """The :class:`TrainState` in a checkpoint's ``extra``.
 
     Raises:
-        InputError: unreadable or corrupt file, or a generator checkpoint without training
-            state (one exported for inference).
+        RunStateError: no training state (a generator exported for inference, or
+            ``dpst train-looks``'s), or an incomplete one.
     """
-    model, extra = load_checkpoint(path, map_location)
     if not isinstance(extra, dict) or extra.get("kind") != STATE_KIND:
-        raise InputError(f"{path} holds no training state (not written by dpst train)")
+        raise RunStateError(f"{path} holds no training state (not written by dpst train)")
     try:
-        state = TrainState(
+        return TrainState(
             step=int(extra["step"]),
             position=DataPosition(int(extra["epoch"]), int(extra["batch"])),
             optimizer=extra["optimizer"],
@@ -113,5 +111,27 @@ def load_train_checkpoint(
             interrupted=bool(extra.get("interrupted", False)),
         )
     except (KeyError, TypeError, ValueError) as error:
-        raise InputError(f"{path}: incomplete training state ({error!r})") from error
-    return model.train(), state
+        raise RunStateError(f"{path} holds an incomplete training state ({error!r})") from error
+
+
+def run_checkpoints(run_dir: str | Path) -> RunCheckpoints[TrainState]:
+    """``RUN/last.pt`` and ``RUN/prev.pt`` of a ``dpst train`` run."""
+    return RunCheckpoints(run_dir, parse_train_state)
+
+
+def save_train_checkpoint(path: str | Path, model: Generator, state: TrainState) -> None:
+    """One checkpoint file (a run folder's pair is :func:`run_checkpoints`'s)."""
+    save_checkpoint(path, model, train_state_extra(state))
+
+
+def load_train_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[Generator, TrainState]:
+    """The generator (in train mode) and its :class:`TrainState` from one file.
+
+    Raises:
+        InputError: unreadable or corrupt file, or a generator checkpoint without training
+            state (one exported for inference).
+    """
+    model, extra = load_checkpoint(path, map_location)
+    return model.train(), parse_train_state(Path(path), extra)

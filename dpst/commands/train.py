@@ -3,8 +3,11 @@
     dpst train targets/manifest.jsonl --run-dir runs/g1 --steps 20000
     torchrun --nproc-per-node 4 -m dpst train targets/manifest.jsonl --run-dir runs/g1
 
-Run the same command again to resume from ``RUN/last.pt``. Settings: defaults, then
-``--config FILE`` (JSON, e.g. a run's ``config.json``), then these flags.
+Run the same command again to resume from ``RUN/last.pt`` (``RUN/prev.pt`` when that one is
+damaged). Settings: defaults, then the run's checkpoint's when it resumes, then ``--config
+FILE`` (JSON, e.g. a run's ``config.json``), then these flags. A resume that changes a setting
+is refused (one line naming it) unless ``--reconfigure`` is given; some settings may change
+freely (:data:`dpst.train.resume_settings.FREE_ON_RESUME`).
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ def add_step_options(p: argparse.ArgumentParser, defaults: dict[str, str]) -> No
     p.add_argument("--workers", type=int, help="DataLoader worker processes")
     p.add_argument("--threads", type=int, help="CPU threads per process (PyTorch's default)")
     p.add_argument("--stop-at", type=int, help="stop (with a checkpoint) after this step")
+    p.add_argument("--reconfigure", action="store_true",
+                   help="resume with changed settings (refused otherwise); recorded in "
+                        "RUN/config_history.jsonl")  # fmt: skip
     options.add_quiet(p, "no progress lines")
 
 
@@ -92,14 +98,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    """Defaults, then ``--config``, then flags: the resolved TrainConfig."""
+    """Defaults, then the run's checkpoint's settings, then ``--config``, then flags: the
+    resolved TrainConfig."""
     from dpst.commands.resolve import backbone_values, resolve
     from dpst.train.config import TrainConfig
+    from dpst.train.resume_settings import recorded_config
+    from dpst.train.state import run_checkpoints
 
     given: dict = {"backbone": backbone_values(args)}
     if args.image_size is not None:
         given["augment"] = {"size": [args.image_size, args.image_size]}
-    return resolve(TrainConfig(), args, FLAGS, given=given)
+    recorded = recorded_config(run_checkpoints(args.run_dir), lambda state: state.config)
+    return resolve(TrainConfig(), args, FLAGS, given=given, below_file=(recorded or {},))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = train(
         build_config(args), args.manifest, args.run_dir, stop_at=args.stop_at,
-        progress=not args.quiet,
+        progress=not args.quiet, reconfigure=args.reconfigure,
     )  # fmt: skip
     if summary is None:  # not rank 0
         return 0

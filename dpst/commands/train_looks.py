@@ -3,8 +3,10 @@
 
     dpst train-looks PHOTOS/ LOOKS/ --run-dir runs/looks
 
-Run the same command again to resume. Settings: defaults (the bundled model's), then
-``--config FILE`` (JSON, e.g. a run's ``config.json``), then these flags.
+Run the same command again to resume (as ``dpst train``: from ``last.pt``, or ``prev.pt``
+when that one is damaged; a changed setting refused unless ``--reconfigure``). Settings:
+defaults (the bundled model's), then the run's checkpoint's when it resumes, then ``--config
+FILE`` (JSON, e.g. a run's ``config.json``), then these flags.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dpst.commands.resolve import resolve
-    from dpst.train.look_training import LookTrainConfig, train_looks
+    from dpst.train.look_training import LookTrainConfig, look_checkpoints, train_looks
+    from dpst.train.resume_settings import recorded_config
 
-    config = resolve(LookTrainConfig(), args, FLAGS)
+    recorded = recorded_config(look_checkpoints(args.run_dir), lambda state: state["config"])
+    config = resolve(LookTrainConfig(), args, FLAGS, below_file=(recorded or {},))
     summary = train_looks(
         config, args.photos, args.looks, args.run_dir,
-        stop_at=args.stop_at, progress=not args.quiet,
+        stop_at=args.stop_at, progress=not args.quiet, reconfigure=args.reconfigure,
     )  # fmt: skip
     state = "finished" if summary["finished"] else "stopped"
     print(f"{state} at step {summary['steps']} in {summary['seconds']:.1f} s; "
