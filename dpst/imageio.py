@@ -3,6 +3,13 @@
 Everything here works on NumPy arrays and needs no torch, so the torch-free runtime can use
 it. Images in memory are ``float32`` arrays of shape ``(H, W, 3)`` in [0, 1], RGB; the
 torch side converts them with :func:`to_tensor` and :func:`from_tensor`.
+
+What a photo file holds beyond one opaque RGB picture is settled here, once for every
+command: transparency is flattened onto white (:data:`BACKGROUND`, as an editor flattens a
+layer; :func:`read_image` says so in one line), so that the colours hidden under alpha 0
+never reach a result; an animation (GIF, APNG, WebP of several frames) is refused rather
+than cut to its first frame. Outputs are opaque 8-bit RGB in the formats of
+:mod:`dpst.image_formats`.
 """
 
 from __future__ import annotations
@@ -18,9 +25,19 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dpst.errors import InputError
+from dpst.image_formats import IMAGE_FORMATS, listed
 
 # Modes whose samples are wider than 8 bits; Pillow's convert("RGB") would clip them.
 _WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+# Modes with an alpha channel ("RGBa", "La": premultiplied); other modes may carry a
+# transparent colour or palette entry in ``info["transparency"]`` instead.
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+# Formats whose files may hold an animation. Multi-page TIFF (page 1 is the picture) and
+# MPO (a camera JPEG with a preview or depth image after it) are photos, so not these.
+_ANIMATION_FORMATS = {"GIF", "PNG", "WEBP"}
+# Where a photo is transparent it is seen against this (RGB in [0, 1]): white, as an
+# editor flattens a layer onto its white background.
+BACKGROUND = (1.0, 1.0, 1.0)
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
@@ -35,6 +52,7 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
+            frames = getattr(img, "n_frames", 1) if img.format in _ANIMATION_FORMATS else 1
             img = ImageOps.exif_transpose(img)
     except Image.DecompressionBombError:
         # Pillow refuses images over twice MAX_IMAGE_PIXELS before decoding them: a guard
@@ -45,14 +63,39 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path}: not a readable image ({err.__class__.__name__})") from None
+    if frames > 1:
+        # Frame 0 of a clip is rarely the picture meant, and styling it silently hides that.
+        raise InputError(
+            f"{path}: an animation ({frames} frames), not a still photo: save the frame you "
+            "want as a PNG or JPEG and give that"
+        )
     return img
 
 
-def pil_to_rgb_array(img: Image.Image) -> np.ndarray:
+def opacity(img: Image.Image) -> np.ndarray | None:
+    """Alpha as float32 ``(H, W)`` in [0, 1], or None when every pixel is opaque (no alpha
+    channel, no transparent colour, or an alpha channel that is 255 everywhere)."""
+    if img.mode in _WIDE_MODES or (img.mode not in _ALPHA_MODES and "transparency" not in img.info):
+        return None  # (a 16-bit grey PNG's transparent value is not honoured: Pillow would clip)
+    alpha = np.asarray(img.convert("RGBA").getchannel("A"))
+    if alpha.min() == 255:
+        return None
+    return alpha.astype(np.float32) / 255.0
+
+
+def pil_to_rgb_array(
+    img: Image.Image, background: tuple[float, float, float] = BACKGROUND
+) -> np.ndarray:
     """Any Pillow image (grey, RGBA, palette, 16-bit, CMYK, float) as float32 (H,W,3) in [0,1].
 
-    Alpha is dropped (composited on nothing: the colour channels are kept as they are).
+    Transparent and translucent pixels are composited over ``background`` (white), so that
+    the colours stored under alpha 0, which no viewer shows, play no part.
     """
+    alpha = opacity(img)
+    if alpha is not None:
+        rgb = np.asarray(img.convert("RGBA"), dtype=np.float32)[..., :3] / 255.0
+        a = alpha[..., None]
+        return (rgb * a + np.asarray(background, np.float32) * (1.0 - a)).astype(np.float32)
     if img.mode in _WIDE_MODES:
         arr = np.asarray(img, dtype=np.float64)
         hi = 65535.0 if img.mode.startswith("I") else max(float(arr.max()), 1.0)
@@ -65,8 +108,26 @@ def pil_to_rgb_array(img: Image.Image) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as float32 ``(H, W, 3)`` in [0, 1], RGB, EXIF orientation applied."""
-    return pil_to_rgb_array(open_image(path))
+    """Read an image file as float32 ``(H, W, 3)`` in [0, 1], RGB, EXIF orientation applied;
+    transparency flattened onto white, with a one-line warning."""
+    img = open_image(path)
+    alpha = opacity(img)
+    if alpha is not None:
+        hidden = float((alpha < 1.0).mean())
+        warn(
+            f"{path}: {_percent(hidden)} of the pixels are transparent or translucent; "
+            "read as flattened onto white (the output is opaque)"
+        )
+    return pil_to_rgb_array(img)
+
+
+def _percent(fraction: float) -> str:
+    # "0%" or "100%" would misstate a few pixels; say "under 1%" / "over 99%" instead.
+    if 0.0 < fraction < 0.01:
+        return "under 1%"
+    if 0.99 < fraction < 1.0:
+        return "over 99%"
+    return f"{fraction:.0%}"
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -101,25 +162,12 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
-# The formats write_image writes, by suffix: 8-bit RGB, which each of them stores as is.
-IMAGE_FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-}
-
-
 def image_format(path: str | os.PathLike) -> str:
     """The Pillow format :func:`write_image` uses for ``path``, or a one-line InputError."""
     suffix = Path(path).suffix.lower()
     if suffix not in IMAGE_FORMATS:
-        known = " ".join(IMAGE_FORMATS)
         what = f"unknown image format {suffix!r}" if suffix else "no file extension"
-        raise InputError(f"{path}: {what} (an image output ends in one of {known})")
+        raise InputError(f"{path}: {what} (an image output ends in {listed()})")
     return IMAGE_FORMATS[suffix]
 
 

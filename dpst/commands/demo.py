@@ -23,7 +23,7 @@ DEMO_ITERS = 200
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", default="outputs/demo.png", help="output image")
+    options.add_output(p, default="outputs/demo.png")
     p.add_argument("--content", default=DEMO_CONTENT, help="scikit-image sample photo name")
     p.add_argument("--style", default=DEMO_STYLE, help="scikit-image sample photo name")
     p.add_argument(
@@ -34,7 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="with one pass: the stylizer .onnx (default as dpst fast)")
     options.add_backbone(p, "with --quality")
     p.add_argument("--size", type=int, help=f"with --quality: working long side ({DEMO_SIZE})")
-    p.add_argument("--iters", type=int, help=f"with --quality: iterations per stage ({DEMO_ITERS})")
+    p.add_argument(
+        "--iters",
+        type=options.positive_int,
+        help=f"with --quality: iterations per stage ({DEMO_ITERS})",
+    )
     options.add_device(p, " (with --quality)")
 
 

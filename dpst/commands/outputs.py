@@ -3,8 +3,9 @@
 Every command that writes an image (``stylize``, ``fast``, ``demo``) or a model (``export``)
 checks its outputs here first, so that a bad ``-o`` costs one line and exit status 2 instead
 of hours of optimisation: the output must not be (through symlinks, ``./`` or hard links) one
-of the command's input files, must not be a folder, must have an extension
-:func:`dpst.imageio.write_image` knows, and its folder must exist or be creatable, and be
+of the command's input files, must not be a folder, must have one of the extensions of
+:data:`dpst.image_formats.IMAGE_FORMATS` (the table :func:`dpst.imageio.write_image` writes
+from and every ``-o`` help quotes), and its folder must exist or be creatable, and be
 writable. Torch-free.
 """
 
