@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from dpst.cli import main
+from dpst.commands.exit_codes import EXIT_PROBLEMS
 from dpst.train.targets import LOGS_DIR, SUMMARY_FILE, TARGETS_DIR
 
 FAST = ["--backbone", "random", "--size", "32", "--iters", "2", "--no-postfilter", "--quiet"]
@@ -87,10 +88,16 @@ def _kill_when_paused(args, log: Path) -> int:
             proc.stdout.close()
 
 
-def _digests(out: Path) -> dict[str, str]:
+def _folder(out: Path) -> Path:
+    """The folder of the config the last run in ``out`` used (its config.json is written
+    before the first pair)."""
+    return out / json.loads((out / "config.json").read_text())["config_hash"]
+
+
+def _digests(folder: Path) -> dict[str, str]:
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((out / TARGETS_DIR).iterdir())
+        for p in sorted((folder / TARGETS_DIR).iterdir())
     }
 
 
@@ -111,32 +118,56 @@ def test_resume_after_kill_does_nothing_twice(pairs, tmp_path):
     args = ["targets", str(pairs), "--out", str(out), *FAST]
     returncode = _kill_when_paused(args, tmp_path / "killed.stderr")
     assert returncode == -signal.SIGKILL, (tmp_path / "killed.stderr").read_text()
-    first = _digests(out)
+    folder = _folder(out)
+    first = _digests(folder)
     assert len(first) == 4  # two pairs: image and report each
     assert not (out / SUMMARY_FILE).exists()
 
     assert main(["targets", str(pairs), "--out", str(out), *FAST]) == 0
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert (summary["done"], summary["skipped"], summary["failed"]) == (2, 2, 0)
-    after = _digests(out)
+    assert summary["config_hash"] == folder.name
+    assert json.loads((folder / SUMMARY_FILE).read_text()) == summary
+    after = _digests(folder)
     assert {k: after[k] for k in first} == first  # the finished pairs untouched
     ids = _ids(pairs)
     assert sorted(after) == sorted(f"{i}.{ext}" for i in ids for ext in ("json", "png"))
     assert Counter(line["id"] for line in _log_lines(out)) == Counter(ids)  # once each
 
-    report = json.loads((out / TARGETS_DIR / f"{ids[0]}.json").read_text())
+    report = json.loads((folder / TARGETS_DIR / f"{ids[0]}.json").read_text())
     assert report["config_hash"] == summary["config_hash"]
     assert report["backbone"]["random"] is True
     assert report["stages"] and all(stage["end"] for stage in report["stages"])
     output_manifest = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
     assert [e["id"] for e in output_manifest] == ids
-    assert all((out / e["target"]).is_file() for e in output_manifest)
+    assert all((out / e["target"]).parent == folder / TARGETS_DIR for e in output_manifest)
+    assert (folder / "manifest.jsonl").is_file()
 
-    # Another setting is another config: everything is redone, under a new hash.
+    # Another setting is another config: its targets are made beside, the first untouched.
     assert main(["targets", str(pairs), "--out", str(out), *FAST, "--iters", "1"]) == 0
     redo = json.loads((out / SUMMARY_FILE).read_text())
     assert (redo["done"], redo["skipped"]) == (4, 0)
-    assert redo["config_hash"] != summary["config_hash"]
+    assert redo["config_hash"] != folder.name
+    assert _digests(out / redo["config_hash"]).keys() == after.keys()
+    assert _digests(folder) == after
+    # The first settings again: nothing to do, and the output manifest is theirs again.
+    assert main(["targets", str(pairs), "--out", str(out), *FAST]) == 0
+    again = json.loads((out / SUMMARY_FILE).read_text())
+    assert (again["done"], again["skipped"], again["config_hash"]) == (0, 4, folder.name)
+    targets = [json.loads(x)["target"] for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert all(t.startswith(f"{folder.name}/{TARGETS_DIR}/") for t in targets)
+
+
+def test_targets_of_the_one_folder_layout_are_taken_over_not_made_again(pairs, tmp_path):
+    out = tmp_path / "out"
+    assert main(["targets", str(pairs), "--out", str(out), *FAST]) == 0
+    folder = _folder(out)
+    made = _digests(folder)
+    (folder / TARGETS_DIR).rename(out / TARGETS_DIR)  # as earlier versions left it
+    assert main(["targets", str(pairs), "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert (summary["done"], summary["skipped"]) == (0, 4)
+    assert _digests(folder) == made and not any((out / TARGETS_DIR).iterdir())
 
 
 def test_two_gloo_processes_make_every_target_exactly_once(pairs, tmp_path):
@@ -152,7 +183,8 @@ def test_two_gloo_processes_make_every_target_exactly_once(pairs, tmp_path):
     assert {line["rank"] for line in lines} == {0, 1}
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert (summary["done"], summary["world_size"], summary["failed"]) == (4, 2, 0)
-    ranks = {json.loads((out / TARGETS_DIR / f"{i}.json").read_text())["rank"] for i in ids}
+    folder = _folder(out)
+    ranks = {json.loads((folder / TARGETS_DIR / f"{i}.json").read_text())["rank"] for i in ids}
     assert ranks == {0, 1}
     assert "4 done" in run.stdout
 
@@ -176,24 +208,39 @@ def test_corrupt_image_and_bad_lines_are_recorded_and_the_rest_done(pairs, tmp_p
     manifest.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines))
     out = tmp_path / "out"
 
-    assert main(["targets", str(manifest), "--out", str(out), *FAST]) == 0
+    assert main(["targets", str(manifest), "--out", str(out), *FAST]) == EXIT_PROBLEMS
     err = capsys.readouterr().err
     assert "skipped line 3: not valid JSON" in err
     assert "skipped line 4 (missing): content:" in err and "no such file" in err
     assert "failed corrupt (line 2)" in err
+    folder = _folder(out)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("dpst targets: finished with failures: 1 pair(s) failed and 2 ")
+    assert f"{folder}/summary.json" in last
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert (summary["done"], summary["failed"], summary["invalid"]) == (2, 1, 2)
     assert [p["line"] for p in summary["invalid_lines"]] == [3, 4]
-    failure = json.loads((out / "failures" / "corrupt.json").read_text())
+    failure = json.loads((folder / "failures" / "corrupt.json").read_text())
     assert failure["line"] == 2 and "not a readable image" in failure["error"]
-    assert sorted(p.stem for p in (out / TARGETS_DIR).glob("*.png")) == ["good1", "good2"]
+    assert sorted(p.stem for p in (folder / TARGETS_DIR).glob("*.png")) == ["good1", "good2"]
 
-    # Repaired, the failed pair is retried and its failure record goes away.
+    # Left alone, the failed pair still counts: the output is not complete.
+    args = ["targets", str(manifest), "--out", str(out), *FAST, "--no-retry-failed"]
+    assert main(args) == EXIT_PROBLEMS
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert (summary["done"], summary["failed"], summary["left_failed"]) == (0, 0, 1)
+    assert "1 pair(s) failed" in capsys.readouterr().err
+
+    # Repaired, the failed pair is retried and its failure record goes away; the invalid
+    # lines still keep the exit status at 1, and without them it is 0.
     Image.fromarray(np.full((20, 30, 3), 128, np.uint8)).save(broken)
-    assert main(["targets", str(manifest), "--out", str(out), *FAST]) == 0
+    assert main(["targets", str(manifest), "--out", str(out), *FAST]) == EXIT_PROBLEMS
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 2, 0)
-    assert not (out / "failures" / "corrupt.json").exists()
+    assert not (folder / "failures" / "corrupt.json").exists()
+    valid = [x for x in manifest.read_text().splitlines() if '"half"' not in x and "gone" not in x]
+    manifest.write_text("\n".join(valid))
+    assert main(["targets", str(manifest), "--out", str(out), *FAST]) == 0
 
 
 def test_config_hash_ignores_the_device_but_not_the_weights():

@@ -1,19 +1,24 @@
 """Optimiser targets for every pair of a manifest: sharded, resumable, failure-tolerant.
 
-Layout of the output folder::
+Layout of the output folder, one sub-folder per config (the first 16 hex digits of a hash of
+the settings that decide a target's pixels, :func:`config_hash`), so that a run with other
+settings writes beside the earlier targets and never over them::
 
-    OUT/targets/<id>.png     the optimiser's output
-    OUT/targets/<id>.json    its report: per-term losses, config hash, backbone identity
-    OUT/failures/<id>.json   why a pair failed (removed once it succeeds)
+    OUT/<hash>/targets/<id>.png   the optimiser's output
+    OUT/<hash>/targets/<id>.json  its report: per-term losses, config hash, backbone identity
+    OUT/<hash>/failures/<id>.json why a pair failed (removed once it succeeds)
+    OUT/<hash>/manifest.jsonl     the input manifest's pairs with targets, ``target`` filled in
+    OUT/<hash>/config.json        the resolved config, its hash and the backbone's identity
+    OUT/<hash>/summary.json       that config's last run: done, skipped, failed, invalid, time
     OUT/logs/<run>.rank<r>.jsonl  one line per pair each rank finished, in order
-    OUT/manifest.jsonl       the input manifest's pairs that have targets, with ``target``
-    OUT/config.json          the resolved config, its hash and the backbone's identity
-    OUT/summary.json         the last run: done, skipped, failed, invalid, time
+    OUT/manifest.jsonl, OUT/config.json, OUT/summary.json   copies of the last run's
 
 A pair is done when its report says so for the same config hash and the same inputs; the
 report is written after the image, both atomically, so a killed run leaves either a finished
 pair or nothing that counts. Under ``torchrun`` rank 0 plans (which pairs are pending) and
 every rank takes every ``world``-th pending pair; several nodes need a shared ``OUT``.
+Pairs finished in the earlier layout (``OUT/targets/<id>.*``) with the same config are moved
+into their config's folder, not made again.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ TARGETS_DIR = "targets"
 FAILURES_DIR = "failures"
 LOGS_DIR = "logs"
 SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.json"
 OUTPUT_MANIFEST = "manifest.jsonl"
 # Config fields that do not change the result and so stay out of the config hash.
 UNHASHED_FIELDS = ("device", "snapshot_every")
@@ -84,30 +90,49 @@ def pair_record(entry: Entry, base: Path) -> dict[str, str]:
     return {k: rec[k] for k in ("id", *PATH_KEYS) if k in rec and k != "target"}
 
 
-def report_path(out: Path, pair_id: str) -> Path:
-    return out / TARGETS_DIR / f"{pair_id}.json"
+def config_dir(out: Path, cfg_hash: str) -> Path:
+    """Where one config's targets, failures, manifest and summary live."""
+    return out / cfg_hash
 
 
-def image_path(out: Path, pair_id: str) -> Path:
-    return out / TARGETS_DIR / f"{pair_id}.png"
+def report_path(folder: Path, pair_id: str) -> Path:
+    """``folder`` is a config's folder (:func:`config_dir`), as in the functions below."""
+    return folder / TARGETS_DIR / f"{pair_id}.json"
 
 
-def failure_path(out: Path, pair_id: str) -> Path:
-    return out / FAILURES_DIR / f"{pair_id}.json"
+def image_path(folder: Path, pair_id: str) -> Path:
+    return folder / TARGETS_DIR / f"{pair_id}.png"
 
 
-def is_done(out: Path, entry: Entry, base: Path, cfg_hash: str) -> bool:
-    """The pair has a finished target for this config hash and these inputs."""
+def failure_path(folder: Path, pair_id: str) -> Path:
+    return folder / FAILURES_DIR / f"{pair_id}.json"
+
+
+def is_done(folder: Path, entry: Entry, base: Path, cfg_hash: str) -> bool:
+    """The pair has a finished target in ``folder`` for this config hash and these inputs."""
     try:
-        report = json.loads(report_path(out, entry.id).read_text())
+        report = json.loads(report_path(folder, entry.id).read_text())
     except (OSError, ValueError):
         return False
     return (
         report.get("status") == STATUS_DONE
         and report.get("config_hash") == cfg_hash
         and report.get("pair") == pair_record(entry, base)
-        and image_path(out, entry.id).is_file()
+        and image_path(folder, entry.id).is_file()
     )
+
+
+def adopt_earlier_layout(out: Path, entry: Entry, base: Path, cfg_hash: str) -> bool:
+    """Move a pair finished for this config in the one-folder layout of earlier versions
+    (``OUT/targets/<id>.*``) into its config's folder; whether it did."""
+    if not is_done(out, entry, base, cfg_hash):
+        return False
+    folder = config_dir(out, cfg_hash)
+    (folder / TARGETS_DIR).mkdir(parents=True, exist_ok=True)
+    # The image first: the report is what makes a pair count as done.
+    os.replace(image_path(out, entry.id), image_path(folder, entry.id))
+    os.replace(report_path(out, entry.id), report_path(folder, entry.id))
+    return True
 
 
 def missing_files(entry: Entry) -> list[str]:
@@ -128,6 +153,7 @@ class Plan:
     skipped: int  # already done with this config
     invalid: list[dict[str, Any]]  # manifest lines skipped, with their errors
     entries: int
+    left_failed: int = 0  # failed in an earlier run and left alone (retry_failed off)
 
 
 def make_plan(
@@ -140,33 +166,37 @@ def make_plan(
 ) -> Plan:
     invalid = [p.to_json() for p in problems]
     pending: list[int] = []
-    skipped = 0
+    skipped = left_failed = 0
+    folder = config_dir(out, cfg_hash)
     for index, entry in enumerate(entries):
         missing = missing_files(entry)
         if missing:
             invalid.append(Problem(entry.line, "; ".join(missing), entry.id).to_json())
-        elif is_done(out, entry, base, cfg_hash):
+        elif is_done(folder, entry, base, cfg_hash) or adopt_earlier_layout(
+            out, entry, base, cfg_hash
+        ):
             skipped += 1
-        elif not retry_failed and failure_path(out, entry.id).is_file():
-            skipped += 1
+        elif not retry_failed and failure_path(folder, entry.id).is_file():
+            left_failed += 1
         else:
             pending.append(index)
     invalid.sort(key=lambda p: p["line"])
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    return Plan(run_id, pending, skipped, invalid, len(entries))
+    return Plan(run_id, pending, skipped, invalid, len(entries), left_failed)
 
 
 def make_target(
     entry: Entry,
     base: Path,
-    out: Path,
+    folder: Path,
     config,
     backbone,
     cfg_hash: str,
     context: dict,
     network=None,
 ) -> dict[str, Any]:
-    """Run the optimiser on one pair, write ``<id>.png`` then ``<id>.json``; the report.
+    """Run the optimiser on one pair, write ``<id>.png`` then ``<id>.json`` into the config's
+    ``folder``; the report.
 
     Raises on any failure (the caller records it). An interrupted optimisation writes
     nothing and raises KeyboardInterrupt.
@@ -201,19 +231,21 @@ def make_target(
             "config_hash": cfg_hash,
             "pair": pair_record(entry, base),
             "inputs_sha256": inputs,
-            "target": image_path(out, entry.id).name,
+            "target": image_path(folder, entry.id).name,
             "pair_seconds": round(time.perf_counter() - t0, 3),
             **context,
         }
     )
-    write_image(image_path(out, entry.id), result.image)
-    write_json(report_path(out, entry.id), report)
-    failure_path(out, entry.id).unlink(missing_ok=True)
+    write_image(image_path(folder, entry.id), result.image)
+    write_json(report_path(folder, entry.id), report)
+    failure_path(folder, entry.id).unlink(missing_ok=True)
     return report
 
 
-def record_failure(out: Path, entry: Entry, err: BaseException, cfg_hash: str, context: dict):
-    """Write ``failures/<id>.json``; returns the record."""
+def record_failure(
+    folder: Path, entry: Entry, err: BaseException, cfg_hash: str, context: dict
+):  # fmt: skip
+    """Write ``failures/<id>.json`` into the config's ``folder``; returns the record."""
     record = {
         "id": entry.id,
         "line": entry.line,
@@ -222,7 +254,7 @@ def record_failure(out: Path, entry: Entry, err: BaseException, cfg_hash: str, c
         "config_hash": cfg_hash,
         **context,
     }
-    write_json(failure_path(out, entry.id), record)
+    write_json(failure_path(folder, entry.id), record)
     return record
 
 
@@ -230,7 +262,7 @@ def run_shard(
     entries: list[Entry],
     indices: list[int],
     base: Path,
-    out: Path,
+    folder: Path,
     config,
     backbone,
     cfg_hash: str,
@@ -238,7 +270,8 @@ def run_shard(
     log_path: Path,
     network=None,
 ) -> RunStats:
-    """Process this rank's pairs in order; failures are recorded and the loop goes on."""
+    """Process this rank's pairs in order into the config's ``folder``; failures are
+    recorded and the loop goes on."""
     stats = RunStats()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as log:
@@ -246,14 +279,14 @@ def run_shard(
             entry = entries[index]
             t0 = time.perf_counter()
             try:
-                make_target(entry, base, out, config, backbone, cfg_hash, context, network)
+                make_target(entry, base, folder, config, backbone, cfg_hash, context, network)
                 status = STATUS_DONE
                 stats.done += 1
             except KeyboardInterrupt:
                 stats.interrupted = True
                 break
             except Exception as err:  # any failure of one pair must not stop the others
-                record = record_failure(out, entry, err, cfg_hash, context)
+                record = record_failure(folder, entry, err, cfg_hash, context)
                 stats.failures.append({k: record[k] for k in ("id", "line", "error")})
                 status = STATUS_FAILED
                 stats.failed += 1
@@ -272,13 +305,16 @@ def run_shard(
 
 
 def write_output_manifest(out: Path, entries: list[Entry], base: Path, cfg_hash: str) -> int:
-    """``OUT/manifest.jsonl``: every pair with a finished target, ``target`` filled in."""
+    """``OUT/<hash>/manifest.jsonl`` and its copy ``OUT/manifest.jsonl``: every pair with a
+    finished target of this config, ``target`` filled in."""
+    folder = config_dir(out, cfg_hash)
     done = [
-        replace(e, target=image_path(out, e.id).resolve())
+        replace(e, target=image_path(folder, e.id).resolve())
         for e in entries
-        if is_done(out, e, base, cfg_hash)
+        if is_done(folder, e, base, cfg_hash)
     ]
-    write_manifest(out / OUTPUT_MANIFEST, done)
+    for where in (folder, out):
+        write_manifest(where / OUTPUT_MANIFEST, done)
     return len(done)
 
 
@@ -295,6 +331,7 @@ def summarise(plan: Plan, stats: list[RunStats], seconds: float, world: int) -> 
         "done": done,
         "skipped": plan.skipped,
         "failed": sum(s.failed for s in stats),
+        "left_failed": plan.left_failed,
         "invalid": len(plan.invalid),
         "seconds": round(seconds, 3),
         "pairs_per_hour": round(done * 3600 / seconds, 2) if seconds > 0 and done else 0.0,
@@ -315,10 +352,12 @@ def run_targets(
     retry_failed: bool = True,
     progress: bool = True,
 ) -> dict[str, Any] | None:
-    """Make the target of every pending pair of ``manifest`` into ``out``; see the module doc.
+    """Make the target of every pending pair of ``manifest`` into ``out``'s folder for this
+    config; see the module doc.
 
     Call it in every rank (under torchrun) or in one plain process. Returns the run summary
-    on rank 0 (also written to ``out/summary.json``), None on other ranks.
+    on rank 0 (also written to ``OUT/<hash>/summary.json`` and ``OUT/summary.json``), None on
+    other ranks.
     """
     from dpst.optim_reference.vgg import load_backbone
     from dpst.train import dist
@@ -334,6 +373,7 @@ def run_targets(
     # Loaded once per rank and reused for every pair (real VGG-19 weights are ~550 MB).
     net, identity = load_backbone(backbone, "cpu")
     cfg_hash = config_hash(config, identity)
+    folder = config_dir(out, cfg_hash)
     ctx = dist.setup(use_cuda=_wants_cuda(config))
     try:
         if ctx.device is not None:
@@ -341,15 +381,14 @@ def run_targets(
         plan = None
         if ctx.is_main:
             plan = make_plan(entries, problems, out, base, cfg_hash, retry_failed)
-            write_json(
-                out / "config.json",
-                {
-                    "config_hash": cfg_hash,
-                    "config": {**asdict(config), "backbone": asdict(backbone)},
-                    "backbone": identity,
-                    "manifest": str(manifest.resolve()),
-                },
-            )
+            header = {
+                "config_hash": cfg_hash,
+                "config": {**asdict(config), "backbone": asdict(backbone)},
+                "backbone": identity,
+                "manifest": str(manifest.resolve()),
+            }
+            for where in (folder, out):  # the config's own record, and the last run's
+                write_json(where / CONFIG_FILE, header)
         plan = dist.broadcast(plan, ctx)
         mine = plan.pending[ctx.rank :: ctx.world]
         context = {
@@ -365,7 +404,7 @@ def run_targets(
                 entries,
                 mine,
                 base,
-                out,
+                folder,
                 config,
                 backbone,
                 cfg_hash,
@@ -381,8 +420,10 @@ def run_targets(
             return None
         summary = summarise(plan, all_stats, time.perf_counter() - t0, ctx.world)
         summary["config_hash"] = cfg_hash
+        summary["folder"] = str(folder)
         summary["with_targets"] = write_output_manifest(out, entries, base, cfg_hash)
-        write_json(out / SUMMARY_FILE, summary)
+        for where in (folder, out):
+            write_json(where / SUMMARY_FILE, summary)
         return summary
     finally:
         dist.shutdown(ctx)

@@ -2,7 +2,8 @@
 
 EXIT_OK = 0
 # Something was found wrong but the command ran to its end (dpst data check's problems, an
-# exported model that does not match PyTorch).
+# exported model that does not match PyTorch, dpst targets with pairs that failed or manifest
+# lines it skipped: the other pairs are done).
 EXIT_PROBLEMS = 1
 # The user gave something wrong (a DpstError): one line on stderr.
 EXIT_USER_ERROR = 2

@@ -4,7 +4,10 @@
     torchrun --nproc-per-node 4 -m dpst targets pairs.jsonl --out targets/
 
 A thin layer over :func:`dpst.train.targets.run_targets`; the optimiser's settings are
-``dpst stylize``'s.
+``dpst stylize``'s. Each config's targets go to their own folder, ``OUT/<config hash>/``, so a
+run with other settings writes beside the earlier targets; ``OUT/manifest.jsonl`` is the last
+run's. Exits 1 (:data:`~dpst.commands.exit_codes.EXIT_PROBLEMS`) when any pair of the
+manifest is left without a target because it failed or its line is invalid.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import sys
 
 from dpst.commands import options
+from dpst.commands.exit_codes import EXIT_OK, EXIT_PROBLEMS
 
 # Printed in full up to this many; the rest are in summary.json.
 SHOWN_PROBLEMS = 20
@@ -66,10 +70,22 @@ def run(args: argparse.Namespace) -> int:
             f"failed {failure['id']} (line {failure['line']}): {failure['error']}", file=sys.stderr
         )
     rate = f" ({summary['pairs_per_hour']:.1f} pairs/hour)" if summary["done"] else ""
+    left = f", {summary['left_failed']} failed before" if summary["left_failed"] else ""
     print(
         f"{summary['done']} done, {summary['skipped']} skipped (already done), "
-        f"{summary['failed']} failed, {summary['invalid']} invalid lines, "
+        f"{summary['failed']} failed{left}, {summary['invalid']} invalid lines, "
         f"in {summary['seconds']:.1f} s on {summary['world_size']} process(es){rate}; "
-        f"see {args.out}/summary.json"
+        f"targets in {summary['folder']}, see its summary.json"
     )
-    return received.exit_code() if summary["interrupted"] else 0
+    if summary["interrupted"]:
+        return received.exit_code()
+    failed = summary["failed"] + summary["left_failed"]
+    if failed or summary["invalid"]:
+        print(
+            f"dpst targets: finished with failures: {failed} pair(s) failed and "
+            f"{summary['invalid']} manifest line(s) invalid, so without a target (listed above "
+            f"and in {summary['folder']}/summary.json); the other pairs are done",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
+    return EXIT_OK
