@@ -44,3 +44,105 @@ def test_resolve_layers_defaults_then_config_file_then_flags(tmp_path):
     # The random stand-in takes no weights file, whatever a lower layer named.
     random = optimiser_configs(build_parser().parse_args([*argv, "--backbone", "random"]))[1]
     assert (random.name, random.weights) == ("random", None)
+
+
+def _subparser(command: str):
+    from dpst.cli import build_parser
+
+    return build_parser()._subparsers._group_actions[0].choices[command]
+
+
+@pytest.mark.parametrize("command", ["stylize", "targets", "demo"])
+@pytest.mark.parametrize("value", ["0", "-3", "2.5"])
+def test_non_positive_iteration_counts_are_refused_when_parsing(capsys, command, value):
+    positional = {"stylize": ["c.png", "s.png", "-o", "o.png"], "targets": ["m.jsonl"]}
+    argv = [command, *positional.get(command, []), "--iters", value]
+    if command == "targets":
+        argv += ["--out", "t"]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"dpst {command}: error: argument --iters:"), err
+    assert ("at least 1" if value != "2.5" else "whole number") in err
+
+
+def test_a_config_file_with_zero_iterations_is_refused_in_one_line(tmp_path, capsys):
+    import json
+
+    from dpst.imageio import write_image
+    from tests.conftest import sample_photo
+
+    write_image(tmp_path / "c.png", sample_photo("chelsea", 16))
+    (tmp_path / "cfg.json").write_text(json.dumps({"iters": 0}))
+    argv = ["stylize", str(tmp_path / "c.png"), str(tmp_path / "c.png"), "-o"]
+    argv += [str(tmp_path / "o.png"), "--config", str(tmp_path / "cfg.json")]
+    assert main([*argv, "--backbone", "random", "--masks", "none", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "iters must be at least 1, got 0" in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_stylize_and_fast_share_one_masks_default_and_its_help():
+    from dpst.commands.options import MASKS_DEFAULT, MASKS_HELP
+
+    argv = ["c.png", "s.png", "-o", "o.png"]
+    for command in ("stylize", "fast"):
+        parser = _subparser(command)
+        args = parser.parse_args(argv)
+        assert (args.masks, args.segmenter) == (MASKS_DEFAULT, "segformer") == ("auto", "segformer")
+        assert MASKS_HELP in " ".join(parser.format_help().split())
+
+
+def test_the_torch_free_weight_files_match_the_segformer_loaders():
+    from dpst.commands.auto_masks import WEIGHT_FILES
+    from dpst.models.segformer import WEIGHT_FILES as LOADED
+
+    assert WEIGHT_FILES == LOADED
+
+
+def test_auto_masks_need_weights_on_disk_and_never_fetch(tmp_path, monkeypatch):
+    from dpst.commands.auto_masks import local_segmenter_missing
+    from dpst.models.segmenter_config import SegmenterConfig
+    from tests.tiny_segformer import save_tiny_segformer
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    missing = local_segmenter_missing(SegmenterConfig())
+    assert "not on this machine" in missing and "hf download" in missing
+    assert "no SegFormer weights there" in local_segmenter_missing(
+        SegmenterConfig(weights=str(tmp_path))
+    )
+    weights = save_tiny_segformer(tmp_path / "tiny")
+    assert local_segmenter_missing(SegmenterConfig(weights=str(weights))) is None
+    assert local_segmenter_missing(SegmenterConfig(backend="none")) is None
+
+
+@pytest.mark.parametrize("torch_importable", [True, False])
+def test_auto_masks_without_weights_fall_back_without_importing_torch(tmp_path, torch_importable):
+    """What plain ``dpst fast`` does with no segmenter on disk (or no torch at all): one line,
+    one region, and torch never imported."""
+    import os
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        if not {torch_importable}:
+            sys.modules["torch"] = None  # any "import torch" now raises ImportError
+        import numpy as np
+        from dpst.commands.auto_masks import automatic_or_none
+        from dpst.models.segmenter_config import SegmenterConfig
+        image = np.zeros((8, 8, 3), np.float32)
+        assert automatic_or_none("fast", image, image, SegmenterConfig(), 64) is None
+        assert sys.modules.get("torch") is None, "torch was imported"
+        """
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "empty")}
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    err = ran.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("dpst fast: no automatic masks (") and err.endswith("; using one region")
+    assert ("not on this machine" if torch_importable else "needs torch") in err

@@ -186,3 +186,25 @@ def test_data_pairs_with_a_local_segformer(tmp_path, monkeypatch):
     assert all(e.content_mask.parent == tmp_path / "m.masks" for e in entries)
     report = json.loads((tmp_path / "m.jsonl.json").read_text())
     assert report["masks"] == "segmenter" and report["segmenter"]["backend"] == "segformer"
+
+
+def test_data_pairs_old_segmenter_flags_still_work_with_a_warning(tmp_path, monkeypatch, capsys):
+    from tests.tiny_segformer import save_tiny_segformer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    weights = save_tiny_segformer(tmp_path / "tiny", input_size=32)
+    photos = _photos(tmp_path / "photos", ["a", "b"], size=(24, 32))
+    manifests = {}
+    for name, flags in (
+        ("new", ["--segmenter", "segformer", "--seg-weights"]),
+        ("old", ["--segmenter", "segformer", "--segmenter-weights"]),
+    ):
+        manifest = tmp_path / name / "m.jsonl"
+        assert main(["data", "pairs", str(photos), "-o", str(manifest), *flags, str(weights)]) == 0
+        manifests[name] = manifest
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
+    assert warnings == [
+        "dpst data pairs: warning: --segmenter-weights is deprecated; use --seg-weights"
+    ]
+    new, old = (json.loads((m.parent / "m.jsonl.json").read_text()) for m in manifests.values())
+    assert new["segmenter"] == old["segmenter"] and old["masks"] == "segmenter"

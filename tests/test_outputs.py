@@ -237,3 +237,31 @@ def test_sigterm_and_sighup_write_the_result_so_far(tmp_path, sig, code):
     assert report["stages"][0]["status"] == "interrupted"
     assert read_image(out).shape == sample_photo("chelsea", 24).shape
     assert "interrupted (" in stdout and "Traceback" not in err
+
+
+def _help(command: str) -> str:
+    from dpst.cli import build_parser
+
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices[command]
+    return " ".join(sub.format_help().split())  # argparse wraps lines anywhere
+
+
+def test_every_o_help_lists_exactly_the_writable_formats():
+    from dpst.image_formats import IMAGE_FORMATS, listed
+
+    assert listed() == ".png, .jpg, .jpeg, .tif, .tiff, .webp or .bmp"
+    assert all(suffix in listed() for suffix in IMAGE_FORMATS)
+    for command in ("stylize", "fast", "demo"):
+        assert listed() in _help(command), command
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".tiff", ".TIFF"])
+def test_a_tiff_output_is_accepted_and_written_as_tiff(tmp_path, suffix):
+    from PIL import Image
+
+    out = tmp_path / f"o{suffix}"
+    assert main(["stylize", *_pair(tmp_path), "-o", str(out), *FAST]) == 0
+    with Image.open(out) as img:
+        assert (img.format, img.mode, img.size) == ("TIFF", "RGB", (24, 16))
+    assert json.loads(out.with_name(out.name + ".json").read_text())["inputs"]

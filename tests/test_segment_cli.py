@@ -106,3 +106,59 @@ def test_bad_min_region_exit_2(tmp_path, pair, capsys):
     argv = ["segment", *map(str, pair), "--out-dir", str(tmp_path / "o"), "--min-region", "1.5"]
     assert main([*argv, "--segmenter", "none"]) == 2
     assert "--min-region must be in [0, 1), got 1.5" in capsys.readouterr().err
+
+
+SEGMENTER_FLAGS = {
+    "--segmenter": "segmenter",
+    "--seg-model": "seg_model",
+    "--seg-weights": "seg_weights",
+}
+OLD_NAMES = {"--backend": "--segmenter", "--segmenter-model": "--seg-model"}
+OLD_NAMES["--segmenter-weights"] = "--seg-weights"
+
+
+def _flags(parser) -> dict[str, str]:
+    """Visible option -> dest, for the segmenter's flags."""
+    import argparse
+
+    return {
+        option: action.dest
+        for action in parser._actions
+        if action.help != argparse.SUPPRESS
+        for option in action.option_strings
+        if action.dest in SEGMENTER_FLAGS.values()
+    }
+
+
+def test_segment_and_data_pairs_name_the_segmenter_flags_alike():
+    from dpst.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    pairs = commands["data"]._subparsers._group_actions[0].choices["pairs"]
+    for parser in (commands["segment"], pairs, commands["stylize"], commands["fast"]):
+        assert _flags(parser) == SEGMENTER_FLAGS, parser.prog
+        help_text = parser.format_help()
+        assert not any(old in help_text for old in OLD_NAMES), parser.prog
+
+
+@pytest.mark.parametrize("old, new", OLD_NAMES.items())
+def test_old_segmenter_flag_names_still_work_with_a_warning(capsys, old, new):
+    from dpst.cli import build_parser
+
+    value = "none" if old == "--backend" else "somewhere"
+    for argv in (
+        ["segment", "c.png", "s.png", "--out-dir", "o"],
+        ["data", "pairs", "p", "-o", "m"],
+    ):
+        args = build_parser().parse_args([*argv, old, value])
+        assert getattr(args, SEGMENTER_FLAGS[new]) == value
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(f"warning: {old} is deprecated; use {new}") and "\n" not in err
+
+
+def test_segment_runs_with_the_old_backend_flag(tmp_path, pair, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", *map(str, pair), "--out-dir", str(out), "--backend", "none"]) == 0
+    captured = capsys.readouterr()
+    assert "dpst segment: warning: --backend is deprecated; use --segmenter" in captured.err
+    assert "none (one region)" in captured.out
