@@ -38,17 +38,30 @@ def identity_grid(
     return eye.view(1, NUM_COEFFS, 1, 1, 1).expand(1, NUM_COEFFS, luma_bins, grid_h, grid_w)
 
 
-def _cell_coordinates(size: int, cells: int, like: torch.Tensor) -> tuple:
-    """Lower cell index and weight of the upper cell for each of ``size`` pixels along an axis.
+def cell_positions(start: int, stop: int, size: int, cells: int, like: torch.Tensor):
+    """Grid coordinates of pixels ``start..stop-1`` of an axis of ``size`` pixels: ``(n,)``.
 
-    Pixel centre i maps to grid coordinate ``(i + 0.5) * cells / size - 0.5`` (cell centres
-    at integers), clamped to ``[0, cells - 1]``. The lower index is capped at ``cells - 2`` so
-    that the upper neighbour always exists; at the last cell the upper weight is then 1.
+    Pixel centre i maps to ``(i + 0.5) * cells / size - 0.5`` (cell centres at integers),
+    clamped to ``[0, cells - 1]``. A band of rows or columns addresses the grid exactly as
+    the whole image does, which is what lets the full-resolution pass run in tiles
+    (:func:`dpst.serve.render_tiles.cell_positions` is the NumPy twin).
     """
-    pos = (torch.arange(size, dtype=like.dtype, device=like.device) + 0.5) * (cells / size)
-    pos = (pos - 0.5).clamp(0, cells - 1)
+    index = torch.arange(start, stop, dtype=like.dtype, device=like.device)
+    return ((index + 0.5) * (cells / size) - 0.5).clamp(0, cells - 1)
+
+
+def _split_positions(pos: torch.Tensor, cells: int) -> tuple:
+    """Lower cell index and weight of the upper cell. The lower index is capped at
+    ``cells - 2`` so that the upper neighbour always exists; at the last cell the upper
+    weight is then 1. Positions outside ``[0, cells - 1]`` are clamped first."""
+    pos = pos.clamp(0, cells - 1)
     low = pos.floor().clamp(max=cells - 2)
     return low.long(), pos - low
+
+
+def _cell_coordinates(size: int, cells: int, like: torch.Tensor) -> tuple:
+    """Lower cell index and upper weight for each of ``size`` pixels along an axis."""
+    return _split_positions(cell_positions(0, size, size, cells, like), cells)
 
 
 def _luma_coordinates(guide: torch.Tensor, bins: int) -> tuple:
@@ -58,10 +71,14 @@ def _luma_coordinates(guide: torch.Tensor, bins: int) -> tuple:
     return low.long(), pos - low
 
 
-def _rows(grid: torch.Tensor, height: int) -> torch.Tensor:
-    """The grid interpolated along y at every image row: ``(B, 12, D, H, Gw)``."""
-    y0, wy = _cell_coordinates(height, grid.shape[3], grid)
-    wy = wy.view(1, 1, 1, height, 1)
+def _rows(grid: torch.Tensor, height: int, y_pos: torch.Tensor | None = None) -> torch.Tensor:
+    """The grid interpolated along y at every image row: ``(B, 12, D, H, Gw)``; at the
+    rows' grid coordinates ``y_pos`` ``(H,)`` when given (a band of a taller image)."""
+    if y_pos is None:
+        y0, wy = _cell_coordinates(height, grid.shape[3], grid)
+    else:
+        y0, wy = _split_positions(y_pos, grid.shape[3])
+    wy = wy.view(1, 1, 1, -1, 1)
     return grid.index_select(3, y0) * (1 - wy) + grid.index_select(3, y0 + 1) * wy
 
 
@@ -89,8 +106,14 @@ def _slice_rows_grid_sample(grid: torch.Tensor, guide: torch.Tensor) -> torch.Te
     return out.view(batch, height, coeffs, width)
 
 
-def _slice_planar_gather(grid: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-    """Coefficients in planar layout ``(B, 12, H*W)`` via four row gathers per pixel.
+def _slice_planar_gather(
+    grid: torch.Tensor,
+    guide: torch.Tensor,
+    y_pos: torch.Tensor | None = None,
+    x_pos: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Coefficients in planar layout ``(B, 12, H*W)`` via four row gathers per pixel; at the
+    pixels' grid coordinates ``y_pos`` ``(H,)`` and ``x_pos`` ``(W,)`` when given (a tile).
 
     Each gather copies whole 12-coefficient rows (fast), and each corner is transposed to
     planar before it is weighted: ONNX Runtime broadcasts a per-pixel weight over 12
@@ -98,8 +121,11 @@ def _slice_planar_gather(grid: torch.Tensor, guide: torch.Tensor) -> torch.Tenso
     """
     batch, coeffs, bins, _, grid_w = grid.shape
     height, width = guide.shape[-2:]
-    table = _rows(grid, height).permute(0, 3, 2, 4, 1).reshape(-1, coeffs)
-    x0, wx = _cell_coordinates(width, grid_w, guide)
+    table = _rows(grid, height, y_pos).permute(0, 3, 2, 4, 1).reshape(-1, coeffs)
+    if x_pos is None:
+        x0, wx = _cell_coordinates(width, grid_w, guide)
+    else:
+        x0, wx = _split_positions(x_pos, grid_w)
     z0, wz = _luma_coordinates(guide[:, 0], bins)
     row = torch.arange(batch, device=grid.device).view(batch, 1, 1) * height
     row = row + torch.arange(height, device=grid.device).view(1, height, 1)
@@ -155,13 +181,44 @@ def slice_and_apply(
         out = apply_affine(coeffs, image.permute(0, 2, 1, 3), channel_dim=2)
         return out.permute(0, 2, 1, 3).contiguous()
     if method == "gather":
-        batch, _, height, width = image.shape
-        coeffs = _slice_planar_gather(grid, guide).view(batch, AFFINE_ROWS, AFFINE_COLS, -1)
-        # Whole planes times whole planes, no strided slices: the fast shapes in ONNX Runtime.
-        colour = image.reshape(batch, 1, AFFINE_ROWS, height * width)
-        out = (coeffs[:, :, :AFFINE_ROWS] * colour).sum(dim=2) + coeffs[:, :, AFFINE_ROWS]
-        return out.view(batch, AFFINE_ROWS, height, width)
+        return _apply_planar(_slice_planar_gather(grid, guide), image)
     raise ValueError(f"slice method must be one of {SLICE_METHODS}, got {method!r}")
+
+
+def slice_and_apply_at(
+    grid: torch.Tensor,
+    guide: torch.Tensor,
+    image: torch.Tensor,
+    y_pos: torch.Tensor,
+    x_pos: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`slice_and_apply` (``"gather"``) on a tile: ``image`` and ``guide`` ``(B, C, h, w)``
+    are a window of a larger image whose rows and columns sit at grid coordinates ``y_pos``
+    ``(h,)`` and ``x_pos`` ``(w,)`` (:func:`cell_positions`). Tiles rendered this way and put
+    together equal the whole image rendered at once; the full-resolution pass then needs
+    memory for one tile, not for twelve coefficients of every pixel.
+
+    Returns:
+        ``(B, 3, h, w)``, not clamped.
+    """
+    _check_grid(grid, guide)
+    height, width = image.shape[2:]
+    if guide.shape[2:] != image.shape[2:] or y_pos.shape != (height,) or x_pos.shape != (width,):
+        raise ValueError(
+            f"image {tuple(image.shape)}, guide {tuple(guide.shape)}, y_pos "
+            f"{tuple(y_pos.shape)} and x_pos {tuple(x_pos.shape)} do not match"
+        )
+    return _apply_planar(_slice_planar_gather(grid, guide, y_pos, x_pos), image)
+
+
+def _apply_planar(coeffs: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Planar coefficients ``(B, 12, H*W)`` applied to ``image`` ``(B, 3, H, W)``."""
+    batch, _, height, width = image.shape
+    coeffs = coeffs.view(batch, AFFINE_ROWS, AFFINE_COLS, -1)
+    # Whole planes times whole planes, no strided slices: the fast shapes in ONNX Runtime.
+    colour = image.reshape(batch, 1, AFFINE_ROWS, height * width)
+    out = (coeffs[:, :, :AFFINE_ROWS] * colour).sum(dim=2) + coeffs[:, :, AFFINE_ROWS]
+    return out.view(batch, AFFINE_ROWS, height, width)
 
 
 def grid_roughness(grid: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,12 @@
-"""The shipped model's files: weights as safetensors with a JSON config, and the two ONNX graphs.
+"""The shipped model's files: weights as safetensors with a JSON config, and the ONNX graphs.
 
 A bundle folder holds::
 
     generator.safetensors   the weights (no pickle: loading runs no code)
     generator.json          the GeneratorConfig, the label set and where the model came from
-    model.onnx              the stylizer      } dpst export's two files, for the torch-free
-    model.style.onnx        the style encoder } runtime (dpst.serve.runtime)
+    model.onnx              the stylizer      } dpst export's three files, for the
+    model.style.onnx        the style encoder } torch-free runtime (dpst.serve.runtime)
+    model.render.onnx       the renderer      }
 
 The package ships one in ``dpst/serve/bundled/`` (:data:`dpst.serve.runtime.BUNDLED_MODEL`);
 ``dpst export CHECKPOINT --bundle DIR`` writes another. ``dpst train --init-from`` takes a

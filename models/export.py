@@ -1,24 +1,32 @@
-"""ONNX export of the generator: two graphs, so that the runtime can cache style encodings.
+"""ONNX export of the generator: three graphs, so that the runtime can cache style encodings
+and run the full-resolution pass in tiles.
 
 ``export_onnx(model, "model.onnx")`` writes
 
 - ``model.onnx``, the stylizer: ``content (B,3,H,W)``, ``content_masks (B,K,h,w)`` and the
   style code ``style_mean (B,K+1,C)``, ``style_std (B,K+1,C)``, ``style_colour_mean
-  (B,K+1,3)``, ``style_colour_cov (B,K+1,3,3)`` -> ``output (B,3,H,W)``;
+  (B,K+1,3)``, ``style_colour_cov (B,K+1,3,3)`` -> ``output (B,3,H,W)`` and ``grid
+  (B,12,D,G,G)``;
 - ``model.style.onnx``, the style encoder: ``style (B,3,Hs,Ws)``, ``style_masks (B,K,hs,ws)``
-  -> the style code.
+  -> the style code;
+- ``model.render.onnx``, the renderer: a tile ``content (B,3,h,w)`` of a larger image, a
+  ``grid``, and the tile's ``rows (h,)`` and ``cols (w,)`` as grid coordinates
+  (:func:`dpst.models.bilateral_grid.cell_positions`) -> ``output (B,3,h,w)``.
 
 Running the encoder and then the stylizer is the generator's ``forward``; a style photo's
 encoding (a few KB) can be kept and reused for every content, which is what
-:class:`dpst.serve.runtime.FastStylizer` does. Batch, height and width are dynamic; images
-are float32 in [0, 1], masks soft one-hot (:mod:`label_masks`; all zeros, any size such as
-``(B,K,1,1)``, for "no segmentation"). Inputs and outputs are float32 in the fp16 export too
-(the casts are inside the graph), so callers never change.
+:class:`dpst.serve.runtime.FastStylizer` does. The grid depends on the content only through
+its resize to the working size, so the runtime feeds the stylizer that small image and renders
+the full resolution tile by tile: memory for one tile instead of twelve coefficients per pixel.
+Batch, height and width are dynamic; images are float32 in [0, 1], masks soft one-hot
+(:mod:`label_masks`; all zeros, any size such as ``(B,K,1,1)``, for "no segmentation"). Inputs
+and outputs are float32 in the fp16 export too (the casts are inside the graph), so callers
+never change.
 
-Both files carry the same metadata (ONNX ``metadata_props``, keys ``dpst_*``; strings as they
+The three files carry the same metadata (ONNX ``metadata_props``, keys ``dpst_*``; strings as they
 are, everything else JSON): format and format version, dpst version, role, the model config,
 ``max_labels``, the label set (if the checkpoint has one), value ranges, precision, opset, the
-mask size rule, and a ``model_id`` that pairs the two files.
+mask size rule, and a ``model_id`` that pairs the files.
 
 Exporter: torch's dynamo exporter (``torch.onnx.export(dynamo=True)``, needs ``onnxscript``).
 It takes dynamic shapes as ``torch.export.Dim`` and keeps them symbolic through the whole
@@ -47,6 +55,7 @@ from torch import nn
 from dpst import __version__
 from dpst.errors import InputError
 from dpst.imageio import atomic_write
+from dpst.models.bilateral_grid import cell_positions
 from dpst.models.generator import Generator, StyleCode
 from dpst.models.label_masks import UNLABELLED, masks_for_image
 from dpst.models.onnx_format import (
@@ -54,6 +63,9 @@ from dpst.models.onnx_format import (
     ENCODER_OUTPUTS,
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
+    RENDERER_INPUTS,
+    RENDERER_OUTPUTS,
+    ROLE_RENDERER,
     ROLE_STYLE_ENCODER,
     ROLE_STYLIZER,
     STYLE_CODE,
@@ -61,6 +73,7 @@ from dpst.models.onnx_format import (
     STYLIZER_OUTPUTS,
     digest_path_for,
     encode_metadata,
+    renderer_path_for,
     style_encoder_path_for,
 )
 
@@ -82,6 +95,7 @@ class ExportResult:
 
     stylizer_path: Path
     style_encoder_path: Path
+    renderer_path: Path
     metadata: dict[str, Any]
     parity_max_abs_diff: float | None  # None when the parity check was skipped
     parity_tolerance: float
@@ -117,7 +131,23 @@ class _StylizerGraph(nn.Module):
         # Named arguments, not *args: torch.export keys dynamic shapes by argument name.
         code = (style_mean, style_std, style_colour_mean, style_colour_cov)
         code = StyleCode(*(t.to(self.dtype) for t in code))
-        out = self.generator._stylize(content.to(self.dtype), content_masks.to(self.dtype), code)
+        content = content.to(self.dtype)
+        grid = self.generator.predict_grid(content, content_masks.to(self.dtype), code)
+        return self.generator.render(content, grid).float(), grid.float()
+
+
+class _RendererGraph(nn.Module):
+    """``Generator.render_tile``: a grid applied to a tile of the content."""
+
+    def __init__(self, generator: Generator, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.generator, self.dtype = generator, dtype
+
+    def forward(self, content, grid, rows, cols):
+        dtype = self.dtype
+        out = self.generator.render_tile(
+            content.to(dtype), grid.to(dtype), rows.to(dtype), cols.to(dtype)
+        )
         return out.float()
 
 
@@ -272,6 +302,32 @@ def export_onnx(
         io_doc + "Style encoder: run once per style photo, then the stylizer per content.",
     )
     batch = {0: torch.export.Dim("batch", min=1, max=MAX_SIDE)}
+    renderer_path = renderer_path_for(output)
+    metadata["renderer_file"] = renderer_path.name
+    with torch.no_grad():
+        grid = reference.predict_grid(content, content_masks, code)
+    tile_rows, tile_cols = _example_tile(content.shape[2:], grid.shape[3:])
+    tile = content[:, :, tile_rows[0] : tile_rows[1], tile_cols[0] : tile_cols[1]]
+    tile_height, tile_width = (
+        torch.export.Dim(name, min=1, max=MAX_SIDE) for name in ("tile_height", "tile_width")
+    )
+    _export_graph(
+        _RendererGraph(exported, dtype),
+        (tile, grid, *_tile_positions(content.shape[2:], grid.shape[3:], tile_rows, tile_cols)),
+        renderer_path,
+        RENDERER_INPUTS,
+        RENDERER_OUTPUTS,
+        {
+            "content": {0: batch[0], 2: tile_height, 3: tile_width},
+            "grid": batch,
+            "rows": {0: tile_height},
+            "cols": {0: tile_width},
+        },
+        opset,
+        {**metadata, "role": ROLE_RENDERER},
+        io_doc + f"Renderer: applies the grid that {output.name} outputs to a tile of the "
+        "content; rows and cols are the tile's pixel centres in grid coordinates.",
+    )
     _export_graph(
         _StylizerGraph(exported, dtype),
         (content, content_masks, *code),
@@ -287,8 +343,25 @@ def export_onnx(
         metadata,
         io_doc + f"Stylizer: takes the style code from {encoder_path.name}.",
     )
-    diff = parity(reference, output, encoder_path) if check_parity else None
-    return ExportResult(output, encoder_path, metadata, diff, PARITY_TOLERANCE[precision])
+    diff = parity(reference, output, encoder_path, renderer_path) if check_parity else None
+    return ExportResult(
+        output, encoder_path, renderer_path, metadata, diff, PARITY_TOLERANCE[precision]
+    )
+
+
+def _example_tile(size, cells) -> tuple[tuple[int, int], tuple[int, int]]:
+    """An inner window of an image of ``size`` (rows and columns), away from every edge."""
+    (height, width) = size
+    return (height // 4, height // 4 + height // 3), (width // 5, width // 5 + width // 2)
+
+
+def _tile_positions(size, cells, rows, cols) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grid coordinates of a window's rows and columns in an image of ``size``."""
+    like = torch.zeros(())
+    return (
+        cell_positions(*rows, size[0], int(cells[0]), like),
+        cell_positions(*cols, size[1], int(cells[1]), like),
+    )
 
 
 def _parity_inputs(num_labels: int, config) -> tuple[torch.Tensor, ...]:
@@ -306,8 +379,11 @@ def _parity_inputs(num_labels: int, config) -> tuple[torch.Tensor, ...]:
     return content, style, masks[0], masks[1]
 
 
-def parity(reference: Generator, stylizer_path: Path, encoder_path: Path) -> float:
-    """Max abs difference between ONNX Runtime (CPU) and PyTorch eager on the parity pair."""
+def parity(
+    reference: Generator, stylizer_path: Path, encoder_path: Path, renderer_path: Path
+) -> float:
+    """Max abs difference between ONNX Runtime (CPU) and PyTorch eager on the parity pair:
+    the stylizer's output, and the renderer on a tile against the same window of it."""
     import onnxruntime as ort
 
     content, style, content_masks, style_masks = _parity_inputs(
@@ -317,6 +393,7 @@ def parity(reference: Generator, stylizer_path: Path, encoder_path: Path) -> flo
     try:
         encoder = ort.InferenceSession(str(encoder_path), providers=providers)
         stylizer = ort.InferenceSession(str(stylizer_path), providers=providers)
+        renderer = ort.InferenceSession(str(renderer_path), providers=providers)
     except Exception as error:  # e.g. an opset newer than this onnxruntime
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error)
         raise InputError(
@@ -325,10 +402,18 @@ def parity(reference: Generator, stylizer_path: Path, encoder_path: Path) -> flo
         ) from None
     code = encoder.run(None, {"style": style.numpy(), "style_masks": style_masks.numpy()})
     feeds = {"content": content.numpy(), "content_masks": content_masks.numpy()}
-    (out,) = stylizer.run(None, {**feeds, **dict(zip(STYLE_CODE, code, strict=True))})
+    out, grid = stylizer.run(None, {**feeds, **dict(zip(STYLE_CODE, code, strict=True))})
+    rows, cols = _example_tile(content.shape[2:], grid.shape[3:])
+    y_pos, x_pos = _tile_positions(content.shape[2:], grid.shape[3:], rows, cols)
+    window = (slice(None), slice(None), slice(*rows), slice(*cols))
+    (tile,) = renderer.run(
+        None,
+        {"content": content[window].numpy(), "grid": grid, "rows": y_pos.numpy(),
+         "cols": x_pos.numpy()},
+    )  # fmt: skip
     with torch.no_grad():
         expected = reference(content, style, content_masks, style_masks).numpy()
-    return float(np.abs(out - expected).max())
+    return max(float(np.abs(out - expected).max()), float(np.abs(tile - expected[window]).max()))
 
 
 def label_set_from_extra(extra: dict[str, Any] | None) -> list[str] | None:

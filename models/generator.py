@@ -39,7 +39,12 @@ from torch import nn
 
 from dpst.constants import LUMA_REC601
 from dpst.errors import InputError
-from dpst.models.bilateral_grid import SLICE_METHODS, identity_grid, slice_and_apply
+from dpst.models.bilateral_grid import (
+    SLICE_METHODS,
+    identity_grid,
+    slice_and_apply,
+    slice_and_apply_at,
+)
 from dpst.models.colour_transfer import (
     maps_to_grid,
     masked_colour_stats,
@@ -381,6 +386,14 @@ class Generator(nn.Module):
         if self.slice_method not in SLICE_METHODS:
             raise ValueError(f"slice_method must be one of {SLICE_METHODS}")
         return slice_and_apply(grid, self.guide(content), content, self.slice_method)
+
+    def render_tile(
+        self, content: torch.Tensor, grid: torch.Tensor, y_pos: torch.Tensor, x_pos: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`render` on a tile of a larger content whose rows and columns sit at grid
+        coordinates ``y_pos`` ``(h,)`` and ``x_pos`` ``(w,)``
+        (:func:`bilateral_grid.cell_positions`); tiles put together equal :meth:`render`."""
+        return self._clamp(slice_and_apply_at(grid, self.guide(content), content, y_pos, x_pos))
 
     def _clamp(self, out: torch.Tensor) -> torch.Tensor:
         if self.training and out.requires_grad:

@@ -1,7 +1,7 @@
 """The exported model's contract, shared by the exporter and the torch-free runtime.
 
 No torch here: :mod:`dpst.serve.runtime` imports this module. See :mod:`dpst.models.export`
-for what the two graphs compute.
+for what the three graphs compute.
 """
 
 from __future__ import annotations
@@ -15,13 +15,20 @@ MODEL_FORMAT = "dpst-onnx"
 # Bump when the graphs' inputs, outputs or metadata change incompatibly; the runtime reads
 # files up to the version it was written for.
 # Version 2: the style code gained the style's per-label colour statistics (the MKL base).
-MODEL_FORMAT_VERSION = 2
+# Version 3: the stylizer also outputs its grid, and a third graph, the renderer, applies a
+# grid to a tile of the content (the runtime's bounded-memory full-resolution pass).
+MODEL_FORMAT_VERSION = 3
 ROLE_STYLIZER = "stylizer"
 ROLE_STYLE_ENCODER = "style_encoder"
+ROLE_RENDERER = "renderer"
 # The style code, in the order of dpst.models.generator.StyleCode's fields.
 STYLE_CODE = ("style_mean", "style_std", "style_colour_mean", "style_colour_cov")
 STYLIZER_INPUTS = ("content", "content_masks", *STYLE_CODE)
-STYLIZER_OUTPUTS = ("output",)
+STYLIZER_OUTPUTS = ("output", "grid")
+LEGACY_STYLIZER_OUTPUTS = ("output",)  # format 2
+# The renderer: a content tile, the grid, and the tile's rows and columns as grid coordinates.
+RENDERER_INPUTS = ("content", "grid", "rows", "cols")
+RENDERER_OUTPUTS = ("output",)
 ENCODER_INPUTS = ("style", "style_masks")
 ENCODER_OUTPUTS = STYLE_CODE
 DIGEST_SUFFIX = ".sha256"
@@ -53,6 +60,12 @@ def style_encoder_path_for(path: str | os.PathLike) -> Path:
     """The style encoder written beside a stylizer: ``model.onnx`` -> ``model.style.onnx``."""
     path = Path(path)
     return path.with_name(f"{path.stem}.style{path.suffix or '.onnx'}")
+
+
+def renderer_path_for(path: str | os.PathLike) -> Path:
+    """The renderer written beside a stylizer: ``model.onnx`` -> ``model.render.onnx``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.render{path.suffix or '.onnx'}")
 
 
 def encode_metadata(metadata: dict[str, Any]) -> dict[str, str]:

@@ -3,12 +3,18 @@
 Nothing on this module's import path imports torch (tested in a subprocess where importing
 torch fails), so apps can ship it without PyTorch.
 
-The model is two ONNX files written together by ``dpst export`` (:mod:`dpst.models.export`):
+The model is three ONNX files written together by ``dpst export`` (:mod:`dpst.models.export`):
 
 - ``model.onnx``, the stylizer: ``content (1,3,H,W)``, ``content_masks (1,K,h,w)`` and the
-  style code (``STYLE_CODE``: per-label feature and colour statistics) -> ``output (1,3,H,W)``;
+  style code (``STYLE_CODE``: per-label feature and colour statistics) -> ``output (1,3,H,W)``
+  and its ``grid``;
 - ``model.style.onnx`` (its name is in the stylizer's metadata), the style encoder:
-  ``style (1,3,Hs,Ws)``, ``style_masks (1,K,hs,ws)`` -> the style code.
+  ``style (1,3,Hs,Ws)``, ``style_masks (1,K,hs,ws)`` -> the style code;
+- ``model.render.onnx``, the renderer: the grid applied to a band of the content.
+
+The stylizer runs on the content resized to its working size, and the renderer on bands of
+rows (:mod:`dpst.serve.tiled_render`): memory stays bounded at any image size. Models of
+format 2 (no renderer) run whole-image as before.
 
 Splitting them is what lets the style encoding be cached: a style photo is encoded once and
 its statistics are reused for every content (the Gradio demo, batch jobs over one style).
@@ -42,9 +48,13 @@ from dpst.errors import DpstError, InputError
 from dpst.models.onnx_format import (
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
+    LEGACY_STYLIZER_OUTPUTS,
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
+    RENDERER_INPUTS,
+    RENDERER_OUTPUTS,
     REQUIRED_METADATA,
+    ROLE_RENDERER,
     ROLE_STYLE_ENCODER,
     ROLE_STYLIZER,
     STYLE_CODE,
@@ -53,8 +63,10 @@ from dpst.models.onnx_format import (
     decode_metadata,
     digest_path_for,
     file_sha256,
+    renderer_path_for,
     style_encoder_path_for,
 )
+from dpst.serve import tiled_render
 from dpst.serve.label_masks_np import masks_for_image
 
 LOG = logging.getLogger(__name__)
@@ -106,6 +118,16 @@ def check_image(image: Any, name: str) -> np.ndarray:
     return np.ascontiguousarray(image, dtype=np.float32)
 
 
+def check_content(image: Any, name: str = "content") -> np.ndarray:
+    """Like :func:`check_image`, but uint8 stays uint8 (a quarter of the memory): the tiled
+    path converts one band at a time."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
+        if image.ndim != 3 or image.shape[2] != 3 or min(image.shape) < 1:
+            raise InputError(f"{name} must be an (H, W, 3) RGB array, got shape {image.shape}")
+        return image
+    return check_image(image, name)
+
+
 def _planar(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) -> (1, 3, H, W) contiguous float32."""
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None])
@@ -150,7 +172,9 @@ class FastStylizer:
         check_digest(self.model_path)
         self._stylizer = _open_session(self.model_path, providers, threads)
         self.metadata = read_metadata(self._stylizer, self.model_path, ROLE_STYLIZER)
-        _check_io(self._stylizer, self.model_path, STYLIZER_INPUTS, STYLIZER_OUTPUTS)
+        version = self.metadata["format_version"]
+        outputs = STYLIZER_OUTPUTS if version >= 3 else LEGACY_STYLIZER_OUTPUTS
+        _check_io(self._stylizer, self.model_path, STYLIZER_INPUTS, outputs)
         encoder_path = find_style_encoder(self.model_path, self.metadata["style_encoder_file"])
         check_digest(encoder_path)
         self._encoder = _open_session(encoder_path, providers, threads)
@@ -161,6 +185,20 @@ class FastStylizer:
                 f"{encoder_path} was not exported with {self.model_path} (model ids differ): "
                 f"export both again with dpst export"
             )
+        self._renderer = None
+        if version >= 3:
+            renderer_path = _find_beside(
+                self.model_path, self.metadata.get("renderer_file"), renderer_path_for
+            )
+            check_digest(renderer_path)
+            self._renderer = _open_session(renderer_path, providers, threads)
+            renderer_meta = read_metadata(self._renderer, renderer_path, ROLE_RENDERER)
+            _check_io(self._renderer, renderer_path, RENDERER_INPUTS, RENDERER_OUTPUTS)
+            if renderer_meta.get("model_id") != self.metadata.get("model_id"):
+                raise RuntimeModelError(
+                    f"{renderer_path} was not exported with {self.model_path} (model ids "
+                    f"differ): export them again with dpst export"
+                )
         self.max_labels = int(self.metadata["max_labels"])
         self.working_size = int(self.metadata["config"]["working_size"])
         self.provider = self._stylizer.get_providers()[0]
@@ -206,50 +244,108 @@ class FastStylizer:
         style: np.ndarray,
         content_labels: np.ndarray | None = None,
         style_labels: np.ndarray | None = None,
+        dtype: Any = np.float32,
     ) -> np.ndarray:
-        """Stylise ``content`` like ``style``: ``(H, W, 3)`` float32 in [0, 1].
+        """Stylise ``content`` like ``style``: ``(H, W, 3)`` float32 in [0, 1] (or uint8).
 
         Args:
-            content, style: ``(H, W, 3)`` RGB, float in [0, 1] (or uint8), any sizes.
+            content, style: ``(H, W, 3)`` RGB, float in [0, 1] (or uint8), any sizes. A uint8
+                content is converted band by band, never whole.
             content_labels, style_labels: optional integer label maps ``(H, W)`` of their
                 image's size, values in ``[-1, max_labels)`` (-1 = unlabelled); give both or
                 neither. Label k of the content takes the style of label k of the style.
                 Maps read from mask files go through :meth:`prepare_labels` first.
+            dtype: ``np.float32`` (default) or ``np.uint8`` (rounded; a quarter of the
+                memory of a large result).
 
         Raises:
             InputError: an image or label map of the wrong kind, size or range.
         """
         if (content_labels is None) != (style_labels is None):
             raise InputError("give label maps for both images or for neither")
-        content = check_image(content, "content")
-        return self.stylize_with_code(
-            content, self.encode_style(style, style_labels), content_labels
-        )
+        content = check_content(content)
+        code = self.encode_style(style, style_labels)
+        return self.stylize_with_code(content, code, content_labels, dtype=dtype)
 
     def stylize_with_code(
         self,
         content: np.ndarray,
         code: tuple[np.ndarray, ...],
         content_labels: np.ndarray | None = None,
+        dtype: Any = np.float32,
     ) -> np.ndarray:
         """Stylise ``content`` with a style code from :meth:`encode_style` (or a saved look,
-        :mod:`dpst.serve.preset`), without the style photo: ``(H, W, 3)`` float32 in [0, 1].
+        :mod:`dpst.serve.preset`), without the style photo: ``(H, W, 3)`` in [0, 1], float32
+        or uint8 as ``dtype`` says (see :meth:`stylize`).
 
         ``content_labels`` use the code's label numbering. Raises InputError for a code whose
         arrays do not fit this model (a code saved from another model).
         """
-        content = check_image(content, "content")
+        content = check_content(content)
+        dtype = _output_dtype(dtype)
+        if self._renderer is None:  # a format-2 model: the whole image in one graph
+            out = self._stylize_whole(check_image(content, "content"), code, content_labels)
+            return out if dtype == np.float32 else np.rint(out * 255).astype(np.uint8)
+        return self.render(content, self.predict_grid(content, code, content_labels), dtype)
+
+    def predict_grid(
+        self,
+        content: np.ndarray,
+        code: tuple[np.ndarray, ...],
+        content_labels: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The bilateral grid ``(1, 12, D, G, G)`` float32 the model predicts for ``content``
+        (uint8 or float ``(H, W, 3)``) and a style code; :meth:`render` applies it. Video
+        smooths these over time."""
+        if self._renderer is None:
+            raise RuntimeModelError(
+                f"{self.model_path} has no renderer (dpst ONNX format "
+                f"{self.metadata['format_version']}): export the model again with dpst export"
+            )
+        content = check_content(content)
         self._check_code(code)
-        masks = masks_for_image(
-            content_labels,
-            content.shape[:2],
-            self.max_labels,
-            self.working_size,
-            "content labels",
-        )
-        feeds = {"content": _planar(content), "content_masks": masks}
+        feeds = {
+            "content": tiled_render.working_image(content, self.working_size),
+            "content_masks": self._content_masks(content, content_labels),
+        }
         feeds.update(zip(STYLE_CODE, code, strict=True))
-        (out,) = self._stylizer.run(list(STYLIZER_OUTPUTS), feeds)
+        (grid,) = self._stylizer.run(["grid"], feeds)
+        return grid
+
+    def render(self, content: np.ndarray, grid: np.ndarray, dtype: Any = np.float32):
+        """Apply a grid from :meth:`predict_grid` to ``content`` ``(H, W, 3)``, one band of
+        rows at a time: ``(H, W, 3)`` in [0, 1], float32 or uint8 (``dtype``)."""
+        content = check_content(content)
+        if self._renderer is None:
+            raise RuntimeModelError(f"{self.model_path} has no renderer: export it again")
+        height, width = content.shape[:2]
+        grid = np.ascontiguousarray(grid, dtype=np.float32)
+        out = np.empty((height, width, 3), dtype=_output_dtype(dtype))
+        cols = tiled_render.cell_positions(0, width, width, grid.shape[4])
+        for rows in tiled_render.row_bands(height, width):
+            feeds = {
+                "content": _planar(tiled_render.as_float(content[rows])),
+                "grid": grid,
+                "rows": tiled_render.cell_positions(rows.start, rows.stop, height, grid.shape[3]),
+                "cols": cols,
+            }
+            (band,) = self._renderer.run(list(RENDERER_OUTPUTS), feeds)
+            tiled_render.store(out, rows, band)
+        return out
+
+    def _content_masks(self, content: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        return masks_for_image(
+            labels, content.shape[:2], self.max_labels, self.working_size, "content labels"
+        )
+
+    def _stylize_whole(self, content, code, content_labels) -> np.ndarray:
+        self._check_code(code)
+        feeds = {
+            "content": _planar(content),
+            "content_masks": self._content_masks(content, content_labels),
+        }
+        feeds.update(zip(STYLE_CODE, code, strict=True))
+        (out,) = self._stylizer.run(["output"], feeds)
         return np.ascontiguousarray(out[0].transpose(1, 2, 0), dtype=np.float32)
 
     def _check_code(self, code: tuple[np.ndarray, ...]) -> None:
@@ -295,14 +391,13 @@ class FastStylizer:
         first call at a new largest size costs about twice a later one (measured at 1080p and
         4K). The style cache is left as it was.
         """
-        grey = np.full((height, width, 3), 0.5, dtype=np.float32)
+        grey = np.full((height, width, 3), 128, dtype=np.uint8)
         masks = masks_for_image(None, grey.shape[:2], self.max_labels, self.working_size)
         code = self._encoder.run(
-            list(ENCODER_OUTPUTS), {"style": _planar(grey[:64, :64]), "style_masks": masks}
+            list(ENCODER_OUTPUTS),
+            {"style": _planar(tiled_render.as_float(grey[:64, :64])), "style_masks": masks},
         )
-        feeds = {"content": _planar(grey), "content_masks": masks}
-        feeds.update(zip(STYLE_CODE, code, strict=True))
-        self._stylizer.run(list(STYLIZER_OUTPUTS), feeds)
+        self.stylize_with_code(grey, tuple(code), dtype=np.uint8)
 
     def clear_cache(self) -> None:
         """Forget every cached style encoding."""
@@ -405,9 +500,23 @@ def check_digest(path: Path) -> None:
 def find_style_encoder(model_path: Path, recorded: str) -> Path:
     """The style encoder: the name the stylizer's metadata records, else the one named after
     the stylizer (``foo.onnx`` -> ``foo.style.onnx``), so that renaming both files works."""
+    return _find_beside(model_path, recorded, style_encoder_path_for)
+
+
+def _find_beside(model_path: Path, recorded: str | None, named_after) -> Path:
+    """A companion graph: the file the metadata names, else the one named after the stylizer."""
+    beside = named_after(model_path)
+    if not isinstance(recorded, str):
+        return beside
     named = model_path.parent / recorded
-    beside = style_encoder_path_for(model_path)
     return named if named.is_file() or not beside.is_file() else beside
+
+
+def _output_dtype(dtype: Any):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.uint8):
+        raise InputError(f"output dtype must be float32 or uint8, got {dtype}")
+    return dtype
 
 
 def read_metadata(session, path: Path, role: str) -> dict[str, Any]:

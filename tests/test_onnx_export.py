@@ -90,15 +90,28 @@ def test_export_writes_checked_models_with_named_dynamic_io(exported):
     _, _, result = exported
     assert result.parity_ok and result.parity_max_abs_diff <= PARITY_TOLERANCE["fp32"]
     assert result.style_encoder_path == result.stylizer_path.with_name("model.style.onnx")
-    shapes = {}
-    for path in (result.stylizer_path, result.style_encoder_path):
-        proto = onnx.load(path)
-        onnx.checker.check_model(proto, full_check=True)
-        for value in [*proto.graph.input, *proto.graph.output]:
-            dims = value.type.tensor_type.shape.dim
-            shapes[value.name] = tuple(d.dim_param or d.dim_value for d in dims)
+    assert result.renderer_path == result.stylizer_path.with_name("model.render.onnx")
+
+    def shapes_of(*paths):
+        shapes = {}
+        for path in paths:
+            proto = onnx.load(path)
+            onnx.checker.check_model(proto, full_check=True)
+            for value in [*proto.graph.input, *proto.graph.output]:
+                dims = value.type.tensor_type.shape.dim
+                shapes[value.name] = tuple(d.dim_param or d.dim_value for d in dims)
+        return shapes
+
     k, c = TINY.max_labels, sum(TINY.encoder_widths)
-    assert shapes == {
+    bins, cells = TINY.luma_bins, TINY.grid_size
+    assert shapes_of(result.renderer_path) == {
+        "content": ("batch", 3, "tile_height", "tile_width"),
+        "grid": ("batch", 12, bins, cells, cells),
+        "rows": ("tile_height",),
+        "cols": ("tile_width",),
+        "output": ("batch", 3, "tile_height", "tile_width"),
+    }
+    assert shapes_of(result.stylizer_path, result.style_encoder_path) == {
         "content": ("batch", 3, "height", "width"),
         "content_masks": ("batch", k, "mask_height", "mask_width"),
         "style_mean": ("batch", k + 1, c),
@@ -106,6 +119,7 @@ def test_export_writes_checked_models_with_named_dynamic_io(exported):
         "style_colour_mean": ("batch", k + 1, 3),
         "style_colour_cov": ("batch", k + 1, 3, 3),
         "output": ("batch", 3, "height", "width"),
+        "grid": ("batch", 12, bins, cells, cells),
         "style": ("batch", 3, "style_height", "style_width"),
         "style_masks": ("batch", k, "style_mask_height", "style_mask_width"),
     }
@@ -393,12 +407,14 @@ def test_checksums_catch_damaged_weights_and_renamed_pairs_still_load(exported, 
     import shutil
 
     _, _, result = exported
-    for path in (result.stylizer_path, result.style_encoder_path):
+    graphs = (result.stylizer_path, result.style_encoder_path, result.renderer_path)
+    for path in graphs:
         line = path.with_name(path.name + ".sha256").read_text()
         assert line.split() == [runtime.file_sha256(path), path.name]
-    # Both files renamed (the stylizer's metadata still names model.style.onnx).
+    # All files renamed (the stylizer's metadata still names model.style.onnx).
     shutil.copy(result.stylizer_path, tmp_path / "look.onnx")
     shutil.copy(result.style_encoder_path, tmp_path / "look.style.onnx")
+    shutil.copy(result.renderer_path, tmp_path / "look.render.onnx")
     rng = np.random.default_rng(0)
     content = rng.random((12, 10, 3), dtype=np.float32)
     out = FastStylizer(tmp_path / "look.onnx").stylize(content, content)
@@ -406,7 +422,7 @@ def test_checksums_catch_damaged_weights_and_renamed_pairs_still_load(exported, 
     # 64 flipped bytes inside the weights, checksum kept: refused in one line.
     damaged = tmp_path / "damaged"
     damaged.mkdir()
-    for path in (result.stylizer_path, result.style_encoder_path):
+    for path in graphs:
         shutil.copy(path, damaged / path.name)
         shutil.copy(path.with_name(path.name + ".sha256"), damaged / (path.name + ".sha256"))
     data = bytearray((damaged / "model.onnx").read_bytes())

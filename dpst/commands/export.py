@@ -13,21 +13,21 @@ from dpst.commands.exit_codes import EXIT_PROBLEMS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dpst.models.onnx_format import style_encoder_path_for
+    from dpst.models.onnx_format import renderer_path_for, style_encoder_path_for
 
     p.add_argument("checkpoint", help="a generator checkpoint (dpst train writes them)")
     p.add_argument(
         "-o",
         "--output",
         metavar="MODEL.onnx",
-        help=f"the stylizer; its style encoder is written beside it "
-        f"({style_encoder_path_for('MODEL.onnx').name})",
+        help=f"the stylizer; its style encoder and renderer are written beside it "
+        f"({style_encoder_path_for('MODEL.onnx').name}, {renderer_path_for('MODEL.onnx').name})",
     )
     p.add_argument(
         "--bundle",
         metavar="DIR",
         help="instead of -o: write a model bundle into DIR (the weights as safetensors with "
-        "a JSON config, and both ONNX files), as the package ships its model",
+        "a JSON config, and the ONNX files), as the package ships its model",
     )
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, at least 18 (default 18)")
     p.add_argument(
@@ -44,7 +44,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
     from dpst.errors import InputError
     from dpst.models.bundle import CONFIG_FILE, STYLIZER_FILE, WEIGHTS_FILE
-    from dpst.models.onnx_format import style_encoder_path_for
+    from dpst.models.onnx_format import renderer_path_for, style_encoder_path_for
 
     if args.bundle is not None:
         folder = Path(args.bundle)
@@ -59,7 +59,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise InputError(f"-o must name a .onnx file, got {args.output}")
         folder, files = stylizer.parent, []
     check_writable_folder(folder)
-    files += [stylizer, style_encoder_path_for(stylizer)]
+    files += [stylizer, style_encoder_path_for(stylizer), renderer_path_for(stylizer)]
     check_no_clash(files, {"checkpoint": args.checkpoint})
 
 
@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         result = export_checkpoint(args.checkpoint, args.output, opset=args.opset, fp16=args.fp16)
     meta = result.metadata
     print(
-        f"wrote {result.stylizer_path} (stylizer) and {result.style_encoder_path} (style encoder)"
+        f"wrote {result.stylizer_path} (stylizer), {result.style_encoder_path} (style encoder) "
+        f"and {result.renderer_path} (renderer)"
     )
     print(
         f"  {meta['precision']}, opset {meta['opset']}, max_labels {meta['max_labels']}, "
