@@ -1,13 +1,16 @@
-"""The demo end to end in a real browser: ``dpst serve`` on loopback, driven by Playwright.
+"""The demo end to end: ``dpst serve`` on loopback, driven by Gradio's client and a browser.
 
-Needs the ``playwright`` Python package and Debian's Chromium (``apt-get install chromium``;
-``DPST_CHROMIUM`` names another binary). Playwright's own browser download is never used.
-A screenshot of the page after each run is saved in the test's tmp dir.
+The client tests (the two modes' separate queues, Cancel's result, the console's lines) need
+only ``gradio_client``, which comes with Gradio. The browser tests need the ``playwright``
+Python package and Debian's Chromium (``apt-get install chromium``; ``DPST_CHROMIUM`` names
+another binary); Playwright's own browser download is never used. A screenshot of the page
+after each browser run is saved in the test's tmp dir.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -37,14 +40,7 @@ CHROMIUM_FLAGS = [
 SERVER_START_S = 180  # imports torch and gradio on a busy 2-core machine
 RUN_S = 180  # a tiny quality run, queued behind nothing
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="the browser test needs the playwright package"
-)
-if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
-    if os.environ.get("CI") == "true":
-        # CI's `make test` installs Chromium: a missing browser there is a broken set-up.
-        pytest.fail(f"CI=true but no Chromium at {CHROMIUM}", pytrace=False)
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+NO_MASKS = ("none", None, None, None, None)
 
 
 def _free_port() -> int:
@@ -63,7 +59,7 @@ def _tiny_model(tmp_path_factory) -> Path | None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """``dpst serve`` in a subprocess: yields (url, whether a fast model is loaded)."""
+    """``dpst serve`` in a subprocess: yields (url, whether a fast model is loaded, its log)."""
     tmp = tmp_path_factory.mktemp("serve")
     model = _tiny_model(tmp_path_factory)
     port = _free_port()
@@ -90,7 +86,7 @@ def server(tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"dpst serve did not answer in {SERVER_START_S} s")
                 time.sleep(0.5)
-        yield url, model is not None
+        yield url, model is not None, tmp / "server.log"
     finally:
         proc.terminate()
         try:
@@ -103,6 +99,14 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the browser tests need the playwright package"
+    )
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
+        if os.environ.get("CI") == "true":
+            # CI's `make test` installs Chromium: a missing browser there is a broken set-up.
+            pytest.fail(f"CI=true but no Chromium at {CHROMIUM}", pytrace=False)
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield chromium
@@ -276,7 +280,48 @@ def test_cancel_stops_a_quality_job_and_the_next_one_runs(page, server, photos):
     # The progress bar moves with the iterations.
     page.locator("#result").get_by_text("iteration").first.wait_for(timeout=RUN_S * 1000)
     page.click("#cancel")
-    _status_says(page, "Cancelled.")
+    # The job's own event ends with the result so far, offered for download.
+    _status_says(page, "Cancelled at iteration")
+    page.wait_for_selector("#download", state="visible", timeout=30_000)
+    page.wait_for_selector("#result img", timeout=30_000)
     _tiny_quality(page)
     status = _run(page, "run-quality")
     assert "Done" in status, status
+
+
+def _client(url: str):
+    client = pytest.importorskip("gradio_client", reason="needs gradio_client (Gradio's)")
+    return client, client.Client(url, verbose=False)
+
+
+def test_fast_requests_are_served_while_a_quality_job_runs(server, photos):
+    """A burst of Fast requests while Quality optimises: all served, none refused; then
+    Cancel ends the Quality job with its result so far; one console line per request."""
+    url, has_fast_model, log = server
+    if not has_fast_model:
+        pytest.skip("no fast model could be exported here")
+    gradio_client, quality_page = _client(url)
+    content, style = (gradio_client.handle_file(str(p)) for p in photos)
+    assert "warning: listening" not in log.read_text()  # on loopback: nothing to warn of
+    lines_before = len(log.read_text().splitlines())
+    job = quality_page.submit(
+        content, style, *NO_MASKS, 256, 1000, False, "fast", api_name="/quality"
+    )
+    deadline = time.monotonic() + RUN_S
+    while not job.status().progress_data or "iteration" not in job.status().progress_data[0].desc:
+        assert not job.done(), job.result()
+        assert time.monotonic() < deadline, "the quality job did not start optimising"
+        time.sleep(0.2)
+    fast_page = gradio_client.Client(url, verbose=False)
+    burst = [fast_page.submit(content, style, *NO_MASKS, api_name="/fast") for _ in range(10)]
+    statuses = [j.result(timeout=RUN_S)[2] for j in burst]
+    assert all("Done" in status for status in statuses), statuses
+    assert not job.done()  # Fast did not wait for it
+    assert "Cancelling" in quality_page.predict(api_name="/cancel")
+    _slider, download, status = job.result(timeout=RUN_S)
+    assert "Cancelled at iteration" in status, status
+    assert download["visible"] and download["value"]  # the result so far, to download
+    lines = log.read_text().splitlines()[lines_before:]
+    fast_lines = [x for x in lines if re.search(r"dpst serve: fast 96x64 \d+\.\d\d s ok$", x)]
+    assert len(fast_lines) == 10, lines
+    assert any(re.search(r"dpst serve: quality 96x64 .* cancelled at iteration", x) for x in lines)
