@@ -173,3 +173,17 @@ def test_tiff_outputs_are_8_bit_rgb_and_round_trip(tmp_path, suffix):
     with Image.open(tmp_path / f"o{suffix}") as img:
         assert (img.format, img.mode) == ("TIFF", "RGB")
     np.testing.assert_allclose(read_image(tmp_path / f"o{suffix}"), image, atol=0.5 / 255 + 1e-6)
+
+
+def test_the_cli_warns_in_one_line_about_a_transparent_photo(tmp_path, capsys):
+    from dpst.cli import main
+
+    rgba = np.zeros((12, 16, 4), np.uint8)
+    rgba[..., 1] = 200
+    rgba[:, 8:, 3] = 255  # the left half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cutout.png")
+    Image.new("RGB", (16, 12), "green").save(tmp_path / "s.png")
+    argv = ["segment", str(tmp_path / "cutout.png"), str(tmp_path / "s.png"), "--out-dir"]
+    assert main([*argv, str(tmp_path / "out"), "--segmenter", "none"]) == 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dpst: warning: ") and "cutout.png: 50% of the pixels" in line
