@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,45 @@ def from_tensor(tensor) -> np.ndarray:
 def warn(message: str) -> None:
     """A user-facing warning: one line, no source location."""
     warnings.warn(message, UserWarning, stacklevel=2)
+
+
+# Saved with every photo written by write_photo: near-lossless for photographers (Pillow's
+# default JPEG quality, 75, visibly bands skies).
+PHOTO_SAVE_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+# Formats that store an ICC profile and EXIF data through Pillow.
+_KEEPS_ICC = {"JPEG", "PNG", "TIFF", "WEBP"}
+_KEEPS_EXIF = {"JPEG", "PNG", "WEBP"}
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo as batch jobs carry it: 8-bit pixels (a quarter of float32's memory), upright,
+    with what must travel to the output: its colour profile and its EXIF data (orientation
+    already applied and reset, so viewers do not turn the result again)."""
+
+    pixels: np.ndarray  # uint8 (H, W, 3)
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+
+def read_photo(path: str | os.PathLike) -> Photo:
+    """:func:`read_image` as 8-bit pixels, with the file's ICC profile and EXIF data."""
+    img = open_image(path)
+    if opacity(img) is not None or img.mode in _WIDE_MODES:
+        pixels = to_uint8(read_image(path))  # flattened or scaled as read_image does
+    else:
+        pixels = np.asarray(img.convert("RGB"))
+    return Photo(pixels, img.info.get("icc_profile") or None, img.info.get("exif") or None)
+
+
+def write_photo(path: str | os.PathLike, photo: Photo) -> None:
+    """Write 8-bit pixels atomically, keeping the ICC profile and EXIF data where the format
+    stores them; JPEG and WebP at quality 95."""
+    fmt = image_format(path)
+    options = dict(PHOTO_SAVE_OPTIONS.get(fmt, {}))
+    if photo.icc_profile and fmt in _KEEPS_ICC:
+        options["icc_profile"] = photo.icc_profile
+    if photo.exif and fmt in _KEEPS_EXIF:
+        options["exif"] = photo.exif
+    img = Image.fromarray(photo.pixels)
+    atomic_write(path, lambda fh: img.save(fh, format=fmt, **options))

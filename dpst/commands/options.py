@@ -83,15 +83,16 @@ def add_quiet(p: Parser, what: str = "no progress bar") -> None:
     p.add_argument("--quiet", action="store_true", help=what)
 
 
-def add_output(p: Parser, what: str = "output image", default: str | None = None) -> None:
-    """``-o/--output`` (required unless given a default); the help lists the writable
-    extensions (:mod:`dpst.image_formats`)."""
+def add_output(
+    p: Parser, what: str = "output image", default: str | None = None, required: bool = True
+) -> None:
+    """``-o/--output`` (required unless given a default or ``required=False``, when the
+    command checks it); the help lists the writable extensions (:mod:`dpst.image_formats`)."""
     formats = listed_image_formats()
     if default is not None:
         what = f"{what} (default: {default})"
-    p.add_argument(
-        "-o", "--output", required=default is None, default=default, help=f"{what}; {formats}"
-    )
+    required = required and default is None
+    p.add_argument("-o", "--output", required=required, default=default, help=f"{what}; {formats}")
 
 
 def add_min_region(p: Parser, default: float | None = None) -> None:

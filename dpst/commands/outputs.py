@@ -82,11 +82,12 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def write_image_or_rescue(out: Path, image, report: dict | None = None) -> None:
-    """Write ``out`` (and ``out.json`` when a report is given), atomically; if that fails
-    after all (a full disk, a folder removed meanwhile), save them in the system temp folder
-    (else the current one) and raise an OutputError saying where: hours of work are kept."""
+    """Write ``out`` (an array or a :class:`dpst.imageio.Photo`; and ``out.json`` when a
+    report is given), atomically; if that fails after all (a full disk, a folder removed
+    meanwhile), save them in the system temp folder (else the current one) and raise an
+    OutputError saying where: hours of work are kept."""
     try:
-        imageio.write_image(out, image)
+        _write(out, image)
         if report is not None:
             imageio.write_json(out.with_name(out.name + ".json"), report)
     except OSError as err:
@@ -102,10 +103,18 @@ def _rescue(out: Path, image, report: dict | None) -> Path | None:
         try:
             fd, name = tempfile.mkstemp(prefix=f"dpst-{out.stem}-", suffix=out.suffix, dir=folder)
             os.close(fd)
-            imageio.write_image(name, image)
+            _write(name, image)
             if report is not None:
                 imageio.write_json(name + ".json", report)
             return Path(name)
         except OSError:
             continue
     return None
+
+
+def _write(path, image) -> None:
+    """An array, or a :class:`dpst.imageio.Photo` (with its colour profile and EXIF data)."""
+    if isinstance(image, imageio.Photo):
+        imageio.write_photo(path, image)
+    else:
+        imageio.write_image(path, image)

@@ -1,0 +1,168 @@
+"""A look applied to a whole folder of photos: resumable, bad files listed, memory flat.
+
+Torch-free (the one-pass runtime's path). ``dpst fast FOLDER STYLE --out-dir OUT`` is a thin
+layer over :func:`run_folder`; a notebook can call it with any ``stylize`` function that maps
+8-bit pixels to 8-bit pixels.
+
+- Outputs keep their photo's name (and so its format) in ``out_dir``; a photo whose format
+  cannot be written (a GIF) gets a ``.png``.
+- A photo whose output exists is skipped, so a rerun after an interruption or a crash does only
+  what is left (writes are atomic: an output is whole or absent). ``out_dir/dpst-fast.json``
+  records what made the outputs (style, model, masks); a rerun with other settings is refused
+  in one line rather than mixing two looks in one folder.
+- A photo that cannot be read or written is listed and skipped; the others are done.
+- Photos are read one ahead and written behind on worker threads (Pillow releases the GIL),
+  so decoding and encoding overlap the model's work; at most three photos are in memory.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dpst.errors import DpstError, InputError
+from dpst.image_formats import IMAGE_FORMATS
+from dpst.imageio import Photo, atomic_write, read_photo, write_photo
+
+RECORD_FILE = "dpst-fast.json"
+RECORD_FORMAT = "dpst-fast-folder"
+# Extensions taken from a folder (what Pillow reads and photographers keep); a glob takes
+# whatever it matches.
+PHOTO_SUFFIXES = frozenset({*IMAGE_FORMATS, ".gif"})
+FALLBACK_SUFFIX = ".png"
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+@dataclass
+class FolderReport:
+    """What :func:`run_folder` did, photo by photo (paths of the inputs)."""
+
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # outputs already there
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (photo, one-line reason)
+
+
+def is_many(spec: str) -> bool:
+    """Whether a CONTENT argument names several photos (a folder or a glob pattern)."""
+    return Path(spec).is_dir() or bool(GLOB_CHARACTERS & set(spec))
+
+
+def content_files(spec: str) -> list[Path]:
+    """The photos a folder holds (by extension, not recursive) or a glob matches, sorted."""
+    if Path(spec).is_dir():
+        found = [p for p in Path(spec).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES]
+    else:
+        found = [Path(p) for p in glob.glob(spec, recursive=True)]
+    files = sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise InputError(f"{spec}: no photos found")
+    return files
+
+
+def output_path(photo: Path, out_dir: Path) -> Path:
+    """Where a photo's result goes: its name in ``out_dir`` (``.png`` if unwritable)."""
+    if photo.suffix.lower() in IMAGE_FORMATS:
+        return out_dir / photo.name
+    return out_dir / (photo.stem + FALLBACK_SUFFIX)
+
+
+def check_record(out_dir: Path, settings: dict[str, Any]) -> None:
+    """Refuse an ``out_dir`` whose results another style, model or setting made; record
+    ``settings`` when it has none."""
+    path = out_dir / RECORD_FILE
+    record = {"format": RECORD_FORMAT, "settings": settings}
+    if path.is_file():
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8")).get("settings")
+        except (OSError, ValueError, AttributeError):
+            raise InputError(f"{path}: unreadable; remove it to start this folder again") from None
+        changed = sorted(k for k in {*settings, *(earlier or {})}
+                         if (earlier or {}).get(k) != settings.get(k))  # fmt: skip
+        if changed:
+            raise InputError(
+                f"{out_dir} holds results made with other settings ({', '.join(changed)} "
+                f"differ): give another --out-dir, or remove {path.name} and the results"
+            )
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(record, indent=2) + "\n").encode()
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def run_folder(
+    photos: Iterable[Path],
+    out_dir: str | os.PathLike,
+    stylize: Callable[[np.ndarray], np.ndarray],
+    progress: Callable[[Path, str], None] | None = None,
+) -> FolderReport:
+    """Stylise every photo into ``out_dir``, skipping those already done.
+
+    Args:
+        photos: input paths (see :func:`content_files`).
+        stylize: 8-bit ``(H, W, 3)`` pixels -> 8-bit pixels of the same size.
+        progress: called after each photo with its path and "done", "skipped" or "failed".
+
+    Only errors of the photo itself (unreadable, unwritable: :class:`DpstError`, OSError) are
+    listed and skipped; anything else (a broken model, Ctrl-C) stops the run, and the photos
+    written so far stay.
+    """
+    out_dir = Path(out_dir)
+    report = FolderReport()
+    todo = []
+    for photo in photos:
+        if output_path(photo, out_dir).exists():
+            report.skipped.append(photo)
+            _tell(progress, photo, "skipped")
+        else:
+            todo.append(photo)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dpst-io") as pool:
+        reading = pool.submit(read_photo, todo[0]) if todo else None
+        writing: list[tuple[Path, Future]] = []
+        for index, photo in enumerate(todo):
+            current = reading
+            reading = pool.submit(read_photo, todo[index + 1]) if index + 1 < len(todo) else None
+            try:
+                source = current.result()
+                pixels = stylize(source.pixels)
+            except (DpstError, OSError) as error:
+                report.failed.append((photo, _one_line(error)))
+                _tell(progress, photo, "failed")
+                continue
+            result = Photo(pixels, source.icc_profile, source.exif)
+            writing.append((photo, pool.submit(write_photo, output_path(photo, out_dir), result)))
+            writing = _collect(writing, report, progress, keep=1)
+        _collect(writing, report, progress, keep=0)
+    return report
+
+
+def _collect(writing, report: FolderReport, progress, keep: int):
+    """Wait for all but the last ``keep`` writes, recording each outcome."""
+    while len(writing) > keep:
+        photo, future = writing.pop(0)
+        try:
+            future.result()
+        except (DpstError, OSError) as error:
+            report.failed.append((photo, _one_line(error)))
+            _tell(progress, photo, "failed")
+        else:
+            report.done.append(photo)
+            _tell(progress, photo, "done")
+    return writing
+
+
+def _tell(progress, photo: Path, outcome: str) -> None:
+    if progress is not None:
+        progress(photo, outcome)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
