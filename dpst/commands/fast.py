@@ -30,7 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "content",
         help="the photo to restyle; or a folder or a quoted glob of photos (with --out-dir)",
     )
-    p.add_argument("style", help="the photo whose look to take")
+    p.add_argument("style", nargs="?", help="the photo whose look to take (or --look)")
+    p.add_argument(
+        "--look", metavar="LOOK.dpst", help="a look from dpst look STYLE, instead of STYLE"
+    )
     options.add_output(p, "output image (one photo)", required=False)
     p.add_argument(
         "--out-dir",
@@ -73,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
     from dpst.errors import InputError
     from dpst.serve.batch import is_many
 
+    if args.look is not None:
+        from dpst.commands.look import fast_with_look
+
+        return fast_with_look(args)
+    if args.style is None:
+        raise InputError("give STYLE, or --look LOOK.dpst (from dpst look STYLE)")
     options.mask_files_given(args)
     if is_many(args.content):
         if args.out_dir is None or args.output is not None:

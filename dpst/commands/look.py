@@ -1,0 +1,213 @@
+"""``dpst look``: a style photo as a reusable look file, and a result as a 3D LUT.
+
+    dpst look STYLE -o look.dpst [--style-mask M]
+    dpst look export CONTENT (STYLE | --look look.dpst) -o look.cube [--lut-size 33] [--hald h.png]
+
+The first encodes a style photo once (:mod:`dpst.serve.preset`); ``dpst fast CONTENT --look
+look.dpst`` applies it without the photo. The second stylises CONTENT in one pass with a
+global look (no masks) and fits the ``.cube`` that takes the content's colours to the
+result's (:mod:`dpst.serve.look_export`), reporting how close the LUT comes. Torch-free.
+
+One parser serves both forms: a first argument ``export`` selects the second (a style photo
+named ``export`` is passed as ``./export``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dpst.commands import options
+
+USAGE = (
+    "dpst look STYLE -o LOOK.dpst [--style-mask MASK] [--model MODEL.onnx]\n"
+    "       dpst look export CONTENT (STYLE | --look LOOK.dpst) -o LOOK.cube "
+    "[--lut-size N] [--hald HALD.png]"
+)
+EXPORT = "export"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from dpst.commands.fast import add_model
+
+    p.usage = USAGE
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="ARG",
+        help="STYLE (a photo, to make a look), or: export CONTENT [STYLE]",
+    )
+    options.add_output(p, "the look file (.dpst), or for export the LUT (.cube)")
+    add_model(p)
+    p.add_argument("--style-mask", help="colour-coded mask or label map of STYLE (look only)")
+    p.add_argument(
+        "--mask-kind",
+        choices=("auto", "colour", "labels"),
+        default="auto",
+        help="how to read the mask file (default: decide from the file)",
+    )
+    p.add_argument("--look", metavar="LOOK.dpst", help="export: the look instead of STYLE")
+    p.add_argument("--lut-size", type=int, default=None, help="export: LUT_3D_SIZE (default 33)")
+    p.add_argument("--hald", metavar="HALD.png", help="export: also write a Hald CLUT (level 8)")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+
+
+def open_stylizer(args: argparse.Namespace):
+    """The FastStylizer of ``--model`` (else the default model), or a one-line error."""
+    from dpst.serve.runtime import (
+        DEFAULT_MODEL_PATH,
+        MODEL_ENV,
+        FastStylizer,
+        RuntimeModelError,
+        default_model_path,
+    )
+
+    model_path = args.model or default_model_path()
+    if model_path is None:
+        raise RuntimeModelError(
+            f"no fast model: pass --model, set {MODEL_ENV}, or export one to {DEFAULT_MODEL_PATH}"
+        )
+    return FastStylizer(model_path, threads=args.threads)
+
+
+def _check_outputs(outputs: dict, inputs: dict) -> list:
+    """Each output (suffix -> path) writable, of its suffix, and replacing no input."""
+    from pathlib import Path
+
+    from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
+    from dpst.errors import InputError
+
+    paths = []
+    for suffix, given in outputs.items():
+        check_not_a_folder(given)
+        path = Path(given)
+        if path.suffix.lower() != suffix:
+            raise InputError(f"{given}: this output is written as {suffix}")
+        check_writable_folder(path.parent)
+        paths.append(path)
+    check_no_clash(paths, inputs)
+    if len(paths) == 2:
+        check_no_clash(paths[:1], {"other output": paths[1]})
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.inputs[0] == EXPORT:
+        return _export(args)
+    return _make(args)
+
+
+def _make(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dpst.errors import InputError
+    from dpst.imageio import read_image
+    from dpst.serve.preset import LOOK_SUFFIX, encode_look, write_look
+
+    if len(args.inputs) != 1:
+        raise InputError(f"dpst look takes one STYLE photo (or: {EXPORT} CONTENT [STYLE])")
+    extra = [f for f, v in (("--look", args.look), ("--hald", args.hald), ("--lut-size",
+             args.lut_size)) if v is not None]  # fmt: skip
+    if extra:
+        raise InputError(f"{', '.join(extra)}: only for dpst look {EXPORT}")
+    style_path = args.inputs[0]
+    inputs = {"style photo": style_path, "--style-mask": args.style_mask, "--model": args.model}
+    (out,) = _check_outputs({LOOK_SUFFIX: args.output}, inputs)
+    style = read_image(style_path)
+    labels = None
+    if args.style_mask is not None:
+        from dpst.optim_reference.mask_files import read_mask
+
+        labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
+    stylizer = open_stylizer(args)
+    look = encode_look(stylizer, style, labels, Path(style_path).name)
+    write_look(out, look)
+    regions = "one region" if look.label_ids is None else f"labels {list(look.label_ids)}"
+    print(f"wrote {out} ({Path(style_path).name}, {regions}, model {look.model_id})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dpst.errors import InputError
+    from dpst.imageio import read_image
+    from dpst.serve.look_export import export_lut
+    from dpst.serve.lut_files import CUBE_SUFFIX
+    from dpst.serve.lut_fit import LutFitConfig
+    from dpst.serve.preset import apply_look, read_look
+
+    given = args.inputs[1:]
+    if len(given) not in (1, 2) or (len(given) == 2) == (args.look is not None):
+        raise InputError(f"dpst look {EXPORT} takes CONTENT and either STYLE or --look LOOK.dpst")
+    if args.style_mask is not None:
+        raise InputError(f"--style-mask: a LUT is global; dpst look {EXPORT} uses no masks")
+    config = LutFitConfig() if args.lut_size is None else LutFitConfig(size=args.lut_size)
+    config.validate()
+    content_path, style_path = given[0], (given[1] if len(given) == 2 else None)
+    inputs = {
+        "content photo": content_path,
+        "style photo": style_path,
+        "--look": args.look,
+        "--model": args.model,
+    }
+    outputs = {CUBE_SUFFIX: args.output}
+    if args.hald is not None:
+        outputs[".png"] = args.hald
+    paths = _check_outputs(outputs, inputs)
+    look = read_look(args.look) if args.look is not None else None
+    content = read_image(content_path)
+    style = read_image(style_path) if style_path is not None else None
+    stylizer = open_stylizer(args)
+    if look is not None:
+        output = apply_look(stylizer, look, content, name=args.look)
+        title = f"dpst look {Path(args.look).stem}"
+    else:
+        output = stylizer.stylize(content, style)
+        title = f"dpst look {Path(style_path).stem}"
+    hald = paths[1] if len(paths) == 2 else None
+    result = export_lut(content, output, paths[0], config, hald_path=hald, title=title)
+    also = f" and {hald}" if hald else ""
+    print(
+        f"wrote {paths[0]}{also} ({config.size}-node LUT); fit error: mean CIEDE2000 "
+        f"{result.mean_de2000:.2f} (95th percentile {result.p95_de2000:.2f}) between the "
+        f"one-pass result and the LUT applied to the content"
+    )
+    return 0
+
+
+def fast_with_look(args: argparse.Namespace) -> int:
+    """``dpst fast CONTENT --look LOOK.dpst -o OUT``: the look applied without its photo."""
+    import time
+
+    from dpst.commands.outputs import check_image_output, write_image_or_rescue
+    from dpst.errors import InputError
+    from dpst.imageio import read_image
+    from dpst.serve.preset import apply_look, read_look
+
+    start = time.perf_counter()
+    if args.style is not None:
+        raise InputError("give STYLE or --look, not both")
+    if args.style_mask is not None:
+        raise InputError("with --look the style's masks are in the look: give --content-mask only")
+    if args.out_dir is not None or args.output is None:
+        raise InputError("--look stylises one photo: give CONTENT and -o OUTPUT")
+    inputs = {
+        "content photo": args.content,
+        "--look": args.look,
+        "--content-mask": args.content_mask,
+        "--model": args.model,
+    }
+    out = check_image_output(args.output, inputs)
+    look = read_look(args.look)
+    content = read_image(args.content)
+    labels = None
+    if args.content_mask is not None:
+        from dpst.optim_reference.mask_files import read_mask
+
+        labels = read_mask(args.content_mask, content.shape[:2], args.mask_kind)
+    stylizer = open_stylizer(args)
+    result = apply_look(stylizer, look, content, labels, args.look)
+    write_image_or_rescue(out, result)
+    height, width = result.shape[:2]
+    print(f"wrote {args.output} ({width}x{height}) in {time.perf_counter() - start:.2f} s")
+    return 0

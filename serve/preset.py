@@ -1,0 +1,279 @@
+"""Looks (presets): a style photo encoded once, kept in one file, applied without the photo.
+
+Torch-free (NumPy, Pillow). ``dpst look STYLE -o look.dpst`` writes one, ``dpst fast
+--look look.dpst`` and ``dpst look export --look`` apply it; the demo calls
+:func:`look_bytes` and :func:`read_look`.
+
+File format ``dpst-look``, version 1: a zip archive holding
+
+- ``manifest.json``: ``format`` ("dpst-look"), ``format_version`` (1), ``dpst_version``,
+  ``model_id`` (the ``model_id`` of the ONNX model that encoded it: a look applies only with
+  that model, since the code is its encoder's features), ``label_ids`` (the style mask's label
+  ids in code order: label ``label_ids[i]`` of a content mask takes entry i of the code;
+  ``null`` for a look made without masks), ``style`` (the style file's name, for people),
+  ``code`` (the file of each style-code array, by name: ``style_mean`` ...);
+- one NumPy ``.npy`` file per style-code array (float32, shapes as the model's inputs),
+  read with ``allow_pickle=False``: a look file never runs code;
+- ``thumbnail.jpg``: the style photo, at most :data:`THUMBNAIL_SIDE` px on the long side.
+
+A damaged, truncated, foreign or newer file is refused with one line (InputError).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dpst import __version__
+from dpst.constants import UNLABELLED
+from dpst.errors import InputError
+from dpst.imageio import atomic_write, resize_long_side, to_uint8
+from dpst.models.onnx_format import STYLE_CODE
+
+LOOK_FORMAT = "dpst-look"
+LOOK_FORMAT_VERSION = 1
+LOOK_SUFFIX = ".dpst"
+MANIFEST = "manifest.json"
+THUMBNAIL = "thumbnail.jpg"
+THUMBNAIL_SIDE = 256
+# Real looks are tens of KB; a member claiming more is damage or a zip bomb.
+MAX_MEMBER_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class Look:
+    """A style photo's encoding for one model.
+
+    Attributes:
+        code: the style code, float32 arrays in ``STYLE_CODE`` order (read-only).
+        model_id: the model that encoded it.
+        label_ids: the style mask's labels in code order (None: made without masks).
+        thumbnail: the style photo as JPEG bytes.
+        style_name: the style file's name ("" when unknown).
+        dpst_version: the dpst that wrote it.
+    """
+
+    code: tuple[np.ndarray, ...]
+    model_id: str
+    label_ids: tuple[int, ...] | None
+    thumbnail: bytes
+    style_name: str = ""
+    dpst_version: str = __version__
+
+
+def _thumbnail(style: np.ndarray) -> bytes:
+    small = resize_long_side(style, min(THUMBNAIL_SIDE, max(style.shape[:2])))
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(small)).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def encode_look(
+    stylizer, style: np.ndarray, style_labels: np.ndarray | None = None, style_name: str = ""
+) -> Look:
+    """Encode ``style`` (``(H, W, 3)`` in [0, 1]) with a :class:`FastStylizer
+    <dpst.serve.runtime.FastStylizer>`; ``style_labels``: its mask as read from a file
+    (any label ids, -1 unlabelled), or None for one region."""
+    from dpst.serve.runtime import check_image
+
+    style = check_image(style, "style")
+    label_ids = None
+    if style_labels is not None:
+        style_labels = np.asarray(style_labels, dtype=np.int64)
+        ids = np.unique(style_labels)
+        ids = ids[ids != UNLABELLED]
+        if len(ids) == 0:
+            raise InputError("the style mask labels no pixel (every pixel is unlabelled)")
+        if len(ids) > stylizer.max_labels:
+            raise InputError(
+                f"the style mask uses {len(ids)} labels but the model handles at most "
+                f"{stylizer.max_labels}; merge some regions"
+            )
+        label_ids = tuple(int(i) for i in ids)
+        style_labels = _renumber(style_labels, ids)
+    code = stylizer.encode_style(style, style_labels)
+    model_id = str(stylizer.metadata["model_id"])
+    return Look(tuple(code), model_id, label_ids, _thumbnail(style), style_name)
+
+
+def _renumber(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Label ``ids[i]`` -> i; every other label -> unlabelled."""
+    index = np.minimum(np.searchsorted(ids, labels), len(ids) - 1)
+    return np.where(ids[index] == labels, index, UNLABELLED)
+
+
+def look_to_bytes(look: Look) -> bytes:
+    """The ``.dpst`` file's bytes."""
+    manifest = {
+        "format": LOOK_FORMAT,
+        "format_version": LOOK_FORMAT_VERSION,
+        "dpst_version": look.dpst_version,
+        "model_id": look.model_id,
+        "label_ids": None if look.label_ids is None else list(look.label_ids),
+        "style": look.style_name,
+        "code": {name: f"{name}.npy" for name in STYLE_CODE},
+        "thumbnail": THUMBNAIL,
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        for name, array in zip(STYLE_CODE, look.code, strict=True):
+            npy = io.BytesIO()
+            np.save(npy, np.asarray(array, dtype=np.float32), allow_pickle=False)
+            archive.writestr(f"{name}.npy", npy.getvalue())
+        archive.writestr(THUMBNAIL, look.thumbnail)
+    return buffer.getvalue()
+
+
+def write_look(path: str | os.PathLike, look: Look) -> Path:
+    """Write ``look`` to ``path`` atomically; returns the path."""
+    data = look_to_bytes(look)
+    atomic_write(path, lambda fh: fh.write(data))
+    return Path(path)
+
+
+def look_bytes(
+    stylizer, style: np.ndarray, style_labels: np.ndarray | None = None, style_name: str = ""
+) -> bytes:
+    """The ``.dpst`` file of ``style`` for this stylizer (what the demo offers to download)."""
+    return look_to_bytes(encode_look(stylizer, style, style_labels, style_name))
+
+
+def read_look(source: str | os.PathLike | bytes) -> Look:
+    """A look from a ``.dpst`` file's path or bytes; InputError (one line) if it is not one."""
+    name = "the look" if isinstance(source, bytes) else str(source)
+    try:
+        if not isinstance(source, bytes):
+            source = Path(source).read_bytes()
+        with zipfile.ZipFile(io.BytesIO(source)) as archive:
+            return _parse(archive, name)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: a folder, not a look file") from None
+    except zipfile.BadZipFile:
+        raise InputError(f"{name}: not a dpst look file (not a zip archive)") from None
+    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as err:
+        detail = " ".join(str(getattr(err, "strerror", None) or err).split())
+        raise InputError(f"{name}: damaged look file ({type(err).__name__}: {detail})") from None
+
+
+def _member(archive: zipfile.ZipFile, member: str, name: str) -> bytes:
+    try:
+        info = archive.getinfo(member)
+    except KeyError:
+        raise InputError(f"{name}: damaged look file (no {member})") from None
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise InputError(f"{name}: damaged look file ({member} claims {info.file_size} bytes)")
+    return archive.read(member)  # checks the CRC: a flipped byte fails here
+
+
+def _parse(archive: zipfile.ZipFile, name: str) -> Look:
+    try:
+        manifest = json.loads(_member(archive, MANIFEST, name))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{name}: damaged look file (manifest is not JSON)") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != LOOK_FORMAT:
+        raise InputError(f"{name}: not a dpst look file (format {LOOK_FORMAT!r} expected)")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= LOOK_FORMAT_VERSION:
+        raise InputError(
+            f"{name}: look format version {version!r} (written by dpst "
+            f"{manifest.get('dpst_version', '?')}); this dpst reads up to "
+            f"{LOOK_FORMAT_VERSION}: upgrade dpst or make the look again"
+        )
+    model_id, labels = manifest.get("model_id"), manifest.get("label_ids")
+    files = manifest.get("code")
+    valid_labels = labels is None or (
+        isinstance(labels, list)
+        and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in labels)
+        and labels == sorted(set(labels))
+        and len(labels) > 0
+    )
+    if not isinstance(model_id, str) or not valid_labels or not isinstance(files, dict):
+        raise InputError(f"{name}: damaged look file (manifest fields model_id, label_ids, code)")
+    if set(files) != set(STYLE_CODE) or not all(isinstance(f, str) for f in files.values()):
+        raise InputError(f"{name}: damaged look file (the style code is {STYLE_CODE})")
+    code = tuple(_array(_member(archive, files[key], name), name, key) for key in STYLE_CODE)
+    thumbnail = _member(archive, str(manifest.get("thumbnail", THUMBNAIL)), name)
+    return Look(
+        code=code,
+        model_id=model_id,
+        label_ids=None if labels is None else tuple(labels),
+        thumbnail=thumbnail,
+        style_name=str(manifest.get("style", "")),
+        dpst_version=str(manifest.get("dpst_version", "?")),
+    )
+
+
+def _array(data: bytes, name: str, key: str) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:  # pickled objects are a ValueError here
+        problem = " ".join(str(err).split())[:120]
+        raise InputError(f"{name}: damaged look file ({key}: {problem})") from None
+    if not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.ndim < 2:
+        raise InputError(f"{name}: damaged look file ({key} is not a float32 array)")
+    if not np.isfinite(array).all():
+        raise InputError(f"{name}: damaged look file ({key} holds non-finite values)")
+    array.flags.writeable = False
+    return array
+
+
+def check_model(look: Look, stylizer, name: str = "the look") -> None:
+    """A look applies only with the model that encoded it; InputError otherwise."""
+    model_id = str(stylizer.metadata["model_id"])
+    if look.model_id != model_id:
+        raise InputError(
+            f"{name} was made with model {look.model_id}, not this one ({model_id}, "
+            f"{stylizer.model_path}): make it again with dpst look STYLE --model "
+            f"{stylizer.model_path}"
+        )
+
+
+def content_labels_for_look(look: Look, content: np.ndarray, content_labels: np.ndarray):
+    """A content mask as read from a file (any ids, -1 unlabelled) in the look's numbering.
+
+    The paper's rule as :mod:`dpst.serve.one_pass_labels` applies it: a content label the
+    style has takes that label's look; one it lacks takes the style region of the closest
+    mean colour (the style's colours are the code's per-label colour means).
+    """
+    if look.label_ids is None:
+        raise InputError(
+            "this look was made without a style mask: drop --content-mask, or make the look "
+            "again with --style-mask"
+        )
+    labels = np.asarray(content_labels, dtype=np.int64)
+    ids = np.asarray(look.label_ids, dtype=np.int64)
+    style_means = np.asarray(look.code[STYLE_CODE.index("style_colour_mean")][0, : len(ids)])
+    out = _renumber(labels, ids)
+    image = np.asarray(content, dtype=np.float64)
+    for orphan in sorted(set(np.unique(labels).tolist()) - set(ids.tolist()) - {UNLABELLED}):
+        region = labels == orphan
+        colour = image[region].mean(axis=0)
+        out[region] = int(np.argmin(((style_means - colour) ** 2).sum(axis=1)))
+    if not (out != UNLABELLED).any():
+        raise InputError("the content mask labels no pixel (every pixel is unlabelled)")
+    return out
+
+
+def apply_look(
+    stylizer,
+    look: Look,
+    content: np.ndarray,
+    content_labels: np.ndarray | None = None,
+    name: str = "the look",
+) -> np.ndarray:
+    """``content`` in ``look`` (``(H, W, 3)`` float32 in [0, 1]); ``content_labels`` as read
+    from a mask file, or None for one region. Refuses a look of another model."""
+    check_model(look, stylizer, name)
+    if content_labels is not None:
+        content_labels = content_labels_for_look(look, content, content_labels)
+    return stylizer.stylize_with_code(content, look.code, content_labels)
