@@ -215,7 +215,7 @@ class AppCallbacks:
         if path is None:
             return None, keep
         try:
-            check_photo(path, what, self.engine.config.max_pixels)
+            check_photo(path, what, self.engine.config.pixel_limit)
         except DpstError as err:
             return None, error_html(str(err))
         return gr.update(value={"background": path, "layers": [], "composite": None}), keep

@@ -187,7 +187,7 @@ class DemoEngine:
     # -- inputs --------------------------------------------------------------------------
 
     def read_pair(self, content: Any, style: Any) -> tuple[np.ndarray, np.ndarray]:
-        cap = self.config.max_pixels
+        cap = self.config.pixel_limit
         return (
             inputs.read_photo(content, "content photo", cap),
             inputs.read_photo(style, "style photo", cap),
@@ -197,7 +197,7 @@ class DemoEngine:
         self, request: MaskRequest, content: np.ndarray, style: np.ndarray, work_side: int
     ) -> Masks:
         """Label maps at the photos' sizes for ``request`` (None, None: one region)."""
-        cap, mode = self.config.max_pixels, request.mode
+        cap, mode = self.config.pixel_limit, request.mode
         if mode not in MASK_MODES:
             raise InputError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
         if mode == "none":
@@ -260,7 +260,8 @@ class DemoEngine:
             policy = LabelPolicy(min_fraction=self.config.min_fraction)
             cl, sl, _ = prepare_labels(cl, sl, content_img, style_img, self.fast.max_labels, policy)
         t1 = time.perf_counter()
-        image = self.fast.stylize(content_img, style_img, content_labels=cl, style_labels=sl)
+        # 8-bit out: the result is shown and saved as 8-bit anyway, at a quarter of the memory.
+        image = self.fast.stylize(content_img, style_img, cl, sl, dtype=np.uint8)
         t2 = time.perf_counter()
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}

@@ -40,9 +40,10 @@ class FakeStylizer:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def stylize(self, content, style, content_labels=None, style_labels=None):
+    def stylize(self, content, style, content_labels=None, style_labels=None, dtype=np.float32):
         self.calls.append((content.shape, style.shape, content_labels, style_labels))
-        return np.clip(0.5 * content + 0.5 * style.mean(axis=(0, 1)), 0, 1).astype(np.float32)
+        out = np.clip(0.5 * content + 0.5 * style.mean(axis=(0, 1)), 0, 1).astype(np.float32)
+        return out if dtype == np.float32 else np.rint(out * 255).astype(np.uint8)
 
 
 @pytest.fixture
@@ -265,7 +266,18 @@ def test_serve_command_line(tmp_path):
     args = build_parser().parse_args(["serve", "--backbone", "random", "--masks", "none"])
     config = build_config(args)
     assert (args.host, config.backbone, config.segmenter) == ("127.0.0.1", "random", None)
-    assert config.max_pixels == 25_000_000
+    # The cap follows from the memory budget: every Fast slot and a Quality job at once.
+    from dpst.serve.app_config import FAST_BYTES_PER_PIXEL, QUALITY_BYTES_PER_PIXEL, AppConfig
+
+    per_pixel = config.fast_concurrency * FAST_BYTES_PER_PIXEL + QUALITY_BYTES_PER_PIXEL
+    args = build_parser().parse_args(["serve", "--memory-budget", "2048", "--masks", "none"])
+    budgeted = build_config(args)
+    assert budgeted.pixel_limit == 2048 * 2**20 // per_pixel
+    assert budgeted.pixel_limit * per_pixel <= 2048 * 2**20
+    fewer = AppConfig(memory_budget_mb=2048, fast_concurrency=1)
+    assert fewer.pixel_limit > budgeted.pixel_limit  # fewer slots, larger photos
+    args = build_parser().parse_args(["serve", "--max-megapixels", "3", "--masks", "none"])
+    assert build_config(args).pixel_limit == 3_000_000  # an explicit cap wins
     assert main(["serve", "--model", str(tmp_path / "missing.onnx")]) == 2
 
 

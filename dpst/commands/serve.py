@@ -26,6 +26,7 @@ FLAGS = {
     "vgg_weights": "vgg_weights",
     "device": "device",
     "max_upload_mb": "max_upload_mb",
+    "memory_budget": "memory_budget_mb",
     "queue_size": "queue_size",
     "quality_queue": "quality_queue_size",
     "fast_concurrency": "fast_concurrency",
@@ -47,7 +48,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--share", action="store_true", help="also open a public Gradio link")
     options.add_backbone(p, "Quality mode's network (fetched when the server starts)")
     options.add_device(p, " (Quality mode)")
-    p.add_argument("--max-megapixels", type=float, help="largest image accepted (25)")
+    p.add_argument(
+        "--memory-budget",
+        type=int,
+        metavar="MB",
+        help="memory the jobs may use at once (default: half of this machine's); the largest "
+        "photo accepted follows from it",
+    )
+    p.add_argument(
+        "--max-megapixels",
+        type=float,
+        help="largest image accepted (default: what --memory-budget allows for every Fast "
+        "slot and one Quality job at once)",
+    )
     p.add_argument("--max-upload-mb", type=int, help="largest upload (25 MB)")
     p.add_argument("--queue-size", type=int, help="Fast requests that may wait (16)")
     p.add_argument(
@@ -150,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
         "random backbone (meaningless results)" if config.backbone == "random" else "VGG-19"
     )
     say(f"quality mode: {quality}")
+    say(
+        f"photos up to {config.pixel_limit / 1e6:.1f} MP ({config.fast_concurrency} Fast jobs "
+        f"and one Quality job at once; --memory-budget, --max-megapixels)"
+    )
     demo = build_app(config, engine)
     # A service manager stops us with SIGTERM: exit as on Ctrl-C, so the results folder
     # (removed at exit) does not stay behind.
