@@ -65,11 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(cmd: list[str], env: dict[str, str] | None = None) -> float:
+def _run(cmd: list[str], env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> float:
     print("$ " + " ".join(cmd), flush=True)
     start = time.perf_counter()
     code = subprocess.call(cmd, env=env)
-    if code != 0:
+    if code not in ok:
         raise SystemExit(f"failed with exit code {code}: {' '.join(cmd[:4])} ...")
     return time.perf_counter() - start
 
@@ -89,7 +89,9 @@ def targets(args: argparse.Namespace, manifest: Path, out: Path) -> float:
            "--quiet", *_backbone_flags(args)]  # fmt: skip
     if args.multiscale:
         cmd.append("--multiscale")
-    return _run(cmd, env)
+    # Exit 1: some pairs failed (the shared examples hold one unreadable style photo); the
+    # summary lists them and the benchmark uses the pairs that were done.
+    return _run(cmd, env, ok=(0, 1))
 
 
 def train(args: argparse.Namespace, manifest: Path, run_dir: Path) -> float:

@@ -79,7 +79,7 @@ def run_once(manifest: Path, out: Path, procs: int, args: argparse.Namespace) ->
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    if proc.returncode != 0:
+    if proc.returncode not in (0, 1):  # 1: some pairs failed; the summary counts those done
         raise SystemExit(f"dpst targets failed with {procs} process(es):\n{proc.stderr[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
     logs = [
