@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "the generator as ONNX for the torch-free runtime"),
     "fast": ("fast", "one pass of the exported model (ONNX Runtime, no torch)"),
     "look": ("look", "a style photo as a reusable look file; a result as a 3D LUT (.cube)"),
+    "video": ("video", "a video restyled by the one-pass model or a LUT (no torch)"),
 }
 
 

@@ -1,0 +1,115 @@
+"""``dpst video IN STYLE -o OUT``: a video restyled by the one-pass model, torch-free.
+
+A thin layer over :func:`dpst.serve.video.process_video` with
+:class:`dpst.serve.video_frames.ModelFrames` (the grid smoothed over time), or
+:class:`~dpst.serve.video_frames.LutFrames` with ``--lut``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dpst.commands.fast import add_model
+
+HELP_SMOOTHING = (
+    "weight of the past in the moving average of the model's colour grid, in [0, 1) (default "
+    "0.8: it forgets with a time constant of 5 frames); 0 stylises every frame on its own, "
+    "which may flicker. The average restarts at a scene cut (see --scene-cut)"
+)
+HELP_CUT = (
+    "a frame whose 256 px image differs from the previous one's by more than this mean "
+    "absolute change (0..1; default 0.1) starts a new scene: the average restarts there, so a "
+    "new shot never takes the last one's colours; 1 never restarts"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="the video to restyle (any format FFmpeg reads)")
+    p.add_argument("style", nargs="?", help="the photo whose look to take (not with --lut)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="the video to write (.mp4, .mkv, .mov, .webm, ...; the container follows the "
+        "extension); written to a hidden temporary file beside it and renamed at the end, "
+        "which an error or Ctrl-C deletes",
+    )
+    p.add_argument(
+        "--lut",
+        metavar="FILE.cube",
+        help="apply this 3D LUT to every frame instead of the model (no style photo)",
+    )
+    add_model(p)
+    p.add_argument(
+        "--temporal-smoothing", type=float, default=0.8, metavar="S", help=HELP_SMOOTHING
+    )
+    p.add_argument("--scene-cut", type=float, default=0.1, metavar="D", help=HELP_CUT)
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+
+
+def _frames(args: argparse.Namespace):
+    """The per-frame callable, every input checked (a bad LUT, style or model: one line)."""
+    from dpst.errors import InputError
+    from dpst.serve.video_frames import LutFrames, ModelFrames, TemporalConfig
+
+    if args.lut is not None:
+        if args.style is not None:
+            raise InputError("give a style photo or --lut, not both")
+        return LutFrames(args.lut), f"the LUT {args.lut}"
+    if args.style is None:
+        raise InputError("give the style photo (or --lut FILE.cube)")
+    from dpst.commands.fast import _model_path
+    from dpst.imageio import read_image
+    from dpst.serve.runtime import FastStylizer
+
+    config = TemporalConfig(args.temporal_smoothing, args.scene_cut)
+    config.validate()
+    style = read_image(args.style)
+    stylizer = FastStylizer(_model_path(args), threads=args.threads)
+    return ModelFrames(stylizer, stylizer.encode_style(style), config), stylizer.provider
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
+    from dpst.commands.signals import termination_as_interrupt
+    from dpst.serve.video import check_output_format, probe, process_video
+
+    check_not_a_folder(args.output)
+    out = Path(args.output)
+    check_output_format(out)
+    check_writable_folder(out.parent)
+    inputs = {"input video": args.input, "style photo": args.style, "--lut": args.lut,
+              "--model": args.model}  # fmt: skip
+    check_no_clash([out], inputs)
+    info = probe(args.input)
+    frames, runs_on = _frames(args)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=info.frames or None, unit="frame", disable=None, file=sys.stderr)
+    with termination_as_interrupt() as received:
+        try:
+            report = process_video(args.input, out, frames, lambda n: bar.update(1))
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"dpst video: interrupted ({received.name()}): nothing written, the "
+                  f"partial file deleted", file=sys.stderr)  # fmt: skip
+            return received.exit_code()
+        finally:
+            bar.close()
+    codec = (report.encoder if report.same_codec else
+             f"{report.encoder} ({report.decoder} cannot be written here)")  # fmt: skip
+    fps = report.frames / report.seconds if report.seconds else 0.0
+    print(
+        f"wrote {out} ({report.width}x{report.height}, {report.frames} frames at "
+        f"{float(report.rate):g} fps, {codec}, {report.audio_streams} audio stream(s) copied) "
+        f"in {report.seconds:.1f} s ({fps:.2f} frames/s, {runs_on})"
+    )
+    if report.dropped_streams:
+        print(f"dpst video: warning: not copied: {', '.join(report.dropped_streams)}",
+              file=sys.stderr)  # fmt: skip
+    return 0

@@ -1,0 +1,292 @@
+"""A video restyled frame by frame, streaming, with PyAV: audio copied, timing kept.
+
+:func:`process_video` decodes the first video stream, passes each frame through a callable
+(``(H, W, 3)`` uint8 RGB in and out, e.g. :class:`dpst.serve.video_frames.ModelFrames`),
+encodes it, and copies every audio stream's packets as they are (no re-encoding), interleaved
+as read. One frame is in flight at a time (plus what the codecs buffer), so memory does not
+grow with the clip's length.
+
+The output keeps the input's frame rate, time base and timestamps, and its codec when this
+FFmpeg can encode it into the output's container (h264 -> libx264, hevc -> libx265, vp9 ->
+libvpx-vp9, ...), else the first of :data:`FALLBACK_ENCODERS` the container takes; pixels are
+yuv420p (yuv444p for odd sizes when the encoder has it). The container follows the output's
+extension.
+
+It is written to a hidden temporary file beside the output and renamed over it at the end;
+on any error or interrupt the temporary file is deleted, so the output's name never holds a
+partial video (only a killed process, SIGKILL, can leave ``.NAME.*.partial.EXT`` behind).
+
+Torch-free. Errors in the input (no video stream, unreadable or corrupt data, a codec this
+FFmpeg cannot decode, audio the output's container cannot hold) are InputErrors.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from dpst.errors import InputError
+
+# Tried in order when the input's codec cannot be written: widely played, and in every
+# PyAV wheel (libx264 for .mp4/.mkv/.mov, VP9 for .webm, MPEG-4 part 2 for .avi and others).
+FALLBACK_ENCODERS = ("libx264", "libvpx-vp9", "mpeg4")
+# Quality of the x264/x265 encodes (constant rate factor): 18 is near-transparent, so the
+# re-encode adds little loss to the input's own.
+CRF = "18"
+# Bits per pixel per frame for encoders without a CRF when the input's bit rate is unknown
+# (0.1 is about 5 Mbit/s at 1080p25).
+BITS_PER_PIXEL = 0.1
+# MPEG-4 part 2 cannot count time in finer units than this.
+MAX_TIME_BASE_DENOMINATOR = 65535
+
+Frames = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class VideoReport:
+    """What :func:`process_video` did."""
+
+    frames: int = 0
+    width: int = 0
+    height: int = 0
+    rate: Fraction | None = None
+    decoder: str = ""
+    encoder: str = ""
+    same_codec: bool = False
+    pix_fmt: str = ""
+    audio_streams: int = 0
+    dropped_streams: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise InputError("dpst video needs PyAV: pip install av") from None
+    return av
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _first_line(err: BaseException) -> str:
+    # FFmpeg's errors carry the file name and errno in str(); strerror is the reason alone.
+    text = (getattr(err, "strerror", None) or str(err)).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:200]
+
+
+def check_output_format(path: str | os.PathLike) -> str:
+    """The FFmpeg container ``path``'s extension names, if it can hold video; else InputError.
+
+    Nothing is created: an output container with no stream writes no file.
+    """
+    av = _av()
+    try:
+        container = av.open(os.fspath(path), "w")
+    except ValueError:
+        raise InputError(f"{path}: unknown video format (use .mp4, .mkv, .mov or .webm)") from None
+    try:
+        kind = "an image" if container.format.name == "image2" else f"a {container.format.name}"
+        if kind == "an image" or not _encoders_for(container):
+            raise InputError(
+                f"{path}: {kind} file cannot hold video (use .mp4, .mkv, .mov or .webm)"
+            )
+        return container.format.name
+    finally:
+        container.close()
+
+
+def _encoders_for(container, codec: str | None = None) -> list[str]:
+    """Encoder names for ``codec`` then the fallbacks, those this container takes."""
+    av = _av()
+    found = []
+    for name in ([codec] if codec else []) + list(FALLBACK_ENCODERS):
+        try:
+            encoder = av.codec.Codec(name, "w")
+        except (av.error.FFmpegError, ValueError):  # no encoder of that name in this FFmpeg
+            continue
+        takes = container.supported_codecs
+        if encoder.type == "video" and (encoder.name in takes or name in takes):
+            if encoder.name not in found:
+                found.append(encoder.name)
+    return found
+
+
+def _open_input(path: str | os.PathLike):
+    av = _av()
+    if not Path(path).is_file():
+        raise InputError(f"video not found: {path}")
+    try:
+        source = av.open(os.fspath(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{path} is not a readable video ({_first_line(err)})") from None
+    if not source.streams.video:
+        source.close()
+        raise InputError(f"{path} has no video stream")
+    video = source.streams.video[0]
+    if video.codec_context is None:
+        source.close()
+        raise InputError(f"{path}: its video codec is not one this FFmpeg decodes")
+    return source, video
+
+
+def probe(path: str | os.PathLike) -> VideoReport:
+    """The input's size, frame count (0 if the container does not say), rate and codec,
+    read from its header only; InputError for a file :func:`process_video` would refuse."""
+    source, video = _open_input(path)
+    with source:
+        return VideoReport(
+            frames=int(video.frames or 0),
+            width=video.codec_context.width,
+            height=video.codec_context.height,
+            rate=video.average_rate or video.guessed_rate,
+            decoder=video.codec_context.name,
+            audio_streams=len(source.streams.audio),
+        )
+
+
+def process_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    frames: Frames,
+    progress: Callable[[int], None] | None = None,
+) -> VideoReport:
+    """Write ``dst``: ``src`` with every frame passed through ``frames``, its audio copied.
+
+    ``progress(n)`` is called after each frame written (n so far). Raises InputError for a
+    bad input (module docstring); the output's name is written only when the whole video is.
+    """
+    av = _av()
+    start = time.perf_counter()
+    source, video = _open_input(src)
+    dst = Path(dst)
+    with source:
+        fd, name = tempfile.mkstemp(
+            prefix=f".{dst.stem}.", suffix=f".partial{dst.suffix}", dir=dst.parent or None
+        )
+        os.close(fd)
+        temp = Path(name)
+        try:
+            report = _transcode(av, source, video, temp, frames, progress, src)
+            os.chmod(temp, 0o666 & ~_umask())  # the usual permissions, not mkstemp's 0600
+            os.replace(temp, dst)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> VideoReport:
+    report = VideoReport(decoder=video.codec_context.name)
+    # PyAV guesses the container from the temporary name's extension, the output's.
+    with av.open(os.fspath(temp), "w") as output:
+        encoders = _encoders_for(output, video.codec_context.name)
+        if not encoders:
+            raise InputError(f"no encoder for video in a {output.format.name} file")
+        report.encoder = encoders[0]
+        report.same_codec = av.codec.Codec(report.encoder, "w").id == video.codec_context.codec.id
+        # Every stream exists before the first packet is muxed (the header is written then).
+        width, height = video.codec_context.width, video.codec_context.height
+        if not (width and height):
+            raise InputError(f"{src}: its video stream does not say its frame size")
+        out_video = _add_video(output, video, (height, width), report)
+        audio_out = {}
+        for stream in source.streams.audio:
+            if stream.codec_context.name not in output.supported_codecs:
+                raise InputError(
+                    f"{src}: its {stream.codec_context.name} audio cannot go in a "
+                    f"{output.format.name} file (copied as it is): write {Path(src).suffix} "
+                    f"or .mkv"
+                )
+            audio_out[stream.index] = output.add_stream_from_template(stream)
+        report.audio_streams = len(audio_out)
+        report.dropped_streams = [
+            f"{s.type} #{s.index}"
+            for s in source.streams
+            if s.index != video.index and s.index not in audio_out
+        ]
+        for packet, frame in _decoded(av, source, video, src):
+            if frame is None:
+                packet.stream = audio_out[packet.stream.index]
+                output.mux(packet)
+                continue
+            if (frame.width, frame.height) == (width, height):
+                rgb = frame.to_ndarray(format="rgb24")
+            else:  # a size change mid-stream: one output size
+                rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+            styled = frames(rgb)
+            if styled.shape != rgb.shape or styled.dtype != np.uint8:
+                raise ValueError(f"frames() returned {styled.shape} {styled.dtype}")
+            new = av.VideoFrame.from_ndarray(styled, format="rgb24")
+            new.pts, new.time_base = _timestamp(frame, report.frames, report.rate)
+            output.mux(out_video.encode(new))
+            report.frames += 1
+            if progress is not None:
+                progress(report.frames)
+        if report.frames == 0:
+            raise InputError(f"{src}: its video stream holds no frame")
+        output.mux(out_video.encode(None))
+    return report
+
+
+def _decoded(av, source, video, src):
+    """``(packet, None)`` for each audio packet to copy and ``(None, frame)`` for each
+    decoded video frame, in file order. FFmpeg's errors here are the input's (corrupt data, a
+    codec without a decoder): InputError; the encoders' are not caught."""
+    packets = source.demux([video, *source.streams.audio])
+    while True:
+        try:
+            packet = next(packets, None)
+            if packet is None:
+                return
+            if packet.stream.index != video.index:
+                if packet.dts is not None:  # else the demuxer's empty end-of-stream packet
+                    yield packet, None
+                continue
+            decoded = packet.decode()
+        except av.error.FFmpegError as err:
+            raise InputError(f"{src}: cannot decode its video ({_first_line(err)})") from None
+        for frame in decoded:
+            yield None, frame
+
+
+def _add_video(output, video, shape, report: VideoReport):
+    height, width = shape[:2]
+    rate = video.average_rate or video.guessed_rate or Fraction(25)
+    stream = output.add_stream(report.encoder, rate=rate)
+    stream.width, stream.height = width, height
+    names = [f.name for f in (stream.codec_context.codec.video_formats or ())]
+    pix_fmt = "yuv420p"
+    if (width % 2 or height % 2) and "yuv444p" in names:
+        pix_fmt = "yuv444p"  # 4:2:0 needs even sizes
+    elif names and pix_fmt not in names:
+        pix_fmt = names[0]
+    stream.pix_fmt = pix_fmt
+    if video.time_base and video.time_base.denominator <= MAX_TIME_BASE_DENOMINATOR:
+        stream.codec_context.time_base = video.time_base  # the input's timestamps, exactly
+    if report.encoder in ("libx264", "libx265"):
+        stream.codec_context.options = {"crf": CRF}
+    else:
+        bit_rate = video.bit_rate or video.codec_context.bit_rate
+        stream.bit_rate = int(bit_rate or BITS_PER_PIXEL * width * height * float(rate))
+    report.width, report.height, report.rate, report.pix_fmt = width, height, rate, pix_fmt
+    return stream
+
+
+def _timestamp(frame, index: int, rate: Fraction) -> tuple[int, Fraction]:
+    """The decoded frame's own timestamp, or its place at the frame rate when it has none."""
+    if frame.pts is not None and frame.time_base is not None:
+        return frame.pts, frame.time_base
+    return index, 1 / rate

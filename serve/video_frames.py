@@ -1,0 +1,124 @@
+"""What ``dpst video`` does to each frame, torch-free: the model with its grid smoothed over
+time, or one exported 3D LUT.
+
+Stylised one by one, frames flicker: the model predicts a bilateral grid of affine colour maps
+from each frame, and small changes of content (noise, a moving object, compression) move the
+grid. :class:`SmoothedGrid` keeps an exponential moving average of the grids instead,
+
+    average = strength * average + (1 - strength) * grid,
+
+and every frame is rendered at full resolution with the average. A scene cut restarts the
+average (a new scene must not take the old one's colours for a second): a cut is a frame whose
+working-size image (the model's own 256 px input) differs from the previous one by more than
+``scene_cut`` in mean absolute value (0..1). A pan or a zoom changes those small images by a
+few hundredths; a cut, by a tenth or more.
+
+Frames are ``(H, W, 3)`` uint8 RGB in and out, so a 1080p frame costs 6 MB, not 25.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from dpst.errors import InputError
+from dpst.serve import tiled_render
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """How grids are smoothed over time.
+
+    Attributes:
+        strength: weight of the past in the moving average, in [0, 1); 0 stylises every frame
+            on its own. The average forgets with a time constant of ``1 / (1 - strength)``
+            frames (0.8: 5 frames, 0.2 s at 25 fps).
+        scene_cut: mean absolute change (0..1) of the working-size image between two frames
+            above which the average restarts; 1 or more never restarts.
+    """
+
+    strength: float = 0.8
+    scene_cut: float = 0.1
+
+    def validate(self) -> None:
+        if not 0 <= self.strength < 1:
+            raise InputError(f"--temporal-smoothing must be in [0, 1), got {self.strength}")
+        if not self.scene_cut > 0:
+            raise InputError(f"--scene-cut must be above 0, got {self.scene_cut}")
+
+
+class SmoothedGrid:
+    """The moving average of grids, restarted at scene cuts.
+
+    Call it with each frame's working-size image ``(S, S, 3)`` float in [0, 1] and the grid
+    predicted from it; it returns the grid to render with. ``cuts`` counts the restarts.
+    """
+
+    def __init__(self, config: TemporalConfig) -> None:
+        config.validate()
+        self.config = config
+        self.cuts = 0
+        self._average: np.ndarray | None = None
+        self._previous: np.ndarray | None = None
+
+    def __call__(self, small: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        grid = grid.astype(np.float32, copy=False)
+        cut = self._previous is not None and (
+            float(np.mean(np.abs(small - self._previous))) > self.config.scene_cut
+        )
+        self._previous = small
+        if self._average is None or cut:
+            self.cuts += int(cut)
+            self._average = grid.copy()
+        else:
+            weight = np.float32(self.config.strength)
+            self._average = weight * self._average + (np.float32(1) - weight) * grid
+        return self._average
+
+
+class ModelFrames:
+    """Frames stylised by a :class:`dpst.serve.runtime.FastStylizer` with one style code, the
+    grid smoothed over time (one region: video uses no masks)."""
+
+    def __init__(self, stylizer, code: tuple[np.ndarray, ...], config: TemporalConfig) -> None:
+        self.stylizer = stylizer
+        self.code = code
+        self.smoothed = SmoothedGrid(config)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        size = self.stylizer.working_size
+        # The working-size image serves twice: the model's input (resizing it again to its own
+        # size is the identity) and the scene-cut test.
+        small = tiled_render.working_image(frame, size)[0].transpose(1, 2, 0)
+        grid = self.stylizer.predict_grid(np.ascontiguousarray(small), self.code)
+        return self.stylizer.render(frame, self.smoothed(small, grid), dtype=np.uint8)
+
+
+class LutFrames:
+    """Frames graded by one 3D LUT (a ``.cube`` file), trilinear, with Pillow."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.lut = read_cube(path)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(frame).filter(self.lut))
+
+
+def read_cube(path: str | os.PathLike):
+    """A ``.cube`` file as Pillow's ``Color3DLUT``; InputError in one line if it is not one."""
+    from pillow_lut import load_cube_file
+
+    try:
+        lut = load_cube_file(os.fspath(path))
+    except OSError as err:
+        raise InputError(f"cannot read the LUT {path} ({err.strerror or err})") from None
+    except (ValueError, IndexError, TypeError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path} is not a valid .cube LUT ({first[:200]})") from None
+    if lut.channels != 3 or not np.all(np.isfinite(np.asarray(lut.table, dtype=np.float64))):
+        raise InputError(f"{path} is not a valid .cube LUT (need 3 finite channels)")
+    return lut

@@ -1,0 +1,270 @@
+"""dpst video: timing, size and audio kept; interrupts and bad inputs leave no output; the
+grid's moving average steadies a flickering clip. Clips are made here with PyAV, 48x32."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from dpst.cli import main
+from dpst.errors import InputError
+from dpst.serve.video import check_output_format, process_video
+from dpst.serve.video_frames import LutFrames, ModelFrames, SmoothedGrid, TemporalConfig
+
+WIDTH, HEIGHT, FRAMES, RATE = 48, 32, 12, 25
+SAMPLE_RATE, AUDIO_FRAME = 16000, 1024
+
+
+def _gradient(index: int, blink: bool = False) -> np.ndarray:
+    """A gradient; with ``blink``, a yellow square in a corner on odd frames."""
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
+    image = np.stack([xx * 255 / WIDTH, yy * 255 / HEIGHT, np.full_like(xx, 96.0 + index)], -1)
+    if blink and index % 2:
+        image[:10, :10] = (255, 255, 0)
+    return image.astype(np.uint8)
+
+
+def make_clip(path, video: bool = True, audio: bool = True):
+    """FRAMES frames of a gradient at RATE fps (h264), with half a second of AAC sine."""
+    with av.open(str(path), "w") as out:
+        if video:
+            stream = out.add_stream("libx264", rate=RATE)
+            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        if audio:
+            sound = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        for index in range(FRAMES if video else 0):
+            frame = av.VideoFrame.from_ndarray(_gradient(index), format="rgb24")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        if audio:
+            for start in range(0, SAMPLE_RATE // 2, AUDIO_FRAME):
+                t = (start + np.arange(AUDIO_FRAME)) / SAMPLE_RATE
+                wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+                chunk = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
+                out.mux(sound.encode(chunk))
+            out.mux(sound.encode(None))
+        if video:
+            out.mux(stream.encode(None))
+    return path
+
+
+def _summary(path):
+    with av.open(str(path)) as clip:
+        video = clip.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)]
+        stamps = [f.pts * f.time_base for f in av.open(str(path)).decode(video=0)]
+    with av.open(str(path)) as clip:
+        sound = clip.streams.audio
+        packets = [bytes(p) for p in clip.demux(sound[0]) if p.dts is not None] if sound else []
+    return {
+        "frames": np.stack(frames),
+        "stamps": stamps,
+        "rate": video.average_rate,
+        "codec": video.codec_context.name,
+        "audio_packets": packets,
+    }
+
+
+def _invert_cube(path):
+    """A 2-node .cube that maps each colour to its negative (red fastest, as .cube lists)."""
+    rows = [f"{1 - r} {1 - g} {1 - b}" for b in (0, 1) for g in (0, 1) for r in (0, 1)]
+    path.write_text("LUT_3D_SIZE 2\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return make_clip(tmp_path / "in.mp4")
+
+
+def test_frames_size_rate_timestamps_and_audio_are_kept(tmp_path, clip, capsys):
+    style = tmp_path / "style.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 32, 3), np.uint8)).save(style)
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(clip), str(style), "-o", str(out), "--threads", "1"]) == 0
+    assert "12 frames at 25 fps, libx264, 1 audio stream(s) copied" in capsys.readouterr().out
+    given, written = _summary(clip), _summary(out)
+    assert written["frames"].shape == (FRAMES, HEIGHT, WIDTH, 3)
+    assert written["rate"] == Fraction(RATE) and written["codec"] == "h264"
+    assert written["stamps"] == given["stamps"]
+    # Copied, not re-encoded: the same packets, byte for byte.
+    assert written["audio_packets"] == given["audio_packets"] and given["audio_packets"]
+    assert _files(tmp_path) == ["in.mp4", "out.mp4", "style.png"]  # no temporary file left
+
+
+def test_a_lut_grades_every_frame(tmp_path, clip):
+    out = tmp_path / "out.mkv"
+    report = process_video(clip, out, LutFrames(_invert_cube(tmp_path / "neg.cube")))
+    assert (report.frames, report.width, report.height, report.audio_streams) == (12, 48, 32, 1)
+    given, written = _summary(clip)["frames"], _summary(out)["frames"]
+    # The oracle is the negative itself; the gap is the two lossy encodes (CRF 18 here).
+    gap = np.abs(written.astype(float) - (255 - given.astype(float)))
+    assert gap.mean() < 3
+
+
+def test_an_interrupt_leaves_the_output_as_it_was_and_a_rerun_writes_it(tmp_path, clip):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier result")
+    seen = []
+
+    def stop_midway(frame):
+        seen.append(1)
+        if len(seen) == 5:
+            raise KeyboardInterrupt
+        return frame
+
+    with pytest.raises(KeyboardInterrupt):
+        process_video(clip, out, stop_midway)
+    assert out.read_bytes() == b"an earlier result"
+    assert _files(tmp_path) == ["in.mp4", "out.mp4"]
+    process_video(clip, out, lambda frame: frame)
+    assert len(_summary(out)["frames"]) == FRAMES
+
+
+def test_the_cli_returns_130_on_ctrl_c_and_leaves_nothing(tmp_path, clip, monkeypatch, capsys):
+    def interrupted(self, frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LutFrames, "__call__", interrupted)
+    cube = _invert_cube(tmp_path / "neg.cube")
+    assert main(["video", str(clip), "--lut", str(cube), "-o", str(tmp_path / "o.mp4")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert _files(tmp_path) == ["in.mp4", "neg.cube"]
+
+
+def _unknown_codec(tmp_path, clip):
+    """A Matroska file whose video codec id FFmpeg does not know (the id's bytes changed)."""
+    mkv = tmp_path / "known.mkv"
+    process_video(clip, mkv, lambda frame: frame)
+    data = mkv.read_bytes()
+    assert data.count(b"V_MPEG4/ISO/AVC") == 1
+    mkv.unlink()
+    unknown = tmp_path / "unknown.mkv"
+    unknown.write_bytes(data.replace(b"V_MPEG4/ISO/AVC", b"V_MPEG4/ISO/XYZ"))
+    return unknown
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("audio only", "has no video stream"),
+        ("not a video", "is not a readable video"),
+        ("unknown codec", "its video codec is not one this FFmpeg decodes"),
+        ("corrupt LUT", "is not a valid .cube LUT"),
+        ("audio output", "a wav file cannot hold video"),
+        ("image output", "an image file cannot hold video"),
+        ("output is the input", "would replace the input video"),
+    ],
+)
+def test_bad_inputs_cost_one_line_and_exit_2_with_no_output(tmp_path, clip, capsys, case, message):
+    source, out = clip, tmp_path / "out.mp4"
+    cube = _invert_cube(tmp_path / "neg.cube")
+    if case == "audio only":
+        source = make_clip(tmp_path / "sound.m4a", video=False)
+    elif case == "not a video":
+        source = tmp_path / "broken.mp4"
+        source.write_bytes(clip.read_bytes()[:2000])  # the index (moov) is at the end
+    elif case == "unknown codec":
+        source = _unknown_codec(tmp_path, clip)
+    elif case == "corrupt LUT":
+        cube.write_text("LUT_3D_SIZE 3\n0 0 0\n1 0\n")
+    elif case == "audio output":
+        out = tmp_path / "out.wav"
+    elif case == "image output":
+        out = tmp_path / "out.png"
+    elif case == "output is the input":
+        out = clip
+    before = _files(tmp_path)
+    assert main(["video", str(source), "--lut", str(cube), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert _files(tmp_path) == before  # nothing under the output's name, no temporary file
+
+
+def test_style_and_lut_are_exclusive(tmp_path, clip, capsys):
+    cube = _invert_cube(tmp_path / "neg.cube")
+    assert main(["video", str(clip), str(cube), "--lut", str(cube), "-o", "x.mp4"]) == 2
+    assert main(["video", str(clip), "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "give the style photo" in capsys.readouterr().err
+
+
+def test_output_formats():
+    assert check_output_format("a.mp4") == "mp4" and check_output_format("a.mkv") == "matroska"
+    with pytest.raises(InputError, match="unknown video format"):
+        check_output_format("a.xyz")
+
+
+def test_the_moving_average_is_an_exponential_average_restarted_at_cuts():
+    rng = np.random.default_rng(0)
+    grids = rng.normal(size=(6, 1, 12, 2, 3, 3)).astype(np.float32)
+    still = np.full((4, 4, 3), 0.5, np.float32)
+    cut = np.zeros((4, 4, 3), np.float32)  # 0.5 away from `still`
+    smooth = SmoothedGrid(TemporalConfig(strength=0.75, scene_cut=0.1))
+    images = [still, still, still, cut, cut, cut]
+    got = [smooth(image, grid).copy() for image, grid in zip(images, grids, strict=True)]
+    # The oracle: the recurrence written out, a new start at frame 3.
+    expected = [grids[0]]
+    for index in range(1, 6):
+        past = 0.0 if index == 3 else 0.75
+        previous = expected[-1] if index != 3 else 0.0
+        expected.append(past * previous + (1 - past) * grids[index])
+    np.testing.assert_allclose(np.stack(got), np.stack(expected), rtol=1e-6, atol=1e-6)
+    assert smooth.cuts == 1
+    with pytest.raises(InputError):
+        TemporalConfig(strength=1.0).validate()
+
+
+def _frame_change(frames: np.ndarray) -> float:
+    return float(np.abs(np.diff(frames.astype(np.float64), axis=0)).mean())
+
+
+def test_smoothing_steadies_a_flickering_clip():
+    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+
+    stylizer = FastStylizer(BUNDLED_MODEL, threads=1)
+    style = np.zeros((32, 32, 3), np.uint8)
+    style[..., 0], style[16:, :, 2] = 200, 180
+    code = stylizer.encode_style(style)
+    # A square blinks in a corner: the colour statistics, so a per-frame grid, flicker, and
+    # the whole frame with them, though the rest of the picture stands still.
+    clip = np.stack([_gradient(index, blink=True) for index in range(FRAMES)])
+
+    def run(strength):
+        frames = ModelFrames(stylizer, code, TemporalConfig(strength=strength))
+        return np.stack([frames(frame) for frame in clip]), frames.smoothed.cuts
+
+    alone, _ = run(0.0)
+    smoothed, cuts = run(0.8)
+    assert cuts == 0  # a blink is not a scene cut
+    # Away from the square the input barely changes (its blue rises a level a frame).
+    still = np.s_[:, 10:, 10:]
+    assert _frame_change(clip[still]) < 0.5
+    assert _frame_change(smoothed[still]) < 0.3 * _frame_change(alone[still])
+
+
+def test_dpst_video_runs_without_torch(tmp_path, clip):
+    import subprocess
+    import sys
+
+    style = tmp_path / "style.png"
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(style)
+    code = f"""
+import sys
+sys.modules["torch"] = None  # any "import torch" now raises ImportError
+from dpst.cli import main
+code = main(["video", {str(clip)!r}, {str(style)!r}, "-o", {str(tmp_path / "o.mp4")!r}])
+assert sys.modules.get("torch") is None, "torch was imported"
+sys.exit(code)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "o.mp4").is_file()
