@@ -7,7 +7,7 @@ Torch-free (NumPy, SciPy). A LUT here is float ``(S, S, S, 3)`` indexed ``lut[b,
 
 The fit is regularised least squares on the lattice values ``x`` (one column per channel)::
 
-    minimise  1/N sum_i |A_i x - y_i|^2  +  smoothness * (S - 1) * |H x|^2  +  anchor * |x - id|^2
+    minimise  1/N sum_i |A_i x - y_i|^2 + smoothness * (S - 1) * |H x|^2 + anchor * |x - prior|^2
 
 - ``A``: trilinear splatting of each content pixel into the 8 nodes around its colour, so
   ``A_i x`` is the LUT applied to pixel i and ``y_i`` its output colour;
@@ -17,8 +17,9 @@ The fit is regularised least squares on the lattice values ``x`` (one column per
   constant (a first-difference Laplacian would), and an affine look, the identity included,
   is reproduced exactly. ``(S - 1)`` makes ``smoothness`` mean the same for every lattice
   size (it approximates the integral of the squared Hessian);
-- ``anchor``: a tiny pull to the identity, which fixes the affine part that the photo does
-  not determine (a photo of greys says nothing about how red moves).
+- ``anchor``: a tiny pull to ``prior``, the best affine colour map of the photo (least
+  squares, itself pulled slightly to the identity), which fixes what the photo leaves open
+  (a photo of greys says nothing about how red moves) without bending an affine look.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class LutFitConfig:
         size: nodes per axis (``LUT_3D_SIZE``); 33 is the common grading size.
         smoothness: weight of the curvature term against the mean squared colour error;
             larger is smoother and fits local colour quirks less.
-        anchor: weight of the pull to the identity (only decides what the photo leaves open).
+        anchor: weight of the pull to the photo's affine colour map (only decides what the
+            photo leaves open).
         max_pixels: pixels used at most; a larger photo is sampled on a regular stride
             (pairs of colours must stay exact, so no averaging).
     """
@@ -175,7 +177,27 @@ def normal_equations(x: np.ndarray, y: np.ndarray, config: LutFitConfig):
     if config.smoothness > 0:
         system = system + config.smoothness * curvature_matrix(size)
     rhs = (splat.T @ np.asarray(y, dtype=np.float64)) / count
-    return sp.csr_matrix(system), rhs + config.anchor * identity_lut(size).reshape(-1, 3)
+    prior = affine_prior(x, y, identity_lut(size).reshape(-1, 3))
+    return sp.csr_matrix(system), rhs + config.anchor * prior
+
+
+# The affine fit's pull to the identity, against mean squared colour errors: only felt when
+# the photo's colours span less than three dimensions.
+AFFINE_RIDGE = 1e-6
+
+
+def affine_prior(x: np.ndarray, y: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """``nodes`` ``(M, 3)`` through the affine map ``[x, 1] W`` closest to ``x -> y`` (mean
+    squared error plus ``AFFINE_RIDGE |W - identity|^2``)."""
+    x = np.asarray(x, dtype=np.float64)
+    design = np.hstack([x, np.ones((len(x), 1))])
+    count = max(len(x), 1)
+    eye = np.vstack([np.eye(3), np.zeros((1, 3))])
+    gram = design.T @ design / count + AFFINE_RIDGE * np.eye(4)
+    weights = np.linalg.solve(
+        gram, design.T @ np.asarray(y, np.float64) / count + AFFINE_RIDGE * eye
+    )
+    return np.hstack([nodes, np.ones((len(nodes), 1))]) @ weights
 
 
 # A sparse LU of the whole lattice costs 30 s at 33 nodes (SuperLU's fill-in in 3-D); up to
