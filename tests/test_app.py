@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
+import socket
 import threading
 from typing import ClassVar
 
@@ -581,3 +583,22 @@ def test_serve_flags_set_the_queues():
     args = build_parser().parse_args(["serve", "--backbone", "random", "--masks", "none", *flags])
     config = build_config(args)
     assert (config.quality_queue_size, config.fast_concurrency, config.queue_size) == (0, 2, 5)
+
+
+def test_a_port_in_use_is_one_line_not_a_traceback(capsys):
+    from dpst.cli import main
+
+    previous = signal.getsignal(signal.SIGTERM)  # dpst serve sets its own
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            code = main(["serve", "--port", str(port), "--backbone", "random", "--masks", "none"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"dpst serve: error: cannot listen on 127.0.0.1:{port} (the port is in")
+    assert "--port" in last and "launch()" not in last

@@ -152,6 +152,7 @@ def _log_requests() -> None:
 def run(args: argparse.Namespace) -> int:
     # Before gradio is imported (dpst.serve.app sets the same default, for other callers).
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from dpst.errors import InputError
     from dpst.serve.app import build_app, launch_options
     from dpst.serve.app_engine import DemoEngine
 
@@ -177,11 +178,24 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         say(warning)
     _log_requests()
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        quiet=False,
-        **launch_options(engine),
-    )
+    try:
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            quiet=False,
+            **launch_options(engine),
+        )
+    except OSError as err:
+        # A port in use is a common slip; Gradio's message would advise its own Python API.
+        raise InputError(
+            f"cannot listen on {args.host}:{args.port} ({_bind_failure(err)}): "
+            "choose another --port or --host"
+        ) from None
     return 0
+
+
+def _bind_failure(err: OSError) -> str:
+    if "empty port" in str(err):  # how Gradio says that binding failed
+        return "the port is in use, or the address is not one of this machine's"
+    return err.strerror or str(err)
