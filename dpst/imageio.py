@@ -68,7 +68,7 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         # Frame 0 of a clip is rarely the picture meant, and styling it silently hides that.
         raise InputError(
             f"{path}: an animation ({frames} frames), not a still photo: save the frame you "
-            "want as a PNG or JPEG and give that"
+            "want as a PNG or JPEG and give that, or restyle the clip with dpst video"
         )
     return img
 
