@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import REPO_ROOT
-from dpst.commands.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USER_ERROR
+from dpst.commands.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, EXIT_USER_ERROR
 
 TRACEBACK = "Traceback (most recent call last)"
 TIMEOUT = 300
@@ -359,6 +359,13 @@ def _(ws):
     return _refused(ws, 1, "stylize report = --config", args, "--config")
 
 
+@case(1, "fast folder --out-dir = the photos' folder")
+def _(ws):
+    before = ws.digests(*(f"photos/p{i}.png" for i in range(3)))
+    run = ws.dpst("fast", "photos", "s.png", "--out-dir", "photos", "--masks", "none")
+    return row(1, "", run, EXIT_USER_ERROR, ws.lost(before), one_line_error(run, "replace"))
+
+
 # Item 2: the output checked before any work (100000 iterations would outlast the timeout).
 LONG = (*TINY_OPTIMISER, "--iters", "100000")
 
@@ -415,7 +422,7 @@ def _(ws):
     # The output's folder is replaced by a file once the work has begun: the final write
     # fails (as on a full disk) and the result must be saved elsewhere, and said where.
     args = ("stylize", "c.png", "s.png", "-o", "late/o.png", "--backbone", "random",
-            "--size", "32", "--no-postfilter", "--masks", "none", "--iters", "300",
+            "--size", "32", "--no-postfilter", "--masks", "none", "--iters", "100",
             "--stages", "1")  # fmt: skip
     ws.path("late").mkdir()
     started = time.perf_counter()
@@ -483,6 +490,49 @@ def _(ws):
 @case(3, "stylize, SIGHUP mid-run")
 def _(ws):
     return _signalled(ws, signal.SIGHUP, SIGHUP_CODE)
+
+
+def _wait_file(proc, path: Path, timeout: float = TIMEOUT) -> bool:
+    """Until the file ``path`` holds something (True) or the process ends (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and path.stat().st_size > 0:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
+
+
+@case(3, "targets, SIGTERM mid-run", slow=True)
+def _(ws):
+    args = ("targets", "pairs.jsonl", "--out", "tsig", "--backbone", "random", "--size", "32",
+            "--iters", "100000", "--no-postfilter", "--quiet")  # fmt: skip
+    started = time.perf_counter()
+    proc, out, err = ws.start("targets_sigterm", *args)
+    if _wait_file(proc, ws.path("tsig/config.json")):  # written just before the first pair
+        time.sleep(2.0)  # into the first pair's iterations
+        os.killpg(proc.pid, signal.SIGTERM)
+    run = ws.finish(proc, args, out, err, started, timeout=120)
+    summary = ws.path("tsig/summary.json")
+    lost = [] if summary.is_file() else ["tsig/summary.json"]
+    problems = []
+    if summary.is_file() and not json.loads(summary.read_text()).get("interrupted"):
+        problems.append("the summary is not marked interrupted")
+    return row(3, "", run, SIGTERM_CODE, lost, problems)
+
+
+@case(3, "train, SIGTERM mid-run", slow=True)
+def _(ws):
+    args = ("train", "pairs.jsonl", "--run-dir", "run_sig", "--config", "tiny.json",
+            "--steps", "100000", "--quiet")  # fmt: skip
+    started = time.perf_counter()
+    proc, out, err = ws.start("train_sigterm", *args)
+    if _wait_file(proc, ws.path("run_sig/metrics.jsonl")):  # a step is done
+        os.killpg(proc.pid, signal.SIGTERM)
+    run = ws.finish(proc, args, out, err, started, timeout=120)
+    lost = [] if _sha256(ws.path("run_sig/last.pt")) else ["run_sig/last.pt"]
+    return row(3, "", run, EXIT_INTERRUPTED, lost, [])
 
 
 # Item 4: offline, nothing is attempted and the user is told in one line.
@@ -719,7 +769,14 @@ def _(ws):
     text = _readme()
     section = text.split("## Exit codes", 1)
     problems = [] if len(section) == 2 else ["no '## Exit codes' section"]
-    for code in (EXIT_OK, EXIT_PROBLEMS, EXIT_USER_ERROR, 130, SIGTERM_CODE, SIGHUP_CODE):
+    for code in (
+        EXIT_OK,
+        EXIT_PROBLEMS,
+        EXIT_USER_ERROR,
+        EXIT_INTERRUPTED,
+        SIGTERM_CODE,
+        SIGHUP_CODE,
+    ):
         if len(section) == 2 and f"| {code} |" not in section[1].split("\n## ", 1)[0]:
             problems.append(f"exit code {code} not in the table")
     run = Run([], 0, "", "", 0.0, label="(reads README.md)")
