@@ -270,10 +270,12 @@ def apply_look(
     content: np.ndarray,
     content_labels: np.ndarray | None = None,
     name: str = "the look",
+    dtype=np.float32,
 ) -> np.ndarray:
-    """``content`` in ``look`` (``(H, W, 3)`` float32 in [0, 1]); ``content_labels`` as read
-    from a mask file, or None for one region. Refuses a look of another model."""
+    """``content`` in ``look`` (``(H, W, 3)`` in [0, 1], float32 or uint8 as ``dtype``);
+    ``content_labels`` as read from a mask file, or None for one region. Refuses a look of
+    another model."""
     check_model(look, stylizer, name)
     if content_labels is not None:
         content_labels = content_labels_for_look(look, content, content_labels)
-    return stylizer.stylize_with_code(content, look.code, content_labels)
+    return stylizer.stylize_with_code(content, look.code, content_labels, dtype=dtype)

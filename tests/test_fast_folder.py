@@ -145,3 +145,19 @@ def test_read_photo_applies_orientation_and_keeps_profile_and_exif(tmp_path):
     write_photo(tmp_path / "smooth.jpg", Photo(smooth))
     error = np.abs(np.asarray(Image.open(tmp_path / "smooth.jpg"), float) - smooth).mean()
     assert error < 1.0
+
+
+def test_a_folder_takes_a_saved_look_with_the_same_results(tmp_path, model, capsys):
+    _photos(tmp_path / "in", count=2)
+    style = tmp_path / "style.png"
+    Image.fromarray(np.full((16, 16, 3), (200, 80, 40), np.uint8)).save(style)
+    look = tmp_path / "s.dpst"
+    assert main(["look", str(style), "-o", str(look), "--model", str(model)]) == 0
+    assert _run(tmp_path / "in", style, "--out-dir", tmp_path / "a", "--model", model) == 0
+    argv = ["fast", str(tmp_path / "in"), "--look", str(look), "--out-dir", str(tmp_path / "b")]
+    assert main([*argv, "--model", str(model)]) == 0
+    for name in ("p0.png", "p1.png"):
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(tmp_path / "a" / name)),
+            np.asarray(Image.open(tmp_path / "b" / name)),
+        )

@@ -76,19 +76,22 @@ def run(args: argparse.Namespace) -> int:
     from dpst.errors import InputError
     from dpst.serve.batch import is_many
 
-    if args.look is not None:
-        from dpst.commands.look import fast_with_look
-
-        return fast_with_look(args)
-    if args.style is None:
+    if args.look is not None and args.style is not None:
+        raise InputError("give STYLE or --look, not both")
+    if args.look is None and args.style is None:
         raise InputError("give STYLE, or --look LOOK.dpst (from dpst look STYLE)")
-    options.mask_files_given(args)
+    if args.look is None:
+        options.mask_files_given(args)  # both or neither (a look holds the style's)
     if is_many(args.content):
         if args.out_dir is None or args.output is not None:
             raise InputError(f"{args.content} names several photos: give --out-dir DIR, not -o")
         return _run_folder(args)
     if args.output is None or args.out_dir is not None:
         raise InputError("give -o OUTPUT for one photo (--out-dir is for a folder or a glob)")
+    if args.look is not None:
+        from dpst.commands.look import fast_with_look
+
+        return fast_with_look(args)
     return _run_one(args)
 
 
@@ -132,6 +135,18 @@ def _stylize_photo(args, stylizer, style):
         return stylizer.stylize(pixels, style, content_labels, style_labels, dtype=np.uint8)
 
     return stylize
+
+
+def _stylize_with_look(args, stylizer):
+    """8-bit content pixels -> 8-bit result in a saved look (one region: a look holds the
+    style's labels, and a folder has no content masks)."""
+    import numpy as np
+
+    from dpst.serve.preset import apply_look, check_model, read_look
+
+    look = read_look(args.look)
+    check_model(look, stylizer, args.look)  # before any photo: one line, not one per photo
+    return lambda pixels: apply_look(stylizer, look, pixels, None, args.look, dtype=np.uint8)
 
 
 def _run_one(args: argparse.Namespace) -> int:
@@ -185,7 +200,7 @@ def _run_folder(args: argparse.Namespace) -> int:
     from dpst.serve.batch import check_record, content_files, output_path, run_folder
     from dpst.serve.runtime import FastStylizer
 
-    if options.mask_files_given(args):
+    if args.content_mask is not None or args.style_mask is not None:
         raise InputError("--content-mask and --style-mask are for one photo; a folder takes "
                          "--masks auto or none")  # fmt: skip
     start = time.perf_counter()
@@ -195,14 +210,18 @@ def _run_folder(args: argparse.Namespace) -> int:
         raise InputError(f"--out-dir {out_dir} is a file, not a folder")
     check_writable_folder(out_dir)
     outputs = [output_path(photo, out_dir) for photo in photos]
-    check_no_clash(outputs, {"style photo": args.style, **{str(p): p for p in photos}})
+    sources = {"style photo": args.style, "--look": args.look}
+    check_no_clash(outputs, {**sources, **{str(p): p for p in photos}})
     model_path = _model_path(args)
-    style = read_image(args.style)
     stylizer = FastStylizer(model_path, threads=args.threads)
+    if args.look is not None:
+        source, stylize = args.look, _stylize_with_look(args, stylizer)
+    else:
+        source, stylize = args.style, _stylize_photo(args, stylizer, read_image(args.style))
     check_record(out_dir, {
-        "style_sha256": file_sha256(args.style),
+        "style_sha256": file_sha256(source),
         "model_id": stylizer.metadata["model_id"],
-        "masks": args.masks,
+        "masks": "look" if args.look is not None else args.masks,
     })  # fmt: skip
     bar = tqdm(total=len(photos), unit="photo", disable=None, file=sys.stderr)
 
@@ -212,7 +231,7 @@ def _run_folder(args: argparse.Namespace) -> int:
             bar.write(f"dpst: skipped {photo}")
 
     try:
-        report = run_folder(photos, out_dir, _stylize_photo(args, stylizer, style), progress)
+        report = run_folder(photos, out_dir, stylize, progress)
     finally:
         bar.close()
     seconds = time.perf_counter() - start

@@ -185,12 +185,8 @@ def fast_with_look(args: argparse.Namespace) -> int:
     from dpst.serve.preset import apply_look, read_look
 
     start = time.perf_counter()
-    if args.style is not None:
-        raise InputError("give STYLE or --look, not both")
     if args.style_mask is not None:
         raise InputError("with --look the style's masks are in the look: give --content-mask only")
-    if args.out_dir is not None or args.output is None:
-        raise InputError("--look stylises one photo: give CONTENT and -o OUTPUT")
     inputs = {
         "content photo": args.content,
         "--look": args.look,
