@@ -98,7 +98,7 @@ def import_transformers():
     except ImportError:
         raise ExtraNotInstalledError(
             f"the segformer segmenter needs Hugging Face transformers: {INSTALL_HINT}"
-            " (or use --backend none)"
+            " (or use --segmenter none)"
         ) from None
     return transformers
 
@@ -193,7 +193,7 @@ def _load_model(transformers, source: str, local_dir: Path | None, config: Segme
     raise WeightsNotFoundError(
         f"SegFormer weights {source!r} are not in the Hugging Face cache and {reason};"
         f" get them with `hf download {source}` (or `hf download {source} --local-dir DIR`"
-        " and pass --seg-weights DIR), or use --backend none"
+        " and pass --seg-weights DIR), or use --segmenter none"
     )
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from dpst.constants import UNLABELLED
 from dpst.errors import InputError
-from dpst.imageio import open_image, pil_to_rgb_array, warn
+from dpst.imageio import opacity, open_image, pil_to_rgb_array, warn
 
 from .palette import COLOUR_TOLERANCE, MASK_PALETTE, PAPER_PALETTE
 
@@ -82,6 +82,17 @@ def image_to_labels(img: Image.Image, kind: str = "auto") -> tuple[np.ndarray, s
     """
     if kind not in MASK_KINDS:
         raise ValueError(f"mask kind must be one of {MASK_KINDS}, got {kind!r}")
+    labels, kind = _opaque_labels(img, kind)
+    alpha = opacity(img)
+    if alpha is not None:
+        # What a mask leaves transparent was painted as nothing: unlabelled, never the white
+        # (a palette colour) it would read as once flattened. Half opacity counts, as in the
+        # demo's painted masks.
+        labels[alpha < 0.5] = UNLABELLED
+    return labels, kind
+
+
+def _opaque_labels(img: Image.Image, kind: str) -> tuple[np.ndarray, str]:
     mode = img.mode
     if mode in _WIDE_MODES:
         if kind == "colour":

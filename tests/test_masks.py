@@ -382,3 +382,18 @@ def test_orphans_are_remapped_and_reported():
     assert (new_content[8:] == 5).all() and (new_content[:8] == 0).all()
     with pytest.raises(ValueError, match="min-region"):
         prepare_labels(content, style, content_img, style_img, LabelPolicy(min_fraction=-0.1))
+
+
+def test_transparent_pixels_of_a_mask_are_unlabelled(tmp_path):
+    palette = dict(PAPER_PALETTE)
+    rgba = np.zeros((8, 12, 4), dtype=np.uint8)
+    rgba[..., :3] = palette["red"]
+    rgba[..., 3] = 255
+    rgba[:, 6:, :3] = palette["blue"]  # hidden under alpha 0: must not count as blue
+    rgba[:, 6:, 3] = 0
+    rgba[:2, :6, 3] = 100  # under half opacity: unlabelled too
+    with pytest.warns(UserWarning, match="match none of the paper's mask colours"):
+        labels = read_mask(save(rgba, tmp_path / "cut.png"), (8, 12))
+    red = decode_colour_mask(np.array([[palette["red"]]], dtype=np.uint8))[0, 0]
+    assert (labels[2:, :6] == red).all()
+    assert (labels[:, 6:] == -1).all() and (labels[:2, :6] == -1).all()

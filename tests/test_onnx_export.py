@@ -291,7 +291,7 @@ def test_fast_cli_writes_the_result_and_reports_bad_input_in_one_line(
 
     # Automatic masks: the one-region backend runs; a segmenter without weights falls back.
     model_args = [*args, "--model", str(result.stylizer_path), "--masks", "auto"]
-    assert dpst_main([*model_args, "--backend", "none"]) == 0
+    assert dpst_main([*model_args, "--segmenter", "none"]) == 0
     missing = str(tmp_path / "no-weights")
     assert dpst_main([*model_args, "--seg-weights", missing]) == 0
     assert "no automatic masks" in capsys.readouterr().err
