@@ -97,28 +97,18 @@ class ModelFrames:
 
 
 class LutFrames:
-    """Frames graded by one 3D LUT (a ``.cube`` file), trilinear, with Pillow."""
+    """Frames graded by one 3D LUT (a ``.cube`` file, read by :mod:`dpst.serve.lut_files`),
+    trilinear, with Pillow's ``Color3DLUT`` (values clipped to [0, 1])."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.lut = read_cube(path)
+        from PIL import ImageFilter
+
+        from dpst.serve.lut_files import read_cube
+
+        lut = read_cube(path)  # [b, g, r]: red fastest, Pillow's order too
+        self.lut = ImageFilter.Color3DLUT(lut.shape[0], lut.reshape(-1).tolist())
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         from PIL import Image
 
         return np.asarray(Image.fromarray(frame).filter(self.lut))
-
-
-def read_cube(path: str | os.PathLike):
-    """A ``.cube`` file as Pillow's ``Color3DLUT``; InputError in one line if it is not one."""
-    from pillow_lut import load_cube_file
-
-    try:
-        lut = load_cube_file(os.fspath(path))
-    except OSError as err:
-        raise InputError(f"cannot read the LUT {path} ({err.strerror or err})") from None
-    except (ValueError, IndexError, TypeError, UnicodeDecodeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path} is not a valid .cube LUT ({first[:200]})") from None
-    if lut.channels != 3 or not np.all(np.isfinite(np.asarray(lut.table, dtype=np.float64))):
-        raise InputError(f"{path} is not a valid .cube LUT (need 3 finite channels)")
-    return lut

@@ -56,16 +56,18 @@ def make_clip(path, video: bool = True, audio: bool = True):
 def _summary(path):
     with av.open(str(path)) as clip:
         video = clip.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)]
-        stamps = [f.pts * f.time_base for f in av.open(str(path)).decode(video=0)]
+        rate, codec = video.average_rate, video.codec_context.name  # read while open
+        decoded = list(clip.decode(video=0))
+        frames = [f.to_ndarray(format="rgb24") for f in decoded]
+        stamps = [f.pts * f.time_base for f in decoded]
     with av.open(str(path)) as clip:
         sound = clip.streams.audio
         packets = [bytes(p) for p in clip.demux(sound[0]) if p.dts is not None] if sound else []
     return {
         "frames": np.stack(frames),
         "stamps": stamps,
-        "rate": video.average_rate,
-        "codec": video.codec_context.name,
+        "rate": rate,
+        "codec": codec,
         "audio_packets": packets,
     }
 
@@ -159,7 +161,8 @@ def _unknown_codec(tmp_path, clip):
         ("audio only", "has no video stream"),
         ("not a video", "is not a readable video"),
         ("unknown codec", "its video codec is not one this FFmpeg decodes"),
-        ("corrupt LUT", "is not a valid .cube LUT"),
+        ("corrupt LUT", "not a valid .cube file"),
+        ("corrupt look", "not a dpst look file"),
         ("audio output", "a wav file cannot hold video"),
         ("image output", "an image file cannot hold video"),
         ("output is the input", "would replace the input video"),
@@ -183,18 +186,38 @@ def test_bad_inputs_cost_one_line_and_exit_2_with_no_output(tmp_path, clip, caps
         out = tmp_path / "out.png"
     elif case == "output is the input":
         out = clip
+    look = ["--lut", str(cube)]
+    if case == "corrupt look":
+        (tmp_path / "bad.dpst").write_bytes(b"PK not really a zip")
+        look = ["--look", str(tmp_path / "bad.dpst")]
     before = _files(tmp_path)
-    assert main(["video", str(source), "--lut", str(cube), "-o", str(out)]) == 2
+    assert main(["video", str(source), *look, "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert _files(tmp_path) == before  # nothing under the output's name, no temporary file
 
 
-def test_style_and_lut_are_exclusive(tmp_path, clip, capsys):
+def test_one_of_style_look_and_lut(tmp_path, clip, capsys):
     cube = _invert_cube(tmp_path / "neg.cube")
     assert main(["video", str(clip), str(cube), "--lut", str(cube), "-o", "x.mp4"]) == 2
+    assert "not STYLE and --lut" in capsys.readouterr().err
     assert main(["video", str(clip), "-o", str(tmp_path / "x.mp4")]) == 2
-    assert "give the style photo" in capsys.readouterr().err
+    assert "give one of STYLE (a photo), --look LOOK.dpst or --lut" in capsys.readouterr().err
+
+
+def test_a_look_file_gives_what_its_style_photo_gives(tmp_path, clip):
+    from dpst.serve.preset import encode_look, write_look
+    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+
+    style = np.random.default_rng(0).integers(0, 256, (24, 32, 3), np.uint8)
+    stylizer = FastStylizer(BUNDLED_MODEL, threads=1)
+    write_look(tmp_path / "look.dpst", encode_look(stylizer, style.astype(np.float32) / 255))
+    by_photo, by_look = tmp_path / "photo.mp4", tmp_path / "look.mp4"
+    code = stylizer.encode_style(style)
+    process_video(clip, by_photo, ModelFrames(stylizer, code, TemporalConfig()))
+    look = ["--look", str(tmp_path / "look.dpst")]
+    assert main(["video", str(clip), *look, "-o", str(by_look)]) == 0
+    np.testing.assert_array_equal(_summary(by_photo)["frames"], _summary(by_look)["frames"])
 
 
 def test_output_formats():

@@ -1,5 +1,8 @@
 """``dpst video IN STYLE -o OUT``: a video restyled by the one-pass model, torch-free.
 
+The look comes from a style photo, a look file (``--look``, :mod:`dpst.serve.preset`) or a
+3D LUT (``--lut``, applied instead of the model). Video uses no masks: one region.
+
 A thin layer over :func:`dpst.serve.video.process_video` with
 :class:`dpst.serve.video_frames.ModelFrames` (the grid smoothed over time), or
 :class:`~dpst.serve.video_frames.LutFrames` with ``--lut``.
@@ -25,7 +28,7 @@ HELP_CUT = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="the video to restyle (any format FFmpeg reads)")
-    p.add_argument("style", nargs="?", help="the photo whose look to take (not with --lut)")
+    p.add_argument("style", nargs="?", help="the photo whose look to take (or --look, or --lut)")
     p.add_argument(
         "-o",
         "--output",
@@ -34,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the video to write (.mp4, .mkv, .mov, .webm, ...; the container follows the "
         "extension); written to a hidden temporary file beside it and renamed at the end, "
         "which an error or Ctrl-C deletes",
+    )
+    p.add_argument(
+        "--look",
+        metavar="LOOK.dpst",
+        help="a look from dpst look STYLE, instead of the style photo (made with the same model)",
     )
     p.add_argument(
         "--lut",
@@ -53,21 +61,33 @@ def _frames(args: argparse.Namespace):
     from dpst.errors import InputError
     from dpst.serve.video_frames import LutFrames, ModelFrames, TemporalConfig
 
+    given = [name for name, value in (("STYLE", args.style), ("--look", args.look),
+                                      ("--lut", args.lut)) if value is not None]  # fmt: skip
+    if len(given) != 1:
+        raise InputError(
+            "give one of STYLE (a photo), --look LOOK.dpst or --lut FILE.cube"
+            + (f", not {' and '.join(given)}" if given else "")
+        )
     if args.lut is not None:
-        if args.style is not None:
-            raise InputError("give a style photo or --lut, not both")
         return LutFrames(args.lut), f"the LUT {args.lut}"
-    if args.style is None:
-        raise InputError("give the style photo (or --lut FILE.cube)")
-    from dpst.commands.fast import _model_path
-    from dpst.imageio import read_image
-    from dpst.serve.runtime import FastStylizer
+    from dpst.commands.look import open_stylizer
 
     config = TemporalConfig(args.temporal_smoothing, args.scene_cut)
     config.validate()
-    style = read_image(args.style)
-    stylizer = FastStylizer(_model_path(args), threads=args.threads)
-    return ModelFrames(stylizer, stylizer.encode_style(style), config), stylizer.provider
+    if args.look is not None:
+        from dpst.serve.preset import check_model, read_look
+
+        look = read_look(args.look)  # a damaged look costs one line before the model loads
+        stylizer = open_stylizer(args)
+        check_model(look, stylizer, args.look)
+        code = look.code
+    else:
+        from dpst.imageio import read_image
+
+        style = read_image(args.style)
+        stylizer = open_stylizer(args)
+        code = stylizer.encode_style(style)
+    return ModelFrames(stylizer, code, config), stylizer.provider
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     check_output_format(out)
     check_writable_folder(out.parent)
-    inputs = {"input video": args.input, "style photo": args.style, "--lut": args.lut,
-              "--model": args.model}  # fmt: skip
+    inputs = {"input video": args.input, "style photo": args.style, "--look": args.look,
+              "--lut": args.lut, "--model": args.model}  # fmt: skip
     check_no_clash([out], inputs)
     info = probe(args.input)
     frames, runs_on = _frames(args)
