@@ -145,12 +145,24 @@ class AppCallbacks:
         log_request(mode, _upload_size(content), time.perf_counter() - started, outcome)
         return None, gr.update(value=None, visible=False), status
 
-    def fast(self, content, style, mask_mode, content_mask, style_mask, c_editor, s_editor):
-        """Fast mode: -> (slider value, download path, status HTML)."""
+    def fast(
+        self,
+        content,
+        style,
+        mask_mode,
+        content_mask,
+        style_mask,
+        c_editor,
+        s_editor,
+        look=None,
+        request: gr.Request | None = None,
+    ):
+        """Fast mode (with ``look``, a look file instead of the style photo): -> (slider
+        value, download path, status HTML)."""
         started = time.perf_counter()
         masks = self._masks(mask_mode, content_mask, style_mask, c_editor, s_editor)
         try:
-            result = self.engine.run_fast(content, style, masks)
+            result = self.engine.run_fast(content, style, masks, look, _session(request))
         except Exception as err:  # the page shows it; the server goes on
             return self._failed(FAST, err, content, started)
         return self._finish(FAST, result, started)
@@ -201,6 +213,31 @@ class AppCallbacks:
     def page_closed(self, request: gr.Request | None = None) -> None:
         """The tab was closed or reloaded: its Quality job would hold the queue for nobody."""
         self.engine.request_stop(_session(request))
+        self.engine.forget(_session(request))
+
+    def look_file(self, style):
+        """The style photo as a look file: -> (look download, status HTML)."""
+        started = time.perf_counter()
+        try:
+            path = self.engine.make_look(style)
+        except Exception as err:  # the page shows it; the server goes on
+            _, hidden, status = self._failed("look", err, style, started)
+            return hidden, status
+        log_request("look", _upload_size(style), time.perf_counter() - started, "ok")
+        note = "<p>Look saved: apply it later without the style photo (Fast mode, above, or "
+        note += "<code>dpst fast PHOTO --look FILE</code>).</p>"
+        return gr.update(value=path, visible=True), status_html(note)
+
+    def lut_file(self, content, request: gr.Request | None = None):
+        """A 3D LUT fitted to this page's last Fast result: -> (LUT download, status HTML)."""
+        started = time.perf_counter()
+        try:
+            path, summary = self.engine.make_lut(content, _session(request))
+        except Exception as err:  # the page shows it; the server goes on
+            _, hidden, status = self._failed("lut", err, content, started)
+            return hidden, status
+        log_request("lut", _upload_size(content), time.perf_counter() - started, "ok")
+        return gr.update(value=path, visible=True), status_html(f"<p>{html.escape(summary)}.</p>")
 
     def photo_changed(self, payload, status: str | None = None, what: str = "content photo"):
         """A new photo: check it at once; -> (mask editor value, status HTML).
@@ -384,6 +421,26 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
             label="Before / after", format="png", elem_id="result", interactive=False
         )
         download = gr.DownloadButton("Download the result (PNG)", elem_id="download", visible=False)
+        with gr.Accordion(
+            "Looks and 3D LUTs (Fast mode)", open=False, visible=engine.fast is not None
+        ):
+            gr.Markdown(
+                "Save the style photo as a look file and apply it later without the photo, "
+                "or take a result's colours to Lightroom, Photoshop, Resolve or ffmpeg as a 3D "
+                "LUT (`.cube`, one global colour mapping fitted to the result)."
+            )
+            look_in = gr.File(
+                label="Apply a look file (.dpst) instead of the style photo",
+                file_types=[".dpst"], elem_id="look-in",
+            )  # fmt: skip
+            with gr.Row():
+                make_look = gr.Button("Save the style photo as a look", elem_id="make-look")
+                make_lut = gr.Button("Fit a 3D LUT to the result", elem_id="make-lut")
+            with gr.Row():
+                look_out = gr.DownloadButton("Download the look (.dpst)", visible=False,
+                                             elem_id="look-out")  # fmt: skip
+                lut_out = gr.DownloadButton("Download the LUT (.cube)", visible=False,
+                                            elem_id="lut-out")  # fmt: skip
 
         job_inputs = [content, style, mask_mode, content_mask, style_mask, c_editor, s_editor]
         job_outputs = [result, download, status]
@@ -393,9 +450,17 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
         # has one queue size for all events): the extra places here let a request over the
         # limit reach the engine and be refused at once, rather than wait unseen.
         run_fast.click(
-            cb.fast, job_inputs, job_outputs, preprocess=False,
+            cb.fast, [*job_inputs, look_in], job_outputs, preprocess=False,
             concurrency_limit=config.fast_concurrency, concurrency_id="fast",
             show_progress_on=result,
+        )  # fmt: skip
+        make_look.click(
+            cb.look_file, style, [look_out, status], preprocess=False,
+            concurrency_limit=config.fast_concurrency, concurrency_id="fast",
+        )  # fmt: skip
+        make_lut.click(
+            cb.lut_file, content, [lut_out, status], preprocess=False,
+            concurrency_limit=config.fast_concurrency, concurrency_id="fast",
         )  # fmt: skip
         run_quality.click(
             cb.quality, [*job_inputs, size, iters, multiscale, post_mode], job_outputs,

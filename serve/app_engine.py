@@ -88,6 +88,13 @@ class MaskRequest:
 ProgressFn = Callable[[float, str], None]
 
 
+def _upload(payload: Any, what: str) -> str:
+    path = inputs.payload_path(payload)
+    if path is None:
+        raise InputError(f"no {what}: upload one")
+    return path
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -112,6 +119,9 @@ class DemoEngine:
         self._segmenter_error: str | None = None
         self._network: tuple[Any, dict] | None = None
         self.results_dir = Path(tempfile.mkdtemp(prefix="dpst-serve-"))
+        # Each page's last Fast result, for "fit a LUT to it": kept here, never taken from a
+        # path the page sends back.
+        self._last_fast: dict[str, str] = {}
         weakref.finalize(self, shutil.rmtree, self.results_dir, ignore_errors=True)
         if fast is not None:
             self.fast, self.fast_error = fast, None
@@ -239,20 +249,43 @@ class DemoEngine:
 
     # -- jobs ----------------------------------------------------------------------------
 
+    def _new_file(self, kind: str, suffix: str) -> Path:
+        """A fresh name in the results folder, the oldest files beyond RESULTS_KEPT removed."""
+        old = sorted(self.results_dir.glob("dpst-*"), key=os.path.getmtime)
+        for stale in old[: max(0, len(old) - RESULTS_KEPT + 1)]:
+            stale.unlink(missing_ok=True)
+        stamp = f"{time.strftime('%H%M%S')}-{os.urandom(3).hex()}"
+        return self.results_dir / f"dpst-{kind}-{stamp}{suffix}"
+
     def _save(self, image: np.ndarray, kind: str) -> str:
         from dpst.imageio import write_image
 
-        old = sorted(self.results_dir.glob("*.png"), key=os.path.getmtime)
-        for stale in old[: max(0, len(old) - RESULTS_KEPT + 1)]:
-            stale.unlink(missing_ok=True)
-        path = self.results_dir / f"dpst-{kind}-{time.strftime('%H%M%S')}-{os.urandom(3).hex()}.png"
+        path = self._new_file(kind, ".png")
         write_image(path, image)
         return str(path)
 
-    def run_fast(self, content: Any, style: Any, masks: MaskRequest) -> JobResult:
-        """One pass of the ONNX model on the uploaded pair."""
+    def _need_fast(self) -> None:
         if self.fast is None:
             raise InputError(f"Fast mode is unavailable: {self.fast_error}; use Quality mode")
+
+    def run_fast(
+        self,
+        content: Any,
+        style: Any,
+        masks: MaskRequest,
+        look: Any = None,
+        session: str = LOCAL_SESSION,
+    ) -> JobResult:
+        """One pass of the ONNX model on the uploaded pair; with ``look`` (a ``.dpst`` file
+        from :meth:`make_look` or ``dpst look``), that look instead of the style photo."""
+        self._need_fast()
+        self._last_fast.pop(session, None)
+        result = self._run_look(content, look) if look is not None else None
+        result = result or self._run_pair(content, style, masks)
+        self._last_fast[session] = result.path
+        return result
+
+    def _run_pair(self, content: Any, style: Any, masks: MaskRequest) -> JobResult:
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)
         cl, sl, info, warnings = self.masks(masks, content_img, style_img, LABEL_WORK_SIDE)
@@ -267,6 +300,53 @@ class DemoEngine:
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
         backend = f"Fast mode: ONNX Runtime ({self.fast.provider})"
         return JobResult(image, content_img, path, seconds, backend, warnings, info)
+
+    def _run_look(self, content: Any, look: Any) -> JobResult:
+        from dpst.serve.preset import apply_look, read_look
+
+        t0 = time.perf_counter()
+        saved = read_look(_upload(look, "look file"))
+        content_img = inputs.read_photo(content, "content photo", self.config.pixel_limit)
+        t1 = time.perf_counter()
+        image = apply_look(self.fast, saved, content_img, None, "the look file", dtype=np.uint8)
+        t2 = time.perf_counter()
+        path = self._save(image, "fast")
+        seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
+        backend = f"Fast mode with a look file: ONNX Runtime ({self.fast.provider})"
+        info = [f"look of {saved.style_name or 'a style photo'} (masks of this page unused)"]
+        return JobResult(image, content_img, path, seconds, backend, [], info)
+
+    def make_look(self, style: Any) -> str:
+        """The style photo as a look file (``.dpst``, one region) to download."""
+        from dpst.serve.preset import look_bytes
+
+        self._need_fast()
+        style_img = inputs.read_photo(style, "style photo", self.config.pixel_limit)
+        name = Path(_upload(style, "style photo")).name
+        data = look_bytes(self.fast, style_img, None, name)
+        path = self._new_file("look", ".dpst")
+        path.write_bytes(data)
+        return str(path)
+
+    def make_lut(self, content: Any, session: str = LOCAL_SESSION) -> tuple[str, str]:
+        """A 3D LUT (``.cube``, 33 nodes) fitted from the content photo to this page's last
+        Fast result, and a one-line summary of its fit error."""
+        from dpst.imageio import read_image
+        from dpst.serve.look_export import export_lut
+
+        result_path = self._last_fast.get(session)
+        if not result_path or not Path(result_path).is_file():
+            raise InputError("stylise a photo in Fast mode first: the LUT is fitted to its result")
+        content_img = inputs.read_photo(content, "content photo", self.config.pixel_limit)
+        result = read_image(result_path)
+        if result.shape != content_img.shape:
+            raise InputError("the result shown is of another content photo: stylise it again")
+        path = self._new_file("look", ".cube")
+        fit = export_lut(content_img, result, path)
+        return str(path), (
+            f"3D LUT ({fit.lut.shape[0]} nodes): mean CIEDE2000 {fit.mean_de2000:.2f} (95th "
+            f"percentile {fit.p95_de2000:.2f}) between the result and the LUT on the photo"
+        )
 
     def quality_config(self, size: int, iters: int, multiscale: bool, post_mode: str):
         from dpst.optim_reference.postfilter import PostFilterConfig
@@ -425,6 +505,10 @@ class DemoEngine:
         """(running, waiting) Quality jobs now."""
         with self._gate:
             return int(self._running is not None), len(self._waiting)
+
+    def forget(self, session: str) -> None:
+        """A page closed: its last result is no longer offered to it."""
+        self._last_fast.pop(session, None)
 
     def request_stop(self, session: str = LOCAL_SESSION) -> bool:
         """Stop the session's Quality job: after its current iteration, or now if it waits."""

@@ -602,3 +602,47 @@ def test_a_port_in_use_is_one_line_not_a_traceback(capsys):
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"dpst serve: error: cannot listen on 127.0.0.1:{port} (the port is in")
     assert "--port" in last and "launch()" not in last
+
+
+class _Request:
+    """Stands in for gr.Request: the session hash is what the callbacks read."""
+
+    def __init__(self, session: str) -> None:
+        self.session_hash = session
+
+
+def test_a_look_file_is_offered_and_applied_like_its_style_photo(pair, tmp_path_factory):
+    model = shared_tiny_model(tmp_path_factory)
+    cb = _callbacks(AppConfig(model_path=str(model), backbone="random"))
+    look, status = cb.look_file(_payload(pair[1]))
+    assert look["visible"] is True and look["value"].endswith(".dpst"), status
+    _, with_style, _, _ = _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS))
+    # The look alone (no style photo) gives the same picture.
+    outputs = cb.fast(_payload(pair[0]), None, *NO_MASKS, _payload(look["value"]))
+    _, with_look, _, status = _ok(outputs)
+    np.testing.assert_array_equal(with_look, with_style)
+    assert "look file" in status
+    # A file that is no look: one line on the page, no result.
+    bad = tmp_path_factory.mktemp("bad") / "bad.dpst"
+    bad.write_bytes(b"not a zip")
+    result, download, status = cb.fast(_payload(pair[0]), None, *NO_MASKS, _payload(bad))
+    assert result is None and download["visible"] is False and "Error" in status
+
+
+def test_a_lut_is_fitted_to_this_pages_last_fast_result(pair, tmp_path_factory):
+    from dpst.serve.lut_files import read_cube
+
+    model = shared_tiny_model(tmp_path_factory)
+    cb = _callbacks(AppConfig(model_path=str(model), backbone="random"))
+    mine, other = _Request("mine"), _Request("other")
+    lut, status = cb.lut_file(_payload(pair[0]), mine)
+    assert lut["visible"] is False and "stylise a photo in Fast mode first" in status
+    _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS, None, mine))
+    lut, status = cb.lut_file(_payload(pair[0]), mine)
+    assert lut["visible"] is True and lut["value"].endswith(".cube"), status
+    assert "mean CIEDE2000" in status
+    assert read_cube(lut["value"]).shape == (33, 33, 33, 3)
+    # Another page has no result of its own, and a closed page's result is forgotten.
+    assert cb.lut_file(_payload(pair[0]), other)[0]["visible"] is False
+    cb.page_closed(mine)
+    assert cb.lut_file(_payload(pair[0]), mine)[0]["visible"] is False
