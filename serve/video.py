@@ -3,8 +3,8 @@
 :func:`process_video` decodes the first video stream, passes each frame through a callable
 (``(H, W, 3)`` uint8 RGB in and out, e.g. :class:`dpst.serve.video_frames.ModelFrames`),
 encodes it, and copies every audio stream's packets as they are (no re-encoding), interleaved
-as read. One frame is in flight at a time (plus what the codecs buffer), so memory does not
-grow with the clip's length.
+as read. Decoding, stylising and encoding run on three threads (:mod:`dpst.serve.stages`),
+with two frames queued between them, so memory does not grow with the clip's length.
 
 The output keeps the input's frame rate, time base and timestamps, and its codec when this
 FFmpeg can encode it into the output's container (h264 -> libx264, hevc -> libx265, vp9 ->
@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from dpst.errors import InputError
+from dpst.serve.stages import run_stages
 
 # Tried in order when the input's codec cannot be written: widely played, and in every
 # PyAV wheel (libx264 for .mp4/.mkv/.mov, VP9 for .webm, MPEG-4 part 2 for .avi and others).
@@ -164,8 +165,9 @@ def process_video(
 ) -> VideoReport:
     """Write ``dst``: ``src`` with every frame passed through ``frames``, its audio copied.
 
-    ``progress(n)`` is called after each frame written (n so far). Raises InputError for a
-    bad input (module docstring); the output's name is written only when the whole video is.
+    ``progress(n)`` is called after each frame written (n so far), from the writing thread.
+    Raises InputError for a bad input (module docstring); the output's name is written only
+    when the whole video is.
     """
     av = _av()
     start = time.perf_counter()
@@ -217,24 +219,45 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
             for s in source.streams
             if s.index != video.index and s.index not in audio_out
         ]
-        for packet, frame in _decoded(av, source, video, src):
-            if frame is None:
-                packet.stream = audio_out[packet.stream.index]
-                output.mux(packet)
-                continue
-            if (frame.width, frame.height) == (width, height):
-                rgb = frame.to_ndarray(format="rgb24")
-            else:  # a size change mid-stream: one output size
-                rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        counted = [0]  # frames decoded, on the reader's thread
+
+        def read():
+            """Audio packets and decoded frames as RGB arrays with their timestamps."""
+            for packet, frame in _decoded(av, source, video, src):
+                if frame is None:
+                    yield packet
+                    continue
+                if (frame.width, frame.height) == (width, height):
+                    rgb = frame.to_ndarray(format="rgb24")
+                else:  # a size change mid-stream: one output size
+                    rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+                yield rgb, _timestamp(frame, counted[0], report.rate)
+                counted[0] += 1
+
+        def stylise(item):
+            if not isinstance(item, tuple):
+                return item  # an audio packet, passed through in order
+            rgb, stamp = item
             styled = frames(rgb)
             if styled.shape != rgb.shape or styled.dtype != np.uint8:
                 raise ValueError(f"frames() returned {styled.shape} {styled.dtype}")
+            return styled, stamp
+
+        def write(item):
+            if not isinstance(item, tuple):
+                item.stream = audio_out[item.stream.index]
+                output.mux(item)
+                return
+            styled, (pts, time_base) = item
             new = av.VideoFrame.from_ndarray(styled, format="rgb24")
-            new.pts, new.time_base = _timestamp(frame, report.frames, report.rate)
+            new.pts, new.time_base = pts, time_base
             output.mux(out_video.encode(new))
             report.frames += 1
             if progress is not None:
                 progress(report.frames)
+
+        # The next frame is decoded and the last one encoded while this one is stylised.
+        run_stages(read(), stylise, write)
         if report.frames == 0:
             raise InputError(f"{src}: its video stream holds no frame")
         output.mux(out_video.encode(None))

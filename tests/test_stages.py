@@ -1,0 +1,66 @@
+"""run_stages: order kept, every stage's error raised in the caller, threads ended."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from dpst.serve.stages import run_stages
+
+
+def _threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("dpst-")}
+
+
+def test_items_arrive_in_order_through_all_three_stages():
+    seen = []
+    run_stages(range(50), lambda x: x * 2, seen.append, depth=2)
+    assert seen == [2 * x for x in range(50)]
+    assert not _threads()
+
+
+def _failing_source():
+    yield 1
+    raise ValueError("bad input")
+
+
+@pytest.mark.parametrize("where", ["source", "middle", "sink"])
+def test_an_error_in_any_stage_is_raised_in_the_caller_and_stops_the_others(where):
+    written = []
+
+    def middle(x):
+        if where == "middle" and x == 3:
+            raise ValueError("bad input")
+        return x
+
+    def sink(x):
+        if where == "sink" and x == 3:
+            raise ValueError("bad input")
+        written.append(x)
+
+    source = _failing_source() if where == "source" else iter(range(1000))
+    with pytest.raises(ValueError, match="bad input"):
+        run_stages(source, middle, sink)
+    assert not _threads()
+    assert len(written) < 10  # stopped, not run to the end
+
+
+def test_an_interrupt_in_the_middle_stops_reading_and_writing():
+    written = []
+
+    def middle(x):
+        if x == 5:
+            raise KeyboardInterrupt
+        return x
+
+    def slow_source():
+        for x in range(1000):
+            time.sleep(0.001)
+            yield x
+
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(slow_source(), middle, written.append)
+    assert not _threads()
+    assert written == [0, 1, 2, 3, 4][: len(written)]  # nothing after the interrupt
