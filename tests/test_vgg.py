@@ -6,6 +6,7 @@ import hashlib
 import math
 import os
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -76,9 +77,11 @@ def clean_env(monkeypatch, tmp_path) -> Path:
     monkeypatch.delenv(vgg_weights.ENV_WEIGHTS, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
 
-    def offline(url, dst, *args, **kwargs):
+    def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
+    # The download is dpst's own (one attempt, a timeout): no request leaves this machine.
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     return tmp_path / "torch" / "hub" / "checkpoints"
 
