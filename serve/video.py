@@ -165,7 +165,10 @@ def process_video(
 ) -> VideoReport:
     """Write ``dst``: ``src`` with every frame passed through ``frames``, its audio copied.
 
-    ``progress(n)`` is called after each frame written (n so far), from the writing thread.
+    When ``frames`` has a ``prepare(frame)`` method, it runs on the decoding thread and its
+    result is passed on as ``frames(frame, prepared)``: work that needs only the frame then
+    runs beside the model. ``progress(n)`` is called after each frame written (n so far), from
+    the writing thread.
     Raises InputError for a bad input (module docstring); the output's name is written only
     when the whole video is.
     """
@@ -220,6 +223,7 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
             if s.index != video.index and s.index not in audio_out
         ]
         counted = [0]  # frames decoded, on the reader's thread
+        prepare = getattr(frames, "prepare", None)
 
         def read():
             """Audio packets and decoded frames as RGB arrays with their timestamps."""
@@ -231,14 +235,15 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
                     rgb = frame.to_ndarray(format="rgb24")
                 else:  # a size change mid-stream: one output size
                     rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
-                yield rgb, _timestamp(frame, counted[0], report.rate)
+                prepared = (prepare(rgb),) if prepare is not None else ()
+                yield rgb, prepared, _timestamp(frame, counted[0], report.rate)
                 counted[0] += 1
 
         def stylise(item):
             if not isinstance(item, tuple):
                 return item  # an audio packet, passed through in order
-            rgb, stamp = item
-            styled = frames(rgb)
+            rgb, prepared, stamp = item
+            styled = frames(rgb, *prepared)
             if styled.shape != rgb.shape or styled.dtype != np.uint8:
                 raise ValueError(f"frames() returned {styled.shape} {styled.dtype}")
             return styled, stamp

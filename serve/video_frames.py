@@ -87,12 +87,16 @@ class ModelFrames:
         self.code = code
         self.smoothed = SmoothedGrid(config)
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        size = self.stylizer.working_size
-        # The working-size image serves twice: the model's input (resizing it again to its own
-        # size is the identity) and the scene-cut test.
-        small = tiled_render.working_image(frame, size)[0].transpose(1, 2, 0)
-        grid = self.stylizer.predict_grid(np.ascontiguousarray(small), self.code)
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        """The frame at the model's working size, ``(S, S, 3)`` float32: the model's input
+        (resizing it again to its own size is the identity) and the scene-cut test's.
+        :func:`dpst.serve.video.process_video` calls it on the decoding thread."""
+        small = tiled_render.working_image(frame, self.stylizer.working_size)
+        return np.ascontiguousarray(small[0].transpose(1, 2, 0))
+
+    def __call__(self, frame: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
+        small = self.prepare(frame) if small is None else small
+        grid = self.stylizer.predict_grid(small, self.code)
         return self.stylizer.render(frame, self.smoothed(small, grid), dtype=np.uint8)
 
 
