@@ -291,3 +291,35 @@ sys.exit(code)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "o.mp4").is_file()
+
+
+def test_sigterm_exits_143_and_leaves_no_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source = tmp_path / "long.mkv"
+    with av.open(str(source), "w") as out:  # long enough to be caught midway
+        stream = out.add_stream("libx264", rate=RATE)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        rng = np.random.default_rng(0)
+        for index in range(400):
+            pixels = rng.integers(0, 256, (120, 160, 3), np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    style = tmp_path / "style.png"
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(style)
+    argv = ["video", str(source), str(style), "-o", str(tmp_path / "o.mkv"), "--threads", "1"]
+    code = f"import sys; from dpst.cli import main; sys.exit(main({argv!r}))"
+    process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".o.*.partial.mkv")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "interrupted (SIGTERM)" in err
+    assert _files(tmp_path) == ["long.mkv", "style.png"]
