@@ -18,12 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from pillow_lut import load_cube_file
 
 from dpst.constants import LUMA_REC709
 from dpst.data.photo_pool import stable_share
 from dpst.errors import InputError
 from dpst.imageio import pil_to_rgb_array
+from dpst.lut_io import lut_error, read_cube
 
 LATTICE_SIZE = 17  # the shared looks' .cube size; 17^3 nodes keep a library of 269 at 16 MB
 CUBE_SUFFIXES = (".cube",)
@@ -32,22 +32,7 @@ LUT_SUFFIXES = CUBE_SUFFIXES + HALD_SUFFIXES
 
 
 def _fail(path: Path, problem: object) -> InputError:
-    return InputError(f"{path}: {' '.join(str(problem).split())}")  # always one line
-
-
-def _check_cube_domain(path: Path, lines: list[str]) -> None:
-    # pillow-lut skips DOMAIN_* and LUT_3D_INPUT_RANGE silently; a LUT for another input
-    # range (log footage, HDR) would be applied to the wrong colours, so refuse it here.
-    expected = {"DOMAIN_MIN": [0.0] * 3, "DOMAIN_MAX": [1.0] * 3, "LUT_3D_INPUT_RANGE": [0, 1]}
-    for line in lines:
-        key, *values = line.split() or [""]
-        if key in expected:
-            try:
-                numbers = [float(v) for v in values]
-            except ValueError:
-                numbers = None
-            if numbers != expected[key]:
-                raise _fail(path, f"{line.strip()!r}: only the input domain 0..1 is supported")
+    return lut_error(path, problem)
 
 
 def _to_lut(values: np.ndarray) -> torch.Tensor:
@@ -56,20 +41,7 @@ def _to_lut(values: np.ndarray) -> torch.Tensor:
 
 
 def _read_cube(path: Path) -> torch.Tensor:
-    # errors="replace": a stray Latin-1 TITLE must not sink the file; garbage still fails
-    # below as "No size found" or "Not a number on line N".
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    _check_cube_domain(path, lines)
-    try:
-        table = load_cube_file(lines)
-    except ValueError as err:
-        raise _fail(path, f"not a valid .cube file: {err}") from None
-    if table.channels != 3 or len(set(table.size)) != 1:
-        raise _fail(path, f"unsupported .cube: {table.channels} channels, size {table.size}")
-    values = np.asarray(table.table, dtype=np.float32).reshape(*table.size[::-1], 3)
-    if not np.isfinite(values).all():
-        raise _fail(path, "not a valid .cube file: non-finite values")
-    return _to_lut(values)
+    return _to_lut(read_cube(path).astype(np.float32))
 
 
 def _read_hald(path: Path) -> torch.Tensor:

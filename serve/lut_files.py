@@ -26,16 +26,12 @@ from PIL import Image
 
 from dpst.errors import InputError
 from dpst.imageio import atomic_write
+
+# The reader is shared with training (dpst.lut_io); offered here beside the writers.
+from dpst.lut_io import CUBE_SUFFIX, MAX_CUBE_SIZE, read_cube  # noqa: F401
 from dpst.serve.lut_fit import apply_lut, identity_lut
 
-CUBE_SUFFIX = ".cube"
 DEFAULT_HALD_LEVEL = 8
-# Pillow's Color3DLUT (and so pillow-lut) stops at 65 nodes, the largest common size.
-MAX_CUBE_SIZE = 65
-
-
-def _fail(path: os.PathLike | str, problem: object) -> InputError:
-    return InputError(f"{path}: {' '.join(str(problem).split())}")  # always one line
 
 
 def check_lut(lut: np.ndarray) -> np.ndarray:
@@ -68,50 +64,6 @@ def write_cube(path: str | os.PathLike, lut: np.ndarray, title: str = "dpst look
     data = cube_text(lut, title).encode("ascii", errors="replace")
     atomic_write(path, lambda fh: fh.write(data))
     return Path(path)
-
-
-def _check_domain(path: Path, lines: list[str]) -> None:
-    # pillow-lut skips DOMAIN_* silently; a LUT for another input range (log footage) would
-    # be applied to the wrong colours.
-    expected = {"DOMAIN_MIN": [0.0] * 3, "DOMAIN_MAX": [1.0] * 3, "LUT_3D_INPUT_RANGE": [0, 1]}
-    for line in lines:
-        key, *values = line.split() or [""]
-        if key in expected:
-            try:
-                numbers = [float(v) for v in values]
-            except ValueError:
-                numbers = None
-            if numbers != expected[key]:
-                raise _fail(path, f"{line.strip()!r}: only the input domain 0..1 is supported")
-
-
-def read_cube(path: str | os.PathLike) -> np.ndarray:
-    """A ``.cube`` 3D LUT (domain 0..1) as float64 ``(S, S, S, 3)`` ``[b, g, r]``.
-
-    Parsed by pillow-lut; a missing, unreadable or malformed file (no size, a bad number, too
-    few rows, non-finite values, 1D LUT, another domain) is an InputError naming it.
-    """
-    from pillow_lut import load_cube_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise _fail(path, "no such file" if not path.exists() else "not a file")
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as err:
-        raise _fail(path, f"cannot read ({err.strerror or err})") from None
-    _check_domain(path, lines)
-    try:
-        table = load_cube_file(lines)
-    except (ValueError, IndexError) as err:
-        raise _fail(path, f"not a valid .cube file: {err}") from None
-    size = table.size
-    if table.channels != 3 or len(set(size)) != 1 or not 2 <= size[0] <= MAX_CUBE_SIZE:
-        raise _fail(path, f"unsupported .cube: {table.channels} channels, size {size}")
-    values = np.asarray(table.table, dtype=np.float64)
-    if values.size != size[0] ** 3 * 3 or not np.isfinite(values).all():
-        raise _fail(path, "not a valid .cube file: wrong row count or non-finite values")
-    return values.reshape(size[0], size[0], size[0], 3)
 
 
 def hald_image(lut: np.ndarray, level: int = DEFAULT_HALD_LEVEL) -> np.ndarray:

@@ -176,35 +176,36 @@ class FastStylizer:
         outputs = STYLIZER_OUTPUTS if version >= 3 else LEGACY_STYLIZER_OUTPUTS
         _check_io(self._stylizer, self.model_path, STYLIZER_INPUTS, outputs)
         encoder_path = find_style_encoder(self.model_path, self.metadata["style_encoder_file"])
-        check_digest(encoder_path)
-        self._encoder = _open_session(encoder_path, providers, threads)
-        encoder_meta = read_metadata(self._encoder, encoder_path, ROLE_STYLE_ENCODER)
-        _check_io(self._encoder, encoder_path, ENCODER_INPUTS, ENCODER_OUTPUTS)
-        if encoder_meta.get("model_id") != self.metadata.get("model_id"):
-            raise RuntimeModelError(
-                f"{encoder_path} was not exported with {self.model_path} (model ids differ): "
-                f"export both again with dpst export"
-            )
+        self._encoder = self._open_companion(
+            encoder_path, ROLE_STYLE_ENCODER, ENCODER_INPUTS, ENCODER_OUTPUTS, providers, threads
+        )
         self._renderer = None
         if version >= 3:
             renderer_path = _find_beside(
                 self.model_path, self.metadata.get("renderer_file"), renderer_path_for
             )
-            check_digest(renderer_path)
-            self._renderer = _open_session(renderer_path, providers, threads)
-            renderer_meta = read_metadata(self._renderer, renderer_path, ROLE_RENDERER)
-            _check_io(self._renderer, renderer_path, RENDERER_INPUTS, RENDERER_OUTPUTS)
-            if renderer_meta.get("model_id") != self.metadata.get("model_id"):
-                raise RuntimeModelError(
-                    f"{renderer_path} was not exported with {self.model_path} (model ids "
-                    f"differ): export them again with dpst export"
-                )
+            self._renderer = self._open_companion(
+                renderer_path, ROLE_RENDERER, RENDERER_INPUTS, RENDERER_OUTPUTS, providers, threads
+            )
         self.max_labels = int(self.metadata["max_labels"])
         self.working_size = int(self.metadata["config"]["working_size"])
         self.provider = self._stylizer.get_providers()[0]
         if self.provider != providers[0]:
             LOG.warning("%s could not start; running on %s", providers[0], self.provider)
         LOG.info("dpst fast model %s runs on %s", self.model_path, self.provider)
+
+    def _open_companion(self, path: Path, role: str, inputs, outputs, providers, threads):
+        """A graph exported with the stylizer: checked, opened, and of the same model."""
+        check_digest(path)
+        session = _open_session(path, providers, threads)
+        meta = read_metadata(session, path, role)
+        _check_io(session, path, inputs, outputs)
+        if meta.get("model_id") != self.metadata.get("model_id"):
+            raise RuntimeModelError(
+                f"{path} was not exported with {self.model_path} (model ids differ): "
+                f"export both again with dpst export"
+            )
+        return session
 
     # -- public API ----------------------------------------------------------------------
 
