@@ -101,13 +101,13 @@ class ModelFrames:
 
 
 class LutFrames:
-    """Frames graded by one 3D LUT (a ``.cube`` file, read by :mod:`dpst.serve.lut_files`),
+    """Frames graded by one 3D LUT (a ``.cube`` file, read by :mod:`dpst.lut_io`),
     trilinear, with Pillow's ``Color3DLUT`` (values clipped to [0, 1])."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         from PIL import ImageFilter
 
-        from dpst.serve.lut_files import read_cube
+        from dpst.lut_io import read_cube
 
         lut = read_cube(path)  # [b, g, r]: red fastest, Pillow's order too
         self.lut = ImageFilter.Color3DLUT(lut.shape[0], lut.reshape(-1).tolist())
