@@ -140,13 +140,21 @@ def exposure_warning(host: str, share: bool) -> str | None:
     )
 
 
-def _log_requests() -> None:
-    """Send the demo's per-request lines (and its errors) to the console."""
+def _log_requests():
+    """Send the demo's per-request lines (and its errors) to the console; returns the undo
+    (a caller in the same process, a test or a notebook, must not keep the handler)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s dpst serve: %(message)s", "%H:%M:%S"))
     logger = logging.getLogger("dpst.serve")
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    return undo
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,13 +179,13 @@ def run(args: argparse.Namespace) -> int:
     demo = build_app(config, engine)
     # A service manager stops us with SIGTERM: exit as on Ctrl-C, so the results folder
     # (removed at exit) does not stay behind.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     automatic = engine.automatic_available()
     say(f"automatic masks: {'available' if automatic[0] else automatic[1]}")
     warning = exposure_warning(args.host, args.share)
     if warning:
         say(warning)
-    _log_requests()
+    stop_logging = _log_requests()
     try:
         demo.launch(
             server_name=args.host,
@@ -192,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port} ({_bind_failure(err)}): "
             "choose another --port or --host"
         ) from None
+    finally:
+        stop_logging()
+        signal.signal(signal.SIGTERM, previous_sigterm)
     return 0
 
 
