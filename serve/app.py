@@ -67,11 +67,14 @@ def _hex(rgb: tuple[int, int, int]) -> str:
 
 
 def _preview(image: np.ndarray) -> np.ndarray:
+    """8-bit, at most PREVIEW_SIDE pixels long, from a float or 8-bit image."""
     from dpst.imageio import resize_long_side, to_uint8
 
-    if max(image.shape[:2]) > PREVIEW_SIDE:
-        image = resize_long_side(image, PREVIEW_SIDE)
-    return to_uint8(image)
+    if max(image.shape[:2]) <= PREVIEW_SIDE:
+        return image if image.dtype == np.uint8 else to_uint8(image)
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / np.float32(255)
+    return to_uint8(resize_long_side(image, PREVIEW_SIDE))
 
 
 def status_html(body: str) -> str:
@@ -111,8 +114,7 @@ class AppCallbacks:
     def _masks(mode, content_mask, style_mask, content_editor, style_editor) -> MaskRequest:
         return MaskRequest(mode, content_mask, style_mask, content_editor, style_editor)
 
-    @staticmethod
-    def _finish(mode: str, result: JobResult, started: float):
+    def _finish(self, mode: str, result: JobResult, started: float):
         outcome = "ok"
         if result.stopped_at is not None:
             outcome = "cancelled at iteration {}/{}".format(*result.stopped_at)
@@ -122,7 +124,12 @@ class AppCallbacks:
             size += f" (working {w}x{h})"
         log_request(mode, size, time.perf_counter() - started, outcome)
         download = gr.update(value=result.path, visible=True)
-        return (_preview(result.content), _preview(result.image)), download, result_html(result)
+        # Files of this request's own names, not arrays: Gradio caches an array under a name
+        # made from its pixels, so two requests with the same photos (an example clicked on
+        # two pages) wrote and served the same file at once, and a download came back empty.
+        before = self.engine.save_preview(_preview(result.content), "before")
+        after = self.engine.save_preview(_preview(result.image), "after")
+        return (before, after), download, result_html(result)
 
     @staticmethod
     def _failed(mode: str, err: BaseException, content, started: float):

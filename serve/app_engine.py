@@ -264,6 +264,14 @@ class DemoEngine:
         write_image(path, image)
         return str(path)
 
+    def save_preview(self, image: np.ndarray, kind: str) -> str:
+        """An 8-bit preview as a PNG of its own name in the results folder."""
+        from dpst.imageio import write_image
+
+        path = self._new_file(kind, ".png")
+        write_image(path, image)
+        return str(path)
+
     def _need_fast(self) -> None:
         if self.fast is None:
             raise InputError(f"Fast mode is unavailable: {self.fast_error}; use Quality mode")

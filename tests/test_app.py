@@ -87,6 +87,7 @@ def _ok(outputs) -> tuple[np.ndarray, np.ndarray, str, str]:
     (before, after), download, status = outputs
     assert "Error" not in status, status
     assert download["visible"] is True
+    before, after = (read_image(path) for path in (before, after))  # preview files
     return before, after, download["value"], status
 
 
@@ -97,6 +98,9 @@ def test_fast_mode_returns_the_content_size_and_timings(pair):
     content = read_image(pair[0])
     assert after.shape == before.shape == content.shape
     assert read_image(download).shape == content.shape
+    # The previews are the photo and the result themselves (8-bit results included).
+    np.testing.assert_allclose(before, content, atol=0.5 / 255 + 1e-6)
+    np.testing.assert_array_equal(after, read_image(download))
     assert "FakeExecutionProvider" in status and "Done" in status
     assert fake.calls[0][2] is None  # no masks: one region
 
@@ -646,3 +650,13 @@ def test_a_lut_is_fitted_to_this_pages_last_fast_result(pair, tmp_path_factory):
     assert cb.lut_file(_payload(pair[0]), other)[0]["visible"] is False
     cb.page_closed(mine)
     assert cb.lut_file(_payload(pair[0]), mine)[0]["visible"] is False
+
+
+def test_previews_of_large_8bit_and_float_results_keep_their_colours():
+    from dpst.serve.app import PREVIEW_SIDE, _preview
+
+    grey = np.full((20, PREVIEW_SIDE + 300, 3), 100, dtype=np.uint8)
+    for image in (grey, grey.astype(np.float32) / 255):
+        preview = _preview(image)
+        assert preview.dtype == np.uint8 and max(preview.shape[:2]) == PREVIEW_SIDE
+        assert np.abs(preview.astype(int) - 100).max() <= 1
