@@ -55,6 +55,17 @@ def photo() -> np.ndarray:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture
+def photos(tmp_path) -> tuple[str, str]:
+    """Two tiny photo files (32 px): ``(content, style)`` paths."""
+    from dpst.imageio import write_image
+
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    write_image(content, sample_photo("chelsea", 32))
+    write_image(style, sample_photo("coffee", 32))
+    return str(content), str(style)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

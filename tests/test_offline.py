@@ -20,9 +20,7 @@ import pytest
 
 from dpst.cli import main
 from dpst.errors import WeightsNotFoundError
-from dpst.imageio import write_image
 from dpst.network import QUIET_DEFAULTS, apply_defaults
-from tests.conftest import sample_photo
 
 
 @pytest.fixture
@@ -55,14 +53,6 @@ def hub(monkeypatch):
         monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
 
     return point_at
-
-
-@pytest.fixture
-def photos(tmp_path) -> tuple[str, str]:
-    content, style = tmp_path / "c.png", tmp_path / "s.png"
-    write_image(content, sample_photo("chelsea", 32))
-    write_image(style, sample_photo("coffee", 32))
-    return str(content), str(style)
 
 
 def _free_port() -> int:

@@ -21,11 +21,9 @@ import pytest
 import torch
 
 from dpst.cli import main
-from dpst.imageio import write_image
 from dpst.optim_reference import vgg, vgg_download
 from dpst.optim_reference.vgg_download import file_name, hash_prefix
 from dpst.optim_reference.vgg_weights import CAFFE_FILE, ENV_URL, ENV_WEIGHTS, TORCHVISION_FILE
-from tests.conftest import sample_photo
 
 
 def random_features_state() -> dict[str, torch.Tensor]:
@@ -110,14 +108,6 @@ def connects(monkeypatch) -> list:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     return attempts
-
-
-@pytest.fixture
-def photos(tmp_path) -> tuple[str, str]:
-    content, style = tmp_path / "c.png", tmp_path / "s.png"
-    write_image(content, sample_photo("chelsea", 32))
-    write_image(style, sample_photo("coffee", 32))
-    return str(content), str(style)
 
 
 def _stylize(photos, out: Path, *extra: str) -> int:
