@@ -29,7 +29,9 @@ from dpst.serve.app_config import MASK_MODES, AppConfig
 from dpst.serve.one_pass_labels import LABEL_WORK_SIDE, prepare_labels
 
 # Results kept in the engine's folder; older ones are deleted (Gradio keeps its own copies).
-RESULTS_KEPT = 32
+# Files kept in the results folder (a Fast request writes three: before, after, result); the
+# oldest go first. Gradio copies what it serves into its own cache, so this only bounds disk.
+RESULTS_KEPT = 128
 # Without a request (tests, scripts) jobs share this key for their stop flag.
 LOCAL_SESSION = "local"
 # A waiting Quality job looks this often (seconds) whether it was cancelled or may start.
@@ -88,6 +90,14 @@ class MaskRequest:
 ProgressFn = Callable[[float, str], None]
 
 
+def _age_key(path: Path) -> float:
+    """A file's modification time; 0 for one gone meanwhile (removed by someone else)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def _upload(payload: Any, what: str) -> str:
     path = inputs.payload_path(payload)
     if path is None:
@@ -122,6 +132,7 @@ class DemoEngine:
         # Each page's last Fast result, for "fit a LUT to it": kept here, never taken from a
         # path the page sends back.
         self._last_fast: dict[str, str] = {}
+        self._files_lock = threading.Lock()
         weakref.finalize(self, shutil.rmtree, self.results_dir, ignore_errors=True)
         if fast is not None:
             self.fast, self.fast_error = fast, None
@@ -250,11 +261,16 @@ class DemoEngine:
     # -- jobs ----------------------------------------------------------------------------
 
     def _new_file(self, kind: str, suffix: str) -> Path:
-        """A fresh name in the results folder, the oldest files beyond RESULTS_KEPT removed."""
-        old = sorted(self.results_dir.glob("dpst-*"), key=os.path.getmtime)
-        for stale in old[: max(0, len(old) - RESULTS_KEPT + 1)]:
-            stale.unlink(missing_ok=True)
-        stamp = f"{time.strftime('%H%M%S')}-{os.urandom(3).hex()}"
+        """A fresh name in the results folder, the oldest files beyond RESULTS_KEPT removed.
+
+        Requests run at once: the listing and the removal are one step under a lock (a file
+        removed by one request between another's listing and its look at the file's age
+        failed that request)."""
+        with self._files_lock:
+            old = sorted(self.results_dir.glob("dpst-*"), key=_age_key)
+            for stale in old[: max(0, len(old) - RESULTS_KEPT + 1)]:
+                stale.unlink(missing_ok=True)
+        stamp = f"{time.strftime('%H%M%S')}-{os.urandom(6).hex()}"
         return self.results_dir / f"dpst-{kind}-{stamp}{suffix}"
 
     def _save(self, image: np.ndarray, kind: str) -> str:

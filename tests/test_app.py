@@ -660,3 +660,21 @@ def test_previews_of_large_8bit_and_float_results_keep_their_colours():
         preview = _preview(image)
         assert preview.dtype == np.uint8 and max(preview.shape[:2]) == PREVIEW_SIDE
         assert np.abs(preview.astype(int) - 100).max() <= 1
+
+
+def test_results_folder_is_pruned_safely_by_requests_at_once(monkeypatch, random_config):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dpst.serve import app_engine
+
+    monkeypatch.setattr(app_engine, "RESULTS_KEPT", 5)
+    engine = DemoEngine(random_config, fast=FakeStylizer())
+    image = np.zeros((4, 4, 3), dtype=np.uint8)
+
+    def save_many(_):
+        return [engine.save_preview(image, "after") for _ in range(40)]
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = [p for batch in pool.map(save_many, range(8)) for p in batch]
+    assert len(set(paths)) == 320  # every request its own name
+    assert len(list(engine.results_dir.glob("dpst-*"))) <= 5 + 8  # pruned as it went
