@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from dpst import __version__
 from dpst.commands.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from dpst.commands.signals import forget_handled_interrupts
 from dpst.errors import DpstError
 
 # name -> (module of dpst.commands, one-line help). Modules are imported only to build
@@ -75,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dpst {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        forget_handled_interrupts()
 
 
 if __name__ == "__main__":

@@ -146,3 +146,26 @@ def test_auto_masks_without_weights_fall_back_without_importing_torch(tmp_path, 
     assert len(err.splitlines()) == 1, err
     assert err.startswith("dpst fast: no automatic masks (") and err.endswith("; using one region")
     assert ("not on this machine" if torch_importable else "needs torch") in err
+
+
+def test_a_handled_interrupt_keeps_the_exit_code_the_command_chose(tmp_path):
+    """CPython ends a ``python -m`` process by SIGINT at exit when a KeyboardInterrupt once
+    escaped code run through PyRun_* (a library's), even if it was handled: dpst targets
+    stopped by SIGHUP returned 129 and died by SIGINT (-2). The command here makes that
+    escape itself, then fails with a user error: its exit code must be 2."""
+    (tmp_path / "trigger.py").write_text(
+        "import ctypes, sys\n"
+        "import dpst.commands.fast as fast\n"
+        "from dpst.errors import InputError\n"
+        "def run(args):\n"
+        "    ctypes.pythonapi.PyRun_SimpleStringFlags(b'raise KeyboardInterrupt', None)\n"
+        "    raise InputError('stopped')\n"
+        "fast.run = run\n"
+        "from dpst.cli import main\n"
+        "sys.exit(main(['fast', 'a.png', 'b.png', '-o', 'x.png']))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-m", "trigger"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert ran.returncode == 2, ran.stderr[-2000:]  # not -2 (SIGINT)
+    assert "dpst fast: error: stopped" in ran.stderr
