@@ -74,6 +74,23 @@ def output_path(photo: Path, out_dir: Path) -> Path:
     return out_dir / (photo.stem + FALLBACK_SUFFIX)
 
 
+def output_paths(photos: Iterable[Path], out_dir: Path) -> list[Path]:
+    """:func:`output_path` of every photo; InputError when two would share a name (photos of
+    one name in different folders, from a recursive glob), which would skip one as done."""
+    outputs, seen = [], {}
+    for photo in photos:
+        out = output_path(photo, out_dir)
+        key = out.name.lower()  # apart on this file system, maybe one on the user's next
+        if key in seen:
+            raise InputError(
+                f"{seen[key]} and {photo} would both be written as {out}: give photos of "
+                "different names, or run each folder into its own --out-dir"
+            )
+        seen[key] = photo
+        outputs.append(out)
+    return outputs
+
+
 def check_record(out_dir: Path, settings: dict[str, Any]) -> None:
     """Refuse an ``out_dir`` whose results another style, model or setting made; record
     ``settings`` when it has none."""
@@ -115,6 +132,8 @@ def run_folder(
     written so far stay.
     """
     out_dir = Path(out_dir)
+    photos = list(photos)
+    output_paths(photos, out_dir)  # no two photos onto one file
     report = FolderReport()
     todo = []
     for photo in photos:

@@ -161,3 +161,14 @@ def test_a_folder_takes_a_saved_look_with_the_same_results(tmp_path, model, caps
             np.asarray(Image.open(tmp_path / "a" / name)),
             np.asarray(Image.open(tmp_path / "b" / name)),
         )
+
+
+def test_photos_of_one_name_in_two_folders_are_refused_before_work(tmp_path, model, capsys):
+    for folder in ("a", "b"):
+        _photos(tmp_path / "shoot" / folder, count=1)
+    style = tmp_path / "shoot" / "a" / "p0.png"
+    pattern = str(tmp_path / "shoot" / "**" / "*.png")
+    assert _run(pattern, style, "--out-dir", tmp_path / "out", "--model", model) == 2
+    err = capsys.readouterr().err
+    assert "would both be written as" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.png"))

@@ -197,7 +197,7 @@ def _run_folder(args: argparse.Namespace) -> int:
     from dpst.errors import InputError
     from dpst.imageio import read_image
     from dpst.models.onnx_format import file_sha256
-    from dpst.serve.batch import check_record, content_files, output_path, run_folder
+    from dpst.serve.batch import check_record, content_files, output_paths, run_folder
     from dpst.serve.runtime import FastStylizer
 
     if args.content_mask is not None or args.style_mask is not None:
@@ -209,7 +209,7 @@ def _run_folder(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out-dir {out_dir} is a file, not a folder")
     check_writable_folder(out_dir)
-    outputs = [output_path(photo, out_dir) for photo in photos]
+    outputs = output_paths(photos, out_dir)
     sources = {"style photo": args.style, "--look": args.look}
     check_no_clash(outputs, {**sources, **{str(p): p for p in photos}})
     model_path = _model_path(args)
