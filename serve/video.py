@@ -68,6 +68,7 @@ class VideoReport:
     pix_fmt: str = ""
     audio_streams: int = 0
     dropped_streams: list[str] = field(default_factory=list)
+    rotation: int = 0  # the display rotation carried over (degrees, counter-clockwise)
     seconds: float = 0.0
 
 
@@ -211,6 +212,12 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
         if not (width and height):
             raise InputError(f"{src}: its video stream does not say its frame size")
         out_video = _add_video(output, video, (height, width), report)
+        # Phones store portrait clips on their side with a display rotation: the frames are
+        # stylised as stored and the output carries the same rotation, so players turn it
+        # upright as they did the input. Set before the first packet writes the header.
+        report.rotation = _display_rotation(av, src)
+        if report.rotation:
+            out_video.set_display_rotation(report.rotation)
         audio_out = {}
         for stream in source.streams.audio:
             if stream.codec_context.name not in output.supported_codecs:
@@ -271,6 +278,18 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
             raise InputError(f"{src}: its video stream holds no frame")
         output.mux(out_video.encode(None))
     return report
+
+
+def _display_rotation(av, src) -> int:
+    """The input's display rotation in degrees (counter-clockwise), read from its first
+    frame (PyAV's VideoFrame.rotation); 0 when there is none or it cannot be read."""
+    try:
+        with av.open(os.fspath(src)) as probe:
+            for frame in probe.decode(video=0):
+                return round(frame.rotation or 0)
+    except (av.error.FFmpegError, ValueError):
+        return 0
+    return 0
 
 
 def _decoded(av, source, video, src):

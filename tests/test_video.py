@@ -28,12 +28,15 @@ def _gradient(index: int, blink: bool = False) -> np.ndarray:
     return image.astype(np.uint8)
 
 
-def make_clip(path, video: bool = True, audio: bool = True):
-    """FRAMES frames of a gradient at RATE fps (h264), with half a second of AAC sine."""
+def make_clip(path, video: bool = True, audio: bool = True, rotation: int = 0):
+    """FRAMES frames of a gradient at RATE fps (h264), with half a second of AAC sine; with
+    ``rotation``, a display rotation as phones record portrait clips."""
     with av.open(str(path), "w") as out:
         if video:
             stream = out.add_stream("libx264", rate=RATE)
             stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+            if rotation:
+                stream.set_display_rotation(rotation)
         if audio:
             sound = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
         for index in range(FRAMES if video else 0):
@@ -323,3 +326,13 @@ def test_sigterm_exits_143_and_leaves_no_file(tmp_path):
     assert process.returncode == 143, err
     assert "interrupted (SIGTERM)" in err
     assert _files(tmp_path) == ["long.mkv", "style.png"]
+
+
+def test_a_phone_clips_display_rotation_is_carried_over(tmp_path):
+    clip = make_clip(tmp_path / "portrait.mp4", rotation=90)
+    out = tmp_path / "out.mp4"
+    report = process_video(clip, out, LutFrames(_invert_cube(tmp_path / "invert.cube")))
+    assert report.rotation == 90
+    with av.open(str(out)) as result:
+        first = next(result.decode(video=0))
+        assert first.rotation == 90 and (first.width, first.height) == (WIDTH, HEIGHT)
