@@ -255,6 +255,8 @@ def content_labels_for_look(look: Look, content: np.ndarray, content_labels: np.
     style_means = np.asarray(look.code[STYLE_CODE.index("style_colour_mean")][0, : len(ids)])
     out = _renumber(labels, ids)
     image = np.asarray(content, dtype=np.float64)
+    if np.asarray(content).dtype == np.uint8:  # 8-bit photos, as dpst fast reads them
+        image /= 255.0
     for orphan in sorted(set(np.unique(labels).tolist()) - set(ids.tolist()) - {UNLABELLED}):
         region = labels == orphan
         colour = image[region].mean(axis=0)

@@ -93,6 +93,9 @@ def test_content_labels_missing_from_the_look_take_the_closest_colour(stylizer, 
     labels = halves(painted, 5, 2)  # 5 is new; it looks like label 2
     out = content_labels_for_look(look, painted, labels)
     np.testing.assert_array_equal(out, np.ones((4, 4), int))
+    # 8-bit pixels, as dpst fast reads photos, are matched on the same scale.
+    eight_bit = np.rint(painted * 255).astype(np.uint8)
+    np.testing.assert_array_equal(content_labels_for_look(look, eight_bit, labels), out)
     with pytest.raises(InputError, match="without a style mask"):
         content_labels_for_look(encode_look(stylizer, style), painted, labels)
 
@@ -198,6 +201,22 @@ def test_cli_look_then_fast_with_it_equals_fast_with_the_photo(files, capsys):
                  "-o", str(d / "a.png"), "--threads", "1"]) == 0  # fmt: skip
     assert main(["fast", str(d / "content.png"), str(d / "style.png"), "--masks", "none",
                  "-o", str(d / "b.png"), "--threads", "1"]) == 0  # fmt: skip
+    np.testing.assert_array_equal(read_image(d / "a.png"), read_image(d / "b.png"))
+
+
+def test_cli_fast_with_a_look_and_a_content_mask_equals_the_masked_pair(files, capsys):
+    d = files
+    content, style = read_image(d / "content.png"), read_image(d / "style.png")
+    Image.fromarray(halves(content, 7, 3).astype(np.uint8)).save(d / "cm.png")  # label maps
+    Image.fromarray(halves(style, 3, 7).astype(np.uint8)).save(d / "sm.png")
+    masks = ["--mask-kind", "labels", "--threads", "1"]
+    assert main(["look", str(d / "style.png"), "--style-mask", str(d / "sm.png"),
+                 "-o", str(d / "l.dpst"), *masks]) == 0  # fmt: skip
+    assert main(["fast", str(d / "content.png"), "--look", str(d / "l.dpst"), "--content-mask",
+                 str(d / "cm.png"), "-o", str(d / "a.png"), *masks]) == 0  # fmt: skip
+    assert main(["fast", str(d / "content.png"), str(d / "style.png"), "--content-mask",
+                 str(d / "cm.png"), "--style-mask", str(d / "sm.png"), "-o", str(d / "b.png"),
+                 *masks]) == 0  # fmt: skip
     np.testing.assert_array_equal(read_image(d / "a.png"), read_image(d / "b.png"))
 
 

@@ -82,23 +82,24 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give STYLE, or --look LOOK.dpst (from dpst look STYLE)")
     if args.look is None:
         options.mask_files_given(args)  # both or neither (a look holds the style's)
+    elif args.style_mask is not None:
+        raise InputError("with --look the style's masks are in the look: give --content-mask only")
     if is_many(args.content):
         if args.out_dir is None or args.output is not None:
             raise InputError(f"{args.content} names several photos: give --out-dir DIR, not -o")
         return _run_folder(args)
     if args.output is None or args.out_dir is not None:
         raise InputError("give -o OUTPUT for one photo (--out-dir is for a folder or a glob)")
-    if args.look is not None:
-        from dpst.commands.look import fast_with_look
-
-        return fast_with_look(args)
     return _run_one(args)
 
 
-def _model_path(args: argparse.Namespace):
+def open_stylizer(args: argparse.Namespace):
+    """The FastStylizer of ``--model`` (else the default model; ``--threads``), or a one-line
+    RuntimeModelError: for dpst fast, look and video."""
     from dpst.serve.runtime import (
         DEFAULT_MODEL_PATH,
         MODEL_ENV,
+        FastStylizer,
         RuntimeModelError,
         default_model_path,
     )
@@ -109,7 +110,7 @@ def _model_path(args: argparse.Namespace):
             f"no fast model: pass --model, set {MODEL_ENV}, or export one to "
             f"{DEFAULT_MODEL_PATH} (dpst export CHECKPOINT -o {DEFAULT_MODEL_PATH})"
         )
-    return model_path
+    return FastStylizer(model_path, threads=args.threads)
 
 
 def _stylize_photo(args, stylizer, style):
@@ -137,47 +138,71 @@ def _stylize_photo(args, stylizer, style):
     return stylize
 
 
-def _stylize_with_look(args, stylizer):
-    """8-bit content pixels -> 8-bit result in a saved look (one region: a look holds the
-    style's labels, and a folder has no content masks)."""
+def _stylize_with_look(args, stylizer, look):
+    """8-bit content pixels -> 8-bit result in a saved look (the look holds the style's
+    labels; ``--content-mask`` maps the content's onto them)."""
     import numpy as np
 
-    from dpst.serve.preset import apply_look, check_model, read_look
+    from dpst.optim_reference.mask_files import read_mask
+    from dpst.serve.preset import apply_look, check_model
 
-    look = read_look(args.look)
     check_model(look, stylizer, args.look)  # before any photo: one line, not one per photo
-    return lambda pixels: apply_look(stylizer, look, pixels, None, args.look, dtype=np.uint8)
+
+    def stylize(pixels):
+        labels = None
+        if args.content_mask is not None:
+            labels = read_mask(args.content_mask, pixels.shape[:2], args.mask_kind)
+        return apply_look(stylizer, look, pixels, labels, args.look, dtype=np.uint8)
+
+    return stylize
+
+
+def _stylize(args, stylizer, look):
+    """The per-photo function of a look file, or of the style photo (read here)."""
+    from dpst.imageio import read_image
+
+    if look is not None:
+        return _stylize_with_look(args, stylizer, look)
+    return _stylize_photo(args, stylizer, read_image(args.style))
+
+
+def _read_look(args):
+    """The look file, read before the model loads (a damaged one costs one line), or None."""
+    from dpst.serve.preset import read_look
+
+    return read_look(args.look) if args.look is not None else None
 
 
 def _run_one(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
     from dpst.commands.outputs import check_image_output, write_image_or_rescue
-    from dpst.imageio import Photo, read_image, read_photo
-    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+    from dpst.imageio import Photo, read_photo
+    from dpst.serve.runtime import BUNDLED_MODEL
 
     start = time.perf_counter()
     inputs = {
         "content photo": args.content,
         "style photo": args.style,
+        "--look": args.look,
         "--content-mask": args.content_mask,
         "--style-mask": args.style_mask,
         "--model": args.model,
     }
     out = check_image_output(args.output, inputs)
-    model_path = _model_path(args)
+    look = _read_look(args)
     # 8-bit content and result: a quarter of the memory of float at 50 megapixels.
-    content, style = read_photo(args.content), read_image(args.style)
+    content = read_photo(args.content)
     # The model first: a bad one costs one line, before any note about masks.
-    stylizer = FastStylizer(model_path, threads=args.threads)
-    stylize = _stylize_photo(args, stylizer, style)
+    stylizer = open_stylizer(args)
+    stylize = _stylize(args, stylizer, look)
     loaded = time.perf_counter()
     result = stylize(content.pixels)
     done = time.perf_counter()
     write_image_or_rescue(out, Photo(result, content.icc_profile, content.exif))
     height, width = result.shape[:2]
-    which = "the bundled model" if Path(model_path) == BUNDLED_MODEL else str(model_path)
+    model_path = stylizer.model_path
+    which = "the bundled model" if model_path == BUNDLED_MODEL else str(model_path)
     print(
         f"wrote {args.output} ({width}x{height}) in {time.perf_counter() - start:.2f} s "
         f"({which}: {done - loaded:.2f} s on {stylizer.provider})"
@@ -195,10 +220,8 @@ def _run_folder(args: argparse.Namespace) -> int:
     from dpst.commands.exit_codes import EXIT_PROBLEMS
     from dpst.commands.outputs import check_no_clash, check_writable_folder
     from dpst.errors import InputError
-    from dpst.imageio import read_image
     from dpst.models.onnx_format import file_sha256
     from dpst.serve.batch import check_record, content_files, output_paths, run_folder
-    from dpst.serve.runtime import FastStylizer
 
     if args.content_mask is not None or args.style_mask is not None:
         raise InputError("--content-mask and --style-mask are for one photo; a folder takes "
@@ -212,14 +235,11 @@ def _run_folder(args: argparse.Namespace) -> int:
     outputs = output_paths(photos, out_dir)
     sources = {"style photo": args.style, "--look": args.look}
     check_no_clash(outputs, {**sources, **{str(p): p for p in photos}})
-    model_path = _model_path(args)
-    stylizer = FastStylizer(model_path, threads=args.threads)
-    if args.look is not None:
-        source, stylize = args.look, _stylize_with_look(args, stylizer)
-    else:
-        source, stylize = args.style, _stylize_photo(args, stylizer, read_image(args.style))
+    look = _read_look(args)
+    stylizer = open_stylizer(args)
+    stylize = _stylize(args, stylizer, look)
     check_record(out_dir, {
-        "style_sha256": file_sha256(source),
+        "style_sha256": file_sha256(args.look if look is not None else args.style),
         "model_id": stylizer.metadata["model_id"],
         "masks": "look" if args.look is not None else args.masks,
     })  # fmt: skip

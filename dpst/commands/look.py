@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from dpst.commands import options
+from dpst.commands import fast, options
 
 USAGE = (
     "dpst look STYLE -o LOOK.dpst [--style-mask MASK] [--model MODEL.onnx]\n"
@@ -27,8 +27,6 @@ EXPORT = "export"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dpst.commands.fast import add_model
-
     p.usage = USAGE
     p.add_argument(
         "inputs",
@@ -37,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="STYLE (a photo, to make a look), or: export CONTENT [STYLE]",
     )
     options.add_output(p, "the look file (.dpst), or for export the LUT (.cube)")
-    add_model(p)
+    fast.add_model(p)
     p.add_argument("--style-mask", help="colour-coded mask or label map of STYLE (look only)")
     p.add_argument(
         "--mask-kind",
@@ -49,24 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lut-size", type=int, default=None, help="export: LUT_3D_SIZE (default 33)")
     p.add_argument("--hald", metavar="HALD.png", help="export: also write a Hald CLUT (level 8)")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
-
-
-def open_stylizer(args: argparse.Namespace):
-    """The FastStylizer of ``--model`` (else the default model), or a one-line error."""
-    from dpst.serve.runtime import (
-        DEFAULT_MODEL_PATH,
-        MODEL_ENV,
-        FastStylizer,
-        RuntimeModelError,
-        default_model_path,
-    )
-
-    model_path = args.model or default_model_path()
-    if model_path is None:
-        raise RuntimeModelError(
-            f"no fast model: pass --model, set {MODEL_ENV}, or export one to {DEFAULT_MODEL_PATH}"
-        )
-    return FastStylizer(model_path, threads=args.threads)
 
 
 def _check_outputs(outputs: dict, inputs: dict) -> list:
@@ -118,7 +98,7 @@ def _make(args: argparse.Namespace) -> int:
         from dpst.optim_reference.mask_files import read_mask
 
         labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
-    stylizer = open_stylizer(args)
+    stylizer = fast.open_stylizer(args)
     look = encode_look(stylizer, style, labels, Path(style_path).name)
     write_look(out, look)
     regions = "one region" if look.label_ids is None else f"labels {list(look.label_ids)}"
@@ -157,7 +137,7 @@ def _export(args: argparse.Namespace) -> int:
     look = read_look(args.look) if args.look is not None else None
     content = read_image(content_path)
     style = read_image(style_path) if style_path is not None else None
-    stylizer = open_stylizer(args)
+    stylizer = fast.open_stylizer(args)
     if look is not None:
         output = apply_look(stylizer, look, content, name=args.look)
         title = f"dpst look {Path(args.look).stem}"
@@ -172,38 +152,4 @@ def _export(args: argparse.Namespace) -> int:
         f"{result.mean_de2000:.2f} (95th percentile {result.p95_de2000:.2f}) between the "
         f"one-pass result and the LUT applied to the content"
     )
-    return 0
-
-
-def fast_with_look(args: argparse.Namespace) -> int:
-    """``dpst fast CONTENT --look LOOK.dpst -o OUT``: the look applied without its photo."""
-    import time
-
-    from dpst.commands.outputs import check_image_output, write_image_or_rescue
-    from dpst.errors import InputError
-    from dpst.imageio import read_image
-    from dpst.serve.preset import apply_look, read_look
-
-    start = time.perf_counter()
-    if args.style_mask is not None:
-        raise InputError("with --look the style's masks are in the look: give --content-mask only")
-    inputs = {
-        "content photo": args.content,
-        "--look": args.look,
-        "--content-mask": args.content_mask,
-        "--model": args.model,
-    }
-    out = check_image_output(args.output, inputs)
-    look = read_look(args.look)
-    content = read_image(args.content)
-    labels = None
-    if args.content_mask is not None:
-        from dpst.optim_reference.mask_files import read_mask
-
-        labels = read_mask(args.content_mask, content.shape[:2], args.mask_kind)
-    stylizer = open_stylizer(args)
-    result = apply_look(stylizer, look, content, labels, args.look)
-    write_image_or_rescue(out, result)
-    height, width = result.shape[:2]
-    print(f"wrote {args.output} ({width}x{height}) in {time.perf_counter() - start:.2f} s")
     return 0

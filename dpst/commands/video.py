@@ -77,7 +77,7 @@ def _frames(args: argparse.Namespace):
         )
     if args.lut is not None:
         return LutFrames(args.lut), f"the LUT {args.lut}"
-    from dpst.commands.look import open_stylizer
+    from dpst.commands.fast import open_stylizer
 
     config = TemporalConfig(args.temporal_smoothing, args.scene_cut)
     config.validate()
