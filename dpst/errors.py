@@ -19,3 +19,10 @@ class WeightsNotFoundError(DpstError, FileNotFoundError):
 
 class OutputError(DpstError):
     """The result could not be written where asked; the message says where it was saved."""
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """An exception's message for a one-line report: its first line (cut to ``limit``
+    characters when given), or its type's name when it has no message."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:limit] if lines else type(error).__name__

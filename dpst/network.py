@@ -21,6 +21,8 @@ import os
 from collections.abc import MutableMapping
 from urllib.parse import urlsplit
 
+from dpst import errors
+
 # Either one keeps every download off: ours, and Hugging Face's, which users already set for
 # the segmenter's weights.
 OFFLINE_ENVS = ("DPST_OFFLINE", "HF_HUB_OFFLINE")
@@ -63,6 +65,7 @@ def host(url: str) -> str:
 
 
 def first_line(err: BaseException, limit: int = 160) -> str:
-    """An exception as ``Type: first line of its message``, shortened for a one-line error."""
-    text = (str(err).strip().splitlines() or [""])[0][:limit]
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    """An exception as ``Type: first line of its message``, shortened for a one-line error
+    (a network failure's type, ``ConnectError``, ``TimeoutError``, says as much as its text)."""
+    text = errors.first_line(err, limit)
+    return text if text == type(err).__name__ else f"{type(err).__name__}: {text}"

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dpst.errors import InputError
+from dpst.errors import InputError, first_line
 
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "generator.json"
@@ -76,8 +76,8 @@ def load_bundle(folder: str | os.PathLike):
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise InputError(f"{folder}: weights do not fit the config ({first[:200]})") from None
+        why = first_line(err, 200)
+        raise InputError(f"{folder}: weights do not fit the config ({why})") from None
     return model.eval()
 
 

@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from dpst import __version__
-from dpst.errors import InputError
+from dpst.errors import InputError, first_line
 from dpst.imageio import atomic_write
 from dpst.models.bilateral_grid import cell_positions
 from dpst.models.generator import Generator, StyleCode
@@ -395,10 +395,9 @@ def parity(
         stylizer = ort.InferenceSession(str(stylizer_path), providers=providers)
         renderer = ort.InferenceSession(str(renderer_path), providers=providers)
     except Exception as error:  # e.g. an opset newer than this onnxruntime
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error)
         raise InputError(
             f"the model was written but ONNX Runtime {ort.__version__} cannot load it for the "
-            f"parity check ({first}); try a lower --opset"
+            f"parity check ({first_line(error, 200)}); try a lower --opset"
         ) from None
     code = encoder.run(None, {"style": style.numpy(), "style_masks": style_masks.numpy()})
     feeds = {"content": content.numpy(), "content_masks": content_masks.numpy()}

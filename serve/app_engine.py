@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dpst.errors import DpstError, InputError
+from dpst.errors import DpstError, InputError, first_line
 from dpst.optim_reference.labels import LabelPolicy
 from dpst.serve import app_inputs as inputs
 from dpst.serve.app_config import MASK_MODES, AppConfig
@@ -105,11 +105,6 @@ def _upload(payload: Any, what: str) -> str:
     return path
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 class DemoEngine:
     """Models and jobs of one demo server (see the module docstring)."""
 
@@ -149,11 +144,11 @@ class DemoEngine:
         try:
             from dpst.serve.runtime import FastStylizer
         except ImportError as err:
-            return None, f"the ONNX runtime is not available ({_first_line(err)})"
+            return None, f"the ONNX runtime is not available ({first_line(err)})"
         try:
             return FastStylizer(model_path), None
         except (DpstError, OSError, ValueError) as err:
-            return None, f"the fast model could not be loaded: {_first_line(err)}"
+            return None, f"the fast model could not be loaded: {first_line(err)}"
 
     def _resolve_backbone(self):
         """``(BackboneConfig, None)`` when Quality mode can run, else ``(None, message)``."""
@@ -166,7 +161,7 @@ class DemoEngine:
         try:
             resolve_weights(BackboneConfig(weights=self.config.vgg_weights))
         except DpstError as err:
-            return None, _first_line(err)
+            return None, first_line(err)
         return BackboneConfig(weights=self.config.vgg_weights, download=False), None
 
     def network(self) -> tuple[Any, dict]:
@@ -193,7 +188,7 @@ class DemoEngine:
                     try:
                         self._segmenter = build_segmenter(self.config.segmenter)
                     except DpstError as err:
-                        self._segmenter_error = _first_line(err)
+                        self._segmenter_error = first_line(err)
             if self._segmenter_error is not None:
                 raise InputError(f"automatic masks are unavailable: {self._segmenter_error}")
             return self._segmenter

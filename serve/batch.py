@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from dpst.errors import DpstError, InputError
+from dpst.errors import DpstError, InputError, first_line
 from dpst.image_formats import IMAGE_FORMATS
 from dpst.imageio import Photo, atomic_write, read_photo, write_photo
 
@@ -152,7 +152,7 @@ def run_folder(
                 source = current.result()
                 pixels = stylize(source.pixels)
             except (DpstError, OSError) as error:
-                report.failed.append((photo, _one_line(error)))
+                report.failed.append((photo, first_line(error)))
                 _tell(progress, photo, "failed")
                 continue
             result = Photo(pixels, source.icc_profile, source.exif)
@@ -169,7 +169,7 @@ def _collect(writing, report: FolderReport, progress, keep: int):
         try:
             future.result()
         except (DpstError, OSError) as error:
-            report.failed.append((photo, _one_line(error)))
+            report.failed.append((photo, first_line(error)))
             _tell(progress, photo, "failed")
         else:
             report.done.append(photo)
@@ -180,8 +180,3 @@ def _collect(writing, report: FolderReport, progress, keep: int):
 def _tell(progress, photo: Path, outcome: str) -> None:
     if progress is not None:
         progress(photo, outcome)
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from dpst.errors import DpstError, InputError
+from dpst.errors import DpstError, InputError, first_line
 from dpst.models.onnx_format import (
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
@@ -502,8 +502,9 @@ def _open_session(path: Path, providers: list[str], threads: int | None):
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
     except Exception as error:  # ORT raises its own Fail/InvalidProtobuf/... types
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RuntimeModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+        raise RuntimeModelError(
+            f"{path}: not a loadable ONNX model ({first_line(error, 200)})"
+        ) from None
 
 
 def check_digest(path: Path) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpst.errors import InputError
+from dpst.errors import InputError, first_line
 from dpst.serve.stages import run_stages
 
 # Tried in order when the input's codec cannot be written: widely played, and in every
@@ -88,8 +88,7 @@ def _umask() -> int:
 
 def _first_line(err: BaseException) -> str:
     # FFmpeg's errors carry the file name and errno in str(); strerror is the reason alone.
-    text = (getattr(err, "strerror", None) or str(err)).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:200]
+    return getattr(err, "strerror", None) or first_line(err, 200)
 
 
 def check_output_format(path: str | os.PathLike) -> str:
