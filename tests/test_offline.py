@@ -46,6 +46,10 @@ def hub(monkeypatch):
     for name in ("DPST_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    # As `import dpst` leaves it when it comes first (dpst.network): in this test process
+    # another test may have imported gradio, and huggingface_hub with it, before dpst; its
+    # telemetry then fetches an "agent" registry from huggingface.co on every request.
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
 
     def point_at(endpoint: str) -> None:
         monkeypatch.setattr(constants, "ENDPOINT", endpoint)
