@@ -18,6 +18,7 @@ coefficients per pixel, whatever the image size; whole-image rendering needed ab
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -43,12 +44,15 @@ def cell_positions(start: int, stop: int, size: int, cells: int) -> np.ndarray:
                    0, cells - 1).astype(np.float32)  # fmt: skip
 
 
+@functools.lru_cache(maxsize=16)
 def resize_matrix(size: int, out_size: int) -> scipy.sparse.csr_matrix:
     """``(out_size, size)`` weights of an antialiased bilinear resize along one axis.
 
     PyTorch's ``interpolate(mode="bilinear", antialias=True, align_corners=False)`` (itself
     Pillow's algorithm): a triangle filter widened by the scale when shrinking, each output
-    pixel's taps normalised to sum to 1. Float64.
+    pixel's taps normalised to sum to 1. Float64. Cached: a folder or a clip resizes frames of
+    one size again and again (building the weights took a few milliseconds a frame); callers
+    must not modify the matrix.
     """
     scale = size / out_size
     support = scale if scale >= 1.0 else 1.0
@@ -80,6 +84,8 @@ def working_image(image: np.ndarray, size: int) -> np.ndarray:
     """``image`` ``(H, W, 3)`` (uint8 or float) resized to ``(1, 3, size, size)`` float32 as
     the generator resizes it, converting ``RESIZE_BAND_ROWS`` rows to float at a time."""
     height, width = image.shape[:2]
+    if (height, width) == (size, size):  # the resize is then the identity (video passes these)
+        return np.ascontiguousarray(as_float(image).transpose(2, 0, 1)[None], dtype=np.float32)
     along_x = resize_matrix(width, size)
     along_y = resize_matrix(height, size)
     narrow = np.empty((height, size * 3), dtype=np.float64)

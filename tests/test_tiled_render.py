@@ -37,6 +37,15 @@ def test_working_image_is_pytorch_antialiased_resize(size):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
+def test_an_image_of_the_working_size_is_passed_as_it_is():
+    image = np.random.default_rng(5).random((32, 32, 3)).astype(np.float32)
+    expected = F.interpolate(
+        torch.from_numpy(image).permute(2, 0, 1)[None], size=(32, 32), mode="bilinear",
+        antialias=True, align_corners=False,
+    ).numpy()  # fmt: skip
+    np.testing.assert_array_equal(tiled_render.working_image(image, 32), expected)
+
+
 def test_working_image_from_uint8_equals_float_input(monkeypatch):
     image = np.random.default_rng(1).integers(0, 256, (61, 83, 3), dtype=np.uint8)
     monkeypatch.setattr(tiled_render, "RESIZE_BAND_ROWS", 7)  # many bands, one partial
