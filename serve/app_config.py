@@ -9,8 +9,8 @@ MASK_MODES = ("none", "automatic", "upload", "paint")
 # Peak memory of one job per pixel of its photo, measured on the demo's engine with a 12 MP
 # photo (DemoEngine.run_fast / run_quality in a fresh process, ru_maxrss over the loaded
 # engine; 2026-12-02): Fast 32 B/px (the content read as float, the 8-bit result, the banded
-# renderer), Quality 79 B/px (the post-filter at full resolution); plus 8 B/px for Gradio's
-# own 8-bit copies of the result it shows and offers.
+# renderer), Quality 79 B/px (the post-filter at full resolution); plus an allowance, not
+# measured, of 8 B/px for Gradio's own 8-bit copies of the images it shows and offers.
 FAST_BYTES_PER_PIXEL = 40
 QUALITY_BYTES_PER_PIXEL = 90
 # Without --memory-budget the server plans to use at most this share of the machine's memory.
