@@ -24,3 +24,9 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # generator's guide use); BT.709 for the looks, which are sRGB/Rec.709 encoded.
 LUMA_REC601: tuple[float, float, float] = (0.299, 0.587, 0.114)
 LUMA_REC709: tuple[float, float, float] = (0.2126, 0.7152, 0.0722)
+
+# How much of a one-pass look is applied (dpst fast, video, look export, the demo): 0 gives
+# the content, 1 the model's full transfer, up to 2 exaggerates (Lightroom's "Amount", 0-200%).
+STRENGTH_MIN = 0.0
+STRENGTH_MAX = 2.0
+DEFAULT_STRENGTH = 1.0
