@@ -26,7 +26,7 @@ import numpy as np
 from skimage.color import deltaE_ciede2000, lab2rgb, rgb2lab
 
 from bench.common import EXAMPLE_COUNT, EXAMPLES
-from bench.quality import load_pair
+from bench.quality import readable_pairs
 from dpst.models import classical
 
 LAB_EPS = 1e-3  # covariance floor in Lab units (variances are in the tens to thousands)
@@ -80,12 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args(argv)
     scores: dict[str, dict[int, float]] = {name: {} for name in VARIANTS}
-    for number in range(1, EXAMPLE_COUNT + 1):
-        try:
-            pair = load_pair(args.examples, number, args.size)
-        except Exception as error:  # the shared examples hold one unreadable style photo
-            print(f"skipped ex{number}: {error}")
-            continue
+    for number, pair in readable_pairs(args.examples, range(1, EXAMPLE_COUNT + 1), args.size):
         reference = rgb2lab(pair.paper.astype(np.float64))
         for name, options in VARIANTS.items():
             out = np.asarray(classical.smooth(pair.content, per_segment(pair, **options)))

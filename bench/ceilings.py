@@ -32,7 +32,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from bench.common import EXAMPLE_COUNT, EXAMPLES
-from bench.quality import Pair, image_metrics, load_pair
+from bench.quality import Pair, image_metrics, readable_pairs
 from dpst.constants import LUMA_REC601
 from dpst.models import classical
 
@@ -133,12 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scores: dict[str, dict[int, dict]] = {}
     shares, explained = [], []
-    for number in range(1, EXAMPLE_COUNT + 1):
-        try:
-            pair = load_pair(args.examples, number, args.size)
-        except Exception as error:  # the shared examples hold one unreadable style photo
-            print(f"skipped ex{number}: {error}")
-            continue
+    for number, pair in readable_pairs(args.examples, range(1, EXAMPLE_COUNT + 1), args.size):
         images, r2, labels = outputs(pair)
         cache: dict = {}
         for name, image in images.items():

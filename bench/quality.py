@@ -262,6 +262,18 @@ def load_pair(examples: Path, n: int, size: int) -> Pair:
     return Pair(f"ex{n}", content, style, paper, cl, sl, ccl, csl, seconds, report, notes)
 
 
+def readable_pairs(examples: Path, numbers, size: int):
+    """``(n, pair)`` for every example of ``numbers`` that loads (:func:`load_pair`); the others
+    are printed as skipped (the shared examples hold one unreadable style photo)."""
+    from dpst.errors import DpstError
+
+    for n in numbers:
+        try:
+            yield n, load_pair(examples, n, size)
+        except (DpstError, OSError) as err:
+            print(f"skipped ex{n}: {err}", flush=True)
+
+
 # -- metrics -------------------------------------------------------------------------------
 
 
