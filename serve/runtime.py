@@ -27,6 +27,7 @@ Usage::
     stylizer = FastStylizer(default_model_path())     # sessions created once
     out = stylizer.stylize(content, style)            # (H,W,3) float32 in [0,1]
     out = stylizer.stylize(content, style, content_labels, style_labels)  # int (H,W), -1 = none
+    out = stylizer.stylize(content, style, strength=0.5)  # half the look (0 to 2)
 
 Errors: :class:`RuntimeModelError` for a missing, corrupt or incompatible model;
 :class:`dpst.errors.InputError` for images or label maps of the wrong kind.
@@ -69,6 +70,7 @@ from dpst.models.onnx_format import (
 )
 from dpst.serve import tiled_render
 from dpst.serve.label_masks_np import masks_for_image
+from dpst.serve.strength import DEFAULT_STRENGTH, blend_grid, blend_image, check_strength
 
 LOG = logging.getLogger(__name__)
 
@@ -253,6 +255,7 @@ class FastStylizer:
         content_labels: np.ndarray | None = None,
         style_labels: np.ndarray | None = None,
         dtype: Any = np.float32,
+        strength: float = DEFAULT_STRENGTH,
     ) -> np.ndarray:
         """Stylise ``content`` like ``style``: ``(H, W, 3)`` float32 in [0, 1] (or uint8).
 
@@ -265,15 +268,21 @@ class FastStylizer:
                 Maps read from mask files go through :meth:`prepare_labels` first.
             dtype: ``np.float32`` (default) or ``np.uint8`` (rounded; a quarter of the
                 memory of a large result).
+            strength: how much of the look, in [0, 2]: 0 gives the content, 1 the model's
+                result (default), 2 twice its change. The grid is blended with the identity
+                (:mod:`dpst.serve.strength`), so the result is ``content + strength * (raw -
+                content)`` clamped to [0, 1], ``raw`` the model's unclamped result. A model
+                without a renderer (format 2) clamps first and blends its output after.
 
         Raises:
             InputError: an image or label map of the wrong kind, size or range.
         """
         if (content_labels is None) != (style_labels is None):
             raise InputError("give label maps for both images or for neither")
+        strength = check_strength(strength)
         content = check_content(content)
         code = self.encode_style(style, style_labels)
-        return self.stylize_with_code(content, code, content_labels, dtype=dtype)
+        return self.stylize_with_code(content, code, content_labels, dtype, strength)
 
     def stylize_with_code(
         self,
@@ -281,20 +290,25 @@ class FastStylizer:
         code: tuple[np.ndarray, ...],
         content_labels: np.ndarray | None = None,
         dtype: Any = np.float32,
+        strength: float = DEFAULT_STRENGTH,
     ) -> np.ndarray:
         """Stylise ``content`` with a style code from :meth:`encode_style` (or a saved look,
         :mod:`dpst.serve.preset`), without the style photo: ``(H, W, 3)`` in [0, 1], float32
-        or uint8 as ``dtype`` says (see :meth:`stylize`).
+        or uint8 as ``dtype`` says, ``strength`` of the look in [0, 2] (see :meth:`stylize`).
 
         ``content_labels`` use the code's label numbering. Raises InputError for a code whose
         arrays do not fit this model (a code saved from another model).
         """
+        strength = check_strength(strength)
         content = check_content(content)
         dtype = _output_dtype(dtype)
         if self._renderer is None:  # a format-2 model: the whole image in one graph
-            out = self._stylize_whole(check_image(content, "content"), code, content_labels)
+            content = check_image(content, "content")
+            out = self._stylize_whole(content, code, content_labels)
+            out = blend_image(content, out, strength)  # its output is clamped already
             return out if dtype == np.float32 else np.rint(out * 255).astype(np.uint8)
-        return self.render(content, self.predict_grid(content, code, content_labels), dtype)
+        grid = self.predict_grid(content, code, content_labels)
+        return self.render(content, blend_grid(grid, strength), dtype)
 
     def predict_grid(
         self,
