@@ -91,18 +91,22 @@ def output_paths(photos: Iterable[Path], out_dir: Path) -> list[Path]:
     return outputs
 
 
-def check_record(out_dir: Path, settings: dict[str, Any]) -> None:
+def check_record(
+    out_dir: Path, settings: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> None:
     """Refuse an ``out_dir`` whose results another style, model or setting made; record
-    ``settings`` when it has none."""
+    ``settings`` when it has none. ``defaults``: the values to assume for settings a record
+    lacks (one written before those settings existed, whose results used their defaults)."""
     path = out_dir / RECORD_FILE
     record = {"format": RECORD_FORMAT, "settings": settings}
     if path.is_file():
         try:
             earlier = json.loads(path.read_text(encoding="utf-8")).get("settings")
-        except (OSError, ValueError, AttributeError):
+            earlier = {**(defaults or {}), **(earlier or {})}
+        except (OSError, ValueError, AttributeError, TypeError):
             raise InputError(f"{path}: unreadable; remove it to start this folder again") from None
-        changed = sorted(k for k in {*settings, *(earlier or {})}
-                         if (earlier or {}).get(k) != settings.get(k))  # fmt: skip
+        changed = sorted(k for k in {*settings, *earlier}
+                         if earlier.get(k) != settings.get(k))  # fmt: skip
         if changed:
             raise InputError(
                 f"{out_dir} holds results made with other settings ({', '.join(changed)} "

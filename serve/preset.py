@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from dpst import __version__
-from dpst.constants import UNLABELLED
+from dpst.constants import DEFAULT_STRENGTH, UNLABELLED
 from dpst.errors import InputError
 from dpst.imageio import atomic_write, resize_long_side, to_uint8
 from dpst.models.onnx_format import STYLE_CODE
@@ -273,11 +273,14 @@ def apply_look(
     content_labels: np.ndarray | None = None,
     name: str = "the look",
     dtype=np.float32,
+    strength: float = DEFAULT_STRENGTH,
 ) -> np.ndarray:
     """``content`` in ``look`` (``(H, W, 3)`` in [0, 1], float32 or uint8 as ``dtype``);
-    ``content_labels`` as read from a mask file, or None for one region. Refuses a look of
-    another model."""
+    ``content_labels`` as read from a mask file, or None for one region; ``strength`` of the
+    look in [0, 2] (:meth:`FastStylizer.stylize`). Refuses a look of another model."""
     check_model(look, stylizer, name)
     if content_labels is not None:
         content_labels = content_labels_for_look(look, content, content_labels)
-    return stylizer.stylize_with_code(content, look.code, content_labels, dtype=dtype)
+    return stylizer.stylize_with_code(
+        content, look.code, content_labels, dtype=dtype, strength=strength
+    )

@@ -172,3 +172,27 @@ def test_photos_of_one_name_in_two_folders_are_refused_before_work(tmp_path, mod
     err = capsys.readouterr().err
     assert "would both be written as" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.png"))
+
+
+def test_a_rerun_with_another_strength_is_refused_and_an_old_record_is_the_default(
+    tmp_path, model, capsys
+):
+    _photos(tmp_path / "in", count=1)
+    style = tmp_path / "style.png"
+    Image.fromarray(np.full((16, 16, 3), (200, 80, 40), np.uint8)).save(style)
+    out = tmp_path / "out"
+    argv = (tmp_path / "in", style, "--out-dir", out, "--model", model)
+    assert _run(*argv, "--strength", "0.5") == 0
+    assert json.loads((out / RECORD_FILE).read_text())["settings"]["strength"] == 0.5
+    capsys.readouterr()
+    assert _run(*argv) == 2
+    err = capsys.readouterr().err
+    assert "other settings (strength differ)" in err and len(err.strip().splitlines()) == 1
+    assert _run(*argv, "--strength", "0.5") == 0  # the same strength resumes
+    # A folder begun before --strength existed (no strength recorded): the default's.
+    record = json.loads((out / RECORD_FILE).read_text())
+    del record["settings"]["strength"]
+    (out / RECORD_FILE).write_text(json.dumps(record))
+    assert _run(*argv) == 0
+    assert _run(*argv, "--strength", "0.5") == 2
+    assert "strength differ" in capsys.readouterr().err

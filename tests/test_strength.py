@@ -109,3 +109,27 @@ def test_the_runtime_refuses_a_strength_before_any_work(bundled):
         bundled.stylize(content, style, strength=2.5)
     with pytest.raises(InputError, match="between 0 and 2"):
         bundled.stylize_with_code(content, bundled.encode_style(style), strength=-1)
+
+
+def test_dpst_fast_strength_0_writes_the_content_and_3_is_one_line(tmp_path, tiny, capsys):
+    from PIL import Image
+
+    from dpst.cli import main
+
+    content, style = _pair(4)
+    paths = {name: tmp_path / f"{name}.png" for name in ("content", "style", "out")}
+    for name, image in (("content", content), ("style", style)):
+        Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(paths[name])
+    argv = ["fast", str(paths["content"]), str(paths["style"]), "-o", str(paths["out"])]
+    argv += ["--model", str(tiny), "--masks", "none"]
+    assert main([*argv, "--strength", "0"]) == 0
+    written = np.asarray(Image.open(paths["out"]), dtype=int)
+    assert np.abs(written - np.asarray(Image.open(paths["content"]), dtype=int)).max() <= 1
+    paths["out"].unlink()
+    capsys.readouterr()
+    for bad in ("3", "nan", "-0.5"):
+        assert main([*argv, "--strength", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("dpst fast: error: --strength must be between 0 and 2"), err
+        assert err.count("\n") == 1
+    assert not paths["out"].exists()

@@ -14,6 +14,12 @@ from __future__ import annotations
 import argparse
 
 from dpst.commands import options
+from dpst.constants import DEFAULT_STRENGTH
+
+STRENGTH_HELP = (
+    "how much of the look to apply: 0 = the content unchanged, 1 = the model's full transfer "
+    "(default), up to 2 to exaggerate"
+)
 
 
 def add_model(p: argparse.ArgumentParser) -> None:
@@ -23,6 +29,20 @@ def add_model(p: argparse.ArgumentParser) -> None:
         help="the stylizer .onnx from dpst export (default: $DPST_MODEL, else "
         "~/.cache/dpst/model.onnx if present, else the model bundled with dpst)",
     )
+
+
+def add_strength(p: argparse.ArgumentParser, default: float | None = DEFAULT_STRENGTH) -> None:
+    """``--strength`` (checked by :func:`check_strength` in ``run``: out of range is one line,
+    not argparse's usage block)."""
+    p.add_argument("--strength", type=float, default=default, metavar="S", help=STRENGTH_HELP)
+
+
+def check_strength(args: argparse.Namespace) -> float:
+    """``args.strength`` (the default when not given) in [0, 2], or a one-line InputError."""
+    from dpst.serve.strength import check_strength as check
+
+    value = DEFAULT_STRENGTH if args.strength is None else args.strength
+    return check(value, "--strength")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,6 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(a rerun skips those done)",
     )
     add_model(p)
+    add_strength(p)
     options.add_mask_files(p, kinds=True)
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     options.add_automatic_masks(
@@ -76,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from dpst.errors import InputError
     from dpst.serve.batch import is_many
 
+    args.strength = check_strength(args)
     if args.look is not None and args.style is not None:
         raise InputError("give STYLE or --look, not both")
     if args.look is None and args.style is None:
@@ -133,7 +155,9 @@ def _stylize_photo(args, stylizer, style):
                 content_labels, style_labels, _ = stylizer.prepare_labels(
                     content, style, content_labels, style_labels
                 )
-        return stylizer.stylize(pixels, style, content_labels, style_labels, dtype=np.uint8)
+        return stylizer.stylize(
+            pixels, style, content_labels, style_labels, dtype=np.uint8, strength=args.strength
+        )
 
     return stylize
 
@@ -152,7 +176,9 @@ def _stylize_with_look(args, stylizer, look):
         labels = None
         if args.content_mask is not None:
             labels = read_mask(args.content_mask, pixels.shape[:2], args.mask_kind)
-        return apply_look(stylizer, look, pixels, labels, args.look, dtype=np.uint8)
+        return apply_look(
+            stylizer, look, pixels, labels, args.look, dtype=np.uint8, strength=args.strength
+        )
 
     return stylize
 
@@ -238,11 +264,13 @@ def _run_folder(args: argparse.Namespace) -> int:
     look = _read_look(args)
     stylizer = open_stylizer(args)
     stylize = _stylize(args, stylizer, look)
+    # A record written before --strength existed was made at the default strength.
     check_record(out_dir, {
         "style_sha256": file_sha256(args.look if look is not None else args.style),
         "model_id": stylizer.metadata["model_id"],
         "masks": "look" if args.look is not None else args.masks,
-    })  # fmt: skip
+        "strength": args.strength,
+    }, defaults={"strength": DEFAULT_STRENGTH})  # fmt: skip
     bar = tqdm(total=len(photos), unit="photo", disable=None, file=sys.stderr)
 
     def progress(photo, outcome):
