@@ -7,11 +7,12 @@ grid. :class:`SmoothedGrid` keeps an exponential moving average of the grids ins
 
     average = strength * average + (1 - strength) * grid,
 
-and every frame is rendered at full resolution with the average. A scene cut restarts the
-average (a new scene must not take the old one's colours for a second): a cut is a frame whose
-working-size image (the model's own 256 px input) differs from the previous one by more than
-``scene_cut`` in mean absolute value (0..1). A pan or a zoom changes those small images by a
-few hundredths; a cut, by a tenth or more.
+and every frame is rendered at full resolution with the average (blended with the identity
+grid when less or more of the look is asked for, :mod:`dpst.serve.strength`). A scene cut
+restarts the average (a new scene must not take the old one's colours for a second): a cut is
+a frame whose working-size image (the model's own 256 px input) differs from the previous one
+by more than ``scene_cut`` in mean absolute value (0..1). A pan or a zoom changes those small
+images by a few hundredths; a cut, by a tenth or more.
 
 Frames are ``(H, W, 3)`` uint8 RGB in and out, so a 1080p frame costs 6 MB, not 25.
 """
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
 from dpst.serve import tiled_render
+from dpst.serve.strength import blend_grid, check_strength
 
 
 @dataclass(frozen=True)
@@ -80,12 +83,24 @@ class SmoothedGrid:
 
 class ModelFrames:
     """Frames stylised by a :class:`dpst.serve.runtime.FastStylizer` with one style code, the
-    grid smoothed over time (one region: video uses no masks)."""
+    grid smoothed over time (one region: video uses no masks).
 
-    def __init__(self, stylizer, code: tuple[np.ndarray, ...], config: TemporalConfig) -> None:
+    ``strength``: how much of the look, in [0, 2] (not the smoothing's weight, which is
+    ``config.strength``); the smoothed grid is blended with the identity, so the average
+    itself is the model's.
+    """
+
+    def __init__(
+        self,
+        stylizer,
+        code: tuple[np.ndarray, ...],
+        config: TemporalConfig,
+        strength: float = DEFAULT_STRENGTH,
+    ) -> None:
         self.stylizer = stylizer
         self.code = code
         self.smoothed = SmoothedGrid(config)
+        self.strength = check_strength(strength)
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """The frame at the model's working size, ``(S, S, 3)`` float32: the model's input
@@ -96,8 +111,8 @@ class ModelFrames:
 
     def __call__(self, frame: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
         small = self.prepare(frame) if small is None else small
-        grid = self.stylizer.predict_grid(small, self.code)
-        return self.stylizer.render(frame, self.smoothed(small, grid), dtype=np.uint8)
+        grid = self.smoothed(small, self.stylizer.predict_grid(small, self.code))
+        return self.stylizer.render(frame, blend_grid(grid, self.strength), dtype=np.uint8)
 
 
 class LutFrames:

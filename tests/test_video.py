@@ -336,3 +336,38 @@ def test_a_phone_clips_display_rotation_is_carried_over(tmp_path):
     with av.open(str(out)) as result:
         first = next(result.decode(video=0))
         assert first.rotation == 90 and (first.width, first.height) == (WIDTH, HEIGHT)
+
+
+def test_strength_0_gives_the_input_frames_and_half_is_halfway(tmp_path, clip, capsys):
+    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+
+    style = tmp_path / "style.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 32, 3), np.uint8)).save(style)
+    out = tmp_path / "out.mp4"
+    argv = ["video", str(clip), str(style), "-o", str(out), "--threads", "1"]
+    assert main([*argv, "--model", str(BUNDLED_MODEL), "--strength", "0"]) == 0
+    given, written = _summary(clip)["frames"], _summary(out)["frames"]
+    # The oracle is the input itself; the gap is one more lossy encode of this tiny 4:2:0
+    # clip: 2.0 levels, as an identity LUT's video measured (the full look: 26).
+    assert np.abs(written.astype(float) - given).mean() < 3
+    # The frame pipeline without a codec: halfway between the frame and its full look
+    # (after the smoothing), within the rounding of two 8-bit results.
+    stylizer = FastStylizer(BUNDLED_MODEL, threads=1)
+    code = stylizer.encode_style(np.asarray(Image.open(style)))
+    clip_frames = [_gradient(index, blink=True) for index in range(FRAMES)]
+    full = ModelFrames(stylizer, code, TemporalConfig())
+    half = ModelFrames(stylizer, code, TemporalConfig(), strength=0.5)
+    for frame in clip_frames:
+        whole, halfway = full(frame).astype(float), half(frame).astype(float)
+        inside = np.all((whole > 0) & (whole < 255), axis=-1)
+        assert np.abs(halfway - (frame + whole) / 2)[inside].max() <= 1.0
+    capsys.readouterr()
+    out.unlink()
+    assert main([*argv, "--strength", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--strength must be between 0 and 2" in err and err.count("\n") == 1
+    cube = _invert_cube(tmp_path / "neg.cube")
+    lut = ["video", str(clip), "--lut", str(cube), "-o", str(out), "--strength", "0.5"]
+    assert main(lut) == 2
+    assert "--strength is for the model" in capsys.readouterr().err
+    assert not out.exists()

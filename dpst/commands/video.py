@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from dpst.commands.fast import add_model
+from dpst.commands.fast import add_model, add_strength, check_strength
 
 HELP_SMOOTHING = (
     "weight of the past in the moving average of the model's colour grid, in [0, 1) (default "
@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="apply this 3D LUT to every frame instead of the model (no style photo)",
     )
     add_model(p)
+    add_strength(p)
     p.add_argument(
         "--temporal-smoothing", type=float, default=0.8, metavar="S", help=HELP_SMOOTHING
     )
@@ -65,6 +66,7 @@ def _frames(args: argparse.Namespace):
     """The per-frame callable, every input checked (a bad LUT, style or model: one line)."""
     import os
 
+    from dpst.constants import DEFAULT_STRENGTH
     from dpst.errors import InputError
     from dpst.serve.video_frames import LutFrames, ModelFrames, TemporalConfig
 
@@ -76,6 +78,11 @@ def _frames(args: argparse.Namespace):
             + (f", not {' and '.join(given)}" if given else "")
         )
     if args.lut is not None:
+        if args.strength != DEFAULT_STRENGTH:
+            raise InputError(
+                "--strength is for the model; a LUT is applied as it is (fit one at another "
+                "strength with dpst look export --strength)"
+            )
         return LutFrames(args.lut), f"the LUT {args.lut}"
     from dpst.commands.fast import open_stylizer
 
@@ -98,7 +105,7 @@ def _frames(args: argparse.Namespace):
         style = read_image(args.style)
         stylizer = open_stylizer(args)
         code = stylizer.encode_style(style)
-    return ModelFrames(stylizer, code, config), stylizer.provider
+    return ModelFrames(stylizer, code, config, args.strength), stylizer.provider
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from dpst.commands.signals import termination_as_interrupt
     from dpst.serve.video import check_output_format, probe, process_video
 
+    args.strength = check_strength(args)
     check_not_a_folder(args.output)
     out = Path(args.output)
     check_output_format(out)
