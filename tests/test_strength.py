@@ -133,3 +133,29 @@ def test_dpst_fast_strength_0_writes_the_content_and_3_is_one_line(tmp_path, tin
         assert err.startswith("dpst fast: error: --strength must be between 0 and 2"), err
         assert err.count("\n") == 1
     assert not paths["out"].exists()
+
+
+def test_look_export_fits_the_lut_to_the_result_at_its_strength(tmp_path, capsys):
+    from PIL import Image
+
+    from dpst.cli import main
+    from dpst.serve.lut_files import read_cube
+    from dpst.serve.lut_fit import identity_lut
+
+    content, style = _pair(5, size=(40, 48))
+    for name, image in (("content", content), ("style", style)):
+        Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
+    argv = ["look", "export", str(tmp_path / "content.png"), str(tmp_path / "style.png")]
+    argv += ["--model", str(BUNDLED_MODEL), "--lut-size", "9", "--threads", "1"]
+    assert main([*argv, "-o", str(tmp_path / "none.cube"), "--strength", "0"]) == 0
+    # The result at strength 0 is the content: the fit of the identity look.
+    np.testing.assert_allclose(read_cube(tmp_path / "none.cube"), identity_lut(9), atol=1e-4)
+    assert main([*argv, "-o", str(tmp_path / "full.cube")]) == 0
+    assert np.abs(read_cube(tmp_path / "full.cube") - identity_lut(9)).max() > 0.02
+    capsys.readouterr()
+    assert main([*argv, "-o", str(tmp_path / "x.cube"), "--strength", "2.5"]) == 2
+    assert "--strength must be between 0 and 2" in capsys.readouterr().err
+    making = ["look", str(tmp_path / "style.png"), "-o", str(tmp_path / "l.dpst")]
+    assert main([*making, "--strength", "0.5"]) == 2
+    assert "--strength: only for dpst look export" in capsys.readouterr().err
+    assert not (tmp_path / "x.cube").exists() and not (tmp_path / "l.dpst").exists()

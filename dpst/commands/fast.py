@@ -31,10 +31,14 @@ def add_model(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_strength(p: argparse.ArgumentParser, default: float | None = DEFAULT_STRENGTH) -> None:
+def add_strength(
+    p: argparse.ArgumentParser, default: float | None = DEFAULT_STRENGTH, prefix: str = ""
+) -> None:
     """``--strength`` (checked by :func:`check_strength` in ``run``: out of range is one line,
-    not argparse's usage block)."""
-    p.add_argument("--strength", type=float, default=default, metavar="S", help=STRENGTH_HELP)
+    not argparse's usage block); ``prefix`` starts its help ("export: ")."""
+    p.add_argument(
+        "--strength", type=float, default=default, metavar="S", help=prefix + STRENGTH_HELP
+    )
 
 
 def check_strength(args: argparse.Namespace) -> float:

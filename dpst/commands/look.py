@@ -2,11 +2,13 @@
 
     dpst look STYLE -o look.dpst [--style-mask M]
     dpst look export CONTENT (STYLE | --look look.dpst) -o look.cube [--lut-size 33] [--hald h.png]
+                     [--strength S]
 
 The first encodes a style photo once (:mod:`dpst.serve.preset`); ``dpst fast CONTENT --look
 look.dpst`` applies it without the photo. The second stylises CONTENT in one pass with a
 global look (no masks) and fits the ``.cube`` that takes the content's colours to the
-result's (:mod:`dpst.serve.look_export`), reporting how close the LUT comes. Torch-free.
+result's (:mod:`dpst.serve.look_export`), reporting how close the LUT comes; ``--strength``
+sets how much of the look that result (so the LUT) carries. Torch-free.
 
 One parser serves both forms: a first argument ``export`` selects the second (a style photo
 named ``export`` is passed as ``./export``).
@@ -21,7 +23,7 @@ from dpst.commands import fast, options
 USAGE = (
     "dpst look STYLE -o LOOK.dpst [--style-mask MASK] [--model MODEL.onnx]\n"
     "       dpst look export CONTENT (STYLE | --look LOOK.dpst) -o LOOK.cube "
-    "[--lut-size N] [--hald HALD.png]"
+    "[--lut-size N] [--hald HALD.png] [--strength S]"
 )
 EXPORT = "export"
 
@@ -46,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--look", metavar="LOOK.dpst", help="export: the look instead of STYLE")
     p.add_argument("--lut-size", type=int, default=None, help="export: LUT_3D_SIZE (default 33)")
     p.add_argument("--hald", metavar="HALD.png", help="export: also write a Hald CLUT (level 8)")
+    fast.add_strength(p, default=None, prefix="export: ")  # None: not given (export only)
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
 
 
@@ -86,7 +89,7 @@ def _make(args: argparse.Namespace) -> int:
     if len(args.inputs) != 1:
         raise InputError(f"dpst look takes one STYLE photo (or: {EXPORT} CONTENT [STYLE])")
     extra = [f for f, v in (("--look", args.look), ("--hald", args.hald), ("--lut-size",
-             args.lut_size)) if v is not None]  # fmt: skip
+             args.lut_size), ("--strength", args.strength)) if v is not None]  # fmt: skip
     if extra:
         raise InputError(f"{', '.join(extra)}: only for dpst look {EXPORT}")
     style_path = args.inputs[0]
@@ -116,6 +119,7 @@ def _export(args: argparse.Namespace) -> int:
     from dpst.serve.lut_fit import LutFitConfig
     from dpst.serve.preset import apply_look, read_look
 
+    strength = fast.check_strength(args)
     given = args.inputs[1:]
     if len(given) not in (1, 2) or (len(given) == 2) == (args.look is not None):
         raise InputError(f"dpst look {EXPORT} takes CONTENT and either STYLE or --look LOOK.dpst")
@@ -139,10 +143,10 @@ def _export(args: argparse.Namespace) -> int:
     style = read_image(style_path) if style_path is not None else None
     stylizer = fast.open_stylizer(args)
     if look is not None:
-        output = apply_look(stylizer, look, content, name=args.look)
+        output = apply_look(stylizer, look, content, name=args.look, strength=strength)
         title = f"dpst look {Path(args.look).stem}"
     else:
-        output = stylizer.stylize(content, style)
+        output = stylizer.stylize(content, style, strength=strength)
         title = f"dpst look {Path(style_path).stem}"
     hald = paths[1] if len(paths) == 2 else None
     result = export_lut(content, output, paths[0], config, hald_path=hald, title=title)
