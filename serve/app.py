@@ -32,6 +32,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 import numpy as np
 
+from dpst.constants import DEFAULT_STRENGTH, STRENGTH_MAX, STRENGTH_MIN
 from dpst.errors import DpstError
 from dpst.optim_reference.palette import PAPER_PALETTE
 from dpst.serve.app_config import AppConfig
@@ -163,13 +164,18 @@ class AppCallbacks:
         s_editor,
         look=None,
         request: gr.Request | None = None,
+        strength: float = DEFAULT_STRENGTH,
     ):
-        """Fast mode (with ``look``, a look file instead of the style photo): -> (slider
-        value, download path, status HTML)."""
+        """Fast mode (with ``look``, a look file instead of the style photo; ``strength`` of
+        the look, the Strength slider): -> (slider value, download path, status HTML).
+
+        ``strength`` comes after ``request``, which Gradio fills in by its type, so that
+        callers passing ``look`` and ``request`` by position are not shifted.
+        """
         started = time.perf_counter()
         masks = self._masks(mask_mode, content_mask, style_mask, c_editor, s_editor)
         try:
-            result = self.engine.run_fast(content, style, masks, look, _session(request))
+            result = self.engine.run_fast(content, style, masks, look, _session(request), strength)
         except Exception as err:  # the page shows it; the server goes on
             return self._failed(FAST, err, content, started)
         return self._finish(FAST, result, started)
@@ -270,10 +276,12 @@ class AppCallbacks:
 
     @staticmethod
     def mode_changed(mode: str):
-        """-> visibility of (quality options, fast button, quality button, cancel button)."""
+        """-> visibility of (quality options, Strength slider, fast button, quality button,
+        cancel button)."""
         quality = mode == QUALITY
         return (
             gr.update(visible=quality),
+            gr.update(visible=not quality),
             gr.update(visible=not quality),
             gr.update(visible=quality),
             gr.update(visible=quality),
@@ -413,6 +421,11 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
             with gr.Row():
                 multiscale = gr.Checkbox(value=True, label="Multi-scale (much faster)")
                 post_mode = gr.Radio(list(POST_MODES), value="fast", label="Post-filter")
+        strength = gr.Slider(
+            STRENGTH_MIN, STRENGTH_MAX, value=DEFAULT_STRENGTH, step=0.05, label="Strength",
+            info="How much of the look: 0 the photo unchanged, 1 the model's full look, "
+            "up to 2 to exaggerate it.", elem_id="strength", visible=default_mode == FAST,
+        )  # fmt: skip
         with gr.Row():
             run_fast = gr.Button(
                 "Stylize (fast)", variant="primary", elem_id="run-fast",
@@ -457,7 +470,7 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
         # has one queue size for all events): the extra places here let a request over the
         # limit reach the engine and be refused at once, rather than wait unseen.
         run_fast.click(
-            cb.fast, [*job_inputs, look_in], job_outputs, preprocess=False,
+            cb.fast, [*job_inputs, look_in, strength], job_outputs, preprocess=False,
             concurrency_limit=config.fast_concurrency, concurrency_id="fast",
             show_progress_on=result,
         )  # fmt: skip
@@ -476,7 +489,10 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
         )  # fmt: skip
         cancel.click(cb.cancel, None, status, queue=False)
         mode.change(
-            cb.mode_changed, mode, [quality_box, run_fast, run_quality, cancel], queue=False
+            cb.mode_changed,
+            mode,
+            [quality_box, strength, run_fast, run_quality, cancel],
+            queue=False,
         )
         mask_mode.change(cb.mask_mode_changed, mask_mode, [upload_row, paint_row], queue=False)
         content.change(

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import DpstError, InputError, first_line
 from dpst.optim_reference.labels import LabelPolicy
 from dpst.serve import app_inputs as inputs
@@ -294,17 +295,24 @@ class DemoEngine:
         masks: MaskRequest,
         look: Any = None,
         session: str = LOCAL_SESSION,
+        strength: float = DEFAULT_STRENGTH,
     ) -> JobResult:
         """One pass of the ONNX model on the uploaded pair; with ``look`` (a ``.dpst`` file
-        from :meth:`make_look` or ``dpst look``), that look instead of the style photo."""
+        from :meth:`make_look` or ``dpst look``), that look instead of the style photo;
+        ``strength`` of the look in [0, 2] (:mod:`dpst.serve.strength`)."""
+        from dpst.serve.strength import check_strength
+
         self._need_fast()
         self._last_fast.pop(session, None)
-        result = self._run_look(content, look) if look is not None else None
-        result = result or self._run_pair(content, style, masks)
+        strength = check_strength(strength, "Strength")
+        result = self._run_look(content, look, strength) if look is not None else None
+        result = result or self._run_pair(content, style, masks, strength)
+        if strength != DEFAULT_STRENGTH:
+            result.info.append(f"strength {strength:g} (1 = the model's full look)")
         self._last_fast[session] = result.path
         return result
 
-    def _run_pair(self, content: Any, style: Any, masks: MaskRequest) -> JobResult:
+    def _run_pair(self, content: Any, style: Any, masks: MaskRequest, strength: float):
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)
         cl, sl, info, warnings = self.masks(masks, content_img, style_img, LABEL_WORK_SIDE)
@@ -313,21 +321,21 @@ class DemoEngine:
             cl, sl, _ = prepare_labels(cl, sl, content_img, style_img, self.fast.max_labels, policy)
         t1 = time.perf_counter()
         # 8-bit out: the result is shown and saved as 8-bit anyway, at a quarter of the memory.
-        image = self.fast.stylize(content_img, style_img, cl, sl, dtype=np.uint8)
+        image = self.fast.stylize(content_img, style_img, cl, sl, np.uint8, strength=strength)
         t2 = time.perf_counter()
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
         backend = f"Fast mode: ONNX Runtime ({self.fast.provider})"
         return JobResult(image, content_img, path, seconds, backend, warnings, info)
 
-    def _run_look(self, content: Any, look: Any) -> JobResult:
+    def _run_look(self, content: Any, look: Any, strength: float) -> JobResult:
         from dpst.serve.preset import apply_look, read_look
 
         t0 = time.perf_counter()
         saved = read_look(_upload(look, "look file"))
         content_img = inputs.read_photo(content, "content photo", self.config.pixel_limit)
         t1 = time.perf_counter()
-        image = apply_look(self.fast, saved, content_img, None, "the look file", dtype=np.uint8)
+        image = apply_look(self.fast, saved, content_img, None, "the look file", np.uint8, strength)
         t2 = time.perf_counter()
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}

@@ -42,9 +42,13 @@ class FakeStylizer:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def stylize(self, content, style, content_labels=None, style_labels=None, dtype=np.float32):
+    def stylize(
+        self, content, style, content_labels=None, style_labels=None, dtype=np.float32,
+        strength=1.0,
+    ):  # fmt: skip
         self.calls.append((content.shape, style.shape, content_labels, style_labels))
-        out = np.clip(0.5 * content + 0.5 * style.mean(axis=(0, 1)), 0, 1).astype(np.float32)
+        change = 0.5 * (style.mean(axis=(0, 1)) - content)
+        out = np.clip(content + strength * change, 0, 1).astype(np.float32)
         return out if dtype == np.float32 else np.rint(out * 255).astype(np.uint8)
 
 
@@ -678,3 +682,33 @@ def test_results_folder_is_pruned_safely_by_requests_at_once(monkeypatch, random
         paths = [p for batch in pool.map(save_many, range(8)) for p in batch]
     assert len(set(paths)) == 320  # every request its own name
     assert len(list(engine.results_dir.glob("dpst-*"))) <= 5 + 8  # pruned as it went
+
+
+def test_the_strength_slider_sets_how_much_of_the_look(pair, tmp_path_factory):
+    model = shared_tiny_model(tmp_path_factory)
+    config = AppConfig(model_path=str(model), backbone="random")
+    demo = build_app(config)
+    cb = demo.dpst_callbacks
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.get_config_file()["components"]}
+    slider = props["strength"]
+    limits = (slider["minimum"], slider["maximum"], slider["step"], slider["value"])
+    assert limits == (0, 2, 0.05, 1) and slider["label"] == "Strength"
+    assert slider["visible"] is True  # Fast is the default mode with a model
+    fast = next(fn for fn in demo.fns.values() if fn.name == "fast")
+    assert fast.inputs[-1].elem_id == "strength"
+    # Gradio puts the request in by its annotation, before the slider's value (the last input).
+    from gradio.helpers import special_args
+
+    values = [f"input {i}" for i in range(len(fast.inputs))]
+    filled = special_args(cb.fast, list(values), request="the request")[0]
+    assert filled == [*values[:-1], "the request", values[-1]]
+    before, full, _, _ = _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS))
+    assert np.abs(full - before).mean() > 0.01  # the look changes the photo
+    before, none, _, status = _ok(cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS, None,
+                                          None, 0.0))  # fmt: skip
+    assert np.abs(none - before).max() <= 1 / 255 + 1e-6 and "strength 0" in status
+    # The slider keeps within its range; a request from elsewhere is refused in one line.
+    result, download, status = cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS, None,
+                                       None, 2.5)  # fmt: skip
+    assert result is None and download["visible"] is False
+    assert "Strength must be between 0 and 2" in status
