@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--photo", type=Path, default=PHOTOS / "src10_0001.jpg")
     p.add_argument("--style", type=Path, default=PHOTOS / "src10_0006.jpg")
-    p.add_argument("--strengths", type=float, nargs="+", default=[0.8, 0.0])
+    p.add_argument("--smoothings", type=float, nargs="+", default=[0.8, 0.0])
     p.add_argument("--json", type=Path)
     return p
 
@@ -130,17 +130,17 @@ class _Timed:
         return result
 
 
-def run_once(clip: Path, out: Path, stylizer, code, strength: float) -> dict:
+def run_once(clip: Path, out: Path, stylizer, code, smoothing: float) -> dict:
     from dpst.serve.video import process_video
     from dpst.serve.video_frames import ModelFrames, TemporalConfig
 
-    frames = ModelFrames(stylizer, code, TemporalConfig(strength=strength))
+    frames = ModelFrames(stylizer, code, TemporalConfig(smoothing=smoothing))
     timed = _Timed(frames)
     cpu = time.process_time()
     report = process_video(clip, out, timed)
     cpu = time.process_time() - cpu
     return {
-        "strength": strength,
+        "smoothing": smoothing,
         "frames": report.frames,
         "fps": report.frames / report.seconds,
         "wall_s_per_frame": report.seconds / report.frames,
@@ -168,11 +168,11 @@ def main(argv=None) -> int:
         made = time.perf_counter() - start
         print(f"clip: {args.frames} frames {SIZE[0]}x{SIZE[1]} at {RATE} fps from "
               f"{args.photo.name} in {made:.1f} s", file=sys.stderr)  # fmt: skip
-        for strength in args.strengths:
-            results.append(run_once(clip, Path(folder) / "out.mp4", stylizer, code, strength))
+        for smoothing in args.smoothings:
+            results.append(run_once(clip, Path(folder) / "out.mp4", stylizer, code, smoothing))
             row = results[-1]
             print(
-                f"smoothing {strength:.2f}: {row['fps']:.2f} frames/s (target {TARGET_FPS}), "
+                f"smoothing {smoothing:.2f}: {row['fps']:.2f} frames/s (target {TARGET_FPS}), "
                 f"{row['cpu_s_per_frame']:.3f} CPU s/frame, model {row['model_s_per_frame']:.3f} "
                 f"s/frame; change in {row['in']:.3f}, out {row['out']:.3f}, added/in "
                 f"{row['added_over_in']:.3f} (target <= {TARGET_ADDED}), styling/in "

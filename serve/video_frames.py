@@ -5,7 +5,7 @@ Stylised one by one, frames flicker: the model predicts a bilateral grid of affi
 from each frame, and small changes of content (noise, a moving object, compression) move the
 grid. :class:`SmoothedGrid` keeps an exponential moving average of the grids instead,
 
-    average = strength * average + (1 - strength) * grid,
+    average = smoothing * average + (1 - smoothing) * grid,
 
 and every frame is rendered at full resolution with the average (blended with the identity
 grid when less or more of the look is asked for, :mod:`dpst.serve.strength`). A scene cut
@@ -35,19 +35,19 @@ class TemporalConfig:
     """How grids are smoothed over time.
 
     Attributes:
-        strength: weight of the past in the moving average, in [0, 1); 0 stylises every frame
-            on its own. The average forgets with a time constant of ``1 / (1 - strength)``
+        smoothing: weight of the past in the moving average, in [0, 1); 0 stylises every frame
+            on its own. The average forgets with a time constant of ``1 / (1 - smoothing)``
             frames (0.8: 5 frames, 0.2 s at 25 fps).
         scene_cut: mean absolute change (0..1) of the working-size image between two frames
             above which the average restarts; 1 or more never restarts.
     """
 
-    strength: float = 0.8
+    smoothing: float = 0.8
     scene_cut: float = 0.1
 
     def validate(self) -> None:
-        if not 0 <= self.strength < 1:
-            raise InputError(f"--temporal-smoothing must be in [0, 1), got {self.strength}")
+        if not 0 <= self.smoothing < 1:
+            raise InputError(f"--temporal-smoothing must be in [0, 1), got {self.smoothing}")
         if not self.scene_cut > 0:
             raise InputError(f"--scene-cut must be above 0, got {self.scene_cut}")
 
@@ -76,7 +76,7 @@ class SmoothedGrid:
             self.cuts += int(cut)
             self._average = grid.copy()
         else:
-            weight = np.float32(self.config.strength)
+            weight = np.float32(self.config.smoothing)
             self._average = weight * self._average + (np.float32(1) - weight) * grid
         return self._average
 
@@ -85,9 +85,8 @@ class ModelFrames:
     """Frames stylised by a :class:`dpst.serve.runtime.FastStylizer` with one style code, the
     grid smoothed over time (one region: video uses no masks).
 
-    ``strength``: how much of the look, in [0, 2] (not the smoothing's weight, which is
-    ``config.strength``); the smoothed grid is blended with the identity, so the average
-    itself is the model's.
+    ``strength``: how much of the look, in [0, 2]; the smoothed grid is blended with the
+    identity, so the average itself is the model's.
     """
 
     def __init__(

@@ -234,7 +234,7 @@ def test_the_moving_average_is_an_exponential_average_restarted_at_cuts():
     grids = rng.normal(size=(6, 1, 12, 2, 3, 3)).astype(np.float32)
     still = np.full((4, 4, 3), 0.5, np.float32)
     cut = np.zeros((4, 4, 3), np.float32)  # 0.5 away from `still`
-    smooth = SmoothedGrid(TemporalConfig(strength=0.75, scene_cut=0.1))
+    smooth = SmoothedGrid(TemporalConfig(smoothing=0.75, scene_cut=0.1))
     images = [still, still, still, cut, cut, cut]
     got = [smooth(image, grid).copy() for image, grid in zip(images, grids, strict=True)]
     # The oracle: the recurrence written out, a new start at frame 3.
@@ -246,7 +246,7 @@ def test_the_moving_average_is_an_exponential_average_restarted_at_cuts():
     np.testing.assert_allclose(np.stack(got), np.stack(expected), rtol=1e-6, atol=1e-6)
     assert smooth.cuts == 1
     with pytest.raises(InputError):
-        TemporalConfig(strength=1.0).validate()
+        TemporalConfig(smoothing=1.0).validate()
 
 
 def _frame_change(frames: np.ndarray) -> float:
@@ -264,8 +264,8 @@ def test_smoothing_steadies_a_flickering_clip():
     # the whole frame with them, though the rest of the picture stands still.
     clip = np.stack([_gradient(index, blink=True) for index in range(FRAMES)])
 
-    def run(strength):
-        frames = ModelFrames(stylizer, code, TemporalConfig(strength=strength))
+    def run(smoothing):
+        frames = ModelFrames(stylizer, code, TemporalConfig(smoothing=smoothing))
         return np.stack([frames(frame) for frame in clip]), frames.smoothed.cuts
 
     alone, _ = run(0.0)
