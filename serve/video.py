@@ -2,9 +2,11 @@
 
 :func:`process_video` decodes the first video stream, passes each frame through a callable
 (``(H, W, 3)`` uint8 RGB in and out, e.g. :class:`dpst.serve.video_frames.ModelFrames`),
-encodes it, and copies every audio stream's packets as they are (no re-encoding), interleaved
-as read. Decoding, stylising and encoding run on three threads (:mod:`dpst.serve.stages`),
-with two frames queued between them, so memory does not grow with the clip's length.
+encodes it, and copies every audio and subtitle stream's packets as they are (no
+re-encoding), interleaved as read; subtitles the output's container cannot hold, and data
+streams, are left out and listed. Decoding, stylising and encoding run on three threads
+(:mod:`dpst.serve.stages`), with two frames queued between them, so memory does not grow with
+the clip's length.
 
 The output keeps the input's frame rate, time base and timestamps, and its codec when this
 FFmpeg can encode it into the output's container (h264 -> libx264, hevc -> libx265, vp9 ->
@@ -67,6 +69,7 @@ class VideoReport:
     same_codec: bool = False
     pix_fmt: str = ""
     audio_streams: int = 0
+    subtitle_streams: int = 0
     dropped_streams: list[str] = field(default_factory=list)
     rotation: int = 0  # the display rotation carried over (degrees, counter-clockwise)
     seconds: float = 0.0
@@ -217,27 +220,13 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
         report.rotation = _display_rotation(av, src)
         if report.rotation:
             out_video.set_display_rotation(report.rotation)
-        audio_out = {}
-        for stream in source.streams.audio:
-            if stream.codec_context.name not in output.supported_codecs:
-                raise InputError(
-                    f"{src}: its {stream.codec_context.name} audio cannot go in a "
-                    f"{output.format.name} file (copied as it is): write {Path(src).suffix} "
-                    f"or .mkv"
-                )
-            audio_out[stream.index] = output.add_stream_from_template(stream)
-        report.audio_streams = len(audio_out)
-        report.dropped_streams = [
-            f"{s.type} #{s.index}"
-            for s in source.streams
-            if s.index != video.index and s.index not in audio_out
-        ]
+        copied = _copied_streams(output, source, src, report)
         counted = [0]  # frames decoded, on the reader's thread
         prepare = getattr(frames, "prepare", None)
 
         def read():
             """Audio packets and decoded frames as RGB arrays with their timestamps."""
-            for packet, frame in _decoded(av, source, video, src):
+            for packet, frame in _decoded(av, source, video, list(copied), src):
                 if frame is None:
                     yield packet
                     continue
@@ -251,7 +240,7 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
 
         def stylise(item):
             if not isinstance(item, tuple):
-                return item  # an audio packet, passed through in order
+                return item  # an audio or subtitle packet, passed through in order
             rgb, prepared, stamp = item
             styled = frames(rgb, *prepared)
             if styled.shape != rgb.shape or styled.dtype != np.uint8:
@@ -260,7 +249,7 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
 
         def write(item):
             if not isinstance(item, tuple):
-                item.stream = audio_out[item.stream.index]
+                item.stream = copied[item.stream.index]
                 output.mux(item)
                 return
             styled, (pts, time_base) = item
@@ -291,11 +280,45 @@ def _display_rotation(av, src) -> int:
     return 0
 
 
-def _decoded(av, source, video, src):
-    """``(packet, None)`` for each audio packet to copy and ``(None, frame)`` for each
-    decoded video frame, in file order. FFmpeg's errors here are the input's (corrupt data, a
-    codec without a decoder): InputError; the encoders' are not caught."""
-    packets = source.demux([video, *source.streams.audio])
+def _copied_streams(output, source, src, report: VideoReport) -> dict:
+    """Output streams for the input's audio and subtitle streams, by input index, copied as
+    they are (no re-encoding). Audio the output's container cannot hold is an InputError (a
+    silent film is not what was asked); subtitles it cannot hold (SubRip in MP4) are left out
+    and listed in ``report.dropped_streams``, as are data streams."""
+    copied = {}
+    for stream in source.streams.audio:
+        if stream.codec_context.name not in output.supported_codecs:
+            raise InputError(
+                f"{src}: its {stream.codec_context.name} audio cannot go in a "
+                f"{output.format.name} file (copied as it is): write {Path(src).suffix} "
+                f"or .mkv"
+            )
+        copied[stream.index] = output.add_stream_from_template(stream)
+    report.audio_streams = len(copied)
+    video_index = source.streams.video[0].index
+    for stream in source.streams:
+        if stream.index == video_index or stream.index in copied:
+            continue
+        codec = stream.codec_context.name if stream.codec_context is not None else None
+        if stream.type == "subtitle" and codec in output.supported_codecs:
+            copied[stream.index] = output.add_stream_from_template(stream)
+            report.subtitle_streams += 1
+        elif stream.type == "subtitle":
+            report.dropped_streams.append(
+                f"subtitle #{stream.index} ({codec} cannot go in a {output.format.name} "
+                f"file; write .mkv)"
+            )
+        else:
+            report.dropped_streams.append(f"{stream.type} #{stream.index}")
+    return copied
+
+
+def _decoded(av, source, video, copied: list[int], src):
+    """``(packet, None)`` for each packet of the streams ``copied`` (input indices) and
+    ``(None, frame)`` for each decoded video frame, in file order. FFmpeg's errors here are
+    the input's (corrupt data, a codec without a decoder): InputError; the encoders' are not
+    caught."""
+    packets = source.demux([video, *(source.streams[i] for i in copied)])
     while True:
         try:
             packet = next(packets, None)

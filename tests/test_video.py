@@ -28,9 +28,15 @@ def _gradient(index: int, blink: bool = False) -> np.ndarray:
     return image.astype(np.uint8)
 
 
-def make_clip(path, video: bool = True, audio: bool = True, rotation: int = 0):
+SUBTITLE_LINES = (b"one", b"two", b"three")
+
+
+def make_clip(
+    path, video: bool = True, audio: bool = True, rotation: int = 0, subtitles: bool = False
+):
     """FRAMES frames of a gradient at RATE fps (h264), with half a second of AAC sine; with
-    ``rotation``, a display rotation as phones record portrait clips."""
+    ``rotation``, a display rotation as phones record portrait clips; with ``subtitles``, a
+    SubRip stream of SUBTITLE_LINES (for .mkv)."""
     with av.open(str(path), "w") as out:
         if video:
             stream = out.add_stream("libx264", rate=RATE)
@@ -39,10 +45,18 @@ def make_clip(path, video: bool = True, audio: bool = True, rotation: int = 0):
                 stream.set_display_rotation(rotation)
         if audio:
             sound = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        if subtitles:
+            text = out.add_mux_stream("subrip")  # packets as they are, no encoder
         for index in range(FRAMES if video else 0):
             frame = av.VideoFrame.from_ndarray(_gradient(index), format="rgb24")
             frame.pts = index
             out.mux(stream.encode(frame))
+            if subtitles and index % 4 == 0:
+                packet = av.Packet(SUBTITLE_LINES[index // 4])
+                packet.stream, packet.time_base = text, Fraction(1, 1000)
+                packet.pts = packet.dts = index * 40
+                packet.duration = 120
+                out.mux(packet)
         if audio:
             for start in range(0, SAMPLE_RATE // 2, AUDIO_FRAME):
                 t = (start + np.arange(AUDIO_FRAME)) / SAMPLE_RATE
@@ -96,7 +110,9 @@ def test_frames_size_rate_timestamps_and_audio_are_kept(tmp_path, clip, capsys):
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 32, 3), np.uint8)).save(style)
     out = tmp_path / "out.mp4"
     assert main(["video", str(clip), str(style), "-o", str(out), "--threads", "1"]) == 0
-    assert "12 frames at 25 fps, libx264, 1 audio stream(s) copied" in capsys.readouterr().out
+    assert "12 frames at 25 fps, libx264, 1 audio and 0 subtitle stream(s) copied" in (
+        capsys.readouterr().out
+    )
     given, written = _summary(clip), _summary(out)
     assert written["frames"].shape == (FRAMES, HEIGHT, WIDTH, 3)
     assert written["rate"] == Fraction(RATE) and written["codec"] == "h264"
@@ -114,6 +130,37 @@ def test_a_lut_grades_every_frame(tmp_path, clip):
     # The oracle is the negative itself; the gap is the two lossy encodes (CRF 18 here).
     gap = np.abs(written.astype(float) - (255 - given.astype(float)))
     assert gap.mean() < 3
+
+
+def _subtitles(path):
+    with av.open(str(path)) as clip:
+        if not clip.streams.subtitles:
+            return []
+        stream = clip.streams.subtitles[0]
+        return [(bytes(p), p.pts * p.time_base) for p in clip.demux(stream) if p.dts is not None]
+
+
+def test_subtitles_are_copied_as_they_are(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", subtitles=True)
+    given = _subtitles(clip)
+    assert [text for text, _ in given] == list(SUBTITLE_LINES)
+    report = process_video(clip, tmp_path / "out.mkv", lambda frame: 255 - frame)
+    assert (report.audio_streams, report.subtitle_streams, report.dropped_streams) == (1, 1, [])
+    assert _subtitles(tmp_path / "out.mkv") == given  # same text, same times
+
+
+def test_subtitles_a_container_cannot_hold_are_left_out_and_said(tmp_path, capsys):
+    clip = make_clip(tmp_path / "in.mkv", subtitles=True)
+    lut = _invert_cube(tmp_path / "neg.cube")
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(clip), "--lut", str(lut), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "1 audio and 0 subtitle stream(s) copied" in captured.out
+    warning = [line for line in captured.err.splitlines() if "not copied" in line]
+    assert warning == [
+        "dpst video: warning: not copied: subtitle #2 (srt cannot go in a mp4 file; write .mkv)"
+    ]
+    assert _summary(out)["frames"].shape == (FRAMES, HEIGHT, WIDTH, 3)
 
 
 def test_an_interrupt_leaves_the_output_as_it_was_and_a_rerun_writes_it(tmp_path, clip):

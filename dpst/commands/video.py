@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
     fps = report.frames / report.seconds if report.seconds else 0.0
     print(
         f"wrote {out} ({report.width}x{report.height}, {report.frames} frames at "
-        f"{float(report.rate):g} fps, {codec}, {report.audio_streams} audio stream(s) copied) "
+        f"{float(report.rate):g} fps, {codec}, {report.audio_streams} audio and "
+        f"{report.subtitle_streams} subtitle stream(s) copied) "
         f"in {report.seconds:.1f} s ({fps:.2f} frames/s, {runs_on})"
     )
     if report.dropped_streams:
