@@ -34,6 +34,8 @@ from dpst.imageio import Photo, atomic_write, read_photo, write_photo
 
 RECORD_FILE = "dpst-fast.json"
 RECORD_FORMAT = "dpst-fast-folder"
+# A changed setting is shown with its old and new values when they are this short together.
+SHOWN_VALUE_CHARS = 40
 # Extensions taken from a folder (what Pillow reads and photographers keep); a glob takes
 # whatever it matches.
 PHOTO_SUFFIXES = frozenset({*IMAGE_FORMATS, ".gif"})
@@ -91,6 +93,13 @@ def output_paths(photos: Iterable[Path], out_dir: Path) -> list[Path]:
     return outputs
 
 
+def _change(name: str, old: Any, new: Any) -> str:
+    """``name old -> new``, or the name alone when a value is long (a style's digest)."""
+    if len(repr(old)) + len(repr(new)) > SHOWN_VALUE_CHARS:
+        return f"{name} differs"
+    return f"{name} {old!r} -> {new!r}"
+
+
 def check_record(
     out_dir: Path, settings: dict[str, Any], defaults: dict[str, Any] | None = None
 ) -> None:
@@ -108,9 +117,10 @@ def check_record(
         changed = sorted(k for k in {*settings, *earlier}
                          if earlier.get(k) != settings.get(k))  # fmt: skip
         if changed:
+            said = "; ".join(_change(k, earlier.get(k), settings.get(k)) for k in changed)
             raise InputError(
-                f"{out_dir} holds results made with other settings ({', '.join(changed)} "
-                f"differ): give another --out-dir, or remove {path.name} and the results"
+                f"{out_dir} holds results made with other settings ({said}): give another "
+                f"--out-dir, or remove {path.name} and the results"
             )
         return
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path, model, capsys):
     capsys.readouterr()
     assert _run(tmp_path / "in", tmp_path / "s20.png", "--out-dir", out, "--model", model) == 2
     err = capsys.readouterr().err
-    assert "other settings (style_sha256 differ)" in err and len(err.strip().splitlines()) == 1
+    assert "other settings (style_sha256 differs)" in err and len(err.strip().splitlines()) == 1
 
 
 def test_folder_and_single_arguments_are_checked_before_work(tmp_path, model, capsys):
@@ -187,7 +187,7 @@ def test_a_rerun_with_another_strength_is_refused_and_an_old_record_is_the_defau
     capsys.readouterr()
     assert _run(*argv) == 2
     err = capsys.readouterr().err
-    assert "other settings (strength differ)" in err and len(err.strip().splitlines()) == 1
+    assert "other settings (strength 0.5 -> 1.0)" in err and len(err.strip().splitlines()) == 1
     assert _run(*argv, "--strength", "0.5") == 0  # the same strength resumes
     # A folder begun before --strength existed (no strength recorded): the default's.
     record = json.loads((out / RECORD_FILE).read_text())
@@ -195,4 +195,4 @@ def test_a_rerun_with_another_strength_is_refused_and_an_old_record_is_the_defau
     (out / RECORD_FILE).write_text(json.dumps(record))
     assert _run(*argv) == 0
     assert _run(*argv, "--strength", "0.5") == 2
-    assert "strength differ" in capsys.readouterr().err
+    assert "strength 1.0 -> 0.5" in capsys.readouterr().err
