@@ -149,3 +149,18 @@ def auto_labels_resized(
         content=resize_labels(found.content, content_image.shape[:2]),
         style=resize_labels(found.style, style_image.shape[:2]),
     )
+
+
+def image_groups_resized(image: np.ndarray, segmenter: Segmenter, long_side: int) -> np.ndarray:
+    """The group labels ``(H,W)`` int64 of one photo, segmented as :func:`auto_labels_resized`
+    segments each of a pair (a copy of at most ``long_side`` px), at the photo's size (nearest
+    neighbour). No label policy: one photo has no partner to agree with (a saved look's
+    style, or a content applied with one). ``image``: ``(H,W,3)`` in [0,1], or uint8."""
+    from dpst.imageio import resize_long_side
+    from dpst.optim_reference.mask_files import resize_labels
+
+    if image.dtype == np.uint8:  # as dpst fast reads photos; the pair path divides alike
+        image = image.astype(np.float32) / np.float32(255)
+    small = resize_long_side(image, min(long_side, max(image.shape[:2])))
+    _, groups = segment_image(segmenter, small)
+    return resize_labels(groups, image.shape[:2])

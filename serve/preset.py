@@ -10,13 +10,20 @@ File format ``dpst-look``, version 1: a zip archive holding
   ``model_id`` (the ``model_id`` of the ONNX model that encoded it: a look applies only with
   that model, since the code is its encoder's features), ``label_ids`` (the style mask's label
   ids in code order: label ``label_ids[i]`` of a content mask takes entry i of the code;
-  ``null`` for a look made without masks), ``style`` (the style file's name, for people),
-  ``code`` (the file of each style-code array, by name: ``style_mean`` ...);
+  ``null`` for a look made without masks), ``label_source`` (where those labels come from:
+  ``"mask"``, a mask file; ``"segmenter groups"``, the segmenter's ADE20K groups of the style
+  photo, so that ``dpst fast --look`` can segment a content alike; ``null`` without labels),
+  ``label_names`` (with ``"segmenter groups"``: the group name of each label id, in order),
+  ``style`` (the style file's name, for people), ``code`` (the file of each style-code array,
+  by name: ``style_mean`` ...);
 - one NumPy ``.npy`` file per style-code array (float32, shapes as the model's inputs),
   read with ``allow_pickle=False``: a look file never runs code;
 - ``thumbnail.jpg``: the style photo, at most :data:`THUMBNAIL_SIDE` px on the long side.
 
-A damaged, truncated, foreign or newer file is refused with one line (InputError).
+A damaged, truncated, foreign or newer file is refused with one line (InputError). The
+label fields came after version 1 was first written and stay optional both ways: a file
+without them reads as a look whose labels (if any) are a mask file's, as before; an older
+dpst ignores them (its reader skips unknown keys) and reads any look as a mask file's.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ THUMBNAIL = "thumbnail.jpg"
 THUMBNAIL_SIDE = 256
 # Real looks are tens of KB; a member claiming more is damage or a zip bomb.
 MAX_MEMBER_BYTES = 16 << 20
+# Where a look's labels come from (the manifest's ``label_source``).
+LABELS_FROM_MASK = "mask"
+LABELS_FROM_SEGMENTER = "segmenter groups"
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,10 @@ class Look:
         thumbnail: the style photo as JPEG bytes.
         style_name: the style file's name ("" when unknown).
         dpst_version: the dpst that wrote it.
+        label_source: where ``label_ids`` come from: ``LABELS_FROM_MASK``,
+            ``LABELS_FROM_SEGMENTER`` (or a later dpst's word, treated as a mask's); None
+            without labels.
+        label_names: with ``LABELS_FROM_SEGMENTER``, the group name of each of ``label_ids``.
     """
 
     code: tuple[np.ndarray, ...]
@@ -66,6 +80,8 @@ class Look:
     thumbnail: bytes
     style_name: str = ""
     dpst_version: str = __version__
+    label_source: str | None = None
+    label_names: tuple[str, ...] | None = None
 
 
 def _thumbnail(style: np.ndarray) -> bytes:
@@ -76,15 +92,21 @@ def _thumbnail(style: np.ndarray) -> bytes:
 
 
 def encode_look(
-    stylizer, style: np.ndarray, style_labels: np.ndarray | None = None, style_name: str = ""
+    stylizer,
+    style: np.ndarray,
+    style_labels: np.ndarray | None = None,
+    style_name: str = "",
+    group_names: tuple[str, ...] | None = None,
 ) -> Look:
     """Encode ``style`` (``(H, W, 3)`` in [0, 1]) with a :class:`FastStylizer
     <dpst.serve.runtime.FastStylizer>`; ``style_labels``: its mask as read from a file
-    (any label ids, -1 unlabelled), or None for one region."""
+    (any label ids, -1 unlabelled), or None for one region. ``group_names``: when the labels
+    are the segmenter's groups, the name of each group id (label ``i`` is ``group_names[i]``);
+    the look then records them, so that a content can be segmented alike."""
     from dpst.serve.runtime import check_image
 
     style = check_image(style, "style")
-    label_ids = None
+    label_ids = label_source = label_names = None
     if style_labels is not None:
         style_labels = np.asarray(style_labels, dtype=np.int64)
         ids = np.unique(style_labels)
@@ -98,9 +120,35 @@ def encode_look(
             )
         label_ids = tuple(int(i) for i in ids)
         style_labels = _renumber(style_labels, ids)
+        label_source = LABELS_FROM_MASK
+        if group_names is not None:
+            if ids[-1] >= len(group_names):
+                raise InputError(f"group label {ids[-1]} has no name ({len(group_names)} given)")
+            label_source = LABELS_FROM_SEGMENTER
+            label_names = tuple(str(group_names[i]) for i in label_ids)
     code = stylizer.encode_style(style, style_labels)
-    model_id = str(stylizer.metadata["model_id"])
-    return Look(tuple(code), model_id, label_ids, _thumbnail(style), style_name)
+    return Look(
+        code=tuple(code),
+        model_id=str(stylizer.metadata["model_id"]),
+        label_ids=label_ids,
+        thumbnail=_thumbnail(style),
+        style_name=style_name,
+        label_source=label_source,
+        label_names=label_names,
+    )
+
+
+def keep_largest_labels(labels: np.ndarray, count: int) -> tuple[np.ndarray, list[int]]:
+    """``labels`` with only its ``count`` largest labels (the rest unlabelled, -1), and the
+    labels dropped, largest first: a segmented style may find more groups than a model has
+    mask channels, and its smallest ones say least about its look."""
+    labels = np.asarray(labels, dtype=np.int64)
+    ids, counts = np.unique(labels[labels != UNLABELLED], return_counts=True)
+    order = ids[np.lexsort((ids, -counts))]  # largest first, ties by id
+    dropped = [int(i) for i in order[count:]]
+    if not dropped:
+        return labels, []
+    return np.where(np.isin(labels, dropped), UNLABELLED, labels), dropped
 
 
 def _renumber(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -117,6 +165,8 @@ def look_to_bytes(look: Look) -> bytes:
         "dpst_version": look.dpst_version,
         "model_id": look.model_id,
         "label_ids": None if look.label_ids is None else list(look.label_ids),
+        "label_source": look.label_source,
+        "label_names": None if look.label_names is None else list(look.label_names),
         "style": look.style_name,
         "code": {name: f"{name}.npy" for name in STYLE_CODE},
         "thumbnail": THUMBNAIL,
@@ -140,10 +190,15 @@ def write_look(path: str | os.PathLike, look: Look) -> Path:
 
 
 def look_bytes(
-    stylizer, style: np.ndarray, style_labels: np.ndarray | None = None, style_name: str = ""
+    stylizer,
+    style: np.ndarray,
+    style_labels: np.ndarray | None = None,
+    style_name: str = "",
+    group_names: tuple[str, ...] | None = None,
 ) -> bytes:
-    """The ``.dpst`` file of ``style`` for this stylizer (what the demo offers to download)."""
-    return look_to_bytes(encode_look(stylizer, style, style_labels, style_name))
+    """The ``.dpst`` file of ``style`` for this stylizer (what the demo offers to download);
+    arguments as :func:`encode_look`'s."""
+    return look_to_bytes(encode_look(stylizer, style, style_labels, style_name, group_names))
 
 
 def read_look(source: str | os.PathLike | bytes) -> Look:
@@ -201,6 +256,7 @@ def _parse(archive: zipfile.ZipFile, name: str) -> Look:
         raise InputError(f"{name}: damaged look file (manifest fields model_id, label_ids, code)")
     if set(files) != set(STYLE_CODE) or not all(isinstance(f, str) for f in files.values()):
         raise InputError(f"{name}: damaged look file (the style code is {STYLE_CODE})")
+    source, names = _label_source(manifest, labels, name)
     code = tuple(_array(_member(archive, files[key], name), name, key) for key in STYLE_CODE)
     thumbnail = _member(archive, str(manifest.get("thumbnail", THUMBNAIL)), name)
     return Look(
@@ -210,7 +266,35 @@ def _parse(archive: zipfile.ZipFile, name: str) -> Look:
         thumbnail=thumbnail,
         style_name=str(manifest.get("style", "")),
         dpst_version=str(manifest.get("dpst_version", "?")),
+        label_source=source,
+        label_names=names,
     )
+
+
+def _label_source(manifest: dict, labels: list | None, name: str):
+    """``(label_source, label_names)`` of a manifest whose ``label_ids`` are ``labels``.
+
+    A file from before these fields (or with ``null``) that has labels got them from a mask
+    file, the only way such a look was made; a word this dpst does not know (a later one's)
+    is kept and treated as a mask file's.
+    """
+    source, names = manifest.get("label_source"), manifest.get("label_names")
+    if source is not None and not isinstance(source, str):
+        raise InputError(f"{name}: damaged look file (manifest field label_source)")
+    if labels is None:
+        if source is not None:
+            raise InputError(f"{name}: damaged look file (label_source {source!r} without labels)")
+        return None, None
+    if source != LABELS_FROM_SEGMENTER:
+        return source or LABELS_FROM_MASK, None
+    valid_names = (
+        isinstance(names, list)
+        and len(names) == len(labels)
+        and all(isinstance(n, str) and n for n in names)
+    )
+    if not valid_names:
+        raise InputError(f"{name}: damaged look file (label_names, one per label id)")
+    return source, tuple(names)
 
 
 def _array(data: bytes, name: str, key: str) -> np.ndarray:
@@ -238,11 +322,35 @@ def check_model(look: Look, stylizer, name: str = "the look") -> None:
         )
 
 
-def content_labels_for_look(look: Look, content: np.ndarray, content_labels: np.ndarray):
+def look_group_relation(look: Look, name: str = "the look") -> dict[int, tuple[int, ...]]:
+    """The group relation table (:func:`dpst.models.ade20k.relation_ids`) for a look whose
+    labels are the segmenter's groups; InputError if they are not this dpst's groups (a look
+    made with another grouping would pair unlike regions)."""
+    from dpst.models.ade20k import GROUP_NAMES, relation_ids
+
+    ids, names = look.label_ids or (), look.label_names or ()
+    ours = tuple(GROUP_NAMES[i] if i < len(GROUP_NAMES) else "?" for i in ids)
+    if look.label_source != LABELS_FROM_SEGMENTER or ours != tuple(names):
+        found = ", ".join(names) or "from a mask file"
+        raise InputError(
+            f"{name}: its labels ({found}) are not this dpst's segmenter groups: give "
+            "--content-mask or --masks none, or make the look again with dpst look"
+        )
+    return relation_ids()
+
+
+def content_labels_for_look(
+    look: Look,
+    content: np.ndarray,
+    content_labels: np.ndarray,
+    relation: dict[int, tuple[int, ...]] | None = None,
+):
     """A content mask as read from a file (any ids, -1 unlabelled) in the look's numbering.
 
     The paper's rule as :mod:`dpst.serve.one_pass_labels` applies it: a content label the
-    style has takes that label's look; one it lacks takes the style region of the closest
+    style has takes that label's look; one it lacks takes, first, the first label of
+    ``relation[label]`` the look has (the segmenter groups' table, as
+    :func:`~dpst.optim_reference.labels.remap_orphans`), else the style region of the closest
     mean colour (the style's colours are the code's per-label colour means).
     """
     if look.label_ids is None:
@@ -254,12 +362,18 @@ def content_labels_for_look(look: Look, content: np.ndarray, content_labels: np.
     ids = np.asarray(look.label_ids, dtype=np.int64)
     style_means = np.asarray(look.code[STYLE_CODE.index("style_colour_mean")][0, : len(ids)])
     out = _renumber(labels, ids)
-    image = np.asarray(content, dtype=np.float64)
-    if np.asarray(content).dtype == np.uint8:  # 8-bit photos, as dpst fast reads them
-        image /= 255.0
-    for orphan in sorted(set(np.unique(labels).tolist()) - set(ids.tolist()) - {UNLABELLED}):
+    pixels = np.asarray(content)
+    # 8-bit photos, as dpst fast reads them, matched on the [0, 1] scale; only each orphan's
+    # pixels are made float (a whole 50-megapixel photo in float64 is 1.2 GB).
+    scale = 255.0 if pixels.dtype == np.uint8 else 1.0
+    present = ids.tolist()
+    for orphan in sorted(set(np.unique(labels).tolist()) - set(present) - {UNLABELLED}):
         region = labels == orphan
-        colour = image[region].mean(axis=0)
+        related = [k for k in (relation or {}).get(orphan, ()) if k in present]
+        if related:
+            out[region] = present.index(related[0])
+            continue
+        colour = (pixels[region].astype(np.float64) / scale).mean(axis=0)
         out[region] = int(np.argmin(((style_means - colour) ** 2).sum(axis=1)))
     if not (out != UNLABELLED).any():
         raise InputError("the content mask labels no pixel (every pixel is unlabelled)")
@@ -274,13 +388,15 @@ def apply_look(
     name: str = "the look",
     dtype=np.float32,
     strength: float = DEFAULT_STRENGTH,
+    relation: dict[int, tuple[int, ...]] | None = None,
 ) -> np.ndarray:
     """``content`` in ``look`` (``(H, W, 3)`` in [0, 1], float32 or uint8 as ``dtype``);
-    ``content_labels`` as read from a mask file, or None for one region; ``strength`` of the
-    look in [0, 2] (:meth:`FastStylizer.stylize`). Refuses a look of another model."""
+    ``content_labels`` as read from a mask file or segmented (with the groups' ``relation``,
+    :func:`look_group_relation`), or None for one region; ``strength`` of the look in [0, 2]
+    (:meth:`FastStylizer.stylize`). Refuses a look of another model."""
     check_model(look, stylizer, name)
     if content_labels is not None:
-        content_labels = content_labels_for_look(look, content, content_labels)
+        content_labels = content_labels_for_look(look, content, content_labels, relation)
     return stylizer.stylize_with_code(
         content, look.code, content_labels, dtype=dtype, strength=strength
     )
