@@ -1,8 +1,10 @@
 """Automatic masks for a command, or one region with a one-line note when none can be made.
 
-``--masks auto`` (the default of ``dpst stylize`` and ``dpst fast``) segments only from what
-is on this machine: a missing segmenter (the ``seg`` extra not installed, weights not on
-disk) should neither fail a stylisation nor fetch anything behind the user's back. What is
+``--masks auto`` (the default of ``dpst stylize``, ``dpst fast`` and ``dpst look``) segments
+a pair (:func:`automatic_or_none`) or photos one by one (:func:`groups_or_none`: a look's
+style, a content applied with a look of segmenter groups) only from what is on this machine:
+a missing segmenter (the ``seg`` extra not installed, weights not on disk) should neither
+fail a stylisation nor fetch anything behind the user's back. What is
 missing is found torch-free (:func:`local_segmenter_missing`), so that ``dpst fast`` without
 segmenter weights never imports torch; then the command says why in one line and goes on
 with one region.
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from dpst.models.segmenter_config import SegmenterConfig
 
@@ -88,6 +91,44 @@ def automatic_or_none(
         config = replace(config, min_fraction=min_fraction)
     try:
         return auto_labels_resized(content, style, config, long_side, at_photo_size=at_photo_size)
+    except DpstError as err:
+        return _one_region(command, str(err))
+
+
+@dataclass(frozen=True)
+class GroupLabeller:
+    """One photo -> its segmenter group labels at its size (segmented on a copy of at most
+    ``long_side`` px, as :func:`automatic_or_none` segments each of a pair); one segmenter
+    loaded once for every photo (a folder applied with a look)."""
+
+    segmenter: Any
+    long_side: int
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The name of each group label."""
+        return tuple(self.segmenter.group_names)
+
+    def __call__(self, image) -> Any:
+        from dpst.models.auto_labels import image_groups_resized
+
+        return image_groups_resized(image, self.segmenter, self.long_side)
+
+
+def groups_or_none(
+    command: str, segmenter: SegmenterConfig, long_side: int
+) -> GroupLabeller | None:
+    """A :class:`GroupLabeller` for photos segmented alone (a look's style, a content applied
+    with a look), from local weights only, or None after the one line :func:`automatic_or_none`
+    says. Torch is imported only once the weights are known to be on disk."""
+    missing = local_segmenter_missing(segmenter)
+    if missing is not None:
+        return _one_region(command, missing)
+    from dpst.errors import DpstError
+    from dpst.models.segmenter import build_segmenter
+
+    try:  # the check above found the weights on disk: loading must not reach for the network
+        return GroupLabeller(build_segmenter(replace(segmenter, allow_download=False)), long_side)
     except DpstError as err:
         return _one_region(command, str(err))
 

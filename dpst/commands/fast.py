@@ -6,7 +6,9 @@ paper's palette or label maps, prepared as the demo prepares them
 (:mod:`dpst.serve.one_pass_labels`: the paper's label rule, then labels 0..n-1). No torch is
 imported on this path; ``--masks auto`` (the default, as in ``dpst stylize``: segment both
 photos when no mask files are given) is the exception when the segmenter's weights are on
-disk, since the segmenter needs torch; without them it says so in one line, torch-free.
+disk, since the segmenter needs torch; without them it says so in one line, torch-free. So is
+a look whose regions are the segmenter's groups (``dpst look`` with ``--masks auto``): each
+content is segmented alike, unless ``--content-mask`` names its regions.
 """
 
 from __future__ import annotations
@@ -166,34 +168,61 @@ def _stylize_photo(args, stylizer, style):
     return stylize
 
 
+def _look_labeller(args, look):
+    """The segmenter that labels each content in the groups of a look made by segmenting
+    (its group relation beside it), or ``(None, None)``: the look's regions come from a mask
+    file (``--content-mask`` maps a content's onto them), a mask file names the content's, one
+    region is asked for, or no segmenter is here (said once, not once per photo)."""
+    from dpst.serve.preset import LABELS_FROM_SEGMENTER, look_group_relation
+
+    if look.label_source != LABELS_FROM_SEGMENTER or args.content_mask is not None:
+        return None, None
+    if args.masks != "auto" or args.segmenter == "none":
+        return None, None
+    relation = look_group_relation(look, args.look)  # before the segmenter loads
+    # As in _labels: torch is imported only when the segmenter's weights are on disk.
+    from dpst.commands.auto_masks import groups_or_none
+    from dpst.serve.one_pass_labels import LABEL_WORK_SIDE
+
+    labeller = groups_or_none("fast", options.segmenter_config(args), LABEL_WORK_SIDE)
+    return (None, None) if labeller is None else (labeller, relation)
+
+
 def _stylize_with_look(args, stylizer, look):
     """8-bit content pixels -> 8-bit result in a saved look (the look holds the style's
-    labels; ``--content-mask`` maps the content's onto them)."""
+    labels; ``--content-mask`` maps the content's onto them, or the segmenter finds them when
+    the look's are its groups), and whether contents are segmented."""
     import numpy as np
 
     from dpst.optim_reference.mask_files import read_mask
     from dpst.serve.preset import apply_look, check_model
 
     check_model(look, stylizer, args.look)  # before any photo: one line, not one per photo
+    labeller, relation = _look_labeller(args, look)
 
     def stylize(pixels):
         labels = None
         if args.content_mask is not None:
             labels = read_mask(args.content_mask, pixels.shape[:2], args.mask_kind)
-        return apply_look(
-            stylizer, look, pixels, labels, args.look, dtype=np.uint8, strength=args.strength
-        )
+        elif labeller is not None:
+            labels = labeller(pixels)
+        return apply_look(stylizer, look, pixels, labels, args.look, dtype=np.uint8,
+                          strength=args.strength, relation=relation)  # fmt: skip
 
-    return stylize
+    return stylize, labeller is not None
 
 
 def _stylize(args, stylizer, look):
-    """The per-photo function of a look file, or of the style photo (read here)."""
+    """The per-photo function of a look file, or of the style photo (read here), and what
+    its folder's record says of masks."""
     from dpst.imageio import read_image
 
     if look is not None:
-        return _stylize_with_look(args, stylizer, look)
-    return _stylize_photo(args, stylizer, read_image(args.style))
+        stylize, segmented = _stylize_with_look(args, stylizer, look)
+        # A look that segments each photo gives other results than one region: recorded, so
+        # that a rerun with the segmenter gained or lost is refused, not mixed in.
+        return stylize, "look, segmented" if segmented else "look"
+    return _stylize_photo(args, stylizer, read_image(args.style)), args.masks
 
 
 def _read_look(args):
@@ -225,7 +254,7 @@ def _run_one(args: argparse.Namespace) -> int:
     content = read_photo(args.content)
     # The model first: a bad one costs one line, before any note about masks.
     stylizer = open_stylizer(args)
-    stylize = _stylize(args, stylizer, look)
+    stylize, _ = _stylize(args, stylizer, look)
     loaded = time.perf_counter()
     result = stylize(content.pixels)
     done = time.perf_counter()
@@ -267,12 +296,12 @@ def _run_folder(args: argparse.Namespace) -> int:
     check_no_clash(outputs, {**sources, **{str(p): p for p in photos}})
     look = _read_look(args)
     stylizer = open_stylizer(args)
-    stylize = _stylize(args, stylizer, look)
+    stylize, masks = _stylize(args, stylizer, look)
     # A record written before --strength existed was made at the default strength.
     check_record(out_dir, {
         "style_sha256": file_sha256(args.look if look is not None else args.style),
         "model_id": stylizer.metadata["model_id"],
-        "masks": "look" if args.look is not None else args.masks,
+        "masks": masks,
         "strength": args.strength,
     }, defaults={"strength": DEFAULT_STRENGTH})  # fmt: skip
     bar = tqdm(total=len(photos), unit="photo", disable=None, file=sys.stderr)

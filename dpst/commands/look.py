@@ -1,14 +1,18 @@
 """``dpst look``: a style photo as a reusable look file, and a result as a 3D LUT.
 
-    dpst look STYLE -o look.dpst [--style-mask M]
+    dpst look STYLE -o look.dpst [--style-mask M | --masks auto|none]
     dpst look export CONTENT (STYLE | --look look.dpst) -o look.cube [--lut-size 33] [--hald h.png]
                      [--strength S]
 
 The first encodes a style photo once (:mod:`dpst.serve.preset`); ``dpst fast CONTENT --look
-look.dpst`` applies it without the photo. The second stylises CONTENT in one pass with a
-global look (no masks) and fits the ``.cube`` that takes the content's colours to the
-result's (:mod:`dpst.serve.look_export`), reporting how close the LUT comes; ``--strength``
-sets how much of the look that result (so the LUT) carries. Torch-free.
+look.dpst`` applies it without the photo. Its regions are the mask file's, else (``--masks
+auto``, the default, as ``dpst fast``'s) the segmenter's groups of the style photo, recorded as
+such so that ``dpst fast --look`` segments each content alike (torch is imported only then,
+when the segmenter's weights are on disk; else one region, said in one line). The second
+stylises CONTENT in one pass with a global look (no masks) and fits the ``.cube`` that takes
+the content's colours to the result's (:mod:`dpst.serve.look_export`), reporting how close
+the LUT comes; ``--strength`` sets how much of the look that result (so the LUT) carries.
+Torch-free.
 
 One parser serves both forms: a first argument ``export`` selects the second (a style photo
 named ``export`` is passed as ``./export``).
@@ -21,7 +25,7 @@ import argparse
 from dpst.commands import fast, options
 
 USAGE = (
-    "dpst look STYLE -o LOOK.dpst [--style-mask MASK] [--model MODEL.onnx]\n"
+    "dpst look STYLE -o LOOK.dpst [--style-mask MASK | --masks auto|none] [--model MODEL.onnx]\n"
     "       dpst look export CONTENT (STYLE | --look LOOK.dpst) -o LOOK.cube "
     "[--lut-size N] [--hald HALD.png] [--strength S]"
 )
@@ -50,6 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hald", metavar="HALD.png", help="export: also write a Hald CLUT (level 8)")
     fast.add_strength(p, default=None, prefix="export: ")  # None: not given (export only)
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    options.add_automatic_masks(
+        p, options.MASKS_DEFAULT, "auto (default): the style's regions are the segmenter's "
+        "groups (sky, tree, building, ...) when it and its weights are on this machine (never "
+        "downloaded), else one region, said in one line; none: one region",
+        "regions of a look made without --style-mask (not for export, which uses none)",
+        device=True,
+    )  # fmt: skip
 
 
 def _check_outputs(outputs: dict, inputs: dict) -> list:
@@ -96,17 +107,44 @@ def _make(args: argparse.Namespace) -> int:
     inputs = {"style photo": style_path, "--style-mask": args.style_mask, "--model": args.model}
     (out,) = _check_outputs({LOOK_SUFFIX: args.output}, inputs)
     style = read_image(style_path)
-    labels = None
+    labels = groups = None
     if args.style_mask is not None:
         from dpst.optim_reference.mask_files import read_mask
 
         labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
+    # The model first: a bad one costs one line, before any note about masks.
     stylizer = fast.open_stylizer(args)
-    look = encode_look(stylizer, style, labels, Path(style_path).name)
+    if labels is None:
+        labels, groups = _segmented(args, style, stylizer.max_labels)
+    look = encode_look(stylizer, style, labels, Path(style_path).name, groups)
     write_look(out, look)
-    regions = "one region" if look.label_ids is None else f"labels {list(look.label_ids)}"
+    if look.label_names is not None:
+        regions = f"segmenter groups {', '.join(look.label_names)}"
+    elif look.label_ids is not None:
+        regions = f"labels {list(look.label_ids)}"
+    else:
+        regions = "one region"
     print(f"wrote {out} ({Path(style_path).name}, {regions}, model {look.model_id})")
     return 0
+
+
+def _segmented(args: argparse.Namespace, style, max_labels: int):
+    """``(group labels, group names)`` of the style segmented alone, or ``(None, None)``: one
+    region (asked for, or no segmenter here: said in one line)."""
+    if args.masks != "auto" or args.segmenter == "none":
+        return None, None
+    from dpst.commands.auto_masks import groups_or_none
+    from dpst.serve.one_pass_labels import LABEL_WORK_SIDE
+    from dpst.serve.preset import keep_largest_labels
+
+    labeller = groups_or_none("look", options.segmenter_config(args), LABEL_WORK_SIDE)
+    if labeller is None:
+        return None, None
+    labels, dropped = keep_largest_labels(labeller(style), max_labels)
+    if dropped:  # their pixels leave the style's statistics; a content's go elsewhere
+        names = ", ".join(labeller.names[i] for i in dropped)
+        print(f"dpst look: the model takes {max_labels} regions; left out the smallest: {names}")
+    return labels, labeller.names
 
 
 def _export(args: argparse.Namespace) -> int:
