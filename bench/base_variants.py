@@ -13,7 +13,11 @@ results on pairs 1-20 (where one would tune) and 21-40 (the confirmation), as is
   (the means fully), ``A = I + T (A_mkl - I)``;
 - ``mkl shrink=S``: both covariances shrunk by S toward their mean variance;
 - ``mean only``: T = 0;
-- ``lab reinhard`` / ``lab mkl``: the same per region in CIELAB (not affine in RGB).
+- ``lab reinhard`` / ``lab mkl``: the same per region in CIELAB (not affine in RGB);
+- ``sqrt mkl`` / ``linear mkl``: MKL on the square root of the colours, or on linear-light
+  RGB (sRGB decoded), both not affine in sRGB;
+- ``mkl style blur=B``: the style's statistics taken from the style blurred by B px (its
+  fine texture left out of the covariance the content is mapped to).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 from skimage.color import deltaE_ciede2000, lab2rgb, rgb2lab
 
 from bench.common import EXAMPLE_COUNT, EXAMPLES
@@ -39,6 +44,9 @@ VARIANTS: dict[str, dict] = {
     "mean only": {"strength": 0.0},
     "lab reinhard": {"space": "lab", "kind": "reinhard"},
     "lab mkl": {"space": "lab", "kind": "mkl"},
+    "sqrt mkl": {"space": "sqrt"},
+    "linear mkl": {"space": "linear"},
+    "mkl style blur=2": {"style_blur": 2.0},
 }
 
 
@@ -55,13 +63,32 @@ def _map(content_px, style_px, strength=1.0, shrink=0.0, kind="mkl", eps=classic
     return (content_px - mu_c) @ linear + mu_s
 
 
-def per_segment(pair, space="rgb", **options) -> np.ndarray:
+def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+SPACES = {
+    "rgb": (lambda x: x, lambda x: x),
+    "lab": (rgb2lab, lab2rgb),
+    "sqrt": (np.sqrt, lambda x: np.square(np.clip(x, 0.0, 1.0))),
+    "linear": (_srgb_to_linear, _linear_to_srgb),
+}
+
+
+def per_segment(pair, space="rgb", style_blur=0.0, **options) -> np.ndarray:
     """The content recoloured region by region with :func:`_map`, in [0, 1]."""
-    to, back = (rgb2lab, lab2rgb) if space == "lab" else (lambda x: x, lambda x: x)
+    to, back = SPACES[space]
     if space == "lab":
         options["eps"] = LAB_EPS
     content = to(pair.content.astype(np.float64))
     style = to(pair.style.astype(np.float64))
+    if style_blur:
+        style = np.stack([gaussian_filter(style[..., c], style_blur) for c in range(3)], -1)
     labels = classical._fill_unlabelled(pair.content_labels)
     out = np.empty_like(content)
     for label in np.unique(labels):
