@@ -77,6 +77,14 @@ class Masks(NamedTuple):
     warnings: list[str]
 
 
+class SavedLook(NamedTuple):
+    """A look file written for download, its regions in words, and what to tell."""
+
+    path: str
+    regions: str
+    warnings: list[str]
+
+
 @dataclass
 class MaskRequest:
     """Which masks to use and the page inputs they come from (Gradio payloads or paths)."""
@@ -305,8 +313,10 @@ class DemoEngine:
         self._need_fast()
         self._last_fast.pop(session, None)
         strength = check_strength(strength, "Strength")
-        result = self._run_look(content, look, strength) if look is not None else None
-        result = result or self._run_pair(content, style, masks, strength)
+        if look is not None:
+            result = self._run_look(content, look, masks, strength)
+        else:
+            result = self._run_pair(content, style, masks, strength)
         if strength != DEFAULT_STRENGTH:
             result.info.append(f"strength {strength:g} (1 = the model's full look)")
         self._last_fast[session] = result.path
@@ -328,32 +338,46 @@ class DemoEngine:
         backend = f"Fast mode: ONNX Runtime ({self.fast.provider})"
         return JobResult(image, content_img, path, seconds, backend, warnings, info)
 
-    def _run_look(self, content: Any, look: Any, strength: float) -> JobResult:
-        from dpst.serve.preset import apply_look, read_look
+    def _run_look(self, content: Any, look: Any, masks: MaskRequest, strength: float):
+        """A look file on the content: per region when the look and the page's mask mode
+        allow it (:func:`dpst.serve.app_looks.content_regions`), else one region."""
+        from dpst.serve.app_looks import content_regions
+        from dpst.serve.preset import apply_look, check_model, read_look
 
         t0 = time.perf_counter()
         saved = read_look(_upload(look, "look file"))
+        check_model(saved, self.fast, "the look file")  # before segmenting: one line
         content_img = inputs.read_photo(content, "content photo", self.config.pixel_limit)
+        labels, relation, info, warnings = content_regions(self, saved, masks, content_img)
         t1 = time.perf_counter()
-        image = apply_look(self.fast, saved, content_img, None, "the look file", np.uint8, strength)
+        image = apply_look(self.fast, saved, content_img, labels, "the look file", np.uint8,
+                           strength, relation=relation)  # fmt: skip
         t2 = time.perf_counter()
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
         backend = f"Fast mode with a look file: ONNX Runtime ({self.fast.provider})"
-        info = [f"look of {saved.style_name or 'a style photo'} (masks of this page unused)"]
-        return JobResult(image, content_img, path, seconds, backend, [], info)
+        used = "" if labels is not None else " (masks of this page unused)"
+        info = [f"look of {saved.style_name or 'a style photo'}{used}", *info]
+        return JobResult(image, content_img, path, seconds, backend, warnings, info)
 
-    def make_look(self, style: Any) -> str:
-        """The style photo as a look file (``.dpst``, one region) to download."""
-        from dpst.serve.preset import look_bytes
+    def make_look(self, style: Any, masks: MaskRequest | None = None) -> SavedLook:
+        """The style photo as a look file (``.dpst``) to download, with the regions of the
+        page's mask mode as ``dpst look`` records them
+        (:func:`dpst.serve.app_looks.style_regions`); without ``masks``, one region."""
+        from dpst.serve.app_looks import describe_look_regions, style_regions
+        from dpst.serve.preset import encode_look, look_to_bytes
 
         self._need_fast()
+        masks = masks or MaskRequest()
+        if masks.mode not in MASK_MODES:
+            raise InputError(f"mask mode must be one of {MASK_MODES}, got {masks.mode!r}")
         style_img = inputs.read_photo(style, "style photo", self.config.pixel_limit)
         name = Path(_upload(style, "style photo")).name
-        data = look_bytes(self.fast, style_img, None, name)
+        labels, groups, warnings = style_regions(self, masks, style_img, self.fast.max_labels)
+        saved = encode_look(self.fast, style_img, labels, name, groups)
         path = self._new_file("look", ".dpst")
-        path.write_bytes(data)
-        return str(path)
+        path.write_bytes(look_to_bytes(saved))
+        return SavedLook(str(path), describe_look_regions(saved), warnings)
 
     def make_lut(self, content: Any, session: str = LOCAL_SESSION) -> tuple[str, str]:
         """A 3D LUT (``.cube``, 33 nodes) fitted from the content photo to this page's last
