@@ -101,8 +101,13 @@ def result_html(result: JobResult) -> str:
         f"<p>{html.escape(result.backend)}</p>",
     ]
     lines += [f"<p>{html.escape(n)}</p>" for n in result.info]
-    lines += [f'<p class="dpst-note">&#9888; {html.escape(n)}</p>' for n in result.warnings]
+    lines += notes_html(result.warnings)
     return status_html("\n".join(lines))
+
+
+def notes_html(warnings: list[str]) -> list[str]:
+    """Each warning as a paragraph with a warning sign."""
+    return [f'<p class="dpst-note">&#9888; {html.escape(n)}</p>' for n in warnings]
 
 
 class AppCallbacks:
@@ -228,18 +233,24 @@ class AppCallbacks:
         self.engine.request_stop(_session(request))
         self.engine.forget(_session(request))
 
-    def look_file(self, style):
-        """The style photo as a look file: -> (look download, status HTML)."""
+    def look_file(
+        self, style, mask_mode="none", content_mask=None, style_mask=None, c_editor=None,
+        s_editor=None,
+    ):  # fmt: skip
+        """The style photo as a look file, with the regions of the page's mask mode:
+        -> (look download, status HTML)."""
         started = time.perf_counter()
+        masks = self._masks(mask_mode, content_mask, style_mask, c_editor, s_editor)
         try:
-            path = self.engine.make_look(style)
+            saved = self.engine.make_look(style, masks)
         except Exception as err:  # the page shows it; the server goes on
             _, hidden, status = self._failed("look", err, style, started)
             return hidden, status
         log_request("look", _upload_size(style), time.perf_counter() - started, "ok")
-        note = "<p>Look saved: apply it later without the style photo (Fast mode, above, or "
-        note += "<code>dpst fast PHOTO --look FILE</code>).</p>"
-        return gr.update(value=path, visible=True), status_html(note)
+        note = f"<p>Look saved ({html.escape(saved.regions)}): apply it later without the "
+        note += "style photo (Fast mode, above, or <code>dpst fast PHOTO --look FILE</code>).</p>"
+        note += "".join(notes_html(saved.warnings))
+        return gr.update(value=saved.path, visible=True), status_html(note)
 
     def lut_file(self, content, request: gr.Request | None = None):
         """A 3D LUT fitted to this page's last Fast result: -> (LUT download, status HTML)."""
@@ -445,7 +456,8 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
             "Looks and 3D LUTs (Fast mode)", open=False, visible=engine.fast is not None
         ):
             gr.Markdown(
-                "Save the style photo as a look file and apply it later without the photo, "
+                "Save the style photo as a look file and apply it later without the photo "
+                "(with automatic or uploaded masks, per region, as the masks above say), "
                 "or take a result's colours to Lightroom, Photoshop, Resolve or ffmpeg as a 3D "
                 "LUT (`.cube`, one global colour mapping fitted to the result)."
             )
@@ -474,8 +486,8 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
             concurrency_limit=config.fast_concurrency, concurrency_id="fast",
             show_progress_on=result,
         )  # fmt: skip
-        make_look.click(
-            cb.look_file, style, [look_out, status], preprocess=False,
+        make_look.click(  # the page's masks give the look its regions, as dpst look's flags
+            cb.look_file, job_inputs[1:], [look_out, status], preprocess=False,
             concurrency_limit=config.fast_concurrency, concurrency_id="fast",
         )  # fmt: skip
         make_lut.click(
