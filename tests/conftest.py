@@ -36,6 +36,23 @@ def pairs(tmp_path_factory):
     return root / "manifest.jsonl"
 
 
+@pytest.fixture(scope="module")
+def tiny_groups(tmp_path_factory):
+    """A folder with two 48 px photos (content.png, style.png) and a tiny random SegFormer
+    (from local files only): ``(root, weights, config, segmenter)``."""
+    from dpst.imageio import write_image
+    from dpst.models.segmenter import build_segmenter
+    from dpst.models.segmenter_config import SegmenterConfig
+    from tests.tiny_segformer import save_tiny_segformer
+
+    root = tmp_path_factory.mktemp("look-groups")
+    weights = save_tiny_segformer(root / "seg")
+    write_image(root / "content.png", sample_photo("chelsea", 48))
+    write_image(root / "style.png", sample_photo("coffee", 48))
+    config = SegmenterConfig(weights=str(weights), device="cpu", allow_download=False)
+    return root, weights, config, build_segmenter(config)
+
+
 @pytest.fixture
 def one_thread():
     """Run in-process torch work on one thread: much faster than two on a shared 2-core box."""

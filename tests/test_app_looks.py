@@ -11,7 +11,7 @@ from PIL import Image
 pytest.importorskip("gradio")
 
 from dpst.cli import main
-from dpst.imageio import read_image, write_image
+from dpst.imageio import read_image
 from dpst.models.ade20k import GROUP_NAMES, group_id
 from dpst.serve.app import AppCallbacks
 from dpst.serve.app_config import AppConfig
@@ -25,7 +25,6 @@ from dpst.serve.preset import (
     write_look,
 )
 from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
-from tests.conftest import sample_photo
 from tests.test_look_groups import oracle_groups, oracle_look_labels
 
 pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="no bundled model")
@@ -37,21 +36,6 @@ NO_MASKS = ("none", None, None, None, None)
 @pytest.fixture(scope="module")
 def stylizer():
     return FastStylizer(BUNDLED_MODEL, threads=1)
-
-
-@pytest.fixture(scope="module")
-def seg(tmp_path_factory):
-    """Photos, a tiny random SegFormer (local files only), its config and its segmenter."""
-    from dpst.models.segmenter import build_segmenter
-    from dpst.models.segmenter_config import SegmenterConfig
-    from tests.tiny_segformer import save_tiny_segformer
-
-    root = tmp_path_factory.mktemp("app-looks")
-    weights = save_tiny_segformer(root / "seg")
-    write_image(root / "content.png", sample_photo("chelsea", 48))
-    write_image(root / "style.png", sample_photo("coffee", 48))
-    config = SegmenterConfig(weights=str(weights), device="cpu", allow_download=False)
-    return root, weights, config, build_segmenter(config)
 
 
 def _payload(path) -> dict:
@@ -75,8 +59,8 @@ def _result(outputs) -> tuple[np.ndarray, str]:
     return np.asarray(Image.open(download["value"]).convert("RGB")), status
 
 
-def test_a_look_saved_with_automatic_masks_is_the_one_dpst_look_writes(seg, stylizer):
-    root, weights, config, segmenter = seg
+def test_a_look_saved_with_automatic_masks_is_the_one_dpst_look_writes(tiny_groups, stylizer):
+    root, weights, config, segmenter = tiny_groups
     cb = _callbacks(stylizer, config)
     path, status = _saved(cb.look_file(_payload(root / "style.png"), *AUTOMATIC))
     look = read_look(path)
@@ -97,8 +81,8 @@ def test_a_look_saved_with_automatic_masks_is_the_one_dpst_look_writes(seg, styl
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_a_segmenter_look_is_applied_per_group_to_the_segmented_content(seg, stylizer):
-    root, _, config, segmenter = seg
+def test_a_segmenter_look_is_applied_per_group_to_the_segmented_content(tiny_groups, stylizer):
+    root, _, config, segmenter = tiny_groups
     cb = _callbacks(stylizer, config)
     path, _ = _saved(cb.look_file(_payload(root / "style.png"), *AUTOMATIC))
     look = read_look(path)
@@ -122,8 +106,8 @@ def test_a_segmenter_look_is_applied_per_group_to_the_segmented_content(seg, sty
     assert "choose automatic masks to apply it per region; one region" in status
 
 
-def test_without_a_segmenter_looks_are_one_region_with_a_note(seg, stylizer):
-    root = seg[0]
+def test_without_a_segmenter_looks_are_one_region_with_a_note(tiny_groups, stylizer):
+    root = tiny_groups[0]
     cb = _callbacks(stylizer)  # automatic masks off on this server
     path, status = _saved(cb.look_file(_payload(root / "style.png"), *AUTOMATIC))
     assert read_look(path).label_ids is None and "one region" in status
@@ -141,17 +125,17 @@ def test_without_a_segmenter_looks_are_one_region_with_a_note(seg, stylizer):
     assert "automatic masks are unavailable" in status and "; one region" in status
 
 
-def test_the_none_segmenter_gives_one_region_looks(seg, stylizer):
+def test_the_none_segmenter_gives_one_region_looks(tiny_groups, stylizer):
     from dpst.models.segmenter_config import SegmenterConfig
 
-    root = seg[0]
+    root = tiny_groups[0]
     cb = _callbacks(stylizer, SegmenterConfig(backend="none"))
     path, status = _saved(cb.look_file(_payload(root / "style.png"), *AUTOMATIC))
     assert read_look(path).label_ids is None and "no segmenter groups" in status
 
 
-def test_uploaded_masks_make_and_apply_a_mask_file_look(seg, stylizer):
-    root = seg[0]
+def test_uploaded_masks_make_and_apply_a_mask_file_look(tiny_groups, stylizer):
+    root = tiny_groups[0]
     style, content = read_image(root / "style.png"), read_image(root / "content.png")
     style_mask, content_mask = root / "sm.png", root / "cm.png"
     for path, image, left, right in ((style_mask, style, 3, 7), (content_mask, content, 7, 3)):

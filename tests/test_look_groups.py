@@ -172,23 +172,6 @@ def test_the_largest_groups_are_kept_when_the_model_takes_fewer():
 # -- the commands, with a tiny SegFormer ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def seg(tmp_path_factory):
-    """Photos, a tiny random SegFormer (from local files only) and its segmenter."""
-    from dpst.models.segmenter import build_segmenter
-    from dpst.models.segmenter_config import SegmenterConfig
-    from tests.tiny_segformer import save_tiny_segformer
-
-    root = tmp_path_factory.mktemp("look-groups")
-    weights = save_tiny_segformer(root / "seg")
-    write_image(root / "content.png", sample_photo("chelsea", 48))
-    write_image(root / "style.png", sample_photo("coffee", 48))
-    segmenter = build_segmenter(
-        SegmenterConfig(weights=str(weights), device="cpu", allow_download=False)
-    )
-    return root, weights, segmenter
-
-
 def oracle_groups(segmenter, image: np.ndarray) -> np.ndarray:
     """The segmenter's groups of a photo under 512 px (segmented at its own size)."""
     from dpst.models.auto_labels import segment_image
@@ -215,8 +198,8 @@ def oracle_look_labels(look, content: np.ndarray, groups: np.ndarray) -> np.ndar
     return out
 
 
-def test_cli_look_segments_the_style_and_fast_applies_it_per_group(seg, stylizer, capsys):
-    root, weights, segmenter = seg
+def test_cli_look_segments_the_style_and_fast_applies_it_per_group(tiny_groups, stylizer, capsys):
+    root, weights, _, segmenter = tiny_groups
     flags = ["--seg-weights", str(weights), "--device", "cpu", "--threads", "1"]
     look_path = root / "auto.dpst"
     assert main(["look", str(root / "style.png"), "-o", str(look_path), *flags]) == 0
@@ -262,8 +245,8 @@ def test_cli_look_segments_the_style_and_fast_applies_it_per_group(seg, stylizer
     np.testing.assert_array_equal(np.asarray(Image.open(root / "none.png")), one_region)
 
 
-def test_cli_a_look_from_a_mask_file_is_not_segmented(seg, stylizer, capsys):
-    root, weights, _ = seg
+def test_cli_a_look_from_a_mask_file_is_not_segmented(tiny_groups, stylizer, capsys):
+    root, weights, _, _ = tiny_groups
     style = read_image(root / "style.png")
     Image.fromarray(halves(style.shape, 3, 7).astype(np.uint8)).save(root / "sm.png")
     flags = ["--seg-weights", str(weights), "--device", "cpu", "--threads", "1"]
