@@ -189,11 +189,17 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
     """Resize a float32 (H,W,3) image in [0,1] so its longer side is ``long_side`` (Lanczos).
 
-    Each channel is resized in 32-bit float, so nothing is lost to 8-bit rounding.
+    Each channel is resized in 32-bit float, so nothing is lost to 8-bit rounding. A uint8
+    image (as :func:`read_photo` gives) is resized in 8 bits and returned as float32 in [0,1]:
+    only the copy at the size asked is ever float, not a large photo.
     """
     h, w = image.shape[:2]
     scale = long_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if image.dtype == np.uint8:
+        if size != (w, h):
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+        return image.astype(np.float32) / np.float32(255)
     if size == (w, h):
         return image
     chans = [

@@ -159,8 +159,6 @@ def image_groups_resized(image: np.ndarray, segmenter: Segmenter, long_side: int
     from dpst.imageio import resize_long_side
     from dpst.optim_reference.mask_files import resize_labels
 
-    if image.dtype == np.uint8:  # as dpst fast reads photos; the pair path divides alike
-        image = image.astype(np.float32) / np.float32(255)
-    small = resize_long_side(image, min(long_side, max(image.shape[:2])))
+    small = resize_long_side(image, min(long_side, max(image.shape[:2])))  # float32 out
     _, groups = segment_image(segmenter, small)
     return resize_labels(groups, image.shape[:2])
