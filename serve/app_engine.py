@@ -364,8 +364,8 @@ class DemoEngine:
         """The style photo as a look file (``.dpst``) to download, with the regions of the
         page's mask mode as ``dpst look`` records them
         (:func:`dpst.serve.app_looks.style_regions`); without ``masks``, one region."""
-        from dpst.serve.app_looks import describe_look_regions, style_regions
-        from dpst.serve.preset import encode_look, look_to_bytes
+        from dpst.serve.app_looks import style_regions
+        from dpst.serve.preset import describe_regions, encode_look, look_to_bytes
 
         self._need_fast()
         masks = masks or MaskRequest()
@@ -377,7 +377,7 @@ class DemoEngine:
         saved = encode_look(self.fast, style_img, labels, name, groups)
         path = self._new_file("look", ".dpst")
         path.write_bytes(look_to_bytes(saved))
-        return SavedLook(str(path), describe_look_regions(saved), warnings)
+        return SavedLook(str(path), describe_regions(saved), warnings)
 
     def make_lut(self, content: Any, session: str = LOCAL_SESSION) -> tuple[str, str]:
         """A 3D LUT (``.cube``, 33 nodes) fitted from the content photo to this page's last

@@ -87,20 +87,11 @@ def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int)
     return StyleRegions(None, None, [])
 
 
-def describe_look_regions(look: Any) -> str:
-    """A look's regions in words, for the page."""
-    if look.label_names is not None:
-        return f"segmenter groups {', '.join(look.label_names)}"
-    if look.label_ids is not None:
-        return f"mask labels {', '.join(str(i) for i in look.label_ids)}"
-    return "one region"
-
-
 def content_regions(engine: Any, look: Any, request: Any, content: np.ndarray) -> ContentRegions:
     """The content's regions for ``look`` under the page's mask mode ``request.mode``."""
-    from dpst.serve.preset import LABELS_FROM_SEGMENTER, look_group_relation
+    from dpst.serve.preset import LABELS_FROM_SEGMENTER, describe_regions, look_group_relation
 
-    regions = describe_look_regions(look)
+    regions = describe_regions(look)
     if look.label_source == LABELS_FROM_SEGMENTER:
         if request.mode != "automatic":
             return _one_region(f"the look has {regions}: choose automatic masks to apply it "

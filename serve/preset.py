@@ -138,6 +138,15 @@ def encode_look(
     )
 
 
+def describe_regions(look: Look) -> str:
+    """A look's regions in words (the command's report, the demo's status)."""
+    if look.label_names is not None:
+        return f"segmenter groups {', '.join(look.label_names)}"
+    if look.label_ids is not None:
+        return f"mask labels {', '.join(str(i) for i in look.label_ids)}"
+    return "one region"
+
+
 def keep_largest_labels(labels: np.ndarray, count: int) -> tuple[np.ndarray, list[int]]:
     """``labels`` with only its ``count`` largest labels (the rest unlabelled, -1), and the
     labels dropped, largest first: a segmented style may find more groups than a model has

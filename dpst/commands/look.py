@@ -95,7 +95,7 @@ def _make(args: argparse.Namespace) -> int:
 
     from dpst.errors import InputError
     from dpst.imageio import read_image
-    from dpst.serve.preset import LOOK_SUFFIX, encode_look, write_look
+    from dpst.serve.preset import LOOK_SUFFIX, describe_regions, encode_look, write_look
 
     if len(args.inputs) != 1:
         raise InputError(f"dpst look takes one STYLE photo (or: {EXPORT} CONTENT [STYLE])")
@@ -118,13 +118,8 @@ def _make(args: argparse.Namespace) -> int:
         labels, groups = _segmented(args, style, stylizer.max_labels)
     look = encode_look(stylizer, style, labels, Path(style_path).name, groups)
     write_look(out, look)
-    if look.label_names is not None:
-        regions = f"segmenter groups {', '.join(look.label_names)}"
-    elif look.label_ids is not None:
-        regions = f"labels {list(look.label_ids)}"
-    else:
-        regions = "one region"
-    print(f"wrote {out} ({Path(style_path).name}, {regions}, model {look.model_id})")
+    print(f"wrote {out} ({Path(style_path).name}, {describe_regions(look)}, model "
+          f"{look.model_id})")  # fmt: skip
     return 0
 
 
