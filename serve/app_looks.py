@@ -3,7 +3,7 @@ applies them.
 
 Saving: with automatic masks, the style photo is segmented alone into the segmenter's groups
 (:func:`~dpst.models.auto_labels.image_groups_resized`, the model's largest groups kept by
-:func:`~dpst.serve.preset.keep_largest_labels`, as ``dpst look --masks auto``); with uploaded
+:func:`~dpst.serve.preset.style_groups`, as ``dpst look --masks auto``); with uploaded
 masks, the style's mask file gives the regions (as ``dpst look --style-mask``). Applying: a
 look of segmenter groups, with automatic masks, segments the content alike and goes per
 group by the groups' relation table (as ``dpst fast --look``); a look of a mask file, with
@@ -57,7 +57,7 @@ def group_segmenter(engine: Any) -> tuple[Any, str | None]:
 
 def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int) -> StyleRegions:
     """The regions a look of ``style`` records for the page's mask mode ``request.mode``."""
-    from dpst.serve.preset import keep_largest_labels
+    from dpst.serve.preset import style_groups
 
     if request.mode == "automatic":
         from dpst.models.auto_labels import image_groups_resized
@@ -65,14 +65,10 @@ def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int)
         segmenter, why = group_segmenter(engine)
         if segmenter is None:
             return StyleRegions(None, None, [f"{why}: the look is one region"])
-        groups = image_groups_resized(style, segmenter, LABEL_WORK_SIDE)
-        labels, dropped = keep_largest_labels(groups, max_labels)
         names = tuple(segmenter.group_names)
-        notes = []
-        if dropped:  # as dpst look says it
-            left = ", ".join(names[i] for i in dropped)
-            notes = [f"the model takes {max_labels} regions; left out the smallest: {left}"]
-        return StyleRegions(labels, names, notes)
+        groups = image_groups_resized(style, segmenter, LABEL_WORK_SIDE)
+        labels, note = style_groups(groups, names, max_labels)
+        return StyleRegions(labels, names, [note] if note else [])
     if request.mode == "upload":
         cap = engine.config.pixel_limit
         labels, notes = inputs.read_mask_upload(

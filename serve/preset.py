@@ -160,6 +160,18 @@ def keep_largest_labels(labels: np.ndarray, count: int) -> tuple[np.ndarray, lis
     return np.where(np.isin(labels, dropped), UNLABELLED, labels), dropped
 
 
+def style_groups(
+    groups: np.ndarray, names: tuple[str, ...], max_labels: int
+) -> tuple[np.ndarray, str | None]:
+    """A segmented style's group labels as a look keeps them: the ``max_labels`` largest
+    (:func:`keep_largest_labels`), and a note naming the groups left out, or None."""
+    labels, dropped = keep_largest_labels(groups, max_labels)
+    if not dropped:  # their pixels leave the style's statistics; a content's go elsewhere
+        return labels, None
+    left = ", ".join(names[i] for i in dropped)
+    return labels, f"the model takes {max_labels} regions; left out the smallest: {left}"
+
+
 def _renumber(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Label ``ids[i]`` -> i; every other label -> unlabelled."""
     index = np.minimum(np.searchsorted(ids, labels), len(ids) - 1)

@@ -130,15 +130,14 @@ def _segmented(args: argparse.Namespace, style, max_labels: int):
         return None, None
     from dpst.commands.auto_masks import groups_or_none
     from dpst.serve.one_pass_labels import LABEL_WORK_SIDE
-    from dpst.serve.preset import keep_largest_labels
+    from dpst.serve.preset import style_groups
 
     labeller = groups_or_none("look", options.segmenter_config(args), LABEL_WORK_SIDE)
     if labeller is None:
         return None, None
-    labels, dropped = keep_largest_labels(labeller(style), max_labels)
-    if dropped:  # their pixels leave the style's statistics; a content's go elsewhere
-        names = ", ".join(labeller.names[i] for i in dropped)
-        print(f"dpst look: the model takes {max_labels} regions; left out the smallest: {names}")
+    labels, note = style_groups(labeller(style), labeller.names, max_labels)
+    if note:
+        print(f"dpst look: {note}")
     return labels, labeller.names
 
 
