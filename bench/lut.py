@@ -6,7 +6,7 @@
 For each pair of the shared examples (``$DPST_EXAMPLES``, see :mod:`bench.common`) with a
 readable content and style photo: the bundled model (or ``--model``) stylises the content at
 ``--size`` px on the long side with a global look (no masks: one region, what a LUT can
-hold), :func:`dpst.serve.look_export.export_lut` fits and writes the ``.cube``, and the file
+hold), :func:`dpst.serve.runtime.look_export.export_lut` fits and writes the ``.cube``, and the file
 is read back and applied by an independent implementation, Pillow's ``Color3DLUT`` through
 pillow-lut (8-bit, trilinear). Reported per pair and on average: the mean CIEDE2000 between
 the model's output and the content through Pillow's LUT (the target: at most 2.0), the same
@@ -58,7 +58,7 @@ def pillow_apply(cube: Path, image: np.ndarray) -> np.ndarray:
 
 
 def measure_pair(stylizer, content, style, cube: Path, config) -> dict:
-    from dpst.serve.look_export import ciede2000, export_lut
+    from dpst.serve.runtime.look_export import ciede2000, export_lut
 
     output = stylizer.stylize(content, style)
     start = time.perf_counter()
@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from dpst.errors import InputError
     from dpst.imageio import read_image, resize_long_side
-    from dpst.serve.lut_fit import LutFitConfig
-    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+    from dpst.serve.runtime.lut_fit import LutFitConfig
+    from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 
     fit = LutFitConfig(size=args.lut_size)
     if args.smoothness is not None:

@@ -7,7 +7,7 @@ It exports a generator (the default config, seeded random weights, or ``--checkp
 temporary folder, then measures each (backend, size) in its own subprocess, so that each peak
 memory is that backend's alone:
 
-- ``ort``: :class:`dpst.serve.runtime.FastStylizer.stylize` end to end with the style
+- ``ort``: :class:`dpst.serve.runtime.stylizer.FastStylizer.stylize` end to end with the style
   encoding cached (input checks, label maps to masks, layout changes and the ONNX graph); the
   worker never imports torch;
 - ``torch``: the same work in PyTorch eager (``Generator.stylize`` with a cached style code,
@@ -100,7 +100,7 @@ def _inputs(width: int, height: int, labelled: bool):
 
 def worker_ort(args) -> dict:
     sys.modules["torch"] = None  # prove the path is torch-free: importing torch now fails
-    from dpst.serve.runtime import FastStylizer
+    from dpst.serve.runtime.stylizer import FastStylizer
 
     width, height = parse_named_size(args.size)
     content, style, c_labels, s_labels = _inputs(width, height, not args.no_labels)

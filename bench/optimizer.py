@@ -28,7 +28,7 @@ import torch
 
 from bench.common import EXAMPLES, median_time
 from dpst.imageio import read_image, resize_long_side, to_tensor
-from dpst.optim_reference.labels import LabelPolicy
+from dpst.labels.policy import LabelPolicy
 from dpst.optim_reference.losses import LossWeights, Objective
 from dpst.optim_reference.masks import labels_to_masks, read_mask, resize_labels
 from dpst.optim_reference.matting import MattingLaplacian

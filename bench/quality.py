@@ -23,8 +23,8 @@ Methods (rows), in one run:
 4. ``mkl-segments+smooth``: MKL per content label from the style pixels of the same label,
    then the paper's smooth-local-affine post-filter fitted from the content to that;
 5. ``generator+masks`` and 6. ``generator``: the exported one-pass generator through
-   :class:`dpst.serve.runtime.FastStylizer`, with and without the masks (``--model``;
-   default: what :func:`dpst.serve.runtime.default_model_path` finds; the rows are skipped,
+   :class:`dpst.serve.runtime.stylizer.FastStylizer`, with and without the masks (``--model``;
+   default: what :func:`dpst.serve.runtime.stylizer.default_model_path` finds; the rows are skipped,
    with the reason printed, when there is no model);
 7. ``optimiser`` (``--optimiser``, off by default: minutes per pair): the reference optimiser
    (:func:`dpst.optim_reference.stylize.stylize`, ``--optimiser-iters`` per stage,
@@ -233,8 +233,8 @@ def load_pair(examples: Path, n: int, size: int) -> Pair:
         dpst.errors.InputError: a file is missing or unreadable.
     """
     from dpst.imageio import read_image, resize_long_side
-    from dpst.optim_reference.labels import LabelPolicy
-    from dpst.optim_reference.mask_files import read_mask, resize_labels
+    from dpst.labels.mask_files import read_mask, resize_labels
+    from dpst.labels.policy import LabelPolicy
     from dpst.optim_reference.stylize import prepare_labels
 
     files = pair_files(examples, n)
@@ -297,7 +297,7 @@ def image_metrics(output: np.ndarray, pair: Pair, paper_cache: dict) -> dict[str
     """Every metric of the module docstring but ``seconds`` (see there)."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
-    from dpst.optim_reference.mask_files import resize_labels
+    from dpst.labels.mask_files import resize_labels
     from dpst.train.evaluate import image_metrics as eval_metrics
 
     hw = output.shape[:2]
@@ -360,7 +360,7 @@ def _cs(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
 
 def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list[Method], str]:
     """The two generator rows, or ``([], reason)``."""
-    from dpst.serve.runtime import (
+    from dpst.serve.runtime.stylizer import (
         DEFAULT_MODEL_PATH,
         MODEL_ENV,
         FastStylizer,

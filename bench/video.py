@@ -8,7 +8,7 @@ The clip is made here: a photo from ``../shared/data/photos`` (``--photo``; 640 
 upscaled) seen through a window that pans and zooms in slowly, at 1920x1080 and 25 fps, with
 light seeded grain (2 levels) as a camera adds, H.264 at CRF 18 plus an AAC track (copied by
 dpst video). The style is another photo of the folder. The clip is processed twice by
-:func:`dpst.serve.video.process_video` with the bundled model: ``--temporal-smoothing`` 0.8
+:func:`dpst.serve.runtime.video.process_video` with the bundled model: ``--temporal-smoothing`` 0.8
 (the default) and 0 (each frame on its own).
 
 Reported per run: frames per second (wall) and process CPU seconds per frame (on a shared
@@ -131,8 +131,8 @@ class _Timed:
 
 
 def run_once(clip: Path, out: Path, stylizer, code, smoothing: float) -> dict:
-    from dpst.serve.video import process_video
-    from dpst.serve.video_frames import ModelFrames, TemporalConfig
+    from dpst.serve.runtime.video import process_video
+    from dpst.serve.runtime.video_frames import ModelFrames, TemporalConfig
 
     frames = ModelFrames(stylizer, code, TemporalConfig(smoothing=smoothing))
     timed = _Timed(frames)
@@ -155,7 +155,7 @@ def run_once(clip: Path, out: Path, stylizer, code, smoothing: float) -> dict:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from dpst.imageio import read_image
-    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+    from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 
     stylizer = FastStylizer(BUNDLED_MODEL, threads=args.threads)
     code = stylizer.encode_style(read_image(args.style))

@@ -1,4 +1,4 @@
-"""Reading 3D LUT files, torch-free: what :mod:`dpst.serve.lut_files` (export, video) and
+"""Reading 3D LUT files, torch-free: what :mod:`dpst.serve.runtime.lut_files` (export, video) and
 :mod:`dpst.data.luts` (training looks) share.
 
 LUTs are float ``(S, S, S, 3)`` indexed ``[b, g, r]``: the files list nodes red fastest, so

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dpst.imageio import to_tensor
+from dpst.labels.images import MASK_PALETTE
 from dpst.models.ade20k import GROUP_NAMES, relation_ids
-from dpst.models.label_images import MASK_PALETTE
 from dpst.models.segmenter import Segmenter, SegmenterConfig, build_segmenter
 from dpst.optim_reference.masks import LabelPolicy, apply_label_policy
 
@@ -135,7 +135,7 @@ def auto_labels_resized(
     pixel); the maps at the photos' own sizes (nearest neighbour), or at the copies' sizes
     with ``at_photo_size=False`` (the optimiser's working size)."""
     from dpst.imageio import resize_long_side
-    from dpst.optim_reference.mask_files import resize_labels
+    from dpst.labels.mask_files import resize_labels
 
     found = auto_labels(
         resize_long_side(content_image, min(long_side, max(content_image.shape[:2]))),
@@ -157,7 +157,7 @@ def image_groups_resized(image: np.ndarray, segmenter: Segmenter, long_side: int
     neighbour). No label policy: one photo has no partner to agree with (a saved look's
     style, or a content applied with one). ``image``: ``(H,W,3)`` in [0,1], or uint8."""
     from dpst.imageio import resize_long_side
-    from dpst.optim_reference.mask_files import resize_labels
+    from dpst.labels.mask_files import resize_labels
 
     small = resize_long_side(image, min(long_side, max(image.shape[:2])))  # float32 out
     _, groups = segment_image(segmenter, small)

@@ -44,7 +44,7 @@ def cell_positions(start: int, stop: int, size: int, cells: int, like: torch.Ten
     Pixel centre i maps to ``(i + 0.5) * cells / size - 0.5`` (cell centres at integers),
     clamped to ``[0, cells - 1]``. A band of rows or columns addresses the grid exactly as
     the whole image does, which is what lets the full-resolution pass run in tiles
-    (:func:`dpst.serve.render_tiles.cell_positions` is the NumPy twin).
+    (:func:`dpst.serve.runtime.tiled_render.cell_positions` is the NumPy twin).
     """
     index = torch.arange(start, stop, dtype=like.dtype, device=like.device)
     return ((index + 0.5) * (cells / size) - 0.5).clamp(0, cells - 1)

@@ -5,11 +5,12 @@ A bundle folder holds::
     generator.safetensors   the weights (no pickle: loading runs no code)
     generator.json          the GeneratorConfig, the label set and where the model came from
     model.onnx              the stylizer      } dpst export's three files, for the
-    model.style.onnx        the style encoder } torch-free runtime (dpst.serve.runtime)
+    model.style.onnx        the style encoder } torch-free runtime (dpst.serve.runtime.stylizer)
     model.render.onnx       the renderer      }
 
-The package ships one in ``dpst/serve/bundled/`` (:data:`dpst.serve.runtime.BUNDLED_MODEL`);
-``dpst export CHECKPOINT --bundle DIR`` writes another. ``dpst train --init-from`` takes a
+The package ships one in ``dpst/serve/bundled/``
+(:data:`dpst.serve.runtime.stylizer.BUNDLED_MODEL`); ``dpst export CHECKPOINT --bundle DIR``
+writes another. ``dpst train --init-from`` takes a
 bundle (``bundled`` for the shipped one) as well as a checkpoint: :func:`load_generator`.
 """
 

@@ -13,7 +13,7 @@ They are the yardsticks ``bench/quality.py`` puts next to the generator and the 
   content's colour mean and covariance onto the style's exactly.
 - :func:`mkl_per_segment`: the same map fitted per label, content region k taking the
   colours of style region k (the label maps made consistent first, e.g. with
-  :func:`dpst.optim_reference.labels.apply_label_policy`).
+  :func:`dpst.labels.policy.apply_label_policy`).
 - :func:`smooth`: the paper's smooth-local-affine post-filter
   (:func:`dpst.optim_reference.postfilter.smooth_local_affine`) fitted from the content to
   a result, which removes the seams a per-segment map leaves at region borders.
@@ -257,7 +257,7 @@ def mkl_per_segment(
         content_labels: integer ``(H, W)`` of the content's size, -1 = unlabelled.
         style_labels: integer ``(Hs, Ws)`` of the style's size, -1 = unlabelled. Every
             content label must occur in it: make the maps consistent first (e.g.
-            :func:`dpst.optim_reference.labels.apply_label_policy`, which remaps the
+            :func:`dpst.labels.policy.apply_label_policy`, which remaps the
             content's orphan labels as the paper does).
         eps: floor on each region's content covariance eigenvalues.
         clip: clip the result to [0, 1].
@@ -283,7 +283,7 @@ def mkl_per_segment(
         if not source.any():
             raise ValueError(
                 f"content label {label} has no pixel in the style's label map: remap it first "
-                "(dpst.optim_reference.labels.apply_label_policy)"
+                "(dpst.labels.policy.apply_label_policy)"
             )
         region = filled == label
         out[region] = _mkl_pixels(c[region], style_px[source], eps)

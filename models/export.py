@@ -15,7 +15,7 @@ and run the full-resolution pass in tiles.
 
 Running the encoder and then the stylizer is the generator's ``forward``; a style photo's
 encoding (a few KB) can be kept and reused for every content, which is what
-:class:`dpst.serve.runtime.FastStylizer` does. The grid depends on the content only through
+:class:`dpst.serve.runtime.stylizer.FastStylizer` does. The grid depends on the content only through
 its resize to the working size, so the runtime feeds the stylizer that small image and renders
 the full resolution tile by tile: memory for one tile instead of twelve coefficients per pixel.
 Batch, height and width are dynamic; images are float32 in [0, 1], masks soft one-hot

@@ -1,6 +1,6 @@
 """The exported model's contract, shared by the exporter and the torch-free runtime.
 
-No torch here: :mod:`dpst.serve.runtime` imports this module. See :mod:`dpst.models.export`
+No torch here: :mod:`dpst.serve.runtime.stylizer` imports this module. See :mod:`dpst.models.export`
 for what the three graphs compute.
 """
 

@@ -33,7 +33,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .labels import (
+from dpst.labels.mask_files import (
+    COLOUR_MASK_MAX_INTERIOR,
+    decode_colour_mask,
+    image_to_labels,
+    read_mask,
+    resize_labels,
+)
+from dpst.labels.policy import (
     UNLABELLED,
     LabelPolicy,
     apply_label_policy,
@@ -41,13 +48,7 @@ from .labels import (
     merge_small_regions_jointly,
     remap_orphans,
 )
-from .mask_files import (
-    COLOUR_MASK_MAX_INTERIOR,
-    decode_colour_mask,
-    image_to_labels,
-    read_mask,
-    resize_labels,
-)
+
 from .vgg_layout import VGG19_LAYER_INDEX, VGG19_LAYOUT
 
 # The label policy lives in labels.py; it is re-exported here, the one place callers import

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from dpst import __version__
 from dpst.imageio import from_tensor, to_tensor
-from dpst.optim_reference.labels import LabelPolicy, apply_label_policy
+from dpst.labels.policy import LabelPolicy, apply_label_policy
 from dpst.optim_reference.losses import LossWeights, Objective
 from dpst.optim_reference.masks import labels_to_masks
 from dpst.optim_reference.matting import MattingLaplacian

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from dpst.errors import InputError
+from dpst.labels.palette import PAPER_PALETTE
 from dpst.models.ade20k import (
     ADE20K_CLASSES,
     GROUP_CLASSES,
@@ -11,7 +12,6 @@ from dpst.models.ade20k import (
     group_id,
     relation_ids,
 )
-from dpst.optim_reference.palette import PAPER_PALETTE
 
 
 def test_ade20k_has_150_distinct_classes():

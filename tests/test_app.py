@@ -17,12 +17,12 @@ from PIL import Image
 pytest.importorskip("gradio")
 
 from dpst.imageio import read_image, write_image
-from dpst.optim_reference.palette import MASK_PALETTE, PAPER_PALETTE
-from dpst.serve import app_inputs
-from dpst.serve.app import AppCallbacks, build_app
-from dpst.serve.app_config import AppConfig
-from dpst.serve.app_engine import DemoEngine, JobCancelled, MaskRequest, QualityBusy
-from dpst.serve.app_examples import EXAMPLE_PAIRS, example_thumbnails
+from dpst.labels.palette import MASK_PALETTE, PAPER_PALETTE
+from dpst.serve.app import inputs as app_inputs
+from dpst.serve.app.config import AppConfig
+from dpst.serve.app.engine import DemoEngine, JobCancelled, MaskRequest, QualityBusy
+from dpst.serve.app.examples import EXAMPLE_PAIRS, example_thumbnails
+from dpst.serve.app.page import AppCallbacks, build_app
 from tests.conftest import sample_photo
 from tests.fast_model import TINY_MAX_LABELS, shared_tiny_model
 
@@ -277,7 +277,7 @@ def test_serve_command_line(tmp_path):
     config = build_config(args)
     assert (args.host, config.backbone, config.segmenter) == ("127.0.0.1", "random", None)
     # The cap follows from the memory budget: every Fast slot and a Quality job at once.
-    from dpst.serve.app_config import FAST_BYTES_PER_PIXEL, QUALITY_BYTES_PER_PIXEL, AppConfig
+    from dpst.serve.app.config import FAST_BYTES_PER_PIXEL, QUALITY_BYTES_PER_PIXEL, AppConfig
 
     per_pixel = config.fast_concurrency * FAST_BYTES_PER_PIXEL + QUALITY_BYTES_PER_PIXEL
     args = build_parser().parse_args(["serve", "--memory-budget", "2048", "--masks", "none"])
@@ -557,7 +557,7 @@ def test_fast_and_quality_have_their_own_concurrency(random_config):
     assert quality.concurrency_id == "quality" and quality.concurrency_limit == 4
     assert not by_name["cancel"].cancels  # Cancel lets the job return its result so far
     assert demo._queue.max_size == 9
-    # dpst.serve.app defaults GRADIO_ANALYTICS_ENABLED to False before gradio reads it.
+    # dpst.serve.app.page defaults GRADIO_ANALYTICS_ENABLED to False before gradio reads it.
     assert demo.analytics_enabled is False
 
 
@@ -638,7 +638,7 @@ def test_a_look_file_is_offered_and_applied_like_its_style_photo(pair, tmp_path_
 
 
 def test_a_lut_is_fitted_to_this_pages_last_fast_result(pair, tmp_path_factory):
-    from dpst.serve.lut_files import read_cube
+    from dpst.serve.runtime.lut_files import read_cube
 
     model = shared_tiny_model(tmp_path_factory)
     cb = _callbacks(AppConfig(model_path=str(model), backbone="random"))
@@ -657,7 +657,7 @@ def test_a_lut_is_fitted_to_this_pages_last_fast_result(pair, tmp_path_factory):
 
 
 def test_previews_of_large_8bit_and_float_results_keep_their_colours():
-    from dpst.serve.app import PREVIEW_SIDE, _preview
+    from dpst.serve.app.page import PREVIEW_SIDE, _preview
 
     grey = np.full((20, PREVIEW_SIDE + 300, 3), 100, dtype=np.uint8)
     for image in (grey, grey.astype(np.float32) / 255):
@@ -669,7 +669,7 @@ def test_previews_of_large_8bit_and_float_results_keep_their_colours():
 def test_results_folder_is_pruned_safely_by_requests_at_once(monkeypatch, random_config):
     from concurrent.futures import ThreadPoolExecutor
 
-    from dpst.serve import app_engine
+    from dpst.serve.app import engine as app_engine
 
     monkeypatch.setattr(app_engine, "RESULTS_KEPT", 5)
     engine = DemoEngine(random_config, fast=FakeStylizer())

@@ -13,10 +13,10 @@ pytest.importorskip("gradio")
 from dpst.cli import main
 from dpst.imageio import read_image
 from dpst.models.ade20k import GROUP_NAMES, group_id
-from dpst.serve.app import AppCallbacks
-from dpst.serve.app_config import AppConfig
-from dpst.serve.app_engine import DemoEngine
-from dpst.serve.preset import (
+from dpst.serve.app.config import AppConfig
+from dpst.serve.app.engine import DemoEngine
+from dpst.serve.app.page import AppCallbacks
+from dpst.serve.runtime.looks import (
     LABELS_FROM_MASK,
     LABELS_FROM_SEGMENTER,
     apply_look,
@@ -24,7 +24,7 @@ from dpst.serve.preset import (
     read_look,
     write_look,
 )
-from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 from tests.test_look_groups import oracle_groups, oracle_look_labels
 
 pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="no bundled model")

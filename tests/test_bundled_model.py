@@ -19,7 +19,7 @@ from dpst.errors import InputError
 from dpst.imageio import write_image
 from dpst.models.bundle import CONFIG_FILE, WEIGHTS_FILE, load_bundle, save_bundle
 from dpst.models.generator import Generator, GeneratorConfig
-from dpst.serve.runtime import BUNDLED_MODEL
+from dpst.serve.runtime.stylizer import BUNDLED_MODEL
 from tests.conftest import sample_photo
 
 REPO = Path(__file__).resolve().parents[1]

@@ -95,14 +95,14 @@ def test_stylize_and_fast_share_one_masks_default_and_its_help():
 
 
 def test_the_torch_free_weight_files_match_the_segformer_loaders():
-    from dpst.commands.auto_masks import WEIGHT_FILES
+    from dpst.labels.automatic import WEIGHT_FILES
     from dpst.models.segformer import WEIGHT_FILES as LOADED
 
     assert WEIGHT_FILES == LOADED
 
 
 def test_auto_masks_need_weights_on_disk_and_never_fetch(tmp_path, monkeypatch):
-    from dpst.commands.auto_masks import local_segmenter_missing
+    from dpst.labels.automatic import local_segmenter_missing
     from dpst.models.segmenter_config import SegmenterConfig
     from tests.tiny_segformer import save_tiny_segformer
 
@@ -130,7 +130,7 @@ def test_auto_masks_without_weights_fall_back_without_importing_torch(tmp_path, 
         if not {torch_importable}:
             sys.modules["torch"] = None  # any "import torch" now raises ImportError
         import numpy as np
-        from dpst.commands.auto_masks import automatic_or_none
+        from dpst.labels.automatic import automatic_or_none
         from dpst.models.segmenter_config import SegmenterConfig
         image = np.zeros((8, 8, 3), np.float32)
         assert automatic_or_none("fast", image, image, SegmenterConfig(), 64) is None

@@ -11,7 +11,7 @@ from PIL import Image
 
 from dpst.cli import main
 from dpst.imageio import Photo, read_photo, write_photo
-from dpst.serve.batch import RECORD_FILE, content_files, output_path, run_folder
+from dpst.serve.runtime.batch import RECORD_FILE, content_files, output_path, run_folder
 from tests.fast_model import shared_tiny_model
 
 # A made-up ICC payload is enough: Pillow stores the bytes as given.

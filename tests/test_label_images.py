@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpst.models.label_images import (
+from dpst.labels.images import (
     labels_to_colour,
     overlay,
     palette_array,
@@ -17,13 +17,13 @@ from dpst.models.label_images import (
     write_colour_mask,
     write_label_png,
 )
-from dpst.optim_reference.masks import read_mask
-from dpst.optim_reference.palette import (
+from dpst.labels.palette import (
     COLOUR_TOLERANCE,
     EXTENDED_COLOURS,
     MASK_PALETTE,
     PAPER_PALETTE,
 )
+from dpst.optim_reference.masks import read_mask
 
 TOLERANCE_U8 = COLOUR_TOLERANCE * 255
 

@@ -21,8 +21,8 @@ from dpst.constants import UNLABELLED
 from dpst.errors import InputError
 from dpst.imageio import read_image, write_image
 from dpst.models.ade20k import GROUP_NAMES, GROUP_RELATIONS, group_id
-from dpst.serve.batch import RECORD_FILE
-from dpst.serve.preset import (
+from dpst.serve.runtime.batch import RECORD_FILE
+from dpst.serve.runtime.looks import (
     LABELS_FROM_MASK,
     LABELS_FROM_SEGMENTER,
     apply_look,
@@ -34,7 +34,7 @@ from dpst.serve.preset import (
     read_look,
     write_look,
 )
-from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 from tests.conftest import sample_photo
 
 pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="no bundled model")

@@ -16,9 +16,9 @@ from scipy.optimize import lsq_linear
 from scipy.sparse.linalg import splu
 
 from dpst.errors import InputError
-from dpst.serve.look_export import export_lut
-from dpst.serve.lut_files import hald_image, read_cube, write_cube, write_hald
-from dpst.serve.lut_fit import (
+from dpst.serve.runtime.look_export import export_lut
+from dpst.serve.runtime.lut_files import hald_image, read_cube, write_cube, write_hald
+from dpst.serve.runtime.lut_fit import (
     AFFINE_RIDGE,
     LutFitConfig,
     apply_lut,

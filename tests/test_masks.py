@@ -11,6 +11,7 @@ from PIL import Image
 from scipy import ndimage
 
 from dpst.errors import InputError
+from dpst.labels.palette import PAPER_PALETTE
 from dpst.optim_reference import vgg
 from dpst.optim_reference.masks import (
     LabelPolicy,
@@ -23,7 +24,6 @@ from dpst.optim_reference.masks import (
     read_mask,
     remap_orphans,
 )
-from dpst.optim_reference.palette import PAPER_PALETTE
 from tests.tolerances import DTYPE_TOLERANCES
 
 COLOUR = {name: np.array(rgb, dtype=np.uint8) for name, rgb in PAPER_PALETTE}

@@ -96,7 +96,7 @@ def test_albumentations_does_not_ask_pypi_for_its_version(guard, monkeypatch):
 
 def test_onnx_runtime_telemetry_is_turned_off(monkeypatch):
     ort = pytest.importorskip("onnxruntime")
-    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+    from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 
     assert os.environ["ORT_DISABLE_TELEMETRY"] == "1"  # set on `import dpst`, before ORT starts
     calls = []

@@ -9,10 +9,10 @@ from PIL import Image
 from dpst.cli import main
 from dpst.errors import InputError
 from dpst.imageio import read_image, write_image
-from dpst.optim_reference.labels import LabelPolicy
-from dpst.optim_reference.palette import PAPER_PALETTE
+from dpst.labels.one_pass import LABEL_WORK_SIDE, compact_labels, prepare_labels
+from dpst.labels.palette import PAPER_PALETTE
+from dpst.labels.policy import LabelPolicy
 from dpst.optim_reference.stylize import prepare_labels as optimiser_labels
-from dpst.serve.one_pass_labels import LABEL_WORK_SIDE, compact_labels, prepare_labels
 from tests.conftest import sample_photo
 from tests.fast_model import TINY_MAX_LABELS, shared_tiny_model
 
@@ -75,8 +75,8 @@ def test_compacting_by_given_ids():
 
 
 def test_dpst_fast_and_the_demos_fast_mode_give_the_same_output(tmp_path, tmp_path_factory):
-    from dpst.serve.app_config import AppConfig
-    from dpst.serve.app_engine import DemoEngine, MaskRequest
+    from dpst.serve.app.config import AppConfig
+    from dpst.serve.app.engine import DemoEngine, MaskRequest
 
     model = shared_tiny_model(tmp_path_factory)
     files = {}

@@ -31,8 +31,8 @@ pytest.importorskip("onnxscript")
 
 from dpst.models.export import PARITY_TOLERANCE, export_checkpoint  # noqa: E402
 from dpst.models.onnx_format import decode_metadata, encode_metadata  # noqa: E402
-from dpst.serve import runtime  # noqa: E402
-from dpst.serve.runtime import FastStylizer, RuntimeModelError  # noqa: E402
+from dpst.serve.runtime import stylizer as runtime  # noqa: E402
+from dpst.serve.runtime.stylizer import FastStylizer, RuntimeModelError  # noqa: E402
 
 LABELS = ["sky", "building", "ground"]
 # (content H, W), (style H, W): odd, non-square both ways, tiny, larger than working size.
@@ -336,7 +336,7 @@ def test_runtime_imports_and_runs_where_torch_cannot_be_imported(exported, tmp_p
         sys.modules["torch"] = None  # any "import torch" now raises ImportError
         import numpy as np
         from PIL import Image
-        from dpst.serve.runtime import FastStylizer
+        from dpst.serve.runtime.stylizer import FastStylizer
         stylizer = FastStylizer({str(result.stylizer_path)!r})
         rng = np.random.default_rng(0)
         labels = np.zeros((21, 34), dtype=np.int64)

@@ -16,7 +16,7 @@ from PIL import Image
 from dpst.cli import main
 from dpst.errors import InputError
 from dpst.imageio import read_image, write_image
-from dpst.serve.preset import (
+from dpst.serve.runtime.looks import (
     THUMBNAIL_SIDE,
     apply_look,
     content_labels_for_look,
@@ -26,7 +26,7 @@ from dpst.serve.preset import (
     read_look,
     write_look,
 )
-from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 from tests.conftest import sample_photo
 
 pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="no bundled model")
@@ -253,7 +253,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_output(files, capsys, argv):
 
 
 def test_write_look_is_atomic(stylizer, images, tmp_path, monkeypatch):
-    import dpst.serve.preset as preset
+    import dpst.serve.runtime.looks as preset
 
     path = tmp_path / "l.dpst"
     look = encode_look(stylizer, images[1])
@@ -275,7 +275,8 @@ def test_look_modules_import_without_torch():
 
     script = (
         "import sys\nsys.modules['torch'] = None\n"
-        "import dpst.serve.preset, dpst.serve.look_export, dpst.serve.lut_files\n"
-        "import dpst.serve.lut_fit, dpst.commands.look\n"
+        "import dpst.serve.runtime.looks, dpst.serve.runtime.look_export\n"
+        "import dpst.serve.runtime.lut_files\n"
+        "import dpst.serve.runtime.lut_fit, dpst.commands.look\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from dpst.errors import InputError
+from dpst.labels import mask_files
+from dpst.labels import policy as optim_labels
+from dpst.labels import pooled_masks as label_masks_np
+from dpst.labels.one_pass import compact_labels
 from dpst.models import label_masks as torch_masks
-from dpst.optim_reference import labels as optim_labels
-from dpst.optim_reference import mask_files
-from dpst.serve import label_masks_np
-from dpst.serve.one_pass_labels import compact_labels
 
 # (H, W, h, w): shrinking by integer and non-integer ratios (cells sharing pixels), odd and
 # non-square maps, no change, and growing.

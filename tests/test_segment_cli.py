@@ -11,8 +11,8 @@ from PIL import Image
 from dpst.cli import main
 from dpst.commands.segment import OUTPUT_FILES
 from dpst.imageio import write_image
+from dpst.labels.images import palette_array
 from dpst.models.ade20k import GROUP_NAMES
-from dpst.models.label_images import palette_array
 from dpst.optim_reference.masks import read_mask
 from tests.conftest import sample_photo
 from tests.tiny_segformer import save_tiny_segformer

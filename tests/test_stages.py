@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dpst.serve.stages import run_stages
+from dpst.serve.runtime.stages import run_stages
 
 
 def _threads() -> set[str]:

@@ -10,8 +10,8 @@ import torch
 
 from dpst.errors import InputError
 from dpst.models import bilateral_grid
-from dpst.serve import strength as strength_mod
-from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+from dpst.serve.runtime import strength as strength_mod
+from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 from tests.fast_model import shared_tiny_model
 
 # Float32 rendering of a blended grid against the blend of rendered images: a few ulps of 1.
@@ -139,8 +139,8 @@ def test_look_export_fits_the_lut_to_the_result_at_its_strength(tmp_path, capsys
     from PIL import Image
 
     from dpst.cli import main
-    from dpst.serve.lut_files import read_cube
-    from dpst.serve.lut_fit import identity_lut
+    from dpst.serve.runtime.lut_files import read_cube
+    from dpst.serve.runtime.lut_fit import identity_lut
 
     content, style = _pair(5, size=(40, 48))
     for name, image in (("content", content), ("style", style)):

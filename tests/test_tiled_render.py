@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from dpst.models import bilateral_grid
-from dpst.serve import tiled_render
-from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+from dpst.serve.runtime import tiled_render
+from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from PIL import Image
 
 from dpst.cli import main
 from dpst.errors import InputError
-from dpst.serve.video import check_output_format, process_video
-from dpst.serve.video_frames import LutFrames, ModelFrames, SmoothedGrid, TemporalConfig
+from dpst.serve.runtime.video import check_output_format, process_video
+from dpst.serve.runtime.video_frames import LutFrames, ModelFrames, SmoothedGrid, TemporalConfig
 
 WIDTH, HEIGHT, FRAMES, RATE = 48, 32, 12, 25
 SAMPLE_RATE, AUDIO_FRAME = 16000, 1024
@@ -256,8 +256,8 @@ def test_one_of_style_look_and_lut(tmp_path, clip, capsys):
 
 
 def test_a_look_file_gives_what_its_style_photo_gives(tmp_path, clip):
-    from dpst.serve.preset import encode_look, write_look
-    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+    from dpst.serve.runtime.looks import encode_look, write_look
+    from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 
     style = np.random.default_rng(0).integers(0, 256, (24, 32, 3), np.uint8)
     stylizer = FastStylizer(BUNDLED_MODEL, threads=1)
@@ -301,7 +301,7 @@ def _frame_change(frames: np.ndarray) -> float:
 
 
 def test_smoothing_steadies_a_flickering_clip():
-    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+    from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 
     stylizer = FastStylizer(BUNDLED_MODEL, threads=1)
     style = np.zeros((32, 32, 3), np.uint8)
@@ -386,7 +386,7 @@ def test_a_phone_clips_display_rotation_is_carried_over(tmp_path):
 
 
 def test_strength_0_gives_the_input_frames_and_half_is_halfway(tmp_path, clip, capsys):
-    from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
+    from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 
     style = tmp_path / "style.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 32, 3), np.uint8)).save(style)

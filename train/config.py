@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dpst.data.augment import AugmentConfig
+from dpst.labels.policy import LabelPolicy
 from dpst.models.generator import GeneratorConfig
-from dpst.optim_reference.labels import LabelPolicy
 from dpst.optim_reference.losses import LossWeights
 from dpst.optim_reference.stylize import MattingConfig
 from dpst.optim_reference.vgg import BackboneConfig

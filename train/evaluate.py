@@ -33,7 +33,7 @@ from dpst.constants import LUMA_REC601
 from dpst.data.manifest import Entry, check_entry
 from dpst.errors import InputError
 from dpst.imageio import from_tensor, read_image, resize_long_side, to_tensor, warn
-from dpst.optim_reference.labels import LabelPolicy
+from dpst.labels.policy import LabelPolicy
 from dpst.optim_reference.losses import LossWeights, Objective
 from dpst.optim_reference.masks import read_mask, resize_labels
 from dpst.optim_reference.matting import MattingLaplacian

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from dpst.errors import InputError
+from dpst.labels.policy import LabelPolicy
 from dpst.models.label_masks import UNLABELLED, masks_for_image
-from dpst.optim_reference.labels import LabelPolicy
 from dpst.optim_reference.losses import LossWeights, Objective
 from dpst.optim_reference.masks import labels_to_masks
 from dpst.optim_reference.matting import MattingLaplacian

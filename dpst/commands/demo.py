@@ -78,7 +78,12 @@ def run(args: argparse.Namespace) -> int:
 def _one_pass(args, content, style):
     import time
 
-    from dpst.serve.runtime import MODEL_ENV, FastStylizer, RuntimeModelError, default_model_path
+    from dpst.serve.runtime.stylizer import (
+        MODEL_ENV,
+        FastStylizer,
+        RuntimeModelError,
+        default_model_path,
+    )
 
     path = args.model or default_model_path()
     if path is None:

@@ -1,9 +1,9 @@
 """``dpst fast CONTENT STYLE -o OUT``: one pass of the exported generator, without torch.
 
-A thin layer over :class:`dpst.serve.runtime.FastStylizer`. Masks are read as ``dpst
-stylize`` reads them (:mod:`dpst.optim_reference.mask_files`, torch-free): colour masks in the
+A thin layer over :class:`dpst.serve.runtime.stylizer.FastStylizer`. Masks are read as ``dpst
+stylize`` reads them (:mod:`dpst.labels.mask_files`, torch-free): colour masks in the
 paper's palette or label maps, prepared as the demo prepares them
-(:mod:`dpst.serve.one_pass_labels`: the paper's label rule, then labels 0..n-1). No torch is
+(:mod:`dpst.labels.one_pass`: the paper's label rule, then labels 0..n-1). No torch is
 imported on this path; ``--masks auto`` (the default, as in ``dpst stylize``: segment both
 photos when no mask files are given) is the exception when the segmenter's weights are on
 disk, since the segmenter needs torch; without them it says so in one line, torch-free. So is
@@ -45,7 +45,7 @@ def add_strength(
 
 def check_strength(args: argparse.Namespace) -> float:
     """``args.strength`` (the default when not given) in [0, 2], or a one-line InputError."""
-    from dpst.serve.strength import check_strength as check
+    from dpst.serve.runtime.strength import check_strength as check
 
     value = DEFAULT_STRENGTH if args.strength is None else args.strength
     return check(value, "--strength")
@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _labels(args: argparse.Namespace, content, style):
     """The label maps at the photos' sizes as read or segmented; ``(None, None)``: one region."""
-    from dpst.optim_reference.mask_files import read_mask
+    from dpst.labels.mask_files import read_mask
 
     if options.mask_files_given(args):
         return (
@@ -89,8 +89,8 @@ def _labels(args: argparse.Namespace, content, style):
     # The only part of dpst fast that may import torch: the segmenter, when its weights are
     # on disk (automatic_or_none checks that first, torch-free).
     if args.masks == "auto" and args.segmenter != "none":
-        from dpst.commands.auto_masks import automatic_or_none
-        from dpst.serve.one_pass_labels import LABEL_WORK_SIDE
+        from dpst.labels.automatic import automatic_or_none
+        from dpst.labels.one_pass import LABEL_WORK_SIDE
 
         segmenter = options.segmenter_config(args)
         found = automatic_or_none("fast", content, style, segmenter, LABEL_WORK_SIDE)
@@ -101,7 +101,7 @@ def _labels(args: argparse.Namespace, content, style):
 
 def run(args: argparse.Namespace) -> int:
     from dpst.errors import InputError
-    from dpst.serve.batch import is_many
+    from dpst.serve.runtime.batch import is_many
 
     args.strength = check_strength(args)
     if args.look is not None and args.style is not None:
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 def open_stylizer(args: argparse.Namespace):
     """The FastStylizer of ``--model`` (else the default model; ``--threads``), or a one-line
     RuntimeModelError: for dpst fast, look and video."""
-    from dpst.serve.runtime import (
+    from dpst.serve.runtime.stylizer import (
         DEFAULT_MODEL_PATH,
         MODEL_ENV,
         FastStylizer,
@@ -173,7 +173,7 @@ def _look_labeller(args, look):
     (its group relation beside it), or ``(None, None)``: the look's regions come from a mask
     file (``--content-mask`` maps a content's onto them), a mask file names the content's, one
     region is asked for, or no segmenter is here (said once, not once per photo)."""
-    from dpst.serve.preset import LABELS_FROM_SEGMENTER, look_group_relation
+    from dpst.serve.runtime.looks import LABELS_FROM_SEGMENTER, look_group_relation
 
     if look.label_source != LABELS_FROM_SEGMENTER or args.content_mask is not None:
         return None, None
@@ -181,8 +181,8 @@ def _look_labeller(args, look):
         return None, None
     relation = look_group_relation(look, args.look)  # before the segmenter loads
     # As in _labels: torch is imported only when the segmenter's weights are on disk.
-    from dpst.commands.auto_masks import groups_or_none
-    from dpst.serve.one_pass_labels import LABEL_WORK_SIDE
+    from dpst.labels.automatic import groups_or_none
+    from dpst.labels.one_pass import LABEL_WORK_SIDE
 
     labeller = groups_or_none("fast", options.segmenter_config(args), LABEL_WORK_SIDE)
     return (None, None) if labeller is None else (labeller, relation)
@@ -194,8 +194,8 @@ def _stylize_with_look(args, stylizer, look):
     the look's are its groups), and whether contents are segmented."""
     import numpy as np
 
-    from dpst.optim_reference.mask_files import read_mask
-    from dpst.serve.preset import apply_look, check_model
+    from dpst.labels.mask_files import read_mask
+    from dpst.serve.runtime.looks import apply_look, check_model
 
     check_model(look, stylizer, args.look)  # before any photo: one line, not one per photo
     labeller, relation = _look_labeller(args, look)
@@ -227,7 +227,7 @@ def _stylize(args, stylizer, look):
 
 def _read_look(args):
     """The look file, read before the model loads (a damaged one costs one line), or None."""
-    from dpst.serve.preset import read_look
+    from dpst.serve.runtime.looks import read_look
 
     return read_look(args.look) if args.look is not None else None
 
@@ -237,7 +237,7 @@ def _run_one(args: argparse.Namespace) -> int:
 
     from dpst.commands.outputs import check_image_output, write_image_or_rescue
     from dpst.imageio import Photo, read_photo
-    from dpst.serve.runtime import BUNDLED_MODEL
+    from dpst.serve.runtime.stylizer import BUNDLED_MODEL
 
     start = time.perf_counter()
     inputs = {
@@ -280,7 +280,7 @@ def _run_folder(args: argparse.Namespace) -> int:
     from dpst.commands.outputs import check_no_clash, check_writable_folder
     from dpst.errors import InputError
     from dpst.models.onnx_format import file_sha256
-    from dpst.serve.batch import check_record, content_files, output_paths, run_folder
+    from dpst.serve.runtime.batch import check_record, content_files, output_paths, run_folder
 
     if args.content_mask is not None or args.style_mask is not None:
         raise InputError("--content-mask and --style-mask are for one photo; a folder takes "

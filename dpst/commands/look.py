@@ -4,13 +4,13 @@
     dpst look export CONTENT (STYLE | --look look.dpst) -o look.cube [--lut-size 33] [--hald h.png]
                      [--strength S]
 
-The first encodes a style photo once (:mod:`dpst.serve.preset`); ``dpst fast CONTENT --look
+The first encodes a style photo once (:mod:`dpst.serve.runtime.looks`); ``dpst fast CONTENT --look
 look.dpst`` applies it without the photo. Its regions are the mask file's, else (``--masks
 auto``, the default, as ``dpst fast``'s) the segmenter's groups of the style photo, recorded as
 such so that ``dpst fast --look`` segments each content alike (torch is imported only then,
 when the segmenter's weights are on disk; else one region, said in one line). The second
 stylises CONTENT in one pass with a global look (no masks) and fits the ``.cube`` that takes
-the content's colours to the result's (:mod:`dpst.serve.look_export`), reporting how close
+the content's colours to the result's (:mod:`dpst.serve.runtime.look_export`), reporting how close
 the LUT comes; ``--strength`` sets how much of the look that result (so the LUT) carries.
 Torch-free.
 
@@ -95,7 +95,7 @@ def _make(args: argparse.Namespace) -> int:
 
     from dpst.errors import InputError
     from dpst.imageio import read_image
-    from dpst.serve.preset import LOOK_SUFFIX, describe_regions, encode_look, write_look
+    from dpst.serve.runtime.looks import LOOK_SUFFIX, describe_regions, encode_look, write_look
 
     if len(args.inputs) != 1:
         raise InputError(f"dpst look takes one STYLE photo (or: {EXPORT} CONTENT [STYLE])")
@@ -109,7 +109,7 @@ def _make(args: argparse.Namespace) -> int:
     style = read_image(style_path)
     labels = groups = None
     if args.style_mask is not None:
-        from dpst.optim_reference.mask_files import read_mask
+        from dpst.labels.mask_files import read_mask
 
         labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
     # The model first: a bad one costs one line, before any note about masks.
@@ -128,9 +128,9 @@ def _segmented(args: argparse.Namespace, style, max_labels: int):
     region (asked for, or no segmenter here: said in one line)."""
     if args.masks != "auto" or args.segmenter == "none":
         return None, None
-    from dpst.commands.auto_masks import groups_or_none
-    from dpst.serve.one_pass_labels import LABEL_WORK_SIDE
-    from dpst.serve.preset import style_groups
+    from dpst.labels.automatic import groups_or_none
+    from dpst.labels.one_pass import LABEL_WORK_SIDE
+    from dpst.serve.runtime.looks import style_groups
 
     labeller = groups_or_none("look", options.segmenter_config(args), LABEL_WORK_SIDE)
     if labeller is None:
@@ -146,10 +146,10 @@ def _export(args: argparse.Namespace) -> int:
 
     from dpst.errors import InputError
     from dpst.imageio import read_image
-    from dpst.serve.look_export import export_lut
-    from dpst.serve.lut_files import CUBE_SUFFIX
-    from dpst.serve.lut_fit import LutFitConfig
-    from dpst.serve.preset import apply_look, read_look
+    from dpst.serve.runtime.look_export import export_lut
+    from dpst.serve.runtime.looks import apply_look, read_look
+    from dpst.serve.runtime.lut_files import CUBE_SUFFIX
+    from dpst.serve.runtime.lut_fit import LutFitConfig
 
     strength = fast.check_strength(args)
     given = args.inputs[1:]

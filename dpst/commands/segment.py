@@ -34,14 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dpst.errors import InputError
     from dpst.imageio import read_image, write_image, write_json
-    from dpst.models.auto_labels import AutoLabelConfig, auto_labels
-    from dpst.models.label_images import (
+    from dpst.labels.images import (
         MASK_PALETTE,
         overlay,
         side_by_side,
         write_colour_mask,
         write_label_png,
     )
+    from dpst.models.auto_labels import AutoLabelConfig, auto_labels
 
     if not 0.0 <= args.min_region < 1.0:
         raise InputError(f"--min-region must be in [0, 1), got {args.min_region}")

@@ -1,7 +1,7 @@
 """``dpst serve``: the Gradio demo on this machine (``http://127.0.0.1:7860`` by default).
 
-A thin layer over :func:`dpst.serve.app.build_app`; nothing heavy is imported until ``run``.
-The flags resolve into :class:`dpst.serve.app_config.AppConfig` as every command's do.
+A thin layer over :func:`dpst.serve.app.page.build_app`; nothing heavy is imported until ``run``.
+The flags resolve into :class:`dpst.serve.app.config.AppConfig` as every command's do.
 Once serving, the console gets one line per request (mode, size, seconds, outcome).
 """
 
@@ -85,7 +85,7 @@ def _model_path(args: argparse.Namespace) -> str | None:
             raise InputError(f"{path}: no such model file (--model)")
         return str(path)
     try:
-        from dpst.serve.runtime import default_model_path
+        from dpst.serve.runtime.stylizer import default_model_path
     except ImportError:
         return None
     found = default_model_path()
@@ -97,7 +97,7 @@ def build_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from dpst.commands.resolve import resolve
-    from dpst.serve.app_config import AppConfig
+    from dpst.serve.app.config import AppConfig
 
     given: dict = {"model_path": _model_path(args)}
     if args.max_megapixels is not None:
@@ -158,11 +158,11 @@ def _log_requests():
 
 
 def run(args: argparse.Namespace) -> int:
-    # Before gradio is imported (dpst.serve.app sets the same default, for other callers).
+    # Before gradio is imported (dpst.serve.app.page sets the same default, for other callers).
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from dpst.errors import InputError
-    from dpst.serve.app import build_app, launch_options
-    from dpst.serve.app_engine import DemoEngine
+    from dpst.serve.app.engine import DemoEngine
+    from dpst.serve.app.page import build_app, launch_options
 
     config = build_config(args)
     engine = DemoEngine(config)

@@ -105,7 +105,7 @@ def _masks(args, content, style, config, files: bool):
         style_labels = read_mask(args.style_mask, style.shape[:2])
         return content_labels, style_labels, {"source": "files"}
     if args.masks == "auto":
-        from dpst.commands.auto_masks import automatic_or_none
+        from dpst.labels.automatic import automatic_or_none
 
         segmenter = options.segmenter_config(args, device=config.device)
         # At the working size, where the optimiser uses them.

@@ -1,11 +1,11 @@
 """``dpst video IN STYLE -o OUT``: a video restyled by the one-pass model, torch-free.
 
-The look comes from a style photo, a look file (``--look``, :mod:`dpst.serve.preset`) or a
+The look comes from a style photo, a look file (``--look``, :mod:`dpst.serve.runtime.looks`) or a
 3D LUT (``--lut``, applied instead of the model). Video uses no masks: one region.
 
-A thin layer over :func:`dpst.serve.video.process_video` with
-:class:`dpst.serve.video_frames.ModelFrames` (the grid smoothed over time), or
-:class:`~dpst.serve.video_frames.LutFrames` with ``--lut``.
+A thin layer over :func:`dpst.serve.runtime.video.process_video` with
+:class:`dpst.serve.runtime.video_frames.ModelFrames` (the grid smoothed over time), or
+:class:`~dpst.serve.runtime.video_frames.LutFrames` with ``--lut``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _frames(args: argparse.Namespace):
 
     from dpst.constants import DEFAULT_STRENGTH
     from dpst.errors import InputError
-    from dpst.serve.video_frames import LutFrames, ModelFrames, TemporalConfig
+    from dpst.serve.runtime.video_frames import LutFrames, ModelFrames, TemporalConfig
 
     given = [name for name, value in (("STYLE", args.style), ("--look", args.look),
                                       ("--lut", args.lut)) if value is not None]  # fmt: skip
@@ -93,7 +93,7 @@ def _frames(args: argparse.Namespace):
         # 3.3; ONNX Runtime's threads sleep when idle, so decoding and encoding still run.
         args.threads = max(1, os.cpu_count() or 1)
     if args.look is not None:
-        from dpst.serve.preset import check_model, read_look
+        from dpst.serve.runtime.looks import check_model, read_look
 
         look = read_look(args.look)  # a damaged look costs one line before the model loads
         stylizer = open_stylizer(args)
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
     from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
     from dpst.commands.signals import termination_as_interrupt
-    from dpst.serve.video import check_output_format, probe, process_video
+    from dpst.serve.runtime.video import check_output_format, probe, process_video
 
     args.strength = check_strength(args)
     check_not_a_folder(args.output)

@@ -99,11 +99,11 @@ def encode_look(
     group_names: tuple[str, ...] | None = None,
 ) -> Look:
     """Encode ``style`` (``(H, W, 3)`` in [0, 1]) with a :class:`FastStylizer
-    <dpst.serve.runtime.FastStylizer>`; ``style_labels``: its mask as read from a file
+    <dpst.serve.runtime.stylizer.FastStylizer>`; ``style_labels``: its mask as read from a file
     (any label ids, -1 unlabelled), or None for one region. ``group_names``: when the labels
     are the segmenter's groups, the name of each group id (label ``i`` is ``group_names[i]``);
     the look then records them, so that a content can be segmented alike."""
-    from dpst.serve.runtime import check_image
+    from dpst.serve.runtime.stylizer import check_image
 
     style = check_image(style, "style")
     label_ids = label_source = label_names = None
@@ -368,10 +368,10 @@ def content_labels_for_look(
 ):
     """A content mask as read from a file (any ids, -1 unlabelled) in the look's numbering.
 
-    The paper's rule as :mod:`dpst.serve.one_pass_labels` applies it: a content label the
+    The paper's rule as :mod:`dpst.labels.one_pass` applies it: a content label the
     style has takes that label's look; one it lacks takes, first, the first label of
     ``relation[label]`` the look has (the segmenter groups' table, as
-    :func:`~dpst.optim_reference.labels.remap_orphans`), else the style region of the closest
+    :func:`~dpst.labels.policy.remap_orphans`), else the style region of the closest
     mean colour (the style's colours are the code's per-label colour means).
     """
     if look.label_ids is None:

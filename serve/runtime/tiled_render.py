@@ -3,7 +3,7 @@
 The generator's grid depends on the content only through the content resized to the working
 size (antialiased bilinear, as ``torch.nn.functional.interpolate(..., antialias=True)``), and
 its full-resolution pass is pointwise given the grid and each pixel's grid coordinates. So the
-runtime (:mod:`dpst.serve.runtime`):
+runtime (:mod:`dpst.serve.runtime.stylizer`):
 
 1. resizes the content to the working size here, band by band from uint8 or float, with the
    same weights PyTorch uses (:func:`resize_matrix`);

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from dpst.imageio import atomic_write, to_uint8, write_image
-from dpst.optim_reference.palette import MASK_PALETTE
+from dpst.labels.palette import MASK_PALETTE
 
 OVERLAY_ALPHA = 0.5  # weight of the label colour over the photo
 PANEL_GAP = 8  # pixels of white between the two halves of a side-by-side picture

@@ -1,12 +1,12 @@
 """A video restyled frame by frame, streaming, with PyAV: audio copied, timing kept.
 
 :func:`process_video` decodes the first video stream, passes each frame through a callable
-(``(H, W, 3)`` uint8 RGB in and out, e.g. :class:`dpst.serve.video_frames.ModelFrames`),
+(``(H, W, 3)`` uint8 RGB in and out, e.g. :class:`dpst.serve.runtime.video_frames.ModelFrames`),
 encodes it, and copies every audio and subtitle stream's packets as they are (no
 re-encoding), interleaved as read; subtitles the output's container cannot hold, and data
 streams, are left out and listed. Decoding, stylising and encoding run on three threads
-(:mod:`dpst.serve.stages`), with two frames queued between them, so memory does not grow with
-the clip's length.
+(:mod:`dpst.serve.runtime.stages`), with two frames queued between them, so memory does not
+grow with the clip's length.
 
 The output keeps the input's frame rate, time base and timestamps, and its codec when this
 FFmpeg can encode it into the output's container (h264 -> libx264, hevc -> libx265, vp9 ->
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from dpst.errors import InputError, first_line
-from dpst.serve.stages import run_stages
+from dpst.serve.runtime.stages import run_stages
 
 # Tried in order when the input's codec cannot be written: widely played, and in every
 # PyAV wheel (libx264 for .mp4/.mkv/.mov, VP9 for .webm, MPEG-4 part 2 for .avi and others).

@@ -1,6 +1,6 @@
 """3D LUT files, torch-free: ``.cube`` (Resolve/Adobe) and Hald CLUT images.
 
-LUTs are float ``(S, S, S, 3)`` indexed ``[b, g, r]`` (:mod:`dpst.serve.lut_fit`), so their
+LUTs are float ``(S, S, S, 3)`` indexed ``[b, g, r]`` (:mod:`dpst.serve.runtime.lut_fit`), so their
 C-order rows are the files' order (red fastest). Written files:
 
 - ``.cube``: ``TITLE``, ``LUT_3D_SIZE S``, ``DOMAIN_MIN 0 0 0``, ``DOMAIN_MAX 1 1 1``, then
@@ -29,7 +29,7 @@ from dpst.imageio import atomic_write
 
 # The reader is shared with training (dpst.lut_io); offered here beside the writers.
 from dpst.lut_io import CUBE_SUFFIX, MAX_CUBE_SIZE, read_cube  # noqa: F401
-from dpst.serve.lut_fit import apply_lut, identity_lut
+from dpst.serve.runtime.lut_fit import apply_lut, identity_lut
 
 DEFAULT_HALD_LEVEL = 8
 

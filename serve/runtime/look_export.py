@@ -2,7 +2,7 @@
 
 Torch-free (NumPy, SciPy, scikit-image, Pillow). ``dpst look export`` and the demo call
 :func:`export_lut` with the content photo and the model's output for it; the fit is
-:func:`dpst.serve.lut_fit.fit_lut`, the files :mod:`dpst.serve.lut_files`.
+:func:`dpst.serve.runtime.lut_fit.fit_lut`, the files :mod:`dpst.serve.runtime.lut_files`.
 
 A LUT maps colours, the same everywhere in the picture, so it carries a *global* look
 exactly and approximates a result whose colours depend on where they are (per-region looks
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dpst.serve.lut_files import DEFAULT_HALD_LEVEL, write_cube, write_hald
-from dpst.serve.lut_fit import LutFitConfig, apply_lut, fit_lut
+from dpst.serve.runtime.lut_files import DEFAULT_HALD_LEVEL, write_cube, write_hald
+from dpst.serve.runtime.lut_fit import LutFitConfig, apply_lut, fit_lut
 
 # Colour differences are measured on at most this many pixels (a regular stride): CIEDE2000
 # of a 24 Mpx photo costs seconds and the mean does not move.

@@ -3,7 +3,7 @@ applies them.
 
 Saving: with automatic masks, the style photo is segmented alone into the segmenter's groups
 (:func:`~dpst.models.auto_labels.image_groups_resized`, the model's largest groups kept by
-:func:`~dpst.serve.preset.style_groups`, as ``dpst look --masks auto``); with uploaded
+:func:`~dpst.serve.runtime.looks.style_groups`, as ``dpst look --masks auto``); with uploaded
 masks, the style's mask file gives the regions (as ``dpst look --style-mask``). Applying: a
 look of segmenter groups, with automatic masks, segments the content alike and goes per
 group by the groups' relation table (as ``dpst fast --look``); a look of a mask file, with
@@ -18,12 +18,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dpst.errors import InputError
-from dpst.serve import app_inputs as inputs
-from dpst.serve.one_pass_labels import LABEL_WORK_SIDE
+from dpst.labels.one_pass import LABEL_WORK_SIDE
+from dpst.serve.app import inputs as inputs
 
 
 class StyleRegions(NamedTuple):
-    """A style's labels for :func:`~dpst.serve.preset.encode_look` (None: one region), the
+    """A style's labels for :func:`~dpst.serve.runtime.looks.encode_look` (None: one region), the
     group names when they are the segmenter's, and what to tell."""
 
     labels: np.ndarray | None
@@ -32,7 +32,7 @@ class StyleRegions(NamedTuple):
 
 
 class ContentRegions(NamedTuple):
-    """A content's labels for :func:`~dpst.serve.preset.apply_look` (None: one region), the
+    """A content's labels for :func:`~dpst.serve.runtime.looks.apply_look` (None: one region), the
     groups' relation for segmented ones, and what to tell."""
 
     labels: np.ndarray | None
@@ -57,7 +57,7 @@ def group_segmenter(engine: Any) -> tuple[Any, str | None]:
 
 def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int) -> StyleRegions:
     """The regions a look of ``style`` records for the page's mask mode ``request.mode``."""
-    from dpst.serve.preset import style_groups
+    from dpst.serve.runtime.looks import style_groups
 
     if request.mode == "automatic":
         from dpst.models.auto_labels import image_groups_resized
@@ -85,7 +85,11 @@ def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int)
 
 def content_regions(engine: Any, look: Any, request: Any, content: np.ndarray) -> ContentRegions:
     """The content's regions for ``look`` under the page's mask mode ``request.mode``."""
-    from dpst.serve.preset import LABELS_FROM_SEGMENTER, describe_regions, look_group_relation
+    from dpst.serve.runtime.looks import (
+        LABELS_FROM_SEGMENTER,
+        describe_regions,
+        look_group_relation,
+    )
 
     regions = describe_regions(look)
     if look.label_source == LABELS_FROM_SEGMENTER:

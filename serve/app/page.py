@@ -7,7 +7,7 @@
 Fast mode runs the exported generator through ONNX Runtime (about a second), several at once;
 Quality mode runs the paper's optimiser (minutes), one job at a time behind a short queue of
 its own, with a progress bar and a cancel button that keeps the result so far. The two never
-wait for each other. Every request is logged in one line (logger ``dpst.serve.app``: mode,
+wait for each other. Every request is logged in one line (logger ``dpst.serve.app.page``: mode,
 size, seconds, outcome). The page is built by :func:`build_app`; its callbacks are the methods of
 :class:`AppCallbacks`, plain functions of the page's values that tests call without a server.
 The run events take Gradio's raw file payloads (``preprocess=False``) so that a broken upload
@@ -34,16 +34,16 @@ import numpy as np
 
 from dpst.constants import DEFAULT_STRENGTH, STRENGTH_MAX, STRENGTH_MIN
 from dpst.errors import DpstError
-from dpst.optim_reference.palette import PAPER_PALETTE
-from dpst.serve.app_config import AppConfig
-from dpst.serve.app_engine import (
+from dpst.labels.palette import PAPER_PALETTE
+from dpst.serve.app.config import AppConfig
+from dpst.serve.app.engine import (
     DemoEngine,
     JobCancelled,
     JobResult,
     MaskRequest,
     QualityBusy,
 )
-from dpst.serve.app_inputs import payload_path
+from dpst.serve.app.inputs import payload_path
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class AppCallbacks:
         ``status`` is the status box's content: an error is replaced (by this photo's, or
         cleared when the photo is fine); a job's report stays.
         """
-        from dpst.serve.app_inputs import check_photo
+        from dpst.serve.app.inputs import check_photo
 
         path = payload_path(payload)
         keep = gr.update() if status is None or "dpst-error" not in status else ""
@@ -311,7 +311,7 @@ def log_request(mode: str, size: str, seconds: float, outcome: str) -> None:
 
 def _upload_size(payload) -> str:
     """``WxH`` of an uploaded photo from its header, or ``-`` (for the log only)."""
-    from dpst.serve.app_inputs import check_photo
+    from dpst.serve.app.inputs import check_photo
 
     try:
         h, w = check_photo(payload, "photo", sys.maxsize)
@@ -321,7 +321,7 @@ def _upload_size(payload) -> str:
 
 
 def _session(request) -> str:
-    from dpst.serve.app_engine import LOCAL_SESSION
+    from dpst.serve.app.engine import LOCAL_SESSION
 
     return getattr(request, "session_hash", None) or LOCAL_SESSION
 
@@ -347,7 +347,7 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
 
     ``engine`` lets tests share one; by default one is made from ``config``.
     """
-    from dpst.serve.app_examples import example_thumbnails
+    from dpst.serve.app.examples import example_thumbnails
 
     engine = engine or DemoEngine(config)
     cb = AppCallbacks(engine)

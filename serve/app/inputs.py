@@ -25,7 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from dpst.constants import UNLABELLED
 from dpst.errors import InputError
 from dpst.imageio import pil_to_rgb_array
-from dpst.optim_reference.mask_files import decode_colour_mask, read_mask, resize_labels
+from dpst.labels.mask_files import decode_colour_mask, read_mask, resize_labels
 
 # Label of the pixels no layer painted; past every palette index (the palette has 21).
 UNPAINTED = 1000
@@ -97,7 +97,7 @@ def read_mask_upload(
 ) -> tuple[np.ndarray, list[str]]:
     """A mask file (colour mask or label map) as int64 labels of ``size``, and notes.
 
-    Read by :func:`dpst.optim_reference.mask_files.read_mask`; its warnings (resized,
+    Read by :func:`dpst.labels.mask_files.read_mask`; its warnings (resized,
     unknown colours) become notes for the page.
     """
     path = payload_path(payload)
@@ -168,7 +168,7 @@ def describe_labels(content: np.ndarray, style: np.ndarray, colours: bool = True
 
     ``colours`` False names labels by number (label maps, whose values are not colours).
     """
-    from dpst.optim_reference.palette import MASK_PALETTE
+    from dpst.labels.palette import MASK_PALETTE
 
     def name(label: int) -> str:
         if label == UNPAINTED:

@@ -1,10 +1,10 @@
 """Label maps made ready for the one-pass model: one preparation for every front end.
 
 ``dpst fast``, the demo's Fast mode and :meth:`FastStylizer.prepare_labels
-<dpst.serve.runtime.FastStylizer.prepare_labels>` all call :func:`prepare_labels`, so the
+<dpst.serve.runtime.stylizer.FastStylizer.prepare_labels>` all call :func:`prepare_labels`, so the
 same photos and mask files give the same output wherever they are run. Torch-free.
 
-The rule is the paper's, as the optimiser applies it (:mod:`dpst.optim_reference.labels`):
+The rule is the paper's, as the optimiser applies it (:mod:`dpst.labels.policy`):
 content labels absent from the style are remapped (a related label, else the style region of
 the closest mean colour); small regions are merged only when the policy asks
 (``min_fraction`` > 0, off by default as in the published code). Then the labels are
@@ -26,8 +26,8 @@ import numpy as np
 from dpst.constants import UNLABELLED
 from dpst.errors import InputError
 from dpst.imageio import resize_long_side
-from dpst.optim_reference.labels import LabelPolicy, apply_label_policy, relabel
-from dpst.optim_reference.mask_files import resize_labels
+from dpst.labels.mask_files import resize_labels
+from dpst.labels.policy import LabelPolicy, apply_label_policy, relabel
 
 # Regions of 1 % are well resolved at 512 px; the automatic masks are computed at this size.
 LABEL_WORK_SIDE = 512
@@ -106,7 +106,7 @@ def prepare_labels(
 
     Args:
         content_labels, style_labels: integer maps ``(H, W)`` of their photo's size, any
-            label values, -1 unlabelled (as :func:`~dpst.optim_reference.mask_files.read_mask`
+            label values, -1 unlabelled (as :func:`~dpst.labels.mask_files.read_mask`
             returns them).
         content, style: the photos, float ``(H, W, 3)`` in [0, 1] (orphans are remapped by
             mean colour).

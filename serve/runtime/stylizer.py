@@ -13,17 +13,17 @@ The model is three ONNX files written together by ``dpst export`` (:mod:`dpst.mo
 - ``model.render.onnx``, the renderer: the grid applied to a band of the content.
 
 The stylizer runs on the content resized to its working size, and the renderer on bands of
-rows (:mod:`dpst.serve.tiled_render`): memory stays bounded at any image size. Models of
+rows (:mod:`dpst.serve.runtime.tiled_render`): memory stays bounded at any image size. Models of
 format 2 (no renderer) run whole-image as before.
 
 Splitting them is what lets the style encoding be cached: a style photo is encoded once and
 its statistics are reused for every content (the Gradio demo, batch jobs over one style).
 Images are float32 in [0, 1]; masks are soft one-hot label masks (see
-:mod:`dpst.serve.label_masks_np`), all zeros for "no segmentation".
+:mod:`dpst.labels.pooled_masks`), all zeros for "no segmentation".
 
 Usage::
 
-    from dpst.serve.runtime import FastStylizer, default_model_path
+    from dpst.serve.runtime.stylizer import FastStylizer, default_model_path
     stylizer = FastStylizer(default_model_path())     # sessions created once
     out = stylizer.stylize(content, style)            # (H,W,3) float32 in [0,1]
     out = stylizer.stylize(content, style, content_labels, style_labels)  # int (H,W), -1 = none
@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from dpst.errors import DpstError, InputError, first_line
+from dpst.labels.pooled_masks import masks_for_image
 from dpst.models.onnx_format import (
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
@@ -68,16 +69,15 @@ from dpst.models.onnx_format import (
     renderer_path_for,
     style_encoder_path_for,
 )
-from dpst.serve import tiled_render
-from dpst.serve.label_masks_np import masks_for_image
-from dpst.serve.strength import DEFAULT_STRENGTH, blend_grid, blend_image, check_strength
+from dpst.serve.runtime import tiled_render
+from dpst.serve.runtime.strength import DEFAULT_STRENGTH, blend_grid, blend_image, check_strength
 
 LOG = logging.getLogger(__name__)
 
 MODEL_ENV = "DPST_MODEL"
 DEFAULT_MODEL_PATH = Path("~/.cache/dpst/model.onnx")
 # The model shipped in the package (trained on photos and looks; see bundled/MODEL_CARD.md).
-BUNDLED_MODEL = Path(__file__).resolve().parent / "bundled" / "model.onnx"
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "bundled" / "model.onnx"
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 DEFAULT_CACHE_SIZE = 8  # style encodings kept (a few KB each)
 # Images may exceed [0, 1] by this much from float round-off.
@@ -270,7 +270,7 @@ class FastStylizer:
                 memory of a large result).
             strength: how much of the look, in [0, 2]: 0 gives the content, 1 the model's
                 result (default), 2 twice its change. The grid is blended with the identity
-                (:mod:`dpst.serve.strength`), so the result is ``content + strength * (raw -
+                (:mod:`dpst.serve.runtime.strength`), so the result is ``content + strength * (raw -
                 content)`` clamped to [0, 1], ``raw`` the model's unclamped result. A model
                 without a renderer (format 2) clamps first and blends its output after.
 
@@ -293,7 +293,7 @@ class FastStylizer:
         strength: float = DEFAULT_STRENGTH,
     ) -> np.ndarray:
         """Stylise ``content`` with a style code from :meth:`encode_style` (or a saved look,
-        :mod:`dpst.serve.preset`), without the style photo: ``(H, W, 3)`` in [0, 1], float32
+        :mod:`dpst.serve.runtime.looks`), without the style photo: ``(H, W, 3)`` in [0, 1], float32
         or uint8 as ``dtype`` says, ``strength`` of the look in [0, 2] (see :meth:`stylize`).
 
         ``content_labels`` use the code's label numbering. Raises InputError for a code whose
@@ -414,10 +414,10 @@ class FastStylizer:
         :meth:`stylize`: the paper's label rule, then labels ``0..n-1`` for this model.
 
         The one preparation ``dpst fast`` and the demo use
-        (:func:`dpst.serve.one_pass_labels.prepare_labels`, ``policy`` a ``LabelPolicy``);
+        (:func:`dpst.labels.one_pass.prepare_labels`, ``policy`` a ``LabelPolicy``);
         returns ``(content_labels, style_labels, report)``.
         """
-        from dpst.serve.one_pass_labels import prepare_labels
+        from dpst.labels.one_pass import prepare_labels
 
         return prepare_labels(content_labels, style_labels, content, style, self.max_labels, policy)
 

@@ -3,7 +3,7 @@
 :class:`DemoEngine` is created per app (never a module-level singleton) and holds what must
 outlive one request: the ONNX session, the segmenter, the backbone's availability, the stop
 flags of running quality jobs, and a private folder for results (and the examples' files).
-Gradio is not imported here; ``serve/app.py`` turns its results into page updates.
+Gradio is not imported here; ``serve/app/page.py`` turns its results into page updates.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import numpy as np
 
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import DpstError, InputError, first_line
-from dpst.optim_reference.labels import LabelPolicy
-from dpst.serve import app_inputs as inputs
-from dpst.serve.app_config import MASK_MODES, AppConfig
-from dpst.serve.one_pass_labels import LABEL_WORK_SIDE, prepare_labels
+from dpst.labels.one_pass import LABEL_WORK_SIDE, prepare_labels
+from dpst.labels.policy import LabelPolicy
+from dpst.serve.app import inputs as inputs
+from dpst.serve.app.config import MASK_MODES, AppConfig
 
 # Results kept in the engine's folder; older ones are deleted (Gradio keeps its own copies).
 # Files kept in the results folder (a Fast request writes three: before, after, result); the
@@ -151,7 +151,7 @@ class DemoEngine:
         if model_path is None:
             return None, "no fast model was given (dpst serve --model PATH, or set DPST_MODEL)"
         try:
-            from dpst.serve.runtime import FastStylizer
+            from dpst.serve.runtime.stylizer import FastStylizer
         except ImportError as err:
             return None, f"the ONNX runtime is not available ({first_line(err)})"
         try:
@@ -307,8 +307,8 @@ class DemoEngine:
     ) -> JobResult:
         """One pass of the ONNX model on the uploaded pair; with ``look`` (a ``.dpst`` file
         from :meth:`make_look` or ``dpst look``), that look instead of the style photo;
-        ``strength`` of the look in [0, 2] (:mod:`dpst.serve.strength`)."""
-        from dpst.serve.strength import check_strength
+        ``strength`` of the look in [0, 2] (:mod:`dpst.serve.runtime.strength`)."""
+        from dpst.serve.runtime.strength import check_strength
 
         self._need_fast()
         self._last_fast.pop(session, None)
@@ -340,9 +340,9 @@ class DemoEngine:
 
     def _run_look(self, content: Any, look: Any, masks: MaskRequest, strength: float):
         """A look file on the content: per region when the look and the page's mask mode
-        allow it (:func:`dpst.serve.app_looks.content_regions`), else one region."""
-        from dpst.serve.app_looks import content_regions
-        from dpst.serve.preset import apply_look, check_model, read_look
+        allow it (:func:`dpst.serve.app.looks.content_regions`), else one region."""
+        from dpst.serve.app.looks import content_regions
+        from dpst.serve.runtime.looks import apply_look, check_model, read_look
 
         t0 = time.perf_counter()
         saved = read_look(_upload(look, "look file"))
@@ -363,9 +363,9 @@ class DemoEngine:
     def make_look(self, style: Any, masks: MaskRequest | None = None) -> SavedLook:
         """The style photo as a look file (``.dpst``) to download, with the regions of the
         page's mask mode as ``dpst look`` records them
-        (:func:`dpst.serve.app_looks.style_regions`); without ``masks``, one region."""
-        from dpst.serve.app_looks import style_regions
-        from dpst.serve.preset import describe_regions, encode_look, look_to_bytes
+        (:func:`dpst.serve.app.looks.style_regions`); without ``masks``, one region."""
+        from dpst.serve.app.looks import style_regions
+        from dpst.serve.runtime.looks import describe_regions, encode_look, look_to_bytes
 
         self._need_fast()
         masks = masks or MaskRequest()
@@ -383,7 +383,7 @@ class DemoEngine:
         """A 3D LUT (``.cube``, 33 nodes) fitted from the content photo to this page's last
         Fast result, and a one-line summary of its fit error."""
         from dpst.imageio import read_image
-        from dpst.serve.look_export import export_lut
+        from dpst.serve.runtime.look_export import export_lut
 
         result_path = self._last_fast.get(session)
         if not result_path or not Path(result_path).is_file():
@@ -573,6 +573,6 @@ class DemoEngine:
 
     def example_paths(self, index: int) -> tuple[str, str]:
         """PNG files of example pair ``index`` (content, style), written once."""
-        from dpst.serve.app_examples import example_files
+        from dpst.serve.app.examples import example_files
 
         return example_files(self.results_dir / "examples", index, self.config.example_side)

@@ -8,7 +8,7 @@ grid. :class:`SmoothedGrid` keeps an exponential moving average of the grids ins
     average = smoothing * average + (1 - smoothing) * grid,
 
 and every frame is rendered at full resolution with the average (blended with the identity
-grid when less or more of the look is asked for, :mod:`dpst.serve.strength`). A scene cut
+grid when less or more of the look is asked for, :mod:`dpst.serve.runtime.strength`). A scene cut
 restarts the average (a new scene must not take the old one's colours for a second): a cut is
 a frame whose working-size image (the model's own 256 px input) differs from the previous one
 by more than ``scene_cut`` in mean absolute value (0..1). A pan or a zoom changes those small
@@ -26,8 +26,8 @@ import numpy as np
 
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
-from dpst.serve import tiled_render
-from dpst.serve.strength import blend_grid, check_strength
+from dpst.serve.runtime import tiled_render
+from dpst.serve.runtime.strength import blend_grid, check_strength
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ class SmoothedGrid:
 
 
 class ModelFrames:
-    """Frames stylised by a :class:`dpst.serve.runtime.FastStylizer` with one style code, the
-    grid smoothed over time (one region: video uses no masks).
+    """Frames stylised by a :class:`~dpst.serve.runtime.stylizer.FastStylizer` with one style
+    code, the grid smoothed over time (one region: video uses no masks).
 
     ``strength``: how much of the look, in [0, 2]; the smoothed grid is blended with the
     identity, so the average itself is the model's.
@@ -104,7 +104,7 @@ class ModelFrames:
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """The frame at the model's working size, ``(S, S, 3)`` float32: the model's input
         (resizing it again to its own size is the identity) and the scene-cut test's.
-        :func:`dpst.serve.video.process_video` calls it on the decoding thread."""
+        :func:`dpst.serve.runtime.video.process_video` calls it on the decoding thread."""
         small = tiled_render.working_image(frame, self.stylizer.working_size)
         return np.ascontiguousarray(small[0].transpose(1, 2, 0))
 
