@@ -33,7 +33,7 @@ from dpst.optim_reference.losses import LossWeights, Objective
 from dpst.optim_reference.masks import labels_to_masks, read_mask, resize_labels
 from dpst.optim_reference.matting import MattingLaplacian
 from dpst.optim_reference.optimize import mean_init, run_lbfgs
-from dpst.optim_reference.stylize import StylizeConfig, prepare_labels, stylize
+from dpst.optim_reference.stylize import StylizeConfig, consistent_labels, stylize
 from dpst.optim_reference.vgg import BackboneConfig, load_backbone
 
 RELU5_1_INDEX = 29  # torchvision vgg19().features index of relu5_1
@@ -74,7 +74,7 @@ def bare_vgg_seconds(shape, repeats: int) -> float:
 
 def iteration_seconds(pair, backbone, iters: int) -> tuple[float, str, int]:
     c, s, cl, sl, _ = pair
-    cl, sl, info = prepare_labels(cl, sl, c, s, LabelPolicy())
+    cl, sl, info = consistent_labels(cl, sl, c, s, LabelPolicy())
     ids = info["label_ids"]
     ct, st = to_tensor(c), to_tensor(s)
     cm = labels_to_masks(torch.from_numpy(cl)[None], ids)

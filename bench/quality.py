@@ -235,7 +235,7 @@ def load_pair(examples: Path, n: int, size: int) -> Pair:
     from dpst.imageio import read_image, resize_long_side
     from dpst.labels.mask_files import read_mask, resize_labels
     from dpst.labels.policy import LabelPolicy
-    from dpst.optim_reference.stylize import prepare_labels
+    from dpst.optim_reference.stylize import consistent_labels
 
     files = pair_files(examples, n)
     notes: list[str] = []
@@ -251,7 +251,7 @@ def load_pair(examples: Path, n: int, size: int) -> Pair:
     cl, sl = resize_labels(cl, content.shape[:2]), resize_labels(sl, style.shape[:2])
     start = time.perf_counter()
     try:
-        ccl, csl, report = prepare_labels(cl, sl, content, style, LabelPolicy())
+        ccl, csl, report = consistent_labels(cl, sl, content, style, LabelPolicy())
         ccl, csl = np.asarray(ccl, dtype=np.int64), np.asarray(csl, dtype=np.int64)
     except ValueError as err:  # a mask that labels no pixel
         notes.append(f"masks unusable ({err}); one region")
@@ -360,6 +360,7 @@ def _cs(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
 
 def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list[Method], str]:
     """The two generator rows, or ``([], reason)``."""
+    from dpst.labels.one_pass import prepare_one_pass
     from dpst.serve.runtime.stylizer import (
         DEFAULT_MODEL_PATH,
         MODEL_ENV,
@@ -384,7 +385,9 @@ def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list
     note = f"model {path} (id {meta.get('model_id')}, dpst {meta.get('version')})"
 
     def with_masks(p: Pair) -> np.ndarray:
-        cl, sl, _ = stylizer.prepare_labels(p.content, p.style, p.content_labels, p.style_labels)
+        cl, sl, _ = prepare_one_pass(
+            p.content_labels, p.style_labels, p.content, p.style, stylizer.max_labels
+        )
         return stylizer.stylize(p.content, p.style, cl, sl)
 
     rows = [

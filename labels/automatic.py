@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dpst.labels.regions import FROM_SEGMENTER, Regions
+from dpst.models.ade20k import GROUP_NAMES, relation_ids
 from dpst.models.segmenter_config import SegmenterConfig
 
 # The files a SegFormer's weights may come in (dpst.models.segformer.WEIGHT_FILES, which
@@ -108,6 +110,17 @@ class GroupLabeller:
     def names(self) -> tuple[str, ...]:
         """The name of each group label."""
         return tuple(self.segmenter.group_names)
+
+    @property
+    def relation(self) -> dict[int, tuple[int, ...]] | None:
+        """Group -> related groups for orphans (ADE20K groups), None for other label sets."""
+        return relation_ids() if self.names == GROUP_NAMES else None
+
+    def pair(self, content, style) -> Regions:
+        """Both photos' groups at their sizes, before the label policy (the one pass runs it
+        once, with :attr:`relation`)."""
+        names = dict(enumerate(self.names))
+        return Regions(self(content), self(style), FROM_SEGMENTER, names, self.relation)
 
     def __call__(self, image) -> Any:
         from dpst.models.auto_labels import image_groups_resized

@@ -1,8 +1,8 @@
 """Label maps made ready for the one-pass model: one preparation for every front end.
 
-``dpst fast``, the demo's Fast mode and :meth:`FastStylizer.prepare_labels
-<dpst.serve.runtime.stylizer.FastStylizer.prepare_labels>` all call :func:`prepare_labels`, so the
-same photos and mask files give the same output wherever they are run. Torch-free.
+The one pass (:mod:`dpst.serve.runtime.pipeline`, which ``dpst fast`` and the demo's Fast
+mode call) runs :func:`prepare_one_pass` once, so the same photos and mask files give the
+same output wherever they are run. Torch-free.
 
 The rule is the paper's, as the optimiser applies it (:mod:`dpst.labels.policy`):
 content labels absent from the style are remapped (a related label, else the style region of
@@ -19,6 +19,7 @@ otherwise, so that every label the model sees has pixels in both photos.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -76,7 +77,7 @@ def compact_labels(
     return renumber(content), renumber(style)
 
 
-def _decide(content_labels, style_labels, content, style, policy: LabelPolicy) -> dict:
+def _decide(content_labels, style_labels, content, style, policy: LabelPolicy, relation) -> dict:
     """The policy's report (merges, orphans), decided on copies of at most LABEL_WORK_SIDE."""
 
     def small(labels: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +87,7 @@ def _decide(content_labels, style_labels, content, style, policy: LabelPolicy) -
     c_labels, c_image = small(content_labels, content)
     s_labels, s_image = small(style_labels, style)
     try:
-        _, _, report = apply_label_policy(c_labels, s_labels, c_image, s_image, policy)
+        _, _, report = apply_label_policy(c_labels, s_labels, c_image, s_image, policy, relation)
     except ValueError as err:  # a style map with no labelled pixel, a bad policy
         raise InputError(str(err)) from None
     if not report["label_ids"]:
@@ -94,13 +95,14 @@ def _decide(content_labels, style_labels, content, style, policy: LabelPolicy) -
     return report
 
 
-def prepare_labels(
+def prepare_one_pass(
     content_labels: np.ndarray,
     style_labels: np.ndarray,
     content: np.ndarray,
     style: np.ndarray,
     max_labels: int,
     policy: LabelPolicy | None = None,
+    relation: Mapping[int, Sequence[int]] | None = None,
 ) -> OnePassLabels:
     """The paper's label rule, then labels ``0..n-1`` for a model of ``max_labels``.
 
@@ -108,17 +110,19 @@ def prepare_labels(
         content_labels, style_labels: integer maps ``(H, W)`` of their photo's size, any
             label values, -1 unlabelled (as :func:`~dpst.labels.mask_files.read_mask`
             returns them).
-        content, style: the photos, float ``(H, W, 3)`` in [0, 1] (orphans are remapped by
-            mean colour).
+        content, style: the photos, ``(H, W, 3)`` uint8 or float in [0, 1] (orphans are
+            remapped by mean colour, read on float copies of at most LABEL_WORK_SIDE px).
         max_labels: the model's label count.
         policy: the label policy (default: no merging, as published).
+        relation: label -> related labels, tried before colour for an orphan (the
+            segmenter's groups: sky goes to water before a colour match), or None.
 
     Raises:
         InputError: no labelled content pixel, no labelled style pixel, or more labels than
             the model takes.
     """
     policy = policy or LabelPolicy()
-    report = _decide(content_labels, style_labels, content, style, policy)
+    report = _decide(content_labels, style_labels, content, style, policy, relation)
     content_labels = relabel(np.asarray(content_labels, dtype=np.int64), report["merged"])
     style_labels = relabel(np.asarray(style_labels, dtype=np.int64), report["merged"])
     content_labels = relabel(content_labels, report["orphans"])

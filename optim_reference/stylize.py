@@ -10,7 +10,7 @@ working size (as published) and applied to the full-resolution content.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 
@@ -169,7 +169,7 @@ def multiscale_schedule(cfg: StylizeConfig, size: tuple[int, int]) -> list[tuple
     return plan
 
 
-def prepare_labels(
+def consistent_labels(
     content_labels: np.ndarray | None,
     style_labels: np.ndarray | None,
     content: np.ndarray,
@@ -250,6 +250,7 @@ def _working_labels(
     style_labels: np.ndarray | None,
     work: _Working,
     policy: LabelPolicy,
+    relation: Mapping[int, Sequence[int]] | None = None,
 ) -> _Labels:
     """The maps resized to the working sizes, then made consistent there (the policy sees
     what the optimiser sees)."""
@@ -258,12 +259,13 @@ def _working_labels(
     if style_labels is not None:
         style_labels = _resize_labels(style_labels, work.style_hw)
     return _Labels(
-        *prepare_labels(
+        *consistent_labels(
             content_labels,
             style_labels,
             from_tensor(work.content),
             from_tensor(work.style),
             policy,
+            relation,
         )
     )
 
@@ -397,6 +399,7 @@ def stylize(
     should_stop: Callable[[], bool] | None = None,
     tensorboard_dir: str | None = None,
     network: tuple[torch.nn.Module, dict] | None = None,
+    relation: Mapping[int, Sequence[int]] | None = None,
 ) -> StylizeResult:
     """Deep Photo Style Transfer of ``style``'s look onto ``content``.
 
@@ -412,6 +415,8 @@ def stylize(
         tensorboard_dir: write per-term scalars and snapshots there.
         network: an already loaded ``(backbone, identity)`` from :func:`load_backbone`, to
             reuse across calls (``backbone`` is then ignored).
+        relation: label -> related labels, tried before colour for a content label the
+            style lacks (the segmenter's groups: sky goes to water), or None.
 
     Returns:
         The output at the content's full resolution (when post-filtered; else at the working
@@ -424,7 +429,7 @@ def stylize(
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     work = _working_images(content, style, cfg, device)
-    labels = _working_labels(content_labels, style_labels, work, cfg.labels)
+    labels = _working_labels(content_labels, style_labels, work, cfg.labels, relation)
     if network is not None:
         net, identity = network[0].to(device), network[1]
     else:

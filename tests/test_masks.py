@@ -367,7 +367,7 @@ def test_joint_merge_takes_a_label_small_in_either_image():
 
 
 def test_orphans_are_remapped_and_reported():
-    from dpst.optim_reference.stylize import prepare_labels
+    from dpst.optim_reference.stylize import consistent_labels
 
     content = np.zeros((16, 16), dtype=np.int64)
     content[8:] = 3  # "water": the style has none
@@ -377,11 +377,13 @@ def test_orphans_are_remapped_and_reported():
     content_img[8:] = [0.1, 0.2, 0.8]
     style_img = np.zeros((16, 16, 3), np.float32)
     style_img[:, 8:] = [0.2, 0.3, 0.9]  # label 5 is the nearest colour
-    new_content, _, report = prepare_labels(content, style, content_img, style_img, LabelPolicy())
+    new_content, _, report = consistent_labels(
+        content, style, content_img, style_img, LabelPolicy()
+    )
     assert report == {"merged": {}, "orphans": {"3": 5}, "label_ids": [0, 5]}
     assert (new_content[8:] == 5).all() and (new_content[:8] == 0).all()
     with pytest.raises(ValueError, match="min-region"):
-        prepare_labels(content, style, content_img, style_img, LabelPolicy(min_fraction=-0.1))
+        consistent_labels(content, style, content_img, style_img, LabelPolicy(min_fraction=-0.1))
 
 
 def test_transparent_pixels_of_a_mask_are_unlabelled(tmp_path):

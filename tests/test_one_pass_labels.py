@@ -9,10 +9,10 @@ from PIL import Image
 from dpst.cli import main
 from dpst.errors import InputError
 from dpst.imageio import read_image, write_image
-from dpst.labels.one_pass import LABEL_WORK_SIDE, compact_labels, prepare_labels
+from dpst.labels.one_pass import LABEL_WORK_SIDE, compact_labels, prepare_one_pass
 from dpst.labels.palette import PAPER_PALETTE
 from dpst.labels.policy import LabelPolicy
-from dpst.optim_reference.stylize import prepare_labels as optimiser_labels
+from dpst.optim_reference.stylize import consistent_labels as optimiser_labels
 from tests.conftest import sample_photo
 from tests.fast_model import TINY_MAX_LABELS, shared_tiny_model
 
@@ -31,7 +31,7 @@ def test_small_maps_follow_the_optimisers_rule_then_count_from_zero():
     cl[:3, :3] = -1
     sl = _halves(style.shape[:2], 7, 12)
     expected, _, info = optimiser_labels(cl, sl, content, style, LabelPolicy())
-    got = prepare_labels(cl, sl, content, style, max_labels=4)
+    got = prepare_one_pass(cl, sl, content, style, max_labels=4)
     assert got.report["orphans"] == info["orphans"] and "20" in got.report["orphans"]
     ids = got.report["label_ids"]  # the model's label i is the original label ids[i]
     np.testing.assert_array_equal(np.where(got.content >= 0, np.take(ids, got.content), -1),
@@ -48,7 +48,7 @@ def test_large_maps_keep_their_edges_and_tiny_orphans_become_unlabelled():
     cl[: side // 2 + 1] = 1  # an edge that the reduced copy cannot place exactly
     cl[-1, -1] = 5  # a one-pixel orphan, lost in the reduced copy
     sl = _halves(style.shape[:2], 0, 1)
-    got = prepare_labels(cl, sl, content, style, max_labels=2)
+    got = prepare_one_pass(cl, sl, content, style, max_labels=2)
     assert got.content[-1, -1] == -1
     np.testing.assert_array_equal(got.content[:-1], np.where(cl == 1, 1, 0)[:-1])
 
@@ -58,13 +58,13 @@ def test_unusable_maps_are_one_line_input_errors():
     none = np.full(content.shape[:2], -1)
     some = np.zeros(style.shape[:2], np.int64)
     with pytest.raises(InputError, match="labels no pixel"):
-        prepare_labels(none, some, content, style, 4)
+        prepare_one_pass(none, some, content, style, 4)
     with pytest.raises(InputError, match="no labelled pixel"):
-        prepare_labels(np.zeros(content.shape[:2], np.int64), np.full(style.shape[:2], -1),
+        prepare_one_pass(np.zeros(content.shape[:2], np.int64), np.full(style.shape[:2], -1),
                        content, style, 4)  # fmt: skip
     many = np.arange(content.shape[0])[:, None].repeat(content.shape[1], 1) % 6
     with pytest.raises(InputError, match="use 6 labels but the model handles at most 4"):
-        prepare_labels(many, many[: style.shape[0], : style.shape[1]], content, style, 4)
+        prepare_one_pass(many, many[: style.shape[0], : style.shape[1]], content, style, 4)
 
 
 def test_compacting_by_given_ids():

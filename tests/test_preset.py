@@ -16,6 +16,7 @@ from PIL import Image
 from dpst.cli import main
 from dpst.errors import InputError
 from dpst.imageio import read_image, write_image
+from dpst.labels.one_pass import prepare_one_pass
 from dpst.serve.runtime.looks import (
     THUMBNAIL_SIDE,
     apply_look,
@@ -78,7 +79,7 @@ def test_look_with_masks_gives_what_the_masks_give(stylizer, images):
     content, style = images
     content_labels, style_labels = halves(content, 7, 3), halves(style, 3, 7)
     look = read_look(look_bytes(stylizer, style, style_labels))
-    prepared = stylizer.prepare_labels(content, style, content_labels, style_labels)
+    prepared = prepare_one_pass(content_labels, style_labels, content, style, stylizer.max_labels)
     expected = stylizer.stylize(content, style, prepared[0], prepared[1])
     got = apply_look(stylizer, look, content, content_labels)
     np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -1,10 +1,10 @@
 """The optimiser's objective on a batch of pairs, as the generator's training and evaluation use it.
 
 Labels go through the optimiser's own label policy (content labels absent from the style
-remapped, tiny regions merged when asked: :func:`~dpst.optim_reference.stylize.prepare_labels`), so
-the generator is trained and judged on the masks the optimiser would have used. The
-objective's masks are one-hot over the labels present in the batch; the generator's are its
-fixed ``max_labels`` channels.
+remapped, tiny regions merged when asked:
+:func:`~dpst.optim_reference.stylize.consistent_labels`), so the generator is trained and
+judged on the masks the optimiser would have used. The objective's masks are one-hot over the
+labels present in the batch; the generator's are its fixed ``max_labels`` channels.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dpst.models.label_masks import UNLABELLED, masks_for_image
 from dpst.optim_reference.losses import LossWeights, Objective
 from dpst.optim_reference.masks import labels_to_masks
 from dpst.optim_reference.matting import MattingLaplacian
-from dpst.optim_reference.stylize import MattingConfig, prepare_labels
+from dpst.optim_reference.stylize import MattingConfig, consistent_labels
 
 # The objective of a reference image is never this small in practice (its total variation
 # alone is thousands); the floor only keeps a degenerate pair from dividing by zero.
@@ -41,7 +41,7 @@ def clean_labels(
     """
     if (content_labels == UNLABELLED).all():
         return content_labels, style_labels
-    cl, sl, _ = prepare_labels(content_labels, style_labels, content, style, policy)
+    cl, sl, _ = consistent_labels(content_labels, style_labels, content, style, policy)
     return np.asarray(cl, dtype=np.int64), np.asarray(sl, dtype=np.int64)
 
 

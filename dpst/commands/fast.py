@@ -14,9 +14,41 @@ content is segmented alike, unless ``--content-mask`` names its regions.
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
 from dpst.commands import options
+from dpst.commands.exit_codes import EXIT_PROBLEMS
+from dpst.commands.outputs import (
+    check_image_output,
+    check_no_clash,
+    check_writable_folder,
+    write_image_or_rescue,
+)
 from dpst.constants import DEFAULT_STRENGTH
+from dpst.errors import InputError
+from dpst.imageio import Photo, read_image, read_photo
+from dpst.labels.automatic import groups_or_none
+from dpst.labels.mask_files import read_mask
+from dpst.labels.one_pass import LABEL_WORK_SIDE
+from dpst.labels.regions import FROM_MASK_FILES, FROM_SEGMENTER, Regions, one_region
+from dpst.models.onnx_format import file_sha256
+from dpst.serve.runtime.batch import (
+    check_record,
+    content_files,
+    is_many,
+    output_paths,
+    run_folder,
+)
+from dpst.serve.runtime.looks import (
+    LABELS_FROM_SEGMENTER,
+    check_model,
+    look_group_relation,
+    read_look,
+)
+from dpst.serve.runtime.pipeline import run_look, run_pair
+from dpst.serve.runtime.strength import check_strength as check_strength_value
 
 STRENGTH_HELP = (
     "how much of the look to apply: 0 = the content unchanged, 1 = the model's full transfer "
@@ -45,10 +77,8 @@ def add_strength(
 
 def check_strength(args: argparse.Namespace) -> float:
     """``args.strength`` (the default when not given) in [0, 2], or a one-line InputError."""
-    from dpst.serve.runtime.strength import check_strength as check
-
     value = DEFAULT_STRENGTH if args.strength is None else args.strength
-    return check(value, "--strength")
+    return check_strength_value(value, "--strength")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,32 +107,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _labels(args: argparse.Namespace, content, style):
-    """The label maps at the photos' sizes as read or segmented; ``(None, None)``: one region."""
-    from dpst.labels.mask_files import read_mask
-
-    if options.mask_files_given(args):
-        return (
-            read_mask(args.content_mask, content.shape[:2], args.mask_kind),
-            read_mask(args.style_mask, style.shape[:2], args.mask_kind),
-        )
-    # The only part of dpst fast that may import torch: the segmenter, when its weights are
-    # on disk (automatic_or_none checks that first, torch-free).
-    if args.masks == "auto" and args.segmenter != "none":
-        from dpst.labels.automatic import automatic_or_none
-        from dpst.labels.one_pass import LABEL_WORK_SIDE
-
-        segmenter = options.segmenter_config(args)
-        found = automatic_or_none("fast", content, style, segmenter, LABEL_WORK_SIDE)
-        if found is not None:
-            return found.content, found.style
-    return None, None
-
-
 def run(args: argparse.Namespace) -> int:
-    from dpst.errors import InputError
-    from dpst.serve.runtime.batch import is_many
-
     args.strength = check_strength(args)
     if args.look is not None and args.style is not None:
         raise InputError("give STYLE or --look, not both")
@@ -141,31 +146,36 @@ def open_stylizer(args: argparse.Namespace):
     return FastStylizer(model_path, threads=args.threads)
 
 
-def _stylize_photo(args, stylizer, style):
-    """8-bit content pixels -> 8-bit result, masks read, segmented or none as asked."""
-    import numpy as np
+def _region_finder(args: argparse.Namespace, style):
+    """``content pixels -> Regions`` as asked: the mask files, else the segmenter's groups
+    (loaded once, the style segmented once; torch is imported only when its weights are on
+    disk), else one region (said once, not once per photo)."""
+    if options.mask_files_given(args):
+        style_labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
 
-    wants_labels = options.mask_files_given(args) or (
-        args.masks == "auto" and args.segmenter != "none"
+        def from_files(pixels):
+            content_labels = read_mask(args.content_mask, pixels.shape[:2], args.mask_kind)
+            return Regions(content_labels, style_labels, FROM_MASK_FILES)
+
+        return from_files
+    labeller = None
+    if args.masks == "auto" and args.segmenter != "none":
+        labeller = groups_or_none("fast", options.segmenter_config(args), LABEL_WORK_SIDE)
+    if labeller is None:
+        return lambda pixels: one_region()
+    style_groups = labeller(style)
+    names = dict(enumerate(labeller.names))
+    return lambda pixels: Regions(
+        labeller(pixels), style_groups, FROM_SEGMENTER, names, labeller.relation
     )
 
-    def stylize(pixels):
-        nonlocal wants_labels
-        content_labels = style_labels = None
-        if wants_labels:  # labels are matched by colour too: float pixels
-            content = pixels.astype(np.float32) / np.float32(255)
-            content_labels, style_labels = _labels(args, content, style)
-            if content_labels is None:
-                wants_labels = False  # no segmenter: said once, not once per photo
-            else:
-                content_labels, style_labels, _ = stylizer.prepare_labels(
-                    content, style, content_labels, style_labels
-                )
-        return stylizer.stylize(
-            pixels, style, content_labels, style_labels, dtype=np.uint8, strength=args.strength
-        )
 
-    return stylize
+def _stylize_photo(args, stylizer, style):
+    """8-bit content pixels -> 8-bit result, masks read, segmented or none as asked."""
+    find_regions = _region_finder(args, style)
+    return lambda pixels: (
+        run_pair(stylizer, pixels, style, find_regions(pixels), args.strength).image
+    )
 
 
 def _look_labeller(args, look):
@@ -173,17 +183,12 @@ def _look_labeller(args, look):
     (its group relation beside it), or ``(None, None)``: the look's regions come from a mask
     file (``--content-mask`` maps a content's onto them), a mask file names the content's, one
     region is asked for, or no segmenter is here (said once, not once per photo)."""
-    from dpst.serve.runtime.looks import LABELS_FROM_SEGMENTER, look_group_relation
-
     if look.label_source != LABELS_FROM_SEGMENTER or args.content_mask is not None:
         return None, None
     if args.masks != "auto" or args.segmenter == "none":
         return None, None
     relation = look_group_relation(look, args.look)  # before the segmenter loads
-    # As in _labels: torch is imported only when the segmenter's weights are on disk.
-    from dpst.labels.automatic import groups_or_none
-    from dpst.labels.one_pass import LABEL_WORK_SIDE
-
+    # Torch is imported only when the segmenter's weights are on disk (groups_or_none).
     labeller = groups_or_none("fast", options.segmenter_config(args), LABEL_WORK_SIDE)
     return (None, None) if labeller is None else (labeller, relation)
 
@@ -192,11 +197,6 @@ def _stylize_with_look(args, stylizer, look):
     """8-bit content pixels -> 8-bit result in a saved look (the look holds the style's
     labels; ``--content-mask`` maps the content's onto them, or the segmenter finds them when
     the look's are its groups), and whether contents are segmented."""
-    import numpy as np
-
-    from dpst.labels.mask_files import read_mask
-    from dpst.serve.runtime.looks import apply_look, check_model
-
     check_model(look, stylizer, args.look)  # before any photo: one line, not one per photo
     labeller, relation = _look_labeller(args, look)
 
@@ -206,8 +206,7 @@ def _stylize_with_look(args, stylizer, look):
             labels = read_mask(args.content_mask, pixels.shape[:2], args.mask_kind)
         elif labeller is not None:
             labels = labeller(pixels)
-        return apply_look(stylizer, look, pixels, labels, args.look, dtype=np.uint8,
-                          strength=args.strength, relation=relation)  # fmt: skip
+        return run_look(stylizer, look, pixels, labels, args.look, args.strength, relation).image
 
     return stylize, labeller is not None
 
@@ -215,8 +214,6 @@ def _stylize_with_look(args, stylizer, look):
 def _stylize(args, stylizer, look):
     """The per-photo function of a look file, or of the style photo (read here), and what
     its folder's record says of masks."""
-    from dpst.imageio import read_image
-
     if look is not None:
         stylize, segmented = _stylize_with_look(args, stylizer, look)
         # A look that segments each photo gives other results than one region: recorded, so
@@ -227,16 +224,10 @@ def _stylize(args, stylizer, look):
 
 def _read_look(args):
     """The look file, read before the model loads (a damaged one costs one line), or None."""
-    from dpst.serve.runtime.looks import read_look
-
     return read_look(args.look) if args.look is not None else None
 
 
 def _run_one(args: argparse.Namespace) -> int:
-    import time
-
-    from dpst.commands.outputs import check_image_output, write_image_or_rescue
-    from dpst.imageio import Photo, read_photo
     from dpst.serve.runtime.stylizer import BUNDLED_MODEL
 
     start = time.perf_counter()
@@ -270,17 +261,7 @@ def _run_one(args: argparse.Namespace) -> int:
 
 
 def _run_folder(args: argparse.Namespace) -> int:
-    import sys
-    import time
-    from pathlib import Path
-
     from tqdm import tqdm
-
-    from dpst.commands.exit_codes import EXIT_PROBLEMS
-    from dpst.commands.outputs import check_no_clash, check_writable_folder
-    from dpst.errors import InputError
-    from dpst.models.onnx_format import file_sha256
-    from dpst.serve.runtime.batch import check_record, content_files, output_paths, run_folder
 
     if args.content_mask is not None or args.style_mask is not None:
         raise InputError("--content-mask and --style-mask are for one photo; a folder takes "

@@ -24,10 +24,13 @@ import numpy as np
 
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import DpstError, InputError, first_line
-from dpst.labels.one_pass import LABEL_WORK_SIDE, prepare_labels
+from dpst.labels.automatic import GroupLabeller
+from dpst.labels.one_pass import LABEL_WORK_SIDE
 from dpst.labels.policy import LabelPolicy
-from dpst.serve.app import inputs as inputs
+from dpst.labels.regions import FROM_MASK_FILES, FROM_PAINTED, Regions, one_region
+from dpst.serve.app import inputs
 from dpst.serve.app.config import MASK_MODES, AppConfig
+from dpst.serve.runtime.pipeline import run_look, run_pair
 
 # Results kept in the engine's folder; older ones are deleted (Gradio keeps its own copies).
 # Files kept in the results folder (a Fast request writes three: before, after, result); the
@@ -69,10 +72,10 @@ class JobResult:
 
 
 class Masks(NamedTuple):
-    """Label maps at the photos' sizes (None, None: one region), and what to tell."""
+    """The regions found (label maps at the photos' sizes, before the label policy, which
+    the job runs once), and what to tell."""
 
-    content: np.ndarray | None
-    style: np.ndarray | None
+    regions: Regions
     info: list[str]
     warnings: list[str]
 
@@ -105,6 +108,13 @@ def _age_key(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _said_regions(line: str, report: dict) -> str:
+    """The automatic masks' status line with the regions the model used, named."""
+    if line != "automatic masks":
+        return line
+    return f"automatic masks: {', '.join(report['regions']) or 'one region'}"
 
 
 def _upload(payload: Any, what: str) -> str:
@@ -226,7 +236,7 @@ class DemoEngine:
         if mode not in MASK_MODES:
             raise InputError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
         if mode == "none":
-            return Masks(None, None, [], [])
+            return Masks(one_region(), [], [])
         if mode == "upload":
             cl, c_warn = inputs.read_mask_upload(
                 request.content_file, "content mask", content.shape[:2], cap
@@ -235,7 +245,7 @@ class DemoEngine:
                 request.style_file, "style mask", style.shape[:2], cap
             )
             info = f"mask files: {inputs.describe_labels(cl, sl, colours=False)}"
-            return Masks(cl, sl, [info], c_warn + s_warn)
+            return Masks(Regions(cl, sl, FROM_MASK_FILES), [info], c_warn + s_warn)
         if mode == "paint":
             cl = inputs.painted_labels(
                 inputs.read_editor_layers(request.content_editor, "content mask", cap),
@@ -246,21 +256,18 @@ class DemoEngine:
                 style.shape[:2],
             )
             if cl is None and sl is None:
-                return Masks(None, None, [], ["nothing painted: one region"])
+                return Masks(one_region(), [], ["nothing painted: one region"])
             cl = np.full(content.shape[:2], inputs.UNPAINTED) if cl is None else cl
             sl = np.full(style.shape[:2], inputs.UNPAINTED) if sl is None else sl
-            return Masks(cl, sl, [f"painted masks: {inputs.describe_labels(cl, sl)}"], [])
+            info = f"painted masks: {inputs.describe_labels(cl, sl)}"
+            return Masks(Regions(cl, sl, FROM_PAINTED), [info], [])
         return self._automatic(content, style, work_side)
 
-    def _automatic(self, content: np.ndarray, style: np.ndarray, work_side: int):
-        from dpst.models.auto_labels import AutoLabelConfig, auto_labels_resized
-
-        segmenter = self.segmenter()
-        config = AutoLabelConfig(min_fraction=self.config.min_fraction)
-        found = auto_labels_resized(content, style, config, work_side, segmenter=segmenter)
-        names = found.report["label_names"]
-        found_names = ", ".join(names[i] for i in found.report["label_ids"])
-        return Masks(found.content, found.style, [f"automatic masks: {found_names}"], [])
+    def _automatic(self, content: np.ndarray, style: np.ndarray, work_side: int) -> Masks:
+        """The segmenter's groups of both photos (segmented on copies of at most
+        ``work_side`` px), named; the job's label policy relates orphan groups first."""
+        regions = GroupLabeller(self.segmenter(), work_side).pair(content, style)
+        return Masks(regions, ["automatic masks"], [])
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -325,24 +332,24 @@ class DemoEngine:
     def _run_pair(self, content: Any, style: Any, masks: MaskRequest, strength: float):
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)
-        cl, sl, info, warnings = self.masks(masks, content_img, style_img, LABEL_WORK_SIDE)
-        if cl is not None:  # as dpst fast prepares them: the same files, the same output
-            policy = LabelPolicy(min_fraction=self.config.min_fraction)
-            cl, sl, _ = prepare_labels(cl, sl, content_img, style_img, self.fast.max_labels, policy)
+        regions, info, warnings = self.masks(masks, content_img, style_img, LABEL_WORK_SIDE)
         t1 = time.perf_counter()
-        # 8-bit out: the result is shown and saved as 8-bit anyway, at a quarter of the memory.
-        image = self.fast.stylize(content_img, style_img, cl, sl, np.uint8, strength=strength)
+        # The one pass as dpst fast runs it: the same files, the same output (8-bit, shown and
+        # saved as 8-bit anyway, at a quarter of the memory).
+        policy = LabelPolicy(min_fraction=self.config.min_fraction)
+        image, report = run_pair(self.fast, content_img, style_img, regions, strength, policy)
         t2 = time.perf_counter()
+        info = [_said_regions(line, report) for line in info]
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
         backend = f"Fast mode: ONNX Runtime ({self.fast.provider})"
-        return JobResult(image, content_img, path, seconds, backend, warnings, info)
+        return JobResult(image, content_img, path, seconds, backend, warnings, info, report)
 
     def _run_look(self, content: Any, look: Any, masks: MaskRequest, strength: float):
         """A look file on the content: per region when the look and the page's mask mode
         allow it (:func:`dpst.serve.app.looks.content_regions`), else one region."""
         from dpst.serve.app.looks import content_regions
-        from dpst.serve.runtime.looks import apply_look, check_model, read_look
+        from dpst.serve.runtime.looks import check_model, read_look
 
         t0 = time.perf_counter()
         saved = read_look(_upload(look, "look file"))
@@ -350,15 +357,16 @@ class DemoEngine:
         content_img = inputs.read_photo(content, "content photo", self.config.pixel_limit)
         labels, relation, info, warnings = content_regions(self, saved, masks, content_img)
         t1 = time.perf_counter()
-        image = apply_look(self.fast, saved, content_img, labels, "the look file", np.uint8,
-                           strength, relation=relation)  # fmt: skip
+        image, report = run_look(
+            self.fast, saved, content_img, labels, "the look file", strength, relation
+        )
         t2 = time.perf_counter()
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
         backend = f"Fast mode with a look file: ONNX Runtime ({self.fast.provider})"
         used = "" if labels is not None else " (masks of this page unused)"
         info = [f"look of {saved.style_name or 'a style photo'}{used}", *info]
-        return JobResult(image, content_img, path, seconds, backend, warnings, info)
+        return JobResult(image, content_img, path, seconds, backend, warnings, info, report)
 
     def make_look(self, style: Any, masks: MaskRequest | None = None) -> SavedLook:
         """The style photo as a look file (``.dpst``) to download, with the regions of the
@@ -450,7 +458,8 @@ class DemoEngine:
         cfg = self.quality_config(**settings)
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)
-        cl, sl, info, warnings = self.masks(masks, content_img, style_img, cfg.size)
+        regions, info, warnings = self.masks(masks, content_img, style_img, cfg.size)
+        cl, sl = regions.content, regions.style
         scale = min(1.0, cfg.size / max(content_img.shape[:2]))
         work_hw = tuple(max(1, round(s * scale)) for s in content_img.shape[:2])
         total = sum(n for _, _, n in multiscale_schedule(cfg, work_hw)) or 1
@@ -477,6 +486,7 @@ class DemoEngine:
             callback=on_iteration,
             should_stop=stop.is_set,
             network=network,
+            relation=regions.relation,
         )
         report = result.report
         path = self._save(result.image, "quality")

@@ -19,7 +19,7 @@ import numpy as np
 
 from dpst.errors import InputError
 from dpst.labels.one_pass import LABEL_WORK_SIDE
-from dpst.serve.app import inputs as inputs
+from dpst.serve.app import inputs
 
 
 class StyleRegions(NamedTuple):

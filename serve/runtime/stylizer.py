@@ -265,7 +265,8 @@ class FastStylizer:
             content_labels, style_labels: optional integer label maps ``(H, W)`` of their
                 image's size, values in ``[-1, max_labels)`` (-1 = unlabelled); give both or
                 neither. Label k of the content takes the style of label k of the style.
-                Maps read from mask files go through :meth:`prepare_labels` first.
+                Maps read from mask files go through
+                :func:`dpst.labels.one_pass.prepare_one_pass` first.
             dtype: ``np.float32`` (default) or ``np.uint8`` (rounded; a quarter of the
                 memory of a large result).
             strength: how much of the look, in [0, 2]: 0 gives the content, 1 the model's
@@ -401,25 +402,6 @@ class FastStylizer:
             if not fits:
                 got = array.shape if isinstance(array, np.ndarray) else type(array).__name__
                 raise InputError(f"style code {name} {got} does not fit this model ({want})")
-
-    def prepare_labels(
-        self,
-        content: np.ndarray,
-        style: np.ndarray,
-        content_labels: np.ndarray,
-        style_labels: np.ndarray,
-        policy: Any = None,
-    ):
-        """Label maps as mask files give them (any values, -1 unlabelled) made ready for
-        :meth:`stylize`: the paper's label rule, then labels ``0..n-1`` for this model.
-
-        The one preparation ``dpst fast`` and the demo use
-        (:func:`dpst.labels.one_pass.prepare_labels`, ``policy`` a ``LabelPolicy``);
-        returns ``(content_labels, style_labels, report)``.
-        """
-        from dpst.labels.one_pass import prepare_labels
-
-        return prepare_labels(content_labels, style_labels, content, style, self.max_labels, policy)
 
     def warm_up(self, height: int = 1080, width: int = 1920) -> None:
         """Run once at this size so the first real request does not pay for memory setup.

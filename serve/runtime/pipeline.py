@@ -1,0 +1,90 @@
+"""The one pass, composed once: a photo and a style photo or a look, with regions from any
+source, in; the 8-bit result and its report out.
+
+``dpst fast`` (one photo or a folder), ``dpst look export`` and the demo's Fast mode all call
+:func:`run_pair` or :func:`run_look`, so the same photos, masks and strength give the same
+pixels wherever they are run. The label policy runs here, once, whatever found the regions
+(:class:`~dpst.labels.regions.Regions`). Torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from dpst.constants import DEFAULT_STRENGTH
+from dpst.labels.one_pass import prepare_one_pass
+from dpst.labels.policy import LabelPolicy
+from dpst.labels.regions import ONE_REGION, Regions, one_region
+from dpst.serve.runtime.looks import Look, apply_look
+
+
+class OnePassResult(NamedTuple):
+    """The result ``(H, W, 3)`` uint8 at the content's size, and a JSON-ready report:
+    ``regions`` (the names of the regions the model used, ``[]`` for one region),
+    ``region_source`` (mask files, painted masks, segmenter, one region) and, with regions,
+    the policy's ``merged``, ``orphans`` and ``label_ids``."""
+
+    image: np.ndarray
+    report: dict[str, Any]
+
+
+def _region_report(regions: Regions, prepared: dict | None) -> dict[str, Any]:
+    if prepared is None:
+        return {"regions": [], "region_source": regions.source}
+    used = [regions.name_of(label) for label in prepared["label_ids"]]
+    return {"regions": used, "region_source": regions.source, **prepared}
+
+
+def run_pair(
+    stylizer,
+    content: np.ndarray,
+    style: np.ndarray,
+    regions: Regions | None = None,
+    strength: float = DEFAULT_STRENGTH,
+    policy: LabelPolicy | None = None,
+) -> OnePassResult:
+    """``content`` in the look of ``style``, region by region.
+
+    Args:
+        stylizer: a :class:`~dpst.serve.runtime.stylizer.FastStylizer` (or anything with its
+            ``stylize`` and ``max_labels``).
+        content, style: ``(H, W, 3)`` uint8 (or float in [0, 1]); the content is never made
+            float whole (the label policy reads copies of at most 512 px).
+        regions: label maps as found (any ids); None or one region: the whole photo.
+        strength: how much of the look, in [0, 2].
+        policy: the label policy (default: the paper's, no merging).
+    """
+    regions = regions or one_region()
+    content_labels = style_labels = prepared = None
+    if not regions.one_region:
+        content_labels, style_labels, prepared = prepare_one_pass(
+            regions.content, regions.style, content, style, stylizer.max_labels, policy,
+            regions.relation,
+        )  # fmt: skip
+    image = stylizer.stylize(
+        content, style, content_labels, style_labels, dtype=np.uint8, strength=strength
+    )
+    return OnePassResult(image, _region_report(regions, prepared))
+
+
+def run_look(
+    stylizer,
+    look: Look,
+    content: np.ndarray,
+    content_labels: np.ndarray | None = None,
+    name: str = "the look",
+    strength: float = DEFAULT_STRENGTH,
+    relation: dict[int, tuple[int, ...]] | None = None,
+) -> OnePassResult:
+    """``content`` (``(H, W, 3)`` uint8 or float) in a saved ``look``: with
+    ``content_labels`` (as read or segmented, any ids; ``relation`` for segmenter groups)
+    per the look's regions, else one region."""
+    image = apply_look(
+        stylizer, look, content, content_labels, name, np.uint8, strength, relation=relation
+    )
+    if content_labels is None or look.label_ids is None:
+        return OnePassResult(image, {"regions": [], "region_source": ONE_REGION})
+    names = look.label_names or tuple(f"label {i}" for i in look.label_ids)
+    return OnePassResult(image, {"regions": list(names), "region_source": look.label_source})
