@@ -64,7 +64,7 @@ def host(url: str) -> str:
     return urlsplit(url).hostname or url
 
 
-def first_line(err: BaseException, limit: int = 160) -> str:
+def failure_line(err: BaseException, limit: int = 160) -> str:
     """An exception as ``Type: first line of its message``, shortened for a one-line error
     (a network failure's type, ``ConnectError``, ``TimeoutError``, says as much as its text)."""
     text = errors.first_line(err, limit)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from dpst import __version__
-from dpst.errors import InputError
+from dpst.errors import InputError, first_line
 from dpst.imageio import atomic_write
 from dpst.models.generator import Generator, GeneratorConfig
 
@@ -113,14 +113,13 @@ def load_checkpoint(
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(
             f"{path} does not fit this generator (written by dpst "
-            f"{payload.get('dpst_version', '?')}): {_first_line(error)}"
+            f"{payload.get('dpst_version', '?')}): {_whole_first_line(error)}"
         ) from error
     if map_location is not None:
         model = model.to(map_location)
     return model.eval(), payload.get("extra")
 
 
-def _first_line(error: BaseException) -> str:
+def _whole_first_line(error: BaseException) -> str:
     """The first line of ``error``'s message, whole (load_state_dict lists every key after)."""
-    text = str(error).strip()
-    return text.splitlines()[0].rstrip(":. ") if text else type(error).__name__
+    return first_line(error).rstrip(":. ")

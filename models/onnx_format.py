@@ -45,17 +45,6 @@ def digest_path_for(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + DIGEST_SUFFIX)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes, hex."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def style_encoder_path_for(path: str | os.PathLike) -> Path:
     """The style encoder written beside a stylizer: ``model.onnx`` -> ``model.style.onnx``."""
     path = Path(path)

@@ -10,7 +10,6 @@ mean and std), but in torch, on the model's device, with no round trip through 8
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from dpst.constants import IMAGENET_MEAN, IMAGENET_STD
 from dpst.errors import DpstError, WeightsNotFoundError
+from dpst.hashing import file_sha256
 from dpst.models.ade20k import GROUP_NAMES, class_to_group_table
 from dpst.models.segmenter import (
     Segmenter,
@@ -30,7 +30,7 @@ from dpst.models.segmenter import (
     resolve_device,
     upsample_argmax,
 )
-from dpst.network import PROBE_TIMEOUT_S, first_line, host, offline_reason
+from dpst.network import PROBE_TIMEOUT_S, failure_line, host, offline_reason
 
 INSTALL_HINT = "pip install 'dpst[seg]'"
 # SegformerImageProcessor's defaults, used when a model ships no preprocessor_config.json.
@@ -116,7 +116,7 @@ def load_segformer(config: SegmenterConfig) -> SegformerSegmenter:
         "model": config.model if local_dir is None else str(local_dir),
         "weights_from": origin,
         "weights_file": None if weights is None else str(weights),
-        "weights_sha256": None if weights is None else _sha256(weights),
+        "weights_sha256": None if weights is None else file_sha256(weights),
         "num_classes": int(model.config.num_labels),
         "input_size": list(prep.size),
     }
@@ -169,7 +169,7 @@ def probe_hub(source: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
             return f"{host(url)} answered HTTP {response.status_code} for it"
         if "Timeout" in type(err).__name__:
             return f"{host(url)} did not answer in {timeout:g} s"
-        return f"cannot reach {host(url)} ({first_line(err)})"
+        return f"cannot reach {host(url)} ({failure_line(err)})"
     return None
 
 
@@ -245,14 +245,6 @@ def _weights_file(source: str, local_dir: Path | None, cache_dir: str | None) ->
         if isinstance(found, str):
             return Path(found)
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -29,7 +29,6 @@ put it. torchvision's file is never used unless asked for by name.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dpst import hashing
 from dpst.constants import CAFFE_MEAN_BGR, CAFFE_PIXEL_SCALE, IMAGENET_MEAN, IMAGENET_STD
 from dpst.errors import WeightsNotFoundError
 
@@ -168,11 +168,7 @@ class BackboneConfig:
 @lru_cache(maxsize=8)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     # Keyed on size and mtime so a replaced file is hashed again; the VGG file is ~550 MB.
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return hashing.file_sha256(path)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from dpst import __version__
 from dpst.errors import WeightsNotFoundError
-from dpst.network import OFFLINE_ENVS, first_line, host, offline_reason
+from dpst.network import OFFLINE_ENVS, failure_line, host, offline_reason
 
 __all__ = [
     "DOWNLOAD_TIMEOUT_S",
@@ -166,5 +166,5 @@ def _describe(err: Exception, url: str, expected: str) -> str:
             f"in {DOWNLOAD_TIMEOUT_S:g} s"
         )
     if isinstance(err, (urllib.error.URLError, OSError)):
-        return f"VGG-19 weights download failed: cannot reach {host(url)} ({first_line(err)})"
-    return f"VGG-19 weights download failed: {first_line(err)}"
+        return f"VGG-19 weights download failed: cannot reach {host(url)} ({failure_line(err)})"
+    return f"VGG-19 weights download failed: {failure_line(err)}"

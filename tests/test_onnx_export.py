@@ -20,6 +20,7 @@ import torch
 from dpst.cli import EXIT_USER_ERROR
 from dpst.cli import main as dpst_main
 from dpst.errors import InputError
+from dpst.hashing import file_sha256
 from dpst.models.checkpoint import save_checkpoint
 from dpst.models.generator import Generator, GeneratorConfig
 from dpst.models.label_masks import masks_for_image
@@ -410,7 +411,7 @@ def test_checksums_catch_damaged_weights_and_renamed_pairs_still_load(exported, 
     graphs = (result.stylizer_path, result.style_encoder_path, result.renderer_path)
     for path in graphs:
         line = path.with_name(path.name + ".sha256").read_text()
-        assert line.split() == [runtime.file_sha256(path), path.name]
+        assert line.split() == [file_sha256(path), path.name]
     # All files renamed (the stylizer's metadata still names model.style.onnx).
     shutil.copy(result.stylizer_path, tmp_path / "look.onnx")
     shutil.copy(result.style_encoder_path, tmp_path / "look.style.onnx")

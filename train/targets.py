@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from dpst.data.manifest import PATH_KEYS, Entry, Problem, read_manifest, write_manifest
+from dpst.hashing import file_sha256
 from dpst.imageio import write_json
 
 TARGETS_DIR = "targets"
@@ -77,11 +78,7 @@ def config_hash(config, backbone_identity: dict[str, Any]) -> str:
 
 
 def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def pair_record(entry: Entry, base: Path) -> dict[str, str]:

@@ -28,12 +28,12 @@ from dpst.commands.outputs import (
 )
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
+from dpst.hashing import file_sha256
 from dpst.imageio import Photo, read_image, read_photo
 from dpst.labels.automatic import groups_or_none
 from dpst.labels.mask_files import read_mask
 from dpst.labels.one_pass import LABEL_WORK_SIDE
 from dpst.labels.regions import FROM_MASK_FILES, FROM_SEGMENTER, Regions, one_region
-from dpst.models.onnx_format import file_sha256
 from dpst.serve.runtime.batch import (
     check_record,
     content_files,

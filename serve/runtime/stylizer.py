@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from dpst.errors import DpstError, InputError, first_line
+from dpst.hashing import file_sha256
 from dpst.labels.pooled_masks import masks_for_image
 from dpst.models.onnx_format import (
     ENCODER_INPUTS,
@@ -65,7 +66,6 @@ from dpst.models.onnx_format import (
     STYLIZER_OUTPUTS,
     decode_metadata,
     digest_path_for,
-    file_sha256,
     renderer_path_for,
     style_encoder_path_for,
 )

@@ -89,7 +89,7 @@ def _umask() -> int:
     return mask
 
 
-def _first_line(err: BaseException) -> str:
+def _ffmpeg_reason(err: BaseException) -> str:
     # FFmpeg's errors carry the file name and errno in str(); strerror is the reason alone.
     return getattr(err, "strerror", None) or first_line(err, 200)
 
@@ -138,7 +138,7 @@ def _open_input(path: str | os.PathLike):
     try:
         source = av.open(os.fspath(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
-        raise InputError(f"{path} is not a readable video ({_first_line(err)})") from None
+        raise InputError(f"{path} is not a readable video ({_ffmpeg_reason(err)})") from None
     if not source.streams.video:
         source.close()
         raise InputError(f"{path} has no video stream")
@@ -330,7 +330,7 @@ def _decoded(av, source, video, copied: list[int], src):
                 continue
             decoded = packet.decode()
         except av.error.FFmpegError as err:
-            raise InputError(f"{src}: cannot decode its video ({_first_line(err)})") from None
+            raise InputError(f"{src}: cannot decode its video ({_ffmpeg_reason(err)})") from None
         for frame in decoded:
             yield None, frame
 
