@@ -22,6 +22,7 @@ from PIL import Image
 from dpst.constants import LUMA_REC709
 from dpst.data.photo_pool import stable_share
 from dpst.errors import InputError
+from dpst.image_checks import check_image_batch
 from dpst.imageio import pil_to_rgb_array
 from dpst.lut_io import lut_error, read_cube
 
@@ -88,8 +89,7 @@ def identity_lut(size: int = LATTICE_SIZE) -> torch.Tensor:
 
 def _sample(image: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
     """Trilinear lookup of ``image`` (B,3,H,W) in ``lut`` (3,S,S,S) or (B,3,S,S,S), unclamped."""
-    if image.ndim != 4 or image.shape[1] != 3:
-        raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
+    check_image_batch(image)
     if lut.ndim == 4:
         lut = lut.unsqueeze(0).expand(image.shape[0], -1, -1, -1, -1)
     if lut.ndim != 5 or lut.shape[:2] != (image.shape[0], 3) or len(set(lut.shape[2:])) != 1:

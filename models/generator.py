@@ -39,6 +39,7 @@ from torch import nn
 
 from dpst.constants import LUMA_REC601
 from dpst.errors import InputError
+from dpst.image_checks import check_image_batch
 from dpst.models.bilateral_grid import (
     SLICE_METHODS,
     identity_grid,
@@ -217,14 +218,7 @@ class Generator(nn.Module):
     # ----- inputs -----------------------------------------------------------------------
 
     def _check_image(self, name: str, image: torch.Tensor) -> None:
-        if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
-            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image)
-            raise InputError(f"{name} must be a (B, 3, H, W) tensor, got {shape}")
-        if not image.dtype.is_floating_point or min(image.shape) < 1:
-            raise InputError(f"{name} must be a non-empty float tensor, got {image.dtype}")
-        low, high = (float(v) for v in torch.aminmax(image))
-        if not (low >= -RANGE_SLACK and high <= 1 + RANGE_SLACK):
-            raise InputError(f"{name} values must be finite and in [0, 1], got [{low}, {high}]")
+        check_image_batch(image, name, unit_range=True, slack=RANGE_SLACK)
 
     def _masks_or_zeros(
         self, name: str, masks: torch.Tensor | None, image: torch.Tensor

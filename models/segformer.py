@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from dpst.constants import IMAGENET_MEAN, IMAGENET_STD
 from dpst.errors import DpstError, WeightsNotFoundError
 from dpst.hashing import file_sha256
+from dpst.image_checks import check_image_batch
 from dpst.models.ade20k import GROUP_NAMES, class_to_group_table
 from dpst.models.segmenter import (
     Segmenter,
     SegmenterConfig,
-    check_image_batch,
     resolve_device,
     upsample_argmax,
 )

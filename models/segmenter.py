@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from dpst.errors import InputError
+from dpst.image_checks import check_image_batch
 from dpst.models.segmenter_config import BACKENDS, DEFAULT_SEGFORMER, SegmenterConfig
 
 # The config lives in a torch-free module (for the CLI's parser) and is re-exported here.
@@ -29,7 +30,6 @@ __all__ = [
     "bilinear_rows",
     "build_segmenter",
     "candidate_classes",
-    "check_image_batch",
     "linear_taps",
     "resolve_device",
     "upsample_argmax",
@@ -98,15 +98,6 @@ def build_segmenter(config: SegmenterConfig) -> Segmenter:
     from dpst.models.segformer import load_segformer
 
     return load_segformer(config)
-
-
-def check_image_batch(image: torch.Tensor) -> None:
-    """Raise ValueError unless ``image`` is a float ``(B,3,H,W)`` tensor."""
-    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"expected an image batch (B,3,H,W), got {shape}")
-    if not image.is_floating_point():
-        raise ValueError(f"expected a float image in [0,1], got dtype {image.dtype}")
 
 
 def linear_taps(

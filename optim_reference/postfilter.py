@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from dpst.errors import InputError
+from dpst.image_checks import check_finite, check_image_batch
 from dpst.optim_reference import affine
 from dpst.optim_reference.affine import AFFINE_COLS, AFFINE_ROWS, NUM_COEFFS
 from dpst.optim_reference.boxfilter import box_sum_valid
@@ -293,21 +294,10 @@ def _check_number(name: str, value: object, positive: bool) -> None:
 
 
 def _check_image(name: str, image: object, in_unit_range: bool = True) -> None:
-    if not isinstance(image, torch.Tensor):
-        raise InputError(f"{name} must be a torch tensor (B,3,H,W); got {type(image).__name__}")
-    if image.dim() != 4 or image.shape[1] != 3:
-        raise InputError(f"{name} must be an RGB batch (B,3,H,W); got shape {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise InputError(f"{name} must be a floating-point tensor; got {image.dtype}")
-    if image.numel() == 0:
-        raise InputError(f"{name} must not be empty; got shape {tuple(image.shape)}")
-    low, high = (float(v) for v in torch.aminmax(image))
+    """A content (values in [0, 1]) or an output (any finite values: unclamped, as published)."""
+    check_image_batch(image, name, unit_range=in_unit_range)
     if not in_unit_range:
-        if not (math.isfinite(low) and math.isfinite(high)):  # NaN makes both NaN
-            raise InputError(f"{name} values must be finite; got min {low:.4g}, max {high:.4g}")
-        return
-    if not (low >= 0 and high <= 1):  # also false for NaN
-        raise InputError(f"{name} values must lie in [0, 1]; got min {low:.4g}, max {high:.4g}")
+        check_finite(image, name)
 
 
 def _check_same_shape(*named: tuple[str, torch.Tensor]) -> None:

@@ -42,6 +42,7 @@ from torch import nn
 from dpst import hashing
 from dpst.constants import CAFFE_MEAN_BGR, CAFFE_PIXEL_SCALE, IMAGENET_MEAN, IMAGENET_STD
 from dpst.errors import WeightsNotFoundError
+from dpst.image_checks import check_image_batch
 
 from .vgg_download import download_weights, file_name, how_to_fetch
 from .vgg_layout import (  # the layout is re-exported with the network it describes
@@ -120,8 +121,7 @@ class VGG19Features(nn.Module):
 
         Returns ``{name: (B,C,h,w)}``; the network runs only up to the deepest requested layer.
         """
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected images of shape (B,3,H,W), got {tuple(x.shape)}")
+        check_image_batch(x, "VGG-19's input")
         wanted = set(layers)
         unknown = wanted - VGG19_LAYER_INDEX.keys()
         if unknown or not wanted:

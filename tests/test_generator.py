@@ -307,8 +307,8 @@ def test_bad_inputs_raise_clear_errors():
     content, style = images(20, 30)
     good_masks = torch.zeros(1, TINY.max_labels, 10, 15)
     cases = [
-        ((content[:, :1], style), "content must be a \\(B, 3, H, W\\)"),
-        ((content.to(torch.uint8), style), "float tensor"),
+        ((content[:, :1], style), "content must be an RGB batch \\(B,3,H,W\\)"),
+        ((content.to(torch.uint8), style), "floating-point tensor"),
         ((content * 2, style), "values must be finite and in \\[0, 1\\]"),
         ((content.clone().fill_(float("nan")), style), "finite"),
         ((content, style[0]), "style must be"),

@@ -310,7 +310,7 @@ def test_fits_the_unclamped_output():
 def test_nan_is_rejected():
     content = _image(1, 3, 5, 5)
     content[0, 1, 2, 2] = float("nan")
-    with pytest.raises(InputError, match=r"content values must lie in \[0, 1\]"):
+    with pytest.raises(InputError, match=r"content values must be finite and in \[0, 1\]"):
         fit_local_affine(content, _image(1, 3, 5, 5))
     with pytest.raises(InputError, match=r"output values must be finite"):
         fit_local_affine(_image(1, 3, 5, 5), content)

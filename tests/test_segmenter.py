@@ -90,7 +90,7 @@ def test_unavailable_device_is_a_user_error(monkeypatch):
 
 
 def test_predict_rejects_non_images():
-    with pytest.raises(ValueError, match=r"\(B,3,H,W\), got \(3, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"\(B,3,H,W\); got shape \(3, 8, 8\)"):
         NoSegmenter().predict(torch.rand(3, 8, 8))
 
 
