@@ -221,7 +221,7 @@ def test_uploaded_colour_masks_and_quality_run(pair, tmp_path, random_config):
     engine = DemoEngine(random_config)
     request = MaskRequest("upload", masks[0], masks[1])
     masks_read = engine.masks(request, content, style, 64)
-    assert set(np.unique(masks_read.content)) == {0, 3}  # blue = 0, white = 3
+    assert set(np.unique(masks_read.regions.content)) == {0, 3}  # blue = 0, white = 3
     assert masks_read.info == ["mask files: content label 0, label 3; style label 0, label 3"]
     assert masks_read.warnings == []
     cb = AppCallbacks(engine)

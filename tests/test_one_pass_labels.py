@@ -1,20 +1,16 @@
-"""The one label preparation of the one-pass path, and the two front ends that use it."""
+"""The one label preparation of the one-pass path."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from dpst.cli import main
 from dpst.errors import InputError
-from dpst.imageio import read_image, write_image
 from dpst.labels.one_pass import LABEL_WORK_SIDE, compact_labels, prepare_one_pass
 from dpst.labels.palette import PAPER_PALETTE
 from dpst.labels.policy import LabelPolicy
 from dpst.optim_reference.stylize import consistent_labels as optimiser_labels
 from tests.conftest import sample_photo
-from tests.fast_model import TINY_MAX_LABELS, shared_tiny_model
 
 COLOUR = dict(PAPER_PALETTE)
 
@@ -72,34 +68,3 @@ def test_compacting_by_given_ids():
     c, s = compact_labels(content, style, ids=[9])
     np.testing.assert_array_equal(c, [[-1, 0, -1]])
     np.testing.assert_array_equal(s, [[0, -1, -1]])
-
-
-def test_dpst_fast_and_the_demos_fast_mode_give_the_same_output(tmp_path, tmp_path_factory):
-    from dpst.serve.app.config import AppConfig
-    from dpst.serve.app.engine import DemoEngine, MaskRequest
-
-    model = shared_tiny_model(tmp_path_factory)
-    files = {}
-    for name, image, bottom in (("content", sample_photo("chelsea", 64), "green"),
-                                ("style", sample_photo("coffee", 56), "red")):  # fmt: skip
-        files[name] = tmp_path / f"{name}.png"
-        write_image(files[name], image)
-        h, w = image.shape[:2]
-        mask = np.zeros((h, w, 3), np.uint8)
-        mask[: h // 2] = COLOUR["blue"]
-        mask[h // 2 :] = COLOUR[bottom]  # green has no style region: an orphan to remap
-        files[f"{name}_mask"] = tmp_path / f"{name}_mask.png"
-        Image.fromarray(mask).save(files[f"{name}_mask"])
-
-    out = tmp_path / "fast.png"
-    assert main(["fast", str(files["content"]), str(files["style"]), "-o", str(out),
-                 "--model", str(model), "--content-mask", str(files["content_mask"]),
-                 "--style-mask", str(files["style_mask"])]) == 0  # fmt: skip
-    engine = DemoEngine(AppConfig(model_path=str(model), backbone="random"))
-    assert engine.fast.max_labels == TINY_MAX_LABELS
-    request = MaskRequest("upload", str(files["content_mask"]), str(files["style_mask"]))
-    job = engine.run_fast(str(files["content"]), str(files["style"]), request)
-    np.testing.assert_array_equal(read_image(out), read_image(job.path))
-    # Without the label rule the orphan's half would differ: the masks do reach the model.
-    plain = engine.run_fast(str(files["content"]), str(files["style"]), MaskRequest())
-    assert not np.array_equal(read_image(plain.path), read_image(job.path))

@@ -74,9 +74,13 @@ def resize_matrix(size: int, out_size: int) -> scipy.sparse.csr_matrix:
 
 
 def as_float(band: np.ndarray) -> np.ndarray:
-    """Rows of an image (uint8, or float in [0, 1]) as float32 in [0, 1]."""
+    """Rows of an image (uint8, or float in [0, 1]) as float32 in [0, 1].
+
+    Divided, not multiplied by 1/255: the very values :func:`dpst.imageio.read_image` gives,
+    so an 8-bit photo stylised as read (``dpst fast``) or as float (a notebook, the
+    optimiser's inputs) gives the same pixels."""
     if band.dtype == np.uint8:
-        return band.astype(np.float32) * np.float32(1 / 255)
+        return band.astype(np.float32) / np.float32(255)
     return band.astype(np.float32, copy=False)
 
 
