@@ -28,6 +28,7 @@ from dpst.constants import UNLABELLED
 from dpst.errors import InputError
 from dpst.imageio import resize_long_side
 from dpst.labels.mask_files import resize_labels
+from dpst.labels.numbering import compact_labels
 from dpst.labels.policy import LabelPolicy, apply_label_policy, relabel
 
 # Regions of 1 % are well resolved at 512 px; the automatic masks are computed at this size.
@@ -45,36 +46,6 @@ class OnePassLabels(NamedTuple):
     content: np.ndarray
     style: np.ndarray
     report: dict
-
-
-def compact_labels(
-    content: np.ndarray,
-    style: np.ndarray,
-    max_labels: int | None = None,
-    ids: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber ``ids`` (default: the content's labels) to ``0..n-1`` in both maps.
-
-    Labels not in ``ids`` become -1 (unlabelled): no content region takes its look from a
-    style region the content lacks. A model knows only ``max_labels`` labels: more is an
-    InputError saying what to do.
-    """
-    ids = np.unique(content) if ids is None else np.unique(np.asarray(ids, dtype=np.int64))
-    ids = ids[ids != UNLABELLED]
-    if max_labels is not None and len(ids) > max_labels:
-        raise InputError(
-            f"the masks use {len(ids)} labels but the model handles at most {max_labels}; "
-            f"merge some regions (or use the optimiser)"
-        )
-
-    def renumber(labels: np.ndarray) -> np.ndarray:
-        labels = np.asarray(labels, dtype=np.int64)
-        if len(ids) == 0:
-            return np.full(labels.shape, UNLABELLED, dtype=np.int64)
-        index = np.minimum(np.searchsorted(ids, labels), len(ids) - 1)
-        return np.where(ids[index] == labels, index, UNLABELLED)
-
-    return renumber(content), renumber(style)
 
 
 def _decide(content_labels, style_labels, content, style, policy: LabelPolicy, relation) -> dict:

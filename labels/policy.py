@@ -25,7 +25,7 @@ mask, as the anti-aliased edges of the paper's colour masks are.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +74,31 @@ def _mean_colour(image: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.asarray(image, dtype=np.float64)[region].reshape(-1, 3).mean(axis=0)
 
 
+def orphan_target(
+    orphan: int,
+    style_ids: Sequence[int],
+    relation: Mapping[int, Sequence[int]] | None = None,
+    colour: Callable[[], np.ndarray] | None = None,
+    style_colours: Mapping[int, np.ndarray] | None = None,
+    style_areas: Mapping[int, int] | None = None,
+) -> int:
+    """The style label an orphan content label takes: the paper's rule, in one place.
+
+    First the first of ``relation[orphan]`` the style has (segmenter groups: sky goes to
+    water); else, given ``colour`` (the orphan region's mean colour, computed only when
+    needed) and ``style_colours`` (each style label's), the style label of the closest mean
+    colour; else the largest style region (``style_areas``). Ties go to the smaller label.
+    """
+    related = [k for k in (relation or {}).get(orphan, ()) if k in style_ids]
+    if related:
+        return int(related[0])
+    if colour is not None and style_colours is not None:
+        mean = colour()
+        return min(style_ids, key=lambda k: (float(np.sum((style_colours[k] - mean) ** 2)), k))
+    areas = style_areas or {}
+    return max(style_ids, key=lambda k: (areas.get(k, 0), -k))
+
+
 def remap_orphans(
     content_labels,
     style_labels,
@@ -98,20 +123,19 @@ def remap_orphans(
                 f"{name} image is {np.shape(image)[:2]} but its label map is {labels.shape}"
             )
     with_colours = content_image is not None and style_image is not None
+    style_colours = None
     if with_colours:
         style_colours = {k: _mean_colour(style_image, style == k) for k in style_areas}
     mapping: dict[int, int] = {}
     for orphan in sorted(set(_areas(content)) - set(style_areas)):
-        related = [k for k in (relation or {}).get(orphan, ()) if k in style_areas]
-        if related:
-            mapping[orphan] = int(related[0])
-        elif with_colours:
-            colour = _mean_colour(content_image, content == orphan)
-            mapping[orphan] = min(
-                style_areas, key=lambda k: (float(np.sum((style_colours[k] - colour) ** 2)), k)
-            )
-        else:
-            mapping[orphan] = max(style_areas, key=lambda k: (style_areas[k], -k))
+
+        def colour(orphan=orphan):
+            return _mean_colour(content_image, content == orphan)
+
+        mapping[orphan] = orphan_target(
+            orphan, list(style_areas), relation, colour if with_colours else None,
+            style_colours, style_areas,
+        )  # fmt: skip
     out = content.copy()
     for orphan, target in mapping.items():
         out[content == orphan] = target

@@ -22,6 +22,25 @@ def mask_size(height: int, width: int, long_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def check_labels_in_range(
+    labels: torch.Tensor,
+    num_labels: int,
+    where: str = "",
+    advice: str = "merge labels or use a model with more max_labels",
+) -> None:
+    """InputError unless every label is in ``[-1, num_labels)`` (-1 = unlabelled); ``where``
+    starts the message (``"pair 3: content "``), ``advice`` ends it."""
+    if labels.numel() == 0:
+        return
+    low, high = (int(v) for v in torch.aminmax(labels))
+    if low < UNLABELLED or high >= num_labels:
+        bad = high if high >= num_labels else low
+        raise InputError(
+            f"{where}label {bad} is outside the trained range [0, {num_labels}) "
+            f"(-1 = unlabelled); {advice}"
+        )
+
+
 def labels_to_masks(
     labels: torch.Tensor,
     num_labels: int,
@@ -48,14 +67,7 @@ def labels_to_masks(
         raise InputError(f"a label map must be a (B, H, W) integer tensor, got {shape}")
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise InputError(f"a label map must hold integers, got dtype {labels.dtype}")
-    if labels.numel() > 0:
-        low, high = (int(v) for v in torch.aminmax(labels))
-        if low < UNLABELLED or high >= num_labels:
-            bad = high if high >= num_labels else low
-            raise InputError(
-                f"label {bad} is outside the trained range [0, {num_labels}) "
-                f"(-1 = unlabelled); merge labels or use a model with more max_labels"
-            )
+    check_labels_in_range(labels, num_labels)
     height, width = labels.shape[1:]
     size = (height, width) if size is None else tuple(size)
     channels = []

@@ -20,6 +20,7 @@ from dpst.cli import main
 from dpst.constants import UNLABELLED
 from dpst.errors import InputError
 from dpst.imageio import read_image, write_image
+from dpst.labels.numbering import keep_largest_labels
 from dpst.models.ade20k import GROUP_NAMES, GROUP_RELATIONS, group_id
 from dpst.serve.runtime.batch import RECORD_FILE
 from dpst.serve.runtime.looks import (
@@ -28,7 +29,6 @@ from dpst.serve.runtime.looks import (
     apply_look,
     content_labels_for_look,
     encode_look,
-    keep_largest_labels,
     look_bytes,
     look_group_relation,
     read_look,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dpst.errors import InputError
-from dpst.labels.one_pass import LABEL_WORK_SIDE, compact_labels, prepare_one_pass
+from dpst.labels.numbering import compact_labels
+from dpst.labels.one_pass import LABEL_WORK_SIDE, prepare_one_pass
 from dpst.labels.palette import PAPER_PALETTE
 from dpst.labels.policy import LabelPolicy
 from dpst.optim_reference.stylize import consistent_labels as optimiser_labels

@@ -10,7 +10,7 @@ from dpst.errors import InputError
 from dpst.labels import mask_files
 from dpst.labels import policy as optim_labels
 from dpst.labels import pooled_masks as label_masks_np
-from dpst.labels.one_pass import compact_labels
+from dpst.labels.numbering import compact_labels
 from dpst.models import label_masks as torch_masks
 
 # (H, W, h, w): shrinking by integer and non-integer ratios (cells sharing pixels), odd and

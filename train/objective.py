@@ -14,9 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from dpst.errors import InputError
 from dpst.labels.policy import LabelPolicy
-from dpst.models.label_masks import UNLABELLED, masks_for_image
+from dpst.models.label_masks import UNLABELLED, check_labels_in_range, masks_for_image
 from dpst.optim_reference.losses import LossWeights, Objective
 from dpst.optim_reference.masks import labels_to_masks
 from dpst.optim_reference.matting import MattingLaplacian
@@ -48,14 +47,8 @@ def clean_labels(
 def check_label_range(labels: torch.Tensor, max_labels: int, ids: Sequence[str], what: str):
     """InputError naming the pair when a label is outside the model's ``[-1, max_labels)``."""
     for pair_id, one in zip(ids, labels, strict=True):
-        low, high = (int(v) for v in torch.aminmax(one))
-        if low < UNLABELLED or high >= max_labels:
-            bad = high if high >= max_labels else low
-            raise InputError(
-                f"pair {pair_id}: {what} label {bad} is outside the trained range "
-                f"[0, {max_labels}) (-1 = unlabelled); merge labels or train a model with "
-                f"more max_labels"
-            )
+        advice = "merge labels or train a model with more max_labels"
+        check_labels_in_range(one, max_labels, f"pair {pair_id}: {what} ", advice)
 
 
 def generator_masks(

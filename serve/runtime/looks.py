@@ -42,6 +42,8 @@ from dpst import __version__
 from dpst.constants import DEFAULT_STRENGTH, UNLABELLED
 from dpst.errors import InputError
 from dpst.imageio import atomic_write, resize_long_side, to_uint8
+from dpst.labels.numbering import keep_largest_labels, renumber
+from dpst.labels.policy import orphan_target
 from dpst.models.onnx_format import STYLE_CODE
 
 LOOK_FORMAT = "dpst-look"
@@ -119,7 +121,7 @@ def encode_look(
                 f"{stylizer.max_labels}; merge some regions"
             )
         label_ids = tuple(int(i) for i in ids)
-        style_labels = _renumber(style_labels, ids)
+        style_labels = renumber(style_labels, ids)
         label_source = LABELS_FROM_MASK
         if group_names is not None:
             if ids[-1] >= len(group_names):
@@ -147,19 +149,6 @@ def describe_regions(look: Look) -> str:
     return "one region"
 
 
-def keep_largest_labels(labels: np.ndarray, count: int) -> tuple[np.ndarray, list[int]]:
-    """``labels`` with only its ``count`` largest labels (the rest unlabelled, -1), and the
-    labels dropped, largest first: a segmented style may find more groups than a model has
-    mask channels, and its smallest ones say least about its look."""
-    labels = np.asarray(labels, dtype=np.int64)
-    ids, counts = np.unique(labels[labels != UNLABELLED], return_counts=True)
-    order = ids[np.lexsort((ids, -counts))]  # largest first, ties by id
-    dropped = [int(i) for i in order[count:]]
-    if not dropped:
-        return labels, []
-    return np.where(np.isin(labels, dropped), UNLABELLED, labels), dropped
-
-
 def style_groups(
     groups: np.ndarray, names: tuple[str, ...], max_labels: int
 ) -> tuple[np.ndarray, str | None]:
@@ -170,12 +159,6 @@ def style_groups(
         return labels, None
     left = ", ".join(names[i] for i in dropped)
     return labels, f"the model takes {max_labels} regions; left out the smallest: {left}"
-
-
-def _renumber(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Label ``ids[i]`` -> i; every other label -> unlabelled."""
-    index = np.minimum(np.searchsorted(ids, labels), len(ids) - 1)
-    return np.where(ids[index] == labels, index, UNLABELLED)
 
 
 def look_to_bytes(look: Look) -> bytes:
@@ -382,20 +365,21 @@ def content_labels_for_look(
     labels = np.asarray(content_labels, dtype=np.int64)
     ids = np.asarray(look.label_ids, dtype=np.int64)
     style_means = np.asarray(look.code[STYLE_CODE.index("style_colour_mean")][0, : len(ids)])
-    out = _renumber(labels, ids)
+    out = renumber(labels, ids)
     pixels = np.asarray(content)
     # 8-bit photos, as dpst fast reads them, matched on the [0, 1] scale; only each orphan's
     # pixels are made float (a whole 50-megapixel photo in float64 is 1.2 GB).
     scale = 255.0 if pixels.dtype == np.uint8 else 1.0
     present = ids.tolist()
+    colours = {label: style_means[i].astype(np.float64) for i, label in enumerate(present)}
     for orphan in sorted(set(np.unique(labels).tolist()) - set(present) - {UNLABELLED}):
         region = labels == orphan
-        related = [k for k in (relation or {}).get(orphan, ()) if k in present]
-        if related:
-            out[region] = present.index(related[0])
-            continue
-        colour = (pixels[region].astype(np.float64) / scale).mean(axis=0)
-        out[region] = int(np.argmin(((style_means - colour) ** 2).sum(axis=1)))
+
+        def colour(region=region):
+            return (pixels[region].astype(np.float64) / scale).mean(axis=0)
+
+        target = orphan_target(orphan, present, relation, colour, colours)
+        out[region] = present.index(target)
     if not (out != UNLABELLED).any():
         raise InputError("the content mask labels no pixel (every pixel is unlabelled)")
     return out
