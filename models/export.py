@@ -193,23 +193,39 @@ def _dims(*names: str) -> dict[int, torch.export.Dim]:
     }
 
 
-def _export_graph(module, args, path: Path, inputs, outputs, dynamic, opset, metadata, doc):
+@dataclass(frozen=True)
+class _GraphSpec:
+    """One graph to export: the module and its example arguments, its file, its named and
+    dynamic inputs and outputs, and its metadata and doc string."""
+
+    module: nn.Module
+    args: tuple
+    path: Path
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    dynamic: dict
+    metadata: dict
+    doc: str
+
+
+def _export_graph(spec: _GraphSpec, opset: int) -> None:
     """Export one graph to ``path`` (atomically), attach metadata, run the full checker."""
     import onnx
 
+    path = spec.path
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         raw = Path(tmp) / "raw.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's deprecation and trace chatter
             torch.onnx.export(
-                module,
-                args,
+                spec.module,
+                spec.args,
                 raw,
                 dynamo=True,
                 opset_version=opset,
-                input_names=list(inputs),
-                output_names=list(outputs),
-                dynamic_shapes=dynamic,
+                input_names=list(spec.inputs),
+                output_names=list(spec.outputs),
+                dynamic_shapes=spec.dynamic,
                 verbose=False,
             )
         proto = onnx.load(raw)
@@ -217,15 +233,26 @@ def _export_graph(module, args, path: Path, inputs, outputs, dynamic, opset, met
         if written != opset:
             # The exporter falls back to its own opset when it cannot convert, with a log line.
             raise InputError(f"the exporter could not write opset {opset} (it wrote {written})")
-        proto.doc_string = doc
+        proto.doc_string = spec.doc
         del proto.metadata_props[:]
-        for key, value in encode_metadata(metadata).items():
+        for key, value in encode_metadata(spec.metadata).items():
             proto.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(proto, full_check=True)
         data = proto.SerializeToString()
         atomic_write(path, lambda fh: fh.write(data))
         line = f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode()
         atomic_write(digest_path_for(path), lambda fh: fh.write(line))
+
+
+def _check_opset(opset: int) -> None:
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise InputError(
+            f"--opset must be between {MIN_OPSET} (antialiased Resize) and {newest} (the newest "
+            f"this onnx knows), got {opset}"
+        )
 
 
 def export_onnx(
@@ -237,12 +264,13 @@ def export_onnx(
     label_set: list[str] | None = None,
     check_parity: bool = True,
 ) -> ExportResult:
-    """Export ``model`` as a stylizer (``output``) and a style encoder beside it.
+    """Export ``model`` as a stylizer (``output``), a style encoder and a renderer beside it.
 
     Args:
         model: the generator (not modified; a copy is exported).
         output: the stylizer's path, e.g. ``model.onnx``; the encoder goes to
-            :func:`style_encoder_path_for` (``model.style.onnx``).
+            :func:`style_encoder_path_for` (``model.style.onnx``), the renderer to
+            :func:`renderer_path_for` (``model.render.onnx``).
         opset: ONNX opset, at least 18.
         fp16: compute in float16 inside the graphs (inputs and outputs stay float32); meant
             for GPUs: on CPU ONNX Runtime runs it slower than float32.
@@ -253,100 +281,100 @@ def export_onnx(
         InputError: an opset outside [18, newest onnx opset], one the exporter cannot write,
             or one this onnxruntime cannot run (the parity check).
     """
-    import onnx
-
-    newest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= newest:
-        raise InputError(
-            f"--opset must be between {MIN_OPSET} (antialiased Resize) and {newest} (the newest "
-            f"this onnx knows), got {opset}"
-        )
+    _check_opset(opset)
     precision = "fp16" if fp16 else "fp32"
-    dtype = torch.float16 if fp16 else torch.float32
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    encoder_path = style_encoder_path_for(output)
     reference = copy.deepcopy(model).float().eval()
+    metadata = build_metadata(reference, ROLE_STYLIZER, precision, opset, label_set)
+    specs = _graph_specs(reference, torch.float16 if fp16 else torch.float32, output, metadata)
+    for spec in specs:
+        _export_graph(spec, opset)
+    encoder_path, renderer_path = style_encoder_path_for(output), renderer_path_for(output)
+    diff = parity(reference, output, encoder_path, renderer_path) if check_parity else None
+    return ExportResult(
+        output, encoder_path, renderer_path, metadata, diff, PARITY_TOLERANCE[precision]
+    )
+
+
+def _graph_specs(
+    reference: Generator, dtype: torch.dtype, output: Path, metadata: dict
+) -> list[_GraphSpec]:
+    """The three graphs: style encoder, renderer, stylizer (in that order, each with example
+    inputs of a batch of two: with one, torch.export specialises the batch axis to 1).
+    ``metadata`` (the stylizer's) gains the names of its two companions."""
     exported = copy.deepcopy(reference).to(dtype)
     exported.slice_method = "gather"
     config = reference.config
     k = config.max_labels
-
-    # Examples with a batch of two: with one, torch.export specialises the batch axis to 1.
     content, style, content_masks, style_masks = (
         t.expand(EXAMPLE_BATCH, -1, -1, -1).contiguous()
         for t in _parity_inputs(config.max_labels, config)
     )
     with torch.no_grad():
         code = reference.encode_style(style, style_masks)
-    metadata = build_metadata(reference, ROLE_STYLIZER, precision, opset, label_set)
+        grid = reference.predict_grid(content, content_masks, code)
+    encoder_path, renderer_path = style_encoder_path_for(output), renderer_path_for(output)
     encoder_meta = {**metadata, "role": ROLE_STYLE_ENCODER}
     metadata["style_encoder_file"] = encoder_path.name
+    metadata["renderer_file"] = renderer_path.name
     io_doc = (
-        f"dpst generator, {precision}. Images float32 (B,3,H,W) in [0,1]; masks float32 "
-        f"(B,{k},h,w) soft one-hot label masks (zeros: no segmentation); style code "
+        f"dpst generator, {metadata['precision']}. Images float32 (B,3,H,W) in [0,1]; masks "
+        f"float32 (B,{k},h,w) soft one-hot label masks (zeros: no segmentation); style code "
         f"(B,{k + 1},{sum(config.encoder_widths)}). "
     )
-    _export_graph(
-        _StyleEncoderGraph(exported, dtype),
-        (style, style_masks),
-        encoder_path,
-        ENCODER_INPUTS,
-        ENCODER_OUTPUTS,
-        {
-            "style": _dims("batch", "style_height", "style_width"),
-            "style_masks": _dims("batch", "style_mask_height", "style_mask_width"),
-        },
-        opset,
-        encoder_meta,
-        io_doc + "Style encoder: run once per style photo, then the stylizer per content.",
-    )
     batch = {0: torch.export.Dim("batch", min=1, max=MAX_SIDE)}
-    renderer_path = renderer_path_for(output)
-    metadata["renderer_file"] = renderer_path.name
-    with torch.no_grad():
-        grid = reference.predict_grid(content, content_masks, code)
     tile_rows, tile_cols = _example_tile(content.shape[2:], grid.shape[3:])
     tile = content[:, :, tile_rows[0] : tile_rows[1], tile_cols[0] : tile_cols[1]]
     tile_height, tile_width = (
         torch.export.Dim(name, min=1, max=MAX_SIDE) for name in ("tile_height", "tile_width")
     )
-    _export_graph(
-        _RendererGraph(exported, dtype),
-        (tile, grid, *_tile_positions(content.shape[2:], grid.shape[3:], tile_rows, tile_cols)),
-        renderer_path,
-        RENDERER_INPUTS,
-        RENDERER_OUTPUTS,
-        {
-            "content": {0: batch[0], 2: tile_height, 3: tile_width},
-            "grid": batch,
-            "rows": {0: tile_height},
-            "cols": {0: tile_width},
-        },
-        opset,
-        {**metadata, "role": ROLE_RENDERER},
-        io_doc + f"Renderer: applies the grid that {output.name} outputs to a tile of the "
-        "content; rows and cols are the tile's pixel centres in grid coordinates.",
-    )
-    _export_graph(
-        _StylizerGraph(exported, dtype),
-        (content, content_masks, *code),
-        output,
-        STYLIZER_INPUTS,
-        STYLIZER_OUTPUTS,
-        {
-            "content": _dims("batch", "height", "width"),
-            "content_masks": _dims("batch", "mask_height", "mask_width"),
-            **{name: batch for name in STYLE_CODE},
-        },
-        opset,
-        metadata,
-        io_doc + f"Stylizer: takes the style code from {encoder_path.name}.",
-    )
-    diff = parity(reference, output, encoder_path, renderer_path) if check_parity else None
-    return ExportResult(
-        output, encoder_path, renderer_path, metadata, diff, PARITY_TOLERANCE[precision]
-    )
+    positions = _tile_positions(content.shape[2:], grid.shape[3:], tile_rows, tile_cols)
+    return [
+        _GraphSpec(
+            _StyleEncoderGraph(exported, dtype),
+            (style, style_masks),
+            encoder_path,
+            ENCODER_INPUTS,
+            ENCODER_OUTPUTS,
+            {
+                "style": _dims("batch", "style_height", "style_width"),
+                "style_masks": _dims("batch", "style_mask_height", "style_mask_width"),
+            },
+            encoder_meta,
+            io_doc + "Style encoder: run once per style photo, then the stylizer per content.",
+        ),
+        _GraphSpec(
+            _RendererGraph(exported, dtype),
+            (tile, grid, *positions),
+            renderer_path,
+            RENDERER_INPUTS,
+            RENDERER_OUTPUTS,
+            {
+                "content": {0: batch[0], 2: tile_height, 3: tile_width},
+                "grid": batch,
+                "rows": {0: tile_height},
+                "cols": {0: tile_width},
+            },
+            {**metadata, "role": ROLE_RENDERER},
+            io_doc + f"Renderer: applies the grid that {output.name} outputs to a tile of the "
+            "content; rows and cols are the tile's pixel centres in grid coordinates.",
+        ),
+        _GraphSpec(
+            _StylizerGraph(exported, dtype),
+            (content, content_masks, *code),
+            output,
+            STYLIZER_INPUTS,
+            STYLIZER_OUTPUTS,
+            {
+                "content": _dims("batch", "height", "width"),
+                "content_masks": _dims("batch", "mask_height", "mask_width"),
+                **{name: batch for name in STYLE_CODE},
+            },
+            metadata,
+            io_doc + f"Stylizer: takes the style code from {encoder_path.name}.",
+        ),
+    ]
 
 
 def _example_tile(size, cells) -> tuple[tuple[int, int], tuple[int, int]]:
