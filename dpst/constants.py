@@ -11,7 +11,7 @@ UNLABELLED = -1
 
 # Caffe VGG preprocessing (the network the paper used): BGR, 0-255, this mean pixel
 # subtracted, in BGR order. The published Lua code multiplied by 256, not 255; we follow
-# METHOD.md (255).
+# docs/METHOD.md (255; section 2.10).
 CAFFE_MEAN_BGR: tuple[float, float, float] = (103.939, 116.779, 123.68)
 CAFFE_PIXEL_SCALE = 255.0
 

@@ -1,7 +1,7 @@
 """Label maps as files people can look at and edit: colour masks, label PNGs, overlays.
 
 Label ``i`` is drawn in colour ``i`` of :data:`MASK_PALETTE`: the paper's nine colours first
-(METHOD.md section 3), then :data:`EXTENDED_COLOURS` for label maps with more labels. The
+(docs/METHOD.md section 3.1), then :data:`EXTENDED_COLOURS` for label maps with more labels. The
 extra colours are chosen so that no anti-aliased edge between two paper colours (a blend
 ``t*a + (1-t)*b``) comes within the decoding tolerance of one of them: a paper-style mask
 still decodes exactly as before when the reader also accepts them.

@@ -1,4 +1,4 @@
-"""The paper's colour-coded mask palette (METHOD.md section 3).
+"""The paper's colour-coded mask palette (docs/METHOD.md section 3.1).
 
 Shared by the mask reader, the segmenter's colour output and the demo's mask editor.
 """

@@ -4,7 +4,7 @@ Label maps are int64 ``(H,W)`` arrays (NumPy or torch; the result has the input'
 ``-1`` for unlabelled pixels. Unlabelled pixels stay unlabelled: they are excluded from every
 mask, as the anti-aliased edges of the paper's colour masks are.
 
-- Orphans (METHOD.md section 3, as the paper: the content's labels are restricted to those
+- Orphans (docs/METHOD.md section 3.2, as the paper: the content's labels are restricted to those
   present in the style): a content label absent from the style has nothing to copy from. It
   is remapped to, first, the first label of ``relation[orphan]`` present in the style (the
   segmentation helper passes ADE20K relations such as lake -> sea); else the style label

@@ -5,7 +5,7 @@ Mirrors :mod:`dpst.models.label_masks` (which needs torch) exactly: soft one-hot
 ``mask_size(H, W, working_size)``; label -1 is "unlabelled" (zero in every channel). The
 cells are those of ``F.interpolate(mode="area")`` (adaptive average pooling): cell i along an
 axis of n pixels resized to m covers pixels ``[floor(i*n/m), ceil((i+1)*n/m))``, so
-neighbouring cells can share a pixel. ``tests/test_runtime.py`` checks both agree.
+neighbouring cells can share a pixel. ``tests/test_runtime_masks.py`` checks both agree.
 """
 
 from __future__ import annotations

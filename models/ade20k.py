@@ -2,7 +2,7 @@
 
 The paper segmented with a network trained on ADE20K and merged its classes into a few
 groups (sky, building, tree, water, ...), so that style is copied between like regions
-(METHOD.md section 3). This module holds that grouping as a table covering every class, and
+(docs/METHOD.md section 3.3). This module holds that grouping as a table covering every class, and
 a relation table saying which group stands in for a group that the style photo lacks.
 
 Group order is label order: group ``i`` is label ``i`` in every label map and colour ``i``

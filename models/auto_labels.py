@@ -1,6 +1,6 @@
 """Automatic, pair-aware labels: segment both photos, group the classes, make them agree.
 
-The paper's recipe (METHOD.md section 3): a scene-parsing network labels both photos, its
+The paper's recipe (docs/METHOD.md section 3.3): a scene-parsing network labels both photos, its
 classes are merged into a few groups (:mod:`dpst.models.ade20k`), and the content's labels
 are restricted to those the style has. Here: each content group the style lacks is
 remapped, first by the groups' relation table, then to the style group of the most similar

@@ -1,4 +1,4 @@
-"""The feed-forward generator: a bilateral grid of affine colour transforms (METHOD.md section 4).
+"""The feed-forward generator: a bilateral grid of affine colour maps (docs/METHOD.md section 4).
 
 ``G(content, style, content_masks, style_masks) -> output``, after Gharbi et al. (HDRNet,
 SIGGRAPH 2017) and Xia et al. (ECCV 2020, joint bilateral learning for photorealistic style

@@ -1,10 +1,10 @@
 """The paper's loss terms as pure functions, and the one objective object built on them.
 
 Each term takes batch-first tensors and returns one value per batch element ``(B,)``; the
-weights (METHOD.md section 2) live in :class:`LossWeights`. The same :class:`Objective` is
+weights (docs/METHOD.md 2.6) live in :class:`LossWeights`. The same :class:`Objective` is
 used by the optimiser and by the generator's training.
 
-Conventions follow the published Lua code where METHOD.md leaves room: the content loss is
+Conventions follow the published Lua code where the paper leaves room: the content loss is
 a mean squared error, a style layer's Gram matrix of the masked features is divided by
 ``C * N * mbar``, and each label's squared Gram difference is weighted by the content mask's
 mean. The total variation is ``0.5 * sum(dx^2 + dy^2)`` over the image in 0-255 scale, the
@@ -25,7 +25,7 @@ from dpst.optim_reference.vgg_layout import CONTENT_LAYER, STYLE_LAYERS
 # A label's Gram product is restricted to its mask's support when that covers at most this
 # fraction of the positions; above it, the gather costs more than it saves.
 SUPPORT_MAX_FRACTION = 0.75
-# METHOD.md: total variation is taken on the image in the 0-255 scale of the original.
+# docs/METHOD.md 2.4: total variation is taken on the image in the 0-255 scale of the original.
 TV_PIXEL_SCALE = 255.0
 
 

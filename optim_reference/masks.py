@@ -1,7 +1,7 @@
 """Semantic masks: reading colour masks and label maps, one-hot masks, propagation through VGG.
 
 A label map is an int64 array of label ids, ``-1`` for pixels that belong to no label. Colour
-masks (METHOD.md section 3) decode to the index of their colour in ``PAPER_PALETTE``; a pixel
+masks (docs/METHOD.md 3.1) decode to the index of their colour in ``PAPER_PALETTE``; a pixel
 belongs to a colour when every channel is strictly within ``COLOUR_TOLERANCE`` of it, as in
 the published ``ExtractMask``. Anti-aliased edge pixels match no colour: they get ``-1`` and
 are excluded from every mask (no style is matched there; the content loss still applies).
@@ -105,7 +105,7 @@ def halving_matrix(n: int, dtype: torch.dtype, device: torch.device | None = Non
 def propagate_masks(masks: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
     """Masks ``(B,K,H,W)`` at input resolution -> ``{layer: (B,K,h,w)}`` at VGG-19 layers.
 
-    Follows ``VGG19_LAYOUT`` (METHOD.md section 2): after every convolution a 3x3 average
+    Follows ``VGG19_LAYOUT`` (docs/METHOD.md section 2.3): after every convolution a 3x3 average
     (stride 1, zero padding 1, divisor always 9); at every pooling a resize to
     ceil(H/2) x ceil(W/2) by :func:`halving_matrix`. A ReLU leaves the mask unchanged. The
     sizes equal :class:`~dpst.optim_reference.vgg.VGG19Features`' (ceil-mode pooling).

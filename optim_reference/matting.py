@@ -2,8 +2,8 @@
 
 Levin, Lischinski, Weiss 2008 ("A closed-form solution to natural image matting"), with the
 border convention of their code and of pymatting's ``cf_laplacian``: only windows lying
-fully inside the image contribute. The paper's loss is ``sum_c V_c^T M_I V_c`` (METHOD.md
-section 2, 3x3 windows, eps 1e-7); its gradient is ``2 M_I V``.
+fully inside the image contribute. The paper's loss is ``sum_c V_c^T M_I V_c`` (docs/METHOD.md
+section 2.5, 3x3 windows, eps 1e-7); its gradient is ``2 M_I V``.
 
 Two ways to apply ``M_I``, behind one operator built once per content image:
 
@@ -39,7 +39,7 @@ from dpst.optim_reference.matting_windows import (
     whitened_window_colours,
 )
 
-# The paper's photorealism term: 3x3 windows, eps 1e-7 (METHOD.md section 2).
+# The paper's photorealism term: 3x3 windows, eps 1e-7 (docs/METHOD.md 2.5).
 DEFAULT_RADIUS = 1
 DEFAULT_EPS = 1e-7
 # "auto" builds the explicit matrix (and about as much at the peak of building it) only

@@ -1,4 +1,4 @@
-"""The smooth-local-affine post-filter (METHOD.md section 2, the published scripts' last step).
+"""The smooth-local-affine post-filter (docs/METHOD.md 2.9), the published scripts' last step.
 
 For every pixel, fit by least squares an affine map from the content's colour to the
 output's colour over a small window; smooth the 12 coefficient maps with a joint bilateral

@@ -3,7 +3,7 @@
 Layer names follow Caffe (``conv4_2``, ``relu4_2``, ``pool4``); the layout, by name, is
 :mod:`dpst.optim_reference.vgg_layout` (torch-free), re-exported here.
 
-Weights (METHOD.md section 2): the paper used the original Caffe VGG-19 with Caffe
+Weights (docs/METHOD.md section 2.1): the paper used the original Caffe VGG-19 with Caffe
 preprocessing; torchvision's ImageNet VGG-19 is another network with another input scale,
 so its activations (and the losses built on them) are on another scale. The model records
 which preprocessing it uses (:attr:`VGG19Features.preprocessing`, and the identity returned
@@ -90,7 +90,7 @@ class VGG19Features(nn.Module):
 
     Max pooling is 2x2, stride 2, ``ceil_mode=True``: the Caffe network the paper used pools
     in ceil mode, so an odd side H becomes ceil(H/2), the size masks are resized to
-    (METHOD.md section 2). torchvision pools in floor mode; on even sizes both agree.
+    (docs/METHOD.md 2.3). torchvision pools in floor mode; on even sizes both agree.
     """
 
     def __init__(self, preprocessing: str = "torchvision") -> None:

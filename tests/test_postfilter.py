@@ -26,7 +26,7 @@ RTOL64, ATOL64 = DTYPE_TOLERANCES[torch.float64]
 
 
 def reference_post_filter(content, output, radius, edge, fit_radius=1, ridge=1e-3):
-    """Direct per-pixel loops, written from METHOD.md and the published CUDA kernels.
+    """Direct per-pixel loops, written from docs/METHOD.md 2.9 and the published CUDA kernels.
 
     content, output: (H, W, 3) float64. Returns (result, fitted maps, smoothed maps), maps
     as (H, W, 3, 4): row k maps [R, G, B, 1] to output channel k.

@@ -1,4 +1,4 @@
-"""How close the generator comes to the optimiser, pair by pair (METHOD.md section 5).
+"""How close the generator comes to the optimiser, pair by pair (docs/METHOD.md section 5).
 
 For every pair, at ``size`` px on the long side and under one backbone:
 

@@ -8,7 +8,7 @@ Per pair, with ``O`` the generator's output, ``T`` the synthesised target, ``S``
   of ``O`` in that region and of ``S`` in the style region of the same label, weighted by
   the region's area (the whole image when there are no labels); the only term an unpaired
   pair (no target) trains through;
-- photorealism: the matting-Laplacian energy of ``O`` on the content (METHOD.md section 2),
+- photorealism: the matting-Laplacian energy of ``O`` on the content (docs/METHOD.md 2.5),
   per pixel, so that it does not grow with the crop size;
 - range: the mean squared amount by which ``O`` leaves [0, 1] before its clamp.
 """
