@@ -23,6 +23,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 # No usage reports to Gradio's servers from a photo demo; read when a Blocks is made, so
@@ -347,21 +348,10 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
 
     ``engine`` lets tests share one; by default one is made from ``config``.
     """
-    from dpst.serve.app.examples import example_thumbnails
-
     engine = engine or DemoEngine(config)
     cb = AppCallbacks(engine)
-    thumbnails = example_thumbnails()
     automatic = engine.automatic_available()
-    mask_choices = [c for c in MASK_CHOICES if automatic[0] or c[1] != "automatic"]
     default_mode = FAST if engine.fast is not None else QUALITY
-    brush = gr.Brush(
-        colors=[_hex(rgb) for _, rgb in PAPER_PALETTE],
-        default_color=_hex(PAPER_PALETTE[0][1]),
-        color_mode="fixed",
-    )
-    colours = ", ".join(name for name, _ in PAPER_PALETTE)
-
     with gr.Blocks(title="Deep Photo Style Transfer", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# Deep Photo Style Transfer\n"
@@ -369,157 +359,186 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
             "the style photo's colours and tones, still a photograph."
         )
         gr.HTML(_availability_html(engine, automatic), elem_id="availability")
-        with gr.Row():
-            content = gr.Image(
-                label="Content photo", type="filepath", image_mode=None, format="png",
-                sources=["upload", "clipboard"], elem_id="content-image", height=320,
-            )  # fmt: skip
-            style = gr.Image(
-                label="Style photo", type="filepath", image_mode=None, format="png",
-                sources=["upload", "clipboard"], elem_id="style-image", height=320,
-            )  # fmt: skip
-        examples = gr.Gallery(
-            value=thumbnails,
-            label="Examples (click one to load it)",
-            columns=len(thumbnails),
-            allow_preview=False,
-            object_fit="contain",
-            height=190,
-            elem_id="examples",
-        )
-        with gr.Accordion("Masks", open=False):
-            mask_mode = gr.Radio(
-                mask_choices, value="none", label="Masks", elem_id="mask-mode",
-                info="Regions of one colour in both photos take their look from each other.",
-            )  # fmt: skip
-            with gr.Row(visible=False) as upload_row:
-                content_mask = gr.Image(
-                    label="Content mask", type="filepath", image_mode=None, format="png"
-                )
-                style_mask = gr.Image(
-                    label="Style mask", type="filepath", image_mode=None, format="png"
-                )
-            with gr.Column(visible=False) as paint_row:
-                gr.Markdown(
-                    f"Paint regions that belong together in the same colour in both photos "
-                    f"({colours}); the unpainted parts of the two form one more region."
-                )
-                with gr.Row():
-                    c_editor = gr.ImageEditor(
-                        label="Content mask", brush=brush, sources=None, transforms=(),
-                        format="png", layers=True, elem_id="content-editor",
-                    )  # fmt: skip
-                    s_editor = gr.ImageEditor(
-                        label="Style mask", brush=brush, sources=None, transforms=(),
-                        format="png", layers=True, elem_id="style-editor",
-                    )  # fmt: skip
-        modes = [FAST, QUALITY] if engine.fast is not None else [QUALITY]
-        mode = gr.Radio(
-            modes, value=default_mode, label="Mode", elem_id="mode",
-            info="Fast: the trained network, about a second. Quality: the paper's optimiser, "
-            "minutes, one job at a time.",
-        )  # fmt: skip
-        with gr.Group(visible=default_mode == QUALITY) as quality_box:
-            with gr.Row():
-                size = gr.Slider(
-                    64, config.quality_max_size, value=config.quality_size, step=16,
-                    label="Working size (long side, px)", elem_id="quality-size",
-                )  # fmt: skip
-                iters = gr.Slider(
-                    1, config.quality_max_iters, value=config.quality_iters, step=1,
-                    label="Iterations per stage", elem_id="quality-iters",
-                )  # fmt: skip
-            with gr.Row():
-                multiscale = gr.Checkbox(value=True, label="Multi-scale (much faster)")
-                post_mode = gr.Radio(list(POST_MODES), value="fast", label="Post-filter")
-        strength = gr.Slider(
-            STRENGTH_MIN, STRENGTH_MAX, value=DEFAULT_STRENGTH, step=0.05, label="Strength",
-            info="How much of the look: 0 the photo unchanged, 1 the model's full look, "
-            "up to 2 to exaggerate it.", elem_id="strength", visible=default_mode == FAST,
-        )  # fmt: skip
-        with gr.Row():
-            run_fast = gr.Button(
-                "Stylize (fast)", variant="primary", elem_id="run-fast",
-                visible=default_mode == FAST,
-            )  # fmt: skip
-            run_quality = gr.Button(
-                "Stylize (quality)", variant="primary", elem_id="run-quality",
-                visible=default_mode == QUALITY,
-            )  # fmt: skip
-            cancel = gr.Button("Cancel", elem_id="cancel", visible=default_mode == QUALITY)
-        status = gr.HTML("", elem_id="status")
-        result = gr.ImageSlider(
-            label="Before / after", format="png", elem_id="result", interactive=False
-        )
-        download = gr.DownloadButton("Download the result (PNG)", elem_id="download", visible=False)
-        with gr.Accordion(
-            "Looks and 3D LUTs (Fast mode)", open=False, visible=engine.fast is not None
-        ):
-            gr.Markdown(
-                "Save the style photo as a look file and apply it later without the photo "
-                "(with automatic or uploaded masks, per region, as the masks above say), "
-                "or take a result's colours to Lightroom, Photoshop, Resolve or ffmpeg as a 3D "
-                "LUT (`.cube`, one global colour mapping fitted to the result)."
-            )
-            look_in = gr.File(
-                label="Apply a look file (.dpst) instead of the style photo",
-                file_types=[".dpst"], elem_id="look-in",
-            )  # fmt: skip
-            with gr.Row():
-                make_look = gr.Button("Save the style photo as a look", elem_id="make-look")
-                make_lut = gr.Button("Fit a 3D LUT to the result", elem_id="make-lut")
-            with gr.Row():
-                look_out = gr.DownloadButton("Download the look (.dpst)", visible=False,
-                                             elem_id="look-out")  # fmt: skip
-                lut_out = gr.DownloadButton("Download the LUT (.cube)", visible=False,
-                                            elem_id="lut-out")  # fmt: skip
-
-        job_inputs = [content, style, mask_mode, content_mask, style_mask, c_editor, s_editor]
-        job_outputs = [result, download, status]
-
-        # Each mode has its own concurrency group, so a Fast request never waits behind a
-        # Quality job. Quality's one-at-a-time and its short queue are the engine's (Gradio
-        # has one queue size for all events): the extra places here let a request over the
-        # limit reach the engine and be refused at once, rather than wait unseen.
-        run_fast.click(
-            cb.fast, [*job_inputs, look_in, strength], job_outputs, preprocess=False,
-            concurrency_limit=config.fast_concurrency, concurrency_id="fast",
-            show_progress_on=result,
-        )  # fmt: skip
-        make_look.click(  # the page's masks give the look its regions, as dpst look's flags
-            cb.look_file, job_inputs[1:], [look_out, status], preprocess=False,
-            concurrency_limit=config.fast_concurrency, concurrency_id="fast",
-        )  # fmt: skip
-        make_lut.click(
-            cb.lut_file, content, [lut_out, status], preprocess=False,
-            concurrency_limit=config.fast_concurrency, concurrency_id="fast",
-        )  # fmt: skip
-        run_quality.click(
-            cb.quality, [*job_inputs, size, iters, multiscale, post_mode], job_outputs,
-            preprocess=False, concurrency_limit=config.quality_queue_size + 2,
-            concurrency_id="quality", show_progress_on=result,
-        )  # fmt: skip
-        cancel.click(cb.cancel, None, status, queue=False)
-        mode.change(
-            cb.mode_changed,
-            mode,
-            [quality_box, strength, run_fast, run_quality, cancel],
-            queue=False,
-        )
-        mask_mode.change(cb.mask_mode_changed, mask_mode, [upload_row, paint_row], queue=False)
-        content.change(
-            partial(cb.photo_changed, what="content photo"), [content, status],
-            [c_editor, status], preprocess=False, show_progress="hidden",
-        )  # fmt: skip
-        style.change(
-            partial(cb.photo_changed, what="style photo"), [style, status], [s_editor, status],
-            preprocess=False, show_progress="hidden",
-        )  # fmt: skip
-        examples.select(cb.example_selected, None, [content, style])
+        page = SimpleNamespace()
+        _photos_and_masks(page, automatic[0])
+        _mode_and_settings(page, config, engine, default_mode)
+        _result_and_looks(page, engine)
+        _wire(page, cb, config)
         demo.unload(cb.page_closed)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1, api_open=False)
     demo.dpst_callbacks = cb  # for tests and embedding; the page itself does not need it
     return demo
+
+
+def _photos_and_masks(page: SimpleNamespace, automatic: bool) -> None:
+    """The two photos, the examples and the mask inputs (upload or paint), onto ``page``."""
+    from dpst.serve.app.examples import example_thumbnails
+
+    thumbnails = example_thumbnails()
+    with gr.Row():
+        page.content = gr.Image(
+            label="Content photo", type="filepath", image_mode=None, format="png",
+            sources=["upload", "clipboard"], elem_id="content-image", height=320,
+        )  # fmt: skip
+        page.style = gr.Image(
+            label="Style photo", type="filepath", image_mode=None, format="png",
+            sources=["upload", "clipboard"], elem_id="style-image", height=320,
+        )  # fmt: skip
+    page.examples = gr.Gallery(
+        value=thumbnails,
+        label="Examples (click one to load it)",
+        columns=len(thumbnails),
+        allow_preview=False,
+        object_fit="contain",
+        height=190,
+        elem_id="examples",
+    )
+    mask_choices = [c for c in MASK_CHOICES if automatic or c[1] != "automatic"]
+    brush = gr.Brush(
+        colors=[_hex(rgb) for _, rgb in PAPER_PALETTE],
+        default_color=_hex(PAPER_PALETTE[0][1]),
+        color_mode="fixed",
+    )
+    colours = ", ".join(name for name, _ in PAPER_PALETTE)
+    with gr.Accordion("Masks", open=False):
+        page.mask_mode = gr.Radio(
+            mask_choices, value="none", label="Masks", elem_id="mask-mode",
+            info="Regions of one colour in both photos take their look from each other.",
+        )  # fmt: skip
+        with gr.Row(visible=False) as page.upload_row:
+            page.content_mask = gr.Image(
+                label="Content mask", type="filepath", image_mode=None, format="png"
+            )
+            page.style_mask = gr.Image(
+                label="Style mask", type="filepath", image_mode=None, format="png"
+            )
+        with gr.Column(visible=False) as page.paint_row:
+            gr.Markdown(
+                f"Paint regions that belong together in the same colour in both photos "
+                f"({colours}); the unpainted parts of the two form one more region."
+            )
+            with gr.Row():
+                page.c_editor = gr.ImageEditor(
+                    label="Content mask", brush=brush, sources=None, transforms=(),
+                    format="png", layers=True, elem_id="content-editor",
+                )  # fmt: skip
+                page.s_editor = gr.ImageEditor(
+                    label="Style mask", brush=brush, sources=None, transforms=(),
+                    format="png", layers=True, elem_id="style-editor",
+                )  # fmt: skip
+
+
+def _mode_and_settings(
+    page: SimpleNamespace, config: AppConfig, engine: DemoEngine, default_mode: str
+) -> None:
+    """Fast or Quality, Quality's settings, the strength slider and the buttons."""
+    modes = [FAST, QUALITY] if engine.fast is not None else [QUALITY]
+    page.mode = gr.Radio(
+        modes, value=default_mode, label="Mode", elem_id="mode",
+        info="Fast: the trained network, about a second. Quality: the paper's optimiser, "
+        "minutes, one job at a time.",
+    )  # fmt: skip
+    with gr.Group(visible=default_mode == QUALITY) as page.quality_box:
+        with gr.Row():
+            page.size = gr.Slider(
+                64, config.quality_max_size, value=config.quality_size, step=16,
+                label="Working size (long side, px)", elem_id="quality-size",
+            )  # fmt: skip
+            page.iters = gr.Slider(
+                1, config.quality_max_iters, value=config.quality_iters, step=1,
+                label="Iterations per stage", elem_id="quality-iters",
+            )  # fmt: skip
+        with gr.Row():
+            page.multiscale = gr.Checkbox(value=True, label="Multi-scale (much faster)")
+            page.post_mode = gr.Radio(list(POST_MODES), value="fast", label="Post-filter")
+    page.strength = gr.Slider(
+        STRENGTH_MIN, STRENGTH_MAX, value=DEFAULT_STRENGTH, step=0.05, label="Strength",
+        info="How much of the look: 0 the photo unchanged, 1 the model's full look, "
+        "up to 2 to exaggerate it.", elem_id="strength", visible=default_mode == FAST,
+    )  # fmt: skip
+    with gr.Row():
+        page.run_fast = gr.Button(
+            "Stylize (fast)", variant="primary", elem_id="run-fast",
+            visible=default_mode == FAST,
+        )  # fmt: skip
+        page.run_quality = gr.Button(
+            "Stylize (quality)", variant="primary", elem_id="run-quality",
+            visible=default_mode == QUALITY,
+        )  # fmt: skip
+        page.cancel = gr.Button("Cancel", elem_id="cancel", visible=default_mode == QUALITY)
+
+
+def _result_and_looks(page: SimpleNamespace, engine: DemoEngine) -> None:
+    """The status, the before/after view, its download, and the looks and LUTs box."""
+    page.status = gr.HTML("", elem_id="status")
+    page.result = gr.ImageSlider(
+        label="Before / after", format="png", elem_id="result", interactive=False
+    )
+    page.download = gr.DownloadButton(
+        "Download the result (PNG)", elem_id="download", visible=False
+    )
+    with gr.Accordion("Looks and 3D LUTs (Fast mode)", open=False, visible=engine.fast is not None):
+        gr.Markdown(
+            "Save the style photo as a look file and apply it later without the photo "
+            "(with automatic or uploaded masks, per region, as the masks above say), "
+            "or take a result's colours to Lightroom, Photoshop, Resolve or ffmpeg as a 3D "
+            "LUT (`.cube`, one global colour mapping fitted to the result)."
+        )
+        page.look_in = gr.File(
+            label="Apply a look file (.dpst) instead of the style photo",
+            file_types=[".dpst"], elem_id="look-in",
+        )  # fmt: skip
+        with gr.Row():
+            page.make_look = gr.Button("Save the style photo as a look", elem_id="make-look")
+            page.make_lut = gr.Button("Fit a 3D LUT to the result", elem_id="make-lut")
+        with gr.Row():
+            page.look_out = gr.DownloadButton("Download the look (.dpst)", visible=False,
+                                              elem_id="look-out")  # fmt: skip
+            page.lut_out = gr.DownloadButton("Download the LUT (.cube)", visible=False,
+                                             elem_id="lut-out")  # fmt: skip
+
+
+def _wire(page: SimpleNamespace, cb: AppCallbacks, config: AppConfig) -> None:
+    """The page's events."""
+    p = page
+    job_inputs = [p.content, p.style, p.mask_mode, p.content_mask, p.style_mask, p.c_editor,
+                  p.s_editor]  # fmt: skip
+    job_outputs = [p.result, p.download, p.status]
+    # Each mode has its own concurrency group, so a Fast request never waits behind a
+    # Quality job. Quality's one-at-a-time and its short queue are the engine's (Gradio
+    # has one queue size for all events): the extra places here let a request over the
+    # limit reach the engine and be refused at once, rather than wait unseen.
+    fast = {"concurrency_limit": config.fast_concurrency, "concurrency_id": "fast"}
+    p.run_fast.click(
+        cb.fast, [*job_inputs, p.look_in, p.strength], job_outputs, preprocess=False,
+        show_progress_on=p.result, **fast,
+    )  # fmt: skip
+    p.make_look.click(  # the page's masks give the look its regions, as dpst look's flags
+        cb.look_file, job_inputs[1:], [p.look_out, p.status], preprocess=False, **fast
+    )
+    p.make_lut.click(cb.lut_file, p.content, [p.lut_out, p.status], preprocess=False, **fast)
+    p.run_quality.click(
+        cb.quality, [*job_inputs, p.size, p.iters, p.multiscale, p.post_mode], job_outputs,
+        preprocess=False, concurrency_limit=config.quality_queue_size + 2,
+        concurrency_id="quality", show_progress_on=p.result,
+    )  # fmt: skip
+    p.cancel.click(cb.cancel, None, p.status, queue=False)
+    p.mode.change(
+        cb.mode_changed,
+        p.mode,
+        [p.quality_box, p.strength, p.run_fast, p.run_quality, p.cancel],
+        queue=False,
+    )
+    p.mask_mode.change(cb.mask_mode_changed, p.mask_mode, [p.upload_row, p.paint_row], queue=False)
+    p.content.change(
+        partial(cb.photo_changed, what="content photo"), [p.content, p.status],
+        [p.c_editor, p.status], preprocess=False, show_progress="hidden",
+    )  # fmt: skip
+    p.style.change(
+        partial(cb.photo_changed, what="style photo"), [p.style, p.status],
+        [p.s_editor, p.status], preprocess=False, show_progress="hidden",
+    )  # fmt: skip
+    p.examples.select(cb.example_selected, None, [p.content, p.style])
 
 
 def launch_options(engine: DemoEngine) -> dict[str, Any]:
