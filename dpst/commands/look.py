@@ -21,8 +21,29 @@ named ``export`` is passed as ``./export``).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import numpy as np
 
 from dpst.commands import fast, options
+from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
+from dpst.errors import InputError
+from dpst.imageio import read_image
+from dpst.labels.automatic import groups_or_none
+from dpst.labels.mask_files import read_mask
+from dpst.labels.one_pass import LABEL_WORK_SIDE
+from dpst.serve.runtime.look_export import export_lut
+from dpst.serve.runtime.looks import (
+    LOOK_SUFFIX,
+    describe_regions,
+    encode_look,
+    read_look,
+    style_groups,
+    write_look,
+)
+from dpst.serve.runtime.lut_files import CUBE_SUFFIX
+from dpst.serve.runtime.lut_fit import LutFitConfig
+from dpst.serve.runtime.pipeline import run_look, run_pair
 
 USAGE = (
     "dpst look STYLE -o LOOK.dpst [--style-mask MASK | --masks auto|none] [--model MODEL.onnx]\n"
@@ -65,11 +86,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_outputs(outputs: dict, inputs: dict) -> list:
     """Each output (suffix -> path) writable, of its suffix, and replacing no input."""
-    from pathlib import Path
-
-    from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
-    from dpst.errors import InputError
-
     paths = []
     for suffix, given in outputs.items():
         check_not_a_folder(given)
@@ -91,11 +107,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _make(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from dpst.errors import InputError
-    from dpst.imageio import read_image
-    from dpst.serve.runtime.looks import LOOK_SUFFIX, describe_regions, encode_look, write_look
 
     if len(args.inputs) != 1:
         raise InputError(f"dpst look takes one STYLE photo (or: {EXPORT} CONTENT [STYLE])")
@@ -109,8 +120,6 @@ def _make(args: argparse.Namespace) -> int:
     style = read_image(style_path)
     labels = groups = None
     if args.style_mask is not None:
-        from dpst.labels.mask_files import read_mask
-
         labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
     # The model first: a bad one costs one line, before any note about masks.
     stylizer = fast.open_stylizer(args)
@@ -128,9 +137,6 @@ def _segmented(args: argparse.Namespace, style, max_labels: int):
     region (asked for, or no segmenter here: said in one line)."""
     if args.masks != "auto" or args.segmenter == "none":
         return None, None
-    from dpst.labels.automatic import groups_or_none
-    from dpst.labels.one_pass import LABEL_WORK_SIDE
-    from dpst.serve.runtime.looks import style_groups
 
     labeller = groups_or_none("look", options.segmenter_config(args), LABEL_WORK_SIDE)
     if labeller is None:
@@ -142,14 +148,6 @@ def _segmented(args: argparse.Namespace, style, max_labels: int):
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from dpst.errors import InputError
-    from dpst.imageio import read_image
-    from dpst.serve.runtime.look_export import export_lut
-    from dpst.serve.runtime.looks import apply_look, read_look
-    from dpst.serve.runtime.lut_files import CUBE_SUFFIX
-    from dpst.serve.runtime.lut_fit import LutFitConfig
 
     strength = fast.check_strength(args)
     given = args.inputs[1:]
@@ -174,14 +172,16 @@ def _export(args: argparse.Namespace) -> int:
     content = read_image(content_path)
     style = read_image(style_path) if style_path is not None else None
     stylizer = fast.open_stylizer(args)
+    # One region: a LUT is one global mapping. Float out: the LUT is fitted to the result
+    # before rounding.
     if look is not None:
-        output = apply_look(stylizer, look, content, name=args.look, strength=strength)
+        output = run_look(stylizer, look, content, None, args.look, strength, dtype=np.float32)
         title = f"dpst look {Path(args.look).stem}"
     else:
-        output = stylizer.stylize(content, style, strength=strength)
+        output = run_pair(stylizer, content, style, None, strength, dtype=np.float32)
         title = f"dpst look {Path(style_path).stem}"
     hald = paths[1] if len(paths) == 2 else None
-    result = export_lut(content, output, paths[0], config, hald_path=hald, title=title)
+    result = export_lut(content, output.image, paths[0], config, hald_path=hald, title=title)
     also = f" and {hald}" if hald else ""
     print(
         f"wrote {paths[0]}{also} ({config.size}-node LUT); fit error: mean CIEDE2000 "

@@ -21,7 +21,8 @@ from dpst.serve.runtime.looks import Look, apply_look
 
 
 class OnePassResult(NamedTuple):
-    """The result ``(H, W, 3)`` uint8 at the content's size, and a JSON-ready report:
+    """The result ``(H, W, 3)`` at the content's size (uint8 unless asked), and a JSON-ready
+    report:
     ``regions`` (the names of the regions the model used, ``[]`` for one region),
     ``region_source`` (mask files, painted masks, segmenter, one region) and, with regions,
     the policy's ``merged``, ``orphans`` and ``label_ids``."""
@@ -44,6 +45,7 @@ def run_pair(
     regions: Regions | None = None,
     strength: float = DEFAULT_STRENGTH,
     policy: LabelPolicy | None = None,
+    dtype: Any = np.uint8,
 ) -> OnePassResult:
     """``content`` in the look of ``style``, region by region.
 
@@ -55,6 +57,8 @@ def run_pair(
         regions: label maps as found (any ids); None or one region: the whole photo.
         strength: how much of the look, in [0, 2].
         policy: the label policy (default: the paper's, no merging).
+        dtype: ``np.uint8`` (default: a quarter of the memory of a large result) or
+            ``np.float32`` in [0, 1] (a LUT is fitted to the unrounded result).
     """
     regions = regions or one_region()
     content_labels = style_labels = prepared = None
@@ -64,7 +68,7 @@ def run_pair(
             regions.relation,
         )  # fmt: skip
     image = stylizer.stylize(
-        content, style, content_labels, style_labels, dtype=np.uint8, strength=strength
+        content, style, content_labels, style_labels, dtype=dtype, strength=strength
     )
     return OnePassResult(image, _region_report(regions, prepared))
 
@@ -77,12 +81,13 @@ def run_look(
     name: str = "the look",
     strength: float = DEFAULT_STRENGTH,
     relation: dict[int, tuple[int, ...]] | None = None,
+    dtype: Any = np.uint8,
 ) -> OnePassResult:
     """``content`` (``(H, W, 3)`` uint8 or float) in a saved ``look``: with
     ``content_labels`` (as read or segmented, any ids; ``relation`` for segmenter groups)
-    per the look's regions, else one region."""
+    per the look's regions, else one region; ``dtype`` as :func:`run_pair`'s."""
     image = apply_look(
-        stylizer, look, content, content_labels, name, np.uint8, strength, relation=relation
+        stylizer, look, content, content_labels, name, dtype, strength, relation=relation
     )
     if content_labels is None or look.label_ids is None:
         return OnePassResult(image, {"regions": [], "region_source": ONE_REGION})
