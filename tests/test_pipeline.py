@@ -70,7 +70,7 @@ def test_a_related_group_is_taken_before_a_colour_match(stylizer, photos):
     assert got.report["region_source"] == FROM_SEGMENTER
 
 
-def test_dpst_fast_and_the_demo_run_the_one_pass(tmp_path, tmp_path_factory, monkeypatch):
+def test_dpst_fast_and_the_demo_run_the_one_pass(tmp_path, tmp_path_factory, monkeypatch, capsys):
     """Both front ends reach run_pair with the regions they read (not a copy of it)."""
     from dpst.serve.app.config import AppConfig
     from dpst.serve.app.engine import DemoEngine, MaskRequest
@@ -99,6 +99,7 @@ def test_dpst_fast_and_the_demo_run_the_one_pass(tmp_path, tmp_path_factory, mon
     assert main(["fast", str(files["content"]), str(files["style"]), "-o", str(out),
                  "--model", str(model), "--content-mask", str(files["content_mask"]),
                  "--style-mask", str(files["style_mask"])]) == 0  # fmt: skip
+    assert "regions (mask files): label 0, label 4" in capsys.readouterr().out  # blue, red
     engine = DemoEngine(AppConfig(model_path=str(model), backbone="random"))
     request = MaskRequest("upload", str(files["content_mask"]), str(files["style_mask"]))
     job = engine.run_fast(str(files["content"]), str(files["style"]), request)

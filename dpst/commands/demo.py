@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from dpst.commands import options
+from dpst.serve.runtime.pipeline import run_pair
 
 # scikit-image's colour photographs that need no download (as dpst.data.samples).
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -94,7 +97,7 @@ def _one_pass(args, content, style):
     print(f"demo: {args.content} in the look of {args.style}, one pass of {path}")
     start = time.perf_counter()
     stylizer = FastStylizer(path)
-    image = stylizer.stylize(content, style)
+    image, regions = run_pair(stylizer, content, style, dtype=np.float32)
     meta = stylizer.metadata
     report = {
         "mode": "one pass",
@@ -103,6 +106,7 @@ def _one_pass(args, content, style):
         "provider": stylizer.provider,
         "size": list(image.shape[:2]),
         "seconds": round(time.perf_counter() - start, 3),
+        **regions,
     }
     return image, report, ""
 

@@ -171,11 +171,10 @@ def _region_finder(args: argparse.Namespace, style):
 
 
 def _stylize_photo(args, stylizer, style):
-    """8-bit content pixels -> 8-bit result, masks read, segmented or none as asked."""
+    """8-bit content pixels -> the one pass's result (8-bit) and report, masks read,
+    segmented or none as asked."""
     find_regions = _region_finder(args, style)
-    return lambda pixels: (
-        run_pair(stylizer, pixels, style, find_regions(pixels), args.strength).image
-    )
+    return lambda pixels: run_pair(stylizer, pixels, style, find_regions(pixels), args.strength)
 
 
 def _look_labeller(args, look):
@@ -206,7 +205,7 @@ def _stylize_with_look(args, stylizer, look):
             labels = read_mask(args.content_mask, pixels.shape[:2], args.mask_kind)
         elif labeller is not None:
             labels = labeller(pixels)
-        return run_look(stylizer, look, pixels, labels, args.look, args.strength, relation).image
+        return run_look(stylizer, look, pixels, labels, args.look, args.strength, relation)
 
     return stylize, labeller is not None
 
@@ -247,7 +246,7 @@ def _run_one(args: argparse.Namespace) -> int:
     stylizer = open_stylizer(args)
     stylize, _ = _stylize(args, stylizer, look)
     loaded = time.perf_counter()
-    result = stylize(content.pixels)
+    result, report = stylize(content.pixels)
     done = time.perf_counter()
     write_image_or_rescue(out, Photo(result, content.icc_profile, content.exif))
     height, width = result.shape[:2]
@@ -257,6 +256,8 @@ def _run_one(args: argparse.Namespace) -> int:
         f"wrote {args.output} ({width}x{height}) in {time.perf_counter() - start:.2f} s "
         f"({which}: {done - loaded:.2f} s on {stylizer.provider})"
     )
+    if report["regions"]:
+        print(f"regions ({report['region_source']}): {', '.join(report['regions'])}")
     return 0
 
 
@@ -293,7 +294,7 @@ def _run_folder(args: argparse.Namespace) -> int:
             bar.write(f"dpst: skipped {photo}")
 
     try:
-        report = run_folder(photos, out_dir, stylize, progress)
+        report = run_folder(photos, out_dir, lambda pixels: stylize(pixels).image, progress)
     finally:
         bar.close()
     seconds = time.perf_counter() - start
