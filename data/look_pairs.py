@@ -156,7 +156,7 @@ class LookSampler:
         self.pool, self.looks, self.config = pool, looks, config
 
     def _look(self, rng: np.random.Generator) -> torch.Tensor:
-        cfg, size = self.config, self.looks.shape[-1]
+        cfg, size = self.config, self.looks.shape[-2]
         if rng.random() < cfg.random_look_share:
             look = random_look(torch.Generator().manual_seed(int(rng.integers(2**62))), size)
         else:

@@ -1,9 +1,11 @@
 """3D colour look-up tables (photographic looks): reading, applying, generating, blending.
 
-A LUT is a float32 tensor ``(3, S, S, S)`` indexed ``lut[c, b, g, r]`` (output channel c at
-the node with blue index b, green g, red r; node i stands for input i / (S - 1)), a batch is
-``(B, 3, S, S, S)``. That is ``F.grid_sample``'s 5-D input ``(N, C, D, H, W)`` with D, H, W =
-blue, green, red and ``align_corners=True``: applying a LUT is one call. Colours: RGB in [0, 1].
+A LUT is a float32 tensor ``(S, S, S, 3)`` indexed ``lut[b, g, r]`` (the output colour at the
+node with blue index b, green g, red r; node i stands for input i / (S - 1)), a batch is
+``(B, S, S, S, 3)``: the layout of the ``.cube`` reader (:mod:`dpst.lut_io`), the LUT fit and
+the LUT files of the runtime, one layout everywhere. Applying one is one ``F.grid_sample``
+call on the channel-first view ``(N, 3, D, H, W)``, D, H, W = blue, green, red, with
+``align_corners=True``. Colours: RGB in [0, 1].
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _fail(path: Path, problem: object) -> InputError:
 
 def _to_lut(values: np.ndarray) -> torch.Tensor:
     # Both formats list nodes red fastest, then green, then blue: values is (b, g, r, c).
-    return torch.from_numpy(np.ascontiguousarray(values.transpose(3, 0, 1, 2), np.float32))
+    return torch.from_numpy(np.ascontiguousarray(values, np.float32))
 
 
 def _read_cube(path: Path) -> torch.Tensor:
@@ -63,7 +65,7 @@ def _read_hald(path: Path) -> torch.Tensor:
 
 def read_lut(path: str | os.PathLike) -> torch.Tensor:
     """Read a ``.cube`` file (any LUT_3D_SIZE; domain must be 0..1) or a Hald CLUT image
-    (``.png``/``.tif``, any level L: side L^3 px, lattice L^2) as float32 ``(3, S, S, S)``.
+    (``.png``/``.tif``, any level L: side L^3 px, lattice L^2) as float32 ``(S, S, S, 3)``.
 
     Values are returned as stored (a ``.cube`` may hold values slightly outside [0, 1]).
     Raises InputError (one line naming the file) for a missing, unreadable or malformed file.
@@ -81,23 +83,26 @@ def read_lut(path: str | os.PathLike) -> torch.Tensor:
 
 
 def identity_lut(size: int = LATTICE_SIZE) -> torch.Tensor:
-    """The LUT that maps every colour to itself: float32 ``(3, S, S, S)``, values in [0, 1]."""
+    """The LUT that maps every colour to itself: float32 ``(S, S, S, 3)``, values in [0, 1]."""
     ramp = torch.linspace(0.0, 1.0, size)
     blue, green, red = torch.meshgrid(ramp, ramp, ramp, indexing="ij")
-    return torch.stack([red, green, blue])
+    return torch.stack([red, green, blue], dim=-1)
 
 
 def _sample(image: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
-    """Trilinear lookup of ``image`` (B,3,H,W) in ``lut`` (3,S,S,S) or (B,3,S,S,S), unclamped."""
+    """Trilinear lookup of ``image`` (B,3,H,W) in ``lut`` (S,S,S,3) or (B,S,S,S,3), unclamped."""
     check_image_batch(image)
     if lut.ndim == 4:
         lut = lut.unsqueeze(0).expand(image.shape[0], -1, -1, -1, -1)
-    if lut.ndim != 5 or lut.shape[:2] != (image.shape[0], 3) or len(set(lut.shape[2:])) != 1:
-        raise ValueError(f"lut must be (3,S,S,S) or (B,3,S,S,S), got {tuple(lut.shape)}")
+    if lut.ndim != 5 or lut.shape[0] != image.shape[0] or lut.shape[4] != 3:
+        raise ValueError(f"lut must be (S,S,S,3) or (B,S,S,S,3), got {tuple(lut.shape)}")
+    if len(set(lut.shape[1:4])) != 1:
+        raise ValueError(f"lut must be (S,S,S,3) or (B,S,S,S,3), got {tuple(lut.shape)}")
     # grid's last axis is (x, y, z) = (W, H, D) = (red, green, blue): the image's own order.
     grid = (image.permute(0, 2, 3, 1) * 2.0 - 1.0).unsqueeze(1)
+    channels_first = lut.to(image.dtype).permute(0, 4, 1, 2, 3)
     out = F.grid_sample(
-        lut.to(image.dtype), grid, mode="bilinear", padding_mode="border", align_corners=True
+        channels_first, grid, mode="bilinear", padding_mode="border", align_corners=True
     )
     return out.squeeze(2)
 
@@ -105,7 +110,7 @@ def _sample(image: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
 def apply_lut(image: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
     """Apply a LUT to ``image`` (B,3,H,W) in [0, 1] by trilinear interpolation.
 
-    ``lut`` is ``(3,S,S,S)`` (one for all) or ``(B,3,S,S,S)`` (one per image). Inputs outside
+    ``lut`` is ``(S,S,S,3)`` (one for all) or ``(B,S,S,S,3)`` (one per image). Inputs outside
     [0, 1] take the border nodes. The result, (B,3,H,W) in the image's dtype, is clamped to
     [0, 1] (a ``.cube`` may overshoot slightly). Differentiable in image and lut.
     """
@@ -113,25 +118,27 @@ def apply_lut(image: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
 
 
 def resample_lut(lut: torch.Tensor, size: int) -> torch.Tensor:
-    """The LUT ``(3,S,S,S)`` or ``(B,3,S,S,S)`` re-sampled trilinearly on a ``size`` lattice;
+    """The LUT ``(S,S,S,3)`` or ``(B,S,S,S,3)`` re-sampled trilinearly on a ``size`` lattice;
     values are not clamped. Returned unchanged when already of that size."""
-    if lut.shape[-1] == size:
+    if lut.shape[-2] == size:
         return lut
     batch = lut.shape[0] if lut.ndim == 5 else 1
-    nodes = identity_lut(size).to(lut).reshape(1, 3, size * size, size).expand(batch, -1, -1, -1)
-    return _sample(nodes, lut).reshape(*lut.shape[:-4], 3, size, size, size)
+    nodes = identity_lut(size).to(lut).permute(3, 0, 1, 2).reshape(1, 3, size * size, size)
+    out = _sample(nodes.expand(batch, -1, -1, -1), lut)  # (batch, 3, S*S, S)
+    out = out.reshape(batch, 3, size, size, size).permute(0, 2, 3, 4, 1)
+    return out if lut.ndim == 5 else out[0]
 
 
 def lut_from_function(
     fn: Callable[[torch.Tensor], torch.Tensor], size: int = LATTICE_SIZE
 ) -> torch.Tensor:
-    """Tabulate a colour function ``fn(rgb (N,3) in [0,1]) -> (N,3)`` as a ``(3,S,S,S)`` LUT
+    """Tabulate a colour function ``fn(rgb (N,3) in [0,1]) -> (N,3)`` as a ``(S,S,S,3)`` LUT
     (dtype and values as ``fn`` returns them)."""
-    nodes = identity_lut(size).reshape(3, -1).T
+    nodes = identity_lut(size).reshape(-1, 3)
     out = fn(nodes)
     if out.shape != nodes.shape:
         raise ValueError(f"fn must map (N, 3) to (N, 3), got {tuple(out.shape)}")
-    return out.T.reshape(3, size, size, size)
+    return out.reshape(size, size, size, 3)
 
 
 def _hue_direction(hue: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
@@ -143,7 +150,7 @@ def _hue_direction(hue: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
 
 
 def random_look(generator: torch.Generator, size: int = LATTICE_SIZE) -> torch.Tensor:
-    """A random but plausible photographic look, float32 ``(3, S, S, S)`` in [0, 1].
+    """A random but plausible photographic look, float32 ``(S, S, S, 3)`` in [0, 1].
 
     Composed in this order, each part switched on by chance with a random strength: white
     balance (per-channel gains at constant luma), per-channel tone curves (gamma and a
@@ -199,15 +206,15 @@ def random_look(generator: torch.Generator, size: int = LATTICE_SIZE) -> torch.T
 
 
 def blend_luts(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-    """``(1 - t) a + t b`` of two LUTs ``(3,S,S,S)``; the smaller lattice is first resampled
+    """``(1 - t) a + t b`` of two LUTs ``(S,S,S,3)``; the smaller lattice is first resampled
     to the larger one's size. ``t`` is a float or a tensor broadcastable to the LUTs."""
-    size = max(a.shape[-1], b.shape[-1])
+    size = max(a.shape[-2], b.shape[-2])
     return (1 - t) * resample_lut(a, size) + t * resample_lut(b, size)
 
 
 @dataclass(frozen=True)
 class LookLibrary:
-    """The LUTs of one folder, all on one lattice: ``luts`` (N,3,S,S,S) float32, ``names``
+    """The LUTs of one folder, all on one lattice: ``luts`` (N,S,S,S,3) float32, ``names``
     (file names, sorted), ``problems`` (one line per unreadable file, naming it)."""
 
     names: list[str]

@@ -91,7 +91,7 @@ def test_read_lut_reproduces_the_written_function(tmp_path, kind, fn):
         path = write_hald(tmp_path / "look.png", fn, int(kind[4:]))
     lut = read_lut(path)
     size = int(kind[4:]) if kind.startswith("cube") else int(kind[4:]) ** 2
-    assert lut.shape == (3, size, size, size) and lut.dtype == torch.float32
+    assert lut.shape == (size, size, size, 3) and lut.dtype == torch.float32
     colours = random_colours()
     got = apply_lut(colours, lut)[0, :, 0]
     assert (got - expected(fn, colours)).abs().max() <= 1 / 255
@@ -170,7 +170,7 @@ def test_unreadable_hald_and_missing_files_give_one_line_input_errors(tmp_path):
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_apply_lut_matches_scipy_trilinear_interpolation(dtype, tol):
     gen = torch.Generator().manual_seed(3)
-    luts = torch.rand(2, 3, 6, 6, 6, generator=gen, dtype=torch.float64)
+    luts = torch.rand(2, 6, 6, 6, 3, generator=gen, dtype=torch.float64)
     image = torch.rand(2, 3, 7, 9, generator=gen, dtype=torch.float64)
     image[:, :, 0, :3] = torch.tensor([0.0, 1.0, 0.4])[:, None]  # on the faces and corners
     got = apply_lut(image.to(dtype), luts.to(dtype)).double()
@@ -179,7 +179,7 @@ def test_apply_lut_matches_scipy_trilinear_interpolation(dtype, tol):
     for i in range(2):
         points = image[i].permute(1, 2, 0).numpy()[..., ::-1]  # (b, g, r) = lut's axes
         for c in range(3):
-            want = RegularGridInterpolator([axis] * 3, luts[i, c].numpy())(points)
+            want = RegularGridInterpolator([axis] * 3, luts[i, ..., c].numpy())(points)
             assert np.abs(got[i, c].numpy() - want).max() < tol
     shared = apply_lut(image.to(dtype), luts[0].to(dtype))  # one LUT for the whole batch
     assert torch.allclose(shared[0], got[0].to(dtype))
@@ -205,11 +205,11 @@ def test_identity_resample_function_and_blend():
     want = expected(SHUFFLE, colours)
     assert torch.allclose(apply_lut(colours, shuffled)[0, :, 0], want, atol=1e-6)
     bigger = resample_lut(shuffled, 7)  # affine LUTs resample exactly
-    assert bigger.shape == (3, 7, 7, 7)
+    assert bigger.shape == (7, 7, 7, 3)
     assert torch.allclose(apply_lut(colours, bigger)[0, :, 0], want, atol=1e-6)
-    assert resample_lut(torch.stack([shuffled] * 2), 5).shape == (2, 3, 5, 5, 5)
+    assert resample_lut(torch.stack([shuffled] * 2), 5).shape == (2, 5, 5, 5, 3)
     mixed = blend_luts(identity_lut(17), shuffled, 0.25)
-    assert mixed.shape == (3, 17, 17, 17)
+    assert mixed.shape == (17, 17, 17, 3)
     both = 0.75 * colours[0, :, 0] + 0.25 * want
     assert torch.allclose(apply_lut(colours, mixed)[0, :, 0], both, atol=1e-6)
     assert torch.equal(blend_luts(shuffled, identity_lut(3), 0.0), shuffled)
@@ -221,15 +221,16 @@ def test_random_look_is_seeded_bounded_and_plausible():
 
     assert torch.equal(look(0), look(0))
     assert not torch.equal(look(0), look(1))
-    assert look(5, size=9).shape == (3, 9, 9, 9)
+    assert look(5, size=9).shape == (9, 9, 9, 3)
     looks = torch.stack([look(seed) for seed in range(40)])
-    assert looks.shape == (40, 3, 17, 17, 17) and looks.dtype == torch.float32
+    assert looks.shape == (40, 17, 17, 17, 3) and looks.dtype == torch.float32
     assert looks.min() >= 0 and looks.max() <= 1
     change = (looks - identity_lut()).abs().mean(dim=(1, 2, 3, 4))
     assert (change > 0.01).sum() >= 30  # nearly all do something...
     assert change.max() < 0.3  # ...and none wrecks the photo
     ramp = torch.linspace(0, 1, 17)
-    neutral = looks[:, :, torch.arange(17), torch.arange(17), torch.arange(17)]  # (N, 3, 17)
+    diagonal = torch.arange(17)
+    neutral = looks[:, diagonal, diagonal, diagonal].transpose(1, 2)  # (N, 3, 17)
     luma = (neutral * torch.tensor([0.2126, 0.7152, 0.0722])[:, None]).sum(1)
     assert (luma.diff(dim=1) >= -1e-6).all()  # brightness order kept along the grey axis
     assert (luma[:, 8] - ramp[8]).abs().max() < 0.3  # mid-grey stays mid
@@ -243,7 +244,7 @@ def test_look_library_reads_skips_and_splits(tmp_path):
     (tmp_path / "notes.txt").write_text("not a LUT")
     library = LookLibrary.from_folder(tmp_path, size=9)
     assert library.names == ["a_shuffle.cube", "b_invert.cube", "c_hald.png"]
-    assert len(library) == 3 and library.luts.shape == (3, 3, 9, 9, 9)
+    assert len(library) == 3 and library.luts.shape == (3, 9, 9, 9, 3)
     assert len(library.problems) == 1 and "d_broken.cube" in library.problems[0]
     assert "\n" not in library.problems[0]
     colours = random_colours()
