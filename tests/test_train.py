@@ -33,10 +33,11 @@ from dpst.models.checkpoint import save_checkpoint
 from dpst.models.generator import Generator
 from dpst.train.config import TrainConfig, lr_factor
 from dpst.train.evaluate import image_metrics
-from dpst.train.loop import METRICS_FILE, SUMMARY_FILE, train
+from dpst.train.loop import train
 from dpst.train.resume_settings import FREE_ON_RESUME, changed_settings
 from dpst.train.run_checkpoints import PREVIOUS
 from dpst.train.sampler import epoch_batches
+from dpst.train.skeleton import METRICS_FILE, SUMMARY_FILE
 from dpst.train.state import (
     LAST_CHECKPOINT,
     TrainState,
