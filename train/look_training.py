@@ -214,7 +214,7 @@ def train_looks(
     data = _LookData.read(photos, looks, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
-    learner = _Learner.start(config, resumed, device)
+    learner = _Learner.start(config, resumed, device, checkpoints)
     resumed_from = learner.step
     header = _header(config, data, resumed_from, device, changes)
     log = RunLog(run_dir, config, header, PROGRESS, progress=progress,
@@ -224,7 +224,7 @@ def train_looks(
     write_credits(run_dir / CREDITS_FILE, {"photos": photos, "looks": looks})
     outcome = run_steps(
         config, resumed_from, iter(_loader(data.sampler, config, resumed_from)), learner.take_step,
-        lambda step, finished, _: learner.save(checkpoints, step, finished), log, stop_at=stop_at,
+        learner.save, log, stop_at=stop_at,
     )  # fmt: skip
     log.close()
     summary = {
@@ -359,12 +359,12 @@ class _Learner:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     config: LookTrainConfig
     device: torch.device
+    checkpoints: RunCheckpoints
     step: int  # optimiser steps taken when this start began
 
     @classmethod
-    def start(
-        cls, config: LookTrainConfig, resumed: Resumed[dict[str, Any]] | None, device: torch.device
-    ) -> _Learner:
+    def start(cls, config: LookTrainConfig, resumed: Resumed[dict[str, Any]] | None,
+              device: torch.device, checkpoints: RunCheckpoints) -> _Learner:  # fmt: skip
         """Seeded and new, or as ``resumed`` left it."""
         torch.manual_seed(config.seed)
         model = Generator(config.model).to(device).train()
@@ -377,18 +377,20 @@ class _Learner:
             optimizer.load_state_dict(extra["optimizer"])
             scheduler.load_state_dict(extra["scheduler"])
             step = int(extra["step"])
-        return cls(model, optimizer, scheduler, config, device, step)
+        return cls(model, optimizer, scheduler, config, device, checkpoints, step)
 
     def take_step(self, step: int, raw: dict) -> tuple[dict, torch.Tensor, dict[str, float]]:
         batch = _to_device(raw, self.device)
         output, logs = train_step(self.model, batch, self.config, self.optimizer, self.scheduler)
         return batch, output, logs
 
-    def save(self, checkpoints: RunCheckpoints, step: int, finished: bool) -> None:
+    def save(self, step: int, finished: bool, interrupted: bool) -> None:
+        """The weights, optimiser and schedule at ``step`` (a look run's checkpoint records
+        whether it finished, not why it stopped)."""
         extra = {"kind": STATE_KIND, "step": step, "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "config": self.config.to_dict(),
                  "finished": finished}  # fmt: skip
-        checkpoints.save(self.model, extra)
+        self.checkpoints.save(self.model, extra)
 
     def validation(self, data: _LookData) -> Validate | None:
         """The run log's validation over a fixed set of held-out pairs; None without any."""

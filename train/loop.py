@@ -21,6 +21,7 @@ settings is refused unless ``reconfigure`` is given (:mod:`resume_settings`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -250,6 +251,58 @@ def _header(config: TrainConfig, manifest, train_entries, val_entries, ctx, devi
     }
 
 
+class _Learner:
+    """The generator (under DDP when distributed), the backbone its loss runs through, its
+    optimisers and its training state: what the steps change and a checkpoint keeps."""
+
+    def __init__(self, config: TrainConfig, model, state: TrainState, backbone, ctx,
+                 device: torch.device, checkpoints: RunCheckpoints) -> None:  # fmt: skip
+        self.config, self.model, self.state = config, model, state
+        self.net, self.identity = backbone
+        self.ctx, self.device, self.checkpoints = ctx, device, checkpoints
+        self.ddp = _distributed(model, ctx, device)
+        self.opt = _Optimisers(model, config, device, state)
+
+    def take_step(self, step: int, item) -> tuple[dict, torch.Tensor, dict[str, float]]:
+        """One optimiser step on ``(data position after it, batch)``; the logs are the mean
+        over the ranks at the steps that log them (every rank takes part)."""
+        config, device, opt = self.config, self.device, self.opt
+        after, raw = item
+        batch = prepare_batch(raw, config, device)
+        loss, output, logs = compute_loss(self.ddp, self.net, batch, config, device)
+        logs.update(optimiser_step(loss, self.ddp, opt.optimizer, opt.scheduler, opt.scaler,
+                                   config))  # fmt: skip
+        self.state.step, self.state.position = step, after
+        if due(step, config.log_every):
+            logs = _mean_over_ranks(logs, self.ctx, device)
+        return batch, output, logs
+
+    def save(self, step: int, finished: bool, interrupted: bool) -> None:
+        """Every rank gathers its state (random generators included); rank 0 writes it."""
+        state = self.state
+        self.opt.save_into(state)
+        state.rng, state.config = capture_rng(), self.config.to_dict()
+        state.backbone = self.identity
+        state.finished, state.interrupted = finished, interrupted
+        if self.ctx.is_main:
+            self.checkpoints.save(self.model, train_state_extra(state))
+
+    def agree(self, flag: bool) -> bool:
+        return _agree(flag, self.ctx, self.device)
+
+
+def _run_log(config: TrainConfig, run_dir: Path, header: dict[str, Any], val_entries,
+             learner: _Learner, progress: bool) -> RunLog:  # fmt: skip
+    """Rank 0's run log, validating on the held-out pairs when the run has any."""
+    validate = None
+    if val_entries and config.val_every:
+        eval_cfg = EvalConfig(config.val_size, config.weights, config.matting, config.labels)
+        backbone = (learner.net, learner.identity)
+        validate = functools.partial(Validation(val_entries, eval_cfg, backbone, learner.device),
+                                     learner.model)  # fmt: skip
+    return RunLog(run_dir, config, header, PROGRESS, progress=progress, validate=validate)
+
+
 def _train(
     config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, progress, on_step,
     reconfigure,
@@ -260,47 +313,22 @@ def _train(
     # Before the backbone (VGG-19 is 550 MB): a refused resume should cost nothing.
     model, state, changes = _model_and_state(config, checkpoints, device, reconfigure,
                                              ctx.is_main)  # fmt: skip
-    net, identity = load_backbone(config.backbone, device)
+    backbone = load_backbone(config.backbone, device)
     model.train()
     resumed_from = state.step
     state.validation_ids = [e.id for e in val_entries]
-    ddp = _distributed(model, ctx, device)
-    opt = _Optimisers(model, config, device, state)
+    learner = _Learner(config, model, state, backbone, ctx, device, checkpoints)
     if state.rng is not None:
         restore_rng(state.rng)
-
     log = None
     if ctx.is_main:
-        validate = None
-        if val_entries and config.val_every:
-            eval_cfg = EvalConfig(config.val_size, config.weights, config.matting, config.labels)
-            validation = Validation(val_entries, eval_cfg, (net, identity), device)
-            validate = lambda: validation(model)  # noqa: E731
-        header = _header(config, manifest, train_entries, val_entries, ctx, device, identity,
+        header = _header(config, manifest, train_entries, val_entries, ctx, device, backbone[1],
                          resumed_from, changes)  # fmt: skip
-        log = RunLog(run_dir, config, header, PROGRESS, progress=progress, validate=validate)
-
-    def take_step(step: int, item) -> tuple[dict, torch.Tensor, dict[str, float]]:
-        after, raw = item
-        batch = prepare_batch(raw, config, device)
-        loss, output, logs = compute_loss(ddp, net, batch, config, device)
-        logs.update(optimiser_step(loss, ddp, opt.optimizer, opt.scheduler, opt.scaler, config))
-        state.step, state.position = step, after
-        if due(step, config.log_every):
-            logs = _mean_over_ranks(logs, ctx, device)
-        return batch, output, logs
-
-    def save(step: int, finished: bool, interrupted: bool) -> None:
-        opt.save_into(state)
-        state.rng, state.config, state.backbone = capture_rng(), config.to_dict(), identity
-        state.finished, state.interrupted = finished, interrupted
-        if ctx.is_main:
-            checkpoints.save(model, train_state_extra(state))
-
+        log = _run_log(config, run_dir, header, val_entries, learner, progress)
     outcome = run_steps(
-        config, state.step, _batches(config, train_entries, state, ctx, device), take_step,
-        save, log, stop_at=stop_at, on_step=on_step,
-        agree=lambda flag: _agree(flag, ctx, device),
+        config, state.step, _batches(config, train_entries, state, ctx, device),
+        learner.take_step, learner.save, log, stop_at=stop_at, on_step=on_step,
+        agree=learner.agree,
     )  # fmt: skip
     if log is None:
         return None
@@ -314,7 +342,7 @@ def _train(
         "reconfigured": changes,
         "seconds": round(time.perf_counter() - t_start, 3),
         "world_size": ctx.world,
-        "backbone": identity,
+        "backbone": backbone[1],
         "last": outcome.logs,
         "validation": log.val_scalars,
     }
