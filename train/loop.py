@@ -15,7 +15,9 @@ Under ``torchrun`` every rank runs this function: DistributedDataParallel over N
 or gloo (CPU processes), each rank its own share of every epoch (:mod:`sampler`); rank 0
 logs, validates and writes checkpoints. SIGTERM or Ctrl-C ends the current step, writes a
 checkpoint and returns (every rank agrees on the step to stop at). A resume with changed
-settings is refused unless ``reconfigure`` is given (:mod:`resume_settings`).
+settings is refused unless ``reconfigure`` is given (:mod:`resume_settings`). The loop is
+:mod:`skeleton`'s, as ``dpst train-looks``'s; this module holds the step, its checkpoint
+and what only this trainer does (manifests, DDP, the backbone, validation on held-out pairs).
 """
 
 from __future__ import annotations
