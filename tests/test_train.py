@@ -1,7 +1,7 @@
 """``dpst train`` and ``dpst eval``: learning, exact resume, DDP on gloo, SIGTERM, bad input.
 
-A tiny generator (32 px working size), 32 px crops, the random backbone: the machinery is
-under test, not the model's quality.
+The tiny run of :mod:`dpst.train.tiny` (a 32 px generator, 32 px crops, the random backbone;
+``bench.faults`` drills the same one): the machinery is under test, not the model's quality.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import csv
 import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,33 +28,28 @@ from dpst.config import update_dataclass
 from dpst.data.manifest import read_manifest, write_manifest
 from dpst.data.pairs import write_label_map
 from dpst.errors import InputError
+from dpst.imageio import read_image, write_image
+from dpst.models.checkpoint import save_checkpoint
+from dpst.models.generator import Generator
 from dpst.train.config import TrainConfig, lr_factor
-from dpst.train.loop import METRICS_FILE, SUMMARY_FILE, train
+from dpst.train.evaluate import image_metrics
+from dpst.train.loop import train
+from dpst.train.resume_settings import FREE_ON_RESUME, changed_settings
 from dpst.train.run_checkpoints import PREVIOUS
 from dpst.train.sampler import epoch_batches
-from dpst.train.state import LAST_CHECKPOINT, load_train_checkpoint
+from dpst.train.skeleton import METRICS_FILE, SUMMARY_FILE
+from dpst.train.state import (
+    LAST_CHECKPOINT,
+    TrainState,
+    capture_rng,
+    load_train_checkpoint,
+    restore_rng,
+    save_train_checkpoint,
+)
+from dpst.train.tiny import tiny_train_settings
 
 SUBPROCESS_TIMEOUT = 240
-TINY = {
-    "model": {
-        "working_size": 32,
-        "grid_size": 8,
-        "luma_bins": 4,
-        "max_labels": 4,
-        "encoder_widths": [8, 8],
-        "head_width": 8,
-        "global_levels": 1,
-    },
-    "augment": {"size": [32, 32]},
-    "backbone": {"name": "random"},
-    "batch_size": 1,
-    "warmup_steps": 0,
-    "log_every": 1,
-    "image_every": 0,
-    "val_every": 0,
-    "checkpoint_every": 0,
-    "threads": 1,
-}
+TINY = tiny_train_settings()
 # One fixed sample every step: no crop, no flip, no colour jitter.
 FIXED = {"augment": {"size": [32, 32], "crop_scale": [1.0, 1.0], "crop_ratio": [1.0, 1.0],
                      "hflip": 0.0, "photometric": 0.0}}  # fmt: skip
@@ -68,18 +65,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _subset(manifest: Path, out: Path, count: int, **changes) -> Path:
     entries, _ = read_manifest(manifest)
-    from dataclasses import replace
-
     write_manifest(out, [replace(e, **changes) for e in entries[:count]])
     return out
 
 
 def _with_target(entry, path: Path):
     """The entry with a stand-in target: its content, darkened (the content's shape)."""
-    from dataclasses import replace
-
-    from dpst.imageio import read_image, write_image
-
     write_image(path, read_image(entry.content) * 0.8)
     return replace(entry, target=path)
 
@@ -343,8 +334,6 @@ def test_a_changed_setting_on_resume_is_refused_unless_reconfigured_and_recorded
 
 
 def test_only_settings_that_do_not_change_what_is_learnt_are_free_on_resume():
-    from dpst.train.resume_settings import FREE_ON_RESUME, changed_settings
-
     old = TrainConfig().to_dict()
     free = {"threads": 3, "num_workers": 2, "device": "cpu", "log_every": 50, "val_every": 7,
             "image_every": 0, "checkpoint_every": 9, "check_files": False}  # fmt: skip
@@ -388,9 +377,6 @@ def test_labels_outside_the_trained_range_are_one_line(pairs, tmp_path, capsys):
     code = main(["train", str(manifest), "--run-dir", str(tmp_path / "run"),
                  "--config", str(config), "--steps", "2", "--quiet"])  # fmt: skip
     _one_line_error(capsys, code, "label 7", "trained range")
-
-    from dpst.models.checkpoint import save_checkpoint
-    from dpst.models.generator import Generator
 
     checkpoint = tmp_path / "g.pt"
     save_checkpoint(checkpoint, Generator(tiny_config().model))
@@ -437,9 +423,6 @@ def test_eval_held_out_takes_only_the_pairs_training_held_out(pairs, tmp_path, c
     with open(out / "eval.csv", newline="") as fh:
         assert [r["id"] for r in csv.DictReader(fh)] == [*held, "mean"]
 
-    from dpst.models.checkpoint import save_checkpoint
-    from dpst.models.generator import Generator
-
     plain = tmp_path / "plain.pt"
     save_checkpoint(plain, Generator(cfg.model))
     code = main(["eval", str(plain), str(pairs), "--held-out", "--size", "32"])
@@ -447,8 +430,6 @@ def test_eval_held_out_takes_only_the_pairs_training_held_out(pairs, tmp_path, c
 
 
 def test_image_metrics_match_their_definitions():
-    from dpst.train.evaluate import image_metrics
-
     rng = np.random.default_rng(0)
     a = rng.random((16, 16, 3), dtype=np.float32)
     b = np.clip(a + 0.1, 0, 1)
@@ -459,11 +440,6 @@ def test_image_metrics_match_their_definitions():
 
 
 def test_random_states_round_trip_through_a_checkpoint(tmp_path):
-    import random
-
-    from dpst.models.generator import Generator
-    from dpst.train.state import TrainState, capture_rng, restore_rng, save_train_checkpoint
-
     state = TrainState(step=3, rng=capture_rng())
     expected = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
     save_train_checkpoint(tmp_path / "c.pt", Generator(tiny_config().model), state)

@@ -6,18 +6,20 @@ photos and a folder of 3D LUTs (:mod:`dpst.data.look_pairs`), the weight-free ob
 training and validation sets by file (a hash of the name); validation pairs are a fixed set
 drawn from the held-out files, scored by PSNR and mean CIEDE2000 to their targets.
 
-Run folder (as ``dpst train``'s): ``config.json``, ``config_history.jsonl``, ``last.pt``
-(atomic, every ``checkpoint_every`` steps, on SIGTERM and Ctrl-C; the previous one kept as
-``prev.pt``, :mod:`run_checkpoints`), ``metrics.jsonl``, ``tensorboard/``, ``summary.json``
-(with the skipped files), ``credits.csv`` (the folders' ``PROVENANCE.csv`` rows, when they
-have one). Running the same command again resumes exactly: sample ``i`` of the stream is a
-pure function of the seed and ``i``. A resume with changed settings is refused unless
-``reconfigure`` is given (:mod:`resume_settings`).
+Run folder (as ``dpst train``'s, both loops being :mod:`skeleton`'s): ``config.json``,
+``config_history.jsonl``, ``last.pt`` (atomic, every ``checkpoint_every`` steps, on SIGTERM and
+Ctrl-C; the previous one kept as ``prev.pt``, :mod:`run_checkpoints`), ``metrics.jsonl``,
+``tensorboard/``, ``summary.json`` (with the skipped files), ``credits.csv`` (the folders'
+``PROVENANCE.csv`` rows, when they have one). Running the same command again resumes exactly:
+sample ``i`` of the stream is a pure function of the seed and ``i``. A resume with changed
+settings is refused unless ``reconfigure`` is given (:mod:`resume_settings`).
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,19 +28,35 @@ from typing import Any
 
 import numpy as np
 import torch
+from skimage.color import deltaE_ciede2000, rgb2lab
 
 from dpst.config import validated
-from dpst.data.look_pairs import LookPairConfig
-from dpst.errors import InputError
-from dpst.imageio import write_json
-from dpst.models.generator import GeneratorConfig
-from dpst.train.look_loss import LookLossWeights
-from dpst.train.resume_settings import check_resume, record_start
+from dpst.data.look_pairs import LookPairConfig, LookPairDataset, LookSampler
+from dpst.data.luts import LookLibrary
+from dpst.data.photo_pool import PhotoPool
+from dpst.imageio import atomic_write, write_json
+from dpst.models.generator import Generator, GeneratorConfig
+from dpst.optim_reference.matting import MattingLaplacian
+from dpst.optim_reference.stylize import resolve_device
+from dpst.train.config import warmup_decay
+from dpst.train.look_loss import LookLossWeights, look_loss
 from dpst.train.run_checkpoints import Resumed, RunCheckpoints, RunStateError
-from dpst.train.run_log import append_jsonl, drop_lines_after, image_grid
+from dpst.train.skeleton import (
+    SUMMARY_FILE,
+    ProgressLine,
+    RunLog,
+    Validate,
+    resume,
+    run_steps,
+)
 
 CREDITS_FILE, PROVENANCE_FILE = "credits.csv", "PROVENANCE.csv"
 STATE_KIND = "dpst-look-train-state"
+# The numbers worth watching besides the loss: the colour error to the target (Lab L1) and
+# the regions' colour statistics; the validation scores get a line of their own.
+PROGRESS = ProgressLine(
+    (("Lab L1", "colour_l1_lab", ".4f"), ("stats", "statistics", ".5f")), validation=True
+)
 
 
 def shipped_model_config() -> GeneratorConfig:
@@ -95,8 +113,6 @@ class LookTrainConfig:
 
 def lr_factor(step: int, config: LookTrainConfig) -> float:
     """Linear warm-up, then cosine decay to ``min_lr_ratio`` (as ``dpst train``'s default)."""
-    from dpst.train.config import warmup_decay
-
     return warmup_decay(step, config.steps, config.warmup_steps, config.min_lr_ratio)
 
 
@@ -122,9 +138,6 @@ def masks_for(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train_step(model, batch: dict, config: LookTrainConfig, optimizer, scheduler):
     """One Adam step on a batch; returns ``(output, logs)``."""
-    from dpst.optim_reference.matting import MattingLaplacian
-    from dpst.train.look_loss import look_loss
-
     content_masks, style_masks = masks_for(model, batch)
     rendered = model(batch["content"], batch["style"], content_masks, style_masks,
                      return_details=True)  # fmt: skip
@@ -148,8 +161,6 @@ def train_step(model, batch: dict, config: LookTrainConfig, optimizer, scheduler
 def validate_batches(model, batches: list[dict]) -> dict[str, float]:
     """Mean PSNR (dB) and CIEDE2000 of the outputs to the targets, and the same for the
     content unchanged (what doing nothing scores)."""
-    from skimage.color import deltaE_ciede2000, rgb2lab
-
     model.eval()
     scores: dict[str, list[float]] = {"psnr": [], "ciede2000": [], "psnr_content": [],
                                       "ciede2000_content": []}  # fmt: skip
@@ -185,6 +196,8 @@ def train_looks(
     """Train (or resume) the generator; returns the summary written to ``RUN/summary.json``.
 
     Args:
+        stop_at: stop after this many steps in total (a checkpoint is written), as an
+            interruption would; ``None`` runs to ``config.steps``.
         reconfigure: resume even when ``config`` changes settings of the checkpoint's
             (recorded in ``RUN/config_history.jsonl``); without it that is an InputError.
 
@@ -192,114 +205,108 @@ def train_looks(
         InputError: bad settings, an empty photo or look folder, changed settings without
             ``reconfigure``, a checkpoint of another model config, no usable checkpoint.
     """
-    from dpst.data.look_pairs import LookPairDataset, LookSampler
-    from dpst.data.luts import LookLibrary
-    from dpst.data.photo_pool import PhotoPool
-    from dpst.train.stop_signal import StopSignal
-
     validated(config, "train-looks config")
     run_dir = Path(run_dir)
     checkpoints = look_checkpoints(run_dir)
-    resumed = checkpoints.load()
-    changes = {}
-    if resumed is not None:
-        changes = check_resume(run_dir, resumed.path, resumed.state.get("config"),
-                               config.to_dict(), reconfigure)  # fmt: skip
+    resumed, changes = resume(checkpoints, config, reconfigure, lambda state: state.get("config"))
+    _set_threads(config)
+    t_start = time.perf_counter()
+    data = _LookData.read(photos, looks, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    learner = _Learner.start(config, resumed, device, checkpoints)
+    resumed_from = learner.step
+    header = _header(config, data, resumed_from, device, changes)
+    log = RunLog(run_dir, config, header, PROGRESS, progress=progress,
+                 validate=learner.validation(data))  # fmt: skip
+    for problem in data.skipped:
+        print(f"skipped: {problem}", flush=True)
+    write_credits(run_dir / CREDITS_FILE, {"photos": photos, "looks": looks})
+    outcome = run_steps(
+        config, resumed_from, iter(_loader(data.sampler, config, resumed_from)), learner.take_step,
+        learner.save, log, stop_at=stop_at,
+    )  # fmt: skip
+    log.close()
+    summary = {
+        "steps": outcome.step, "finished": outcome.step >= config.steps,
+        "interrupted": outcome.interrupted, "seconds": round(time.perf_counter() - t_start, 3),
+        "last": outcome.logs, "validation": log.val_scalars, "skipped_files": data.skipped,
+        "checkpoint": str(checkpoints.last), "resumed_from_step": resumed_from,
+        "reconfigured": changes,
+    }  # fmt: skip
+    write_json(run_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def _set_threads(config: LookTrainConfig) -> None:
     if config.threads:
         torch.set_num_threads(config.threads)
     # Denormal floats appear in the base's statistics and made CPU steps 1 s -> 6 s within
     # 30 steps (measured); flushing them to zero changes nothing at float32's resolution.
     torch.set_flush_denormal(True)
-    t_start = time.perf_counter()
-    pool = PhotoPool.from_folder(photos, config.photo_side)
-    library = LookLibrary.from_folder(looks)
-    train_pool, val_pool = pool.split(config.validation_fraction)
-    train_looks_, val_looks = library.split(config.validation_fraction, config.seed)
-    sampler = LookSampler(train_pool, train_looks_.luts, config.pairs)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    device = _device(config.device)
-    model, optimizer, scheduler, step = _model_and_optimiser(config, resumed, device)
-    record_start(run_dir, step, config.to_dict(), changes)
-    skipped = pool.problems + library.problems
-    write_json(run_dir / "config.json", {
-        "config": config.to_dict(),
-        "photos": str(Path(photos).resolve()), "looks": str(Path(looks).resolve()),
-        "train_photos": len(train_pool), "validation_photos": val_pool.names,
-        "train_looks": len(train_looks_), "validation_looks": val_looks.names,
-        "skipped_files": skipped, "resumed_from_step": step, "device": str(device),
-        "reconfigured": changes,
-    })  # fmt: skip
-    for problem in skipped:
-        print(f"skipped: {problem}", flush=True)
-    write_credits(run_dir / CREDITS_FILE, {"photos": photos, "looks": looks})
-    val_batches = _validation_batches(val_pool, val_looks, config, device)
-    from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1)
-    drop_lines_after(run_dir / "metrics.jsonl", step)
+
+@dataclass
+class _LookData:
+    """A run's photos and looks, split by file into training and validation (unreadable files
+    skipped and listed), and the training pairs' sampler."""
+
+    photos: Path
+    looks: Path
+    pool: PhotoPool
+    library: LookLibrary
+    train_pool: PhotoPool
+    val_pool: PhotoPool
+    train_looks: LookLibrary
+    val_looks: LookLibrary
+    sampler: LookSampler
+
+    @classmethod
+    def read(cls, photos: str | Path, looks: str | Path, config: LookTrainConfig) -> _LookData:
+        """Raises InputError (a missing folder, one without a readable file) before the run
+        folder is touched."""
+        pool = PhotoPool.from_folder(photos, config.photo_side)
+        library = LookLibrary.from_folder(looks)
+        train_pool, val_pool = pool.split(config.validation_fraction)
+        train_looks, val_looks = library.split(config.validation_fraction, config.seed)
+        sampler = LookSampler(train_pool, train_looks.luts, config.pairs)
+        return cls(Path(photos), Path(looks), pool, library, train_pool, val_pool, train_looks,
+                   val_looks, sampler)  # fmt: skip
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.pool.problems + self.library.problems
+
+
+def _header(config: LookTrainConfig, data: _LookData, resumed_from: int, device: torch.device,
+            changes: dict[str, list]) -> dict[str, Any]:  # fmt: skip
+    """``config.json``: what this start ran with and on (the files held out by name)."""
+    return {
+        "config": config.to_dict(),
+        "photos": str(data.photos.resolve()), "looks": str(data.looks.resolve()),
+        "train_photos": len(data.train_pool), "validation_photos": data.val_pool.names,
+        "train_looks": len(data.train_looks), "validation_looks": data.val_looks.names,
+        "skipped_files": data.skipped, "resumed_from_step": resumed_from, "device": str(device),
+        "reconfigured": changes,
+    }  # fmt: skip
+
+
+def _loader(sampler: LookSampler, config: LookTrainConfig, step: int):
+    """The batches from step ``step`` on: sample ``i`` of the stream is a pure function of the
+    seed and ``i``, so a resume goes on with exactly the batches an uninterrupted run takes."""
     dataset = LookPairDataset(sampler, config.seed, config.steps * config.batch_size)
-    loader = torch.utils.data.DataLoader(
+    return torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, range(step * config.batch_size, len(dataset))),
         batch_size=config.batch_size,
         collate_fn=collate,
         num_workers=config.num_workers,
         worker_init_fn=_flush_denormals,
     )
-    logs: dict[str, float] = {}
-    val: dict[str, float] = {}
-    interrupted = False
-    t_log, since = time.perf_counter(), 0
-    with StopSignal() as stop:
-        for raw in loader:
-            batch = _to_device(raw, device)
-            output, logs = train_step(model, batch, config, optimizer, scheduler)
-            step += 1
-            since += 1
-            if step % config.log_every == 0:
-                seconds = (time.perf_counter() - t_log) / since
-                t_log, since = time.perf_counter(), 0
-                for key, value in logs.items():
-                    writer.add_scalar(f"train/{key}", value, step)
-                append_jsonl(run_dir / "metrics.jsonl", {"step": step, **logs})
-                if progress:
-                    print(f"step {step}/{config.steps}  loss {logs['loss']:.4f}  "
-                          f"Lab L1 {logs['colour_l1_lab']:.4f}  stats {logs['statistics']:.5f}  "
-                          f"lr {logs['lr']:.2e}  {seconds:.2f} s/step", flush=True)  # fmt: skip
-            if config.image_every and step % config.image_every == 0:
-                writer.add_image(
-                    "train/content_style_output_target", image_grid(batch, output), step
-                )
-            if val_batches and config.val_every and step % config.val_every == 0:
-                val = validate_batches(model, val_batches)
-                for key, value in val.items():
-                    writer.add_scalar(key, value, step)
-                append_jsonl(run_dir / "metrics.jsonl", {"step": step, **val})
-                if progress:
-                    print("  ".join(f"{k} {v:.3f}" for k, v in val.items()), flush=True)
-            done = step >= config.steps
-            halt = stop.requested or (stop_at is not None and step >= stop_at)
-            if done or halt or (config.checkpoint_every and step % config.checkpoint_every == 0):
-                _save(checkpoints, model, optimizer, scheduler, step, config, finished=done)
-            if halt or done:
-                interrupted = stop.requested
-                break
-    writer.close()
-    summary = {
-        "steps": step, "finished": step >= config.steps, "interrupted": interrupted,
-        "seconds": round(time.perf_counter() - t_start, 3), "last": logs, "validation": val,
-        "skipped_files": skipped, "checkpoint": str(checkpoints.last),
-        "resumed_from_step": resumed.state["step"] if resumed else 0, "reconfigured": changes,
-    }  # fmt: skip
-    write_json(run_dir / "summary.json", summary)
-    return summary
 
 
 def write_credits(path: Path, folders: dict[str, str | Path]) -> None:
     """Every training file's credit, from each folder's ``PROVENANCE.csv`` when it has one
     (``file, source_repository, source_path, licence, notes``): what a model card must carry."""
-    import csv
-    import io
-
     rows = []
     for name, folder in folders.items():
         provenance = Path(folder) / PROVENANCE_FILE
@@ -313,19 +320,11 @@ def write_credits(path: Path, folders: dict[str, str | Path]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     data = out.getvalue().encode()
-    from dpst.imageio import atomic_write
-
     atomic_write(path, lambda fh: fh.write(data))
 
 
 def _flush_denormals(_worker: int) -> None:
     torch.set_flush_denormal(True)
-
-
-def _device(name: str) -> torch.device:
-    from dpst.optim_reference.stylize import resolve_device
-
-    return resolve_device(name)
 
 
 def parse_look_state(path: Path, extra: Any) -> dict[str, Any]:
@@ -350,42 +349,59 @@ def look_checkpoints(run_dir: str | Path) -> RunCheckpoints[dict[str, Any]]:
     return RunCheckpoints(run_dir, parse_look_state)
 
 
-def _model_and_optimiser(
-    config: LookTrainConfig, resumed: Resumed[dict[str, Any]] | None, device: torch.device
-):
-    from dpst.models.generator import Generator
+@dataclass
+class _Learner:
+    """The generator with its optimiser and schedule: what the steps change and a
+    checkpoint keeps."""
 
-    torch.manual_seed(config.seed)
-    model = Generator(config.model).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
-    step = 0
-    if resumed is not None:
-        if resumed.model.config != config.model:
-            raise InputError(
-                f"{resumed.path} holds a generator of another config ({resumed.model.config}); "
-                f"its weights fit no other, so resume with its model settings or use another "
-                f"--run-dir"
-            )
-        extra = resumed.state
-        model.load_state_dict(resumed.model.state_dict())
-        optimizer.load_state_dict(extra["optimizer"])
-        scheduler.load_state_dict(extra["scheduler"])
-        step = int(extra["step"])
-    return model, optimizer, scheduler, step
+    model: Generator
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    config: LookTrainConfig
+    device: torch.device
+    checkpoints: RunCheckpoints
+    step: int  # optimiser steps taken when this start began
 
+    @classmethod
+    def start(cls, config: LookTrainConfig, resumed: Resumed[dict[str, Any]] | None,
+              device: torch.device, checkpoints: RunCheckpoints) -> _Learner:  # fmt: skip
+        """Seeded and new, or as ``resumed`` left it."""
+        torch.manual_seed(config.seed)
+        model = Generator(config.model).to(device).train()
+        optimizer = torch.optim.Adam(model.parameters(), config.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+        step = 0
+        if resumed is not None:
+            extra = resumed.state
+            model.load_state_dict(resumed.model.state_dict())
+            optimizer.load_state_dict(extra["optimizer"])
+            scheduler.load_state_dict(extra["scheduler"])
+            step = int(extra["step"])
+        return cls(model, optimizer, scheduler, config, device, checkpoints, step)
 
-def _save(checkpoints: RunCheckpoints, model, optimizer, scheduler, step, config, finished: bool):
-    extra = {"kind": STATE_KIND, "step": step, "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "config": config.to_dict(),
-             "finished": finished}  # fmt: skip
-    checkpoints.save(model, extra)
+    def take_step(self, step: int, raw: dict) -> tuple[dict, torch.Tensor, dict[str, float]]:
+        batch = _to_device(raw, self.device)
+        output, logs = train_step(self.model, batch, self.config, self.optimizer, self.scheduler)
+        return batch, output, logs
+
+    def save(self, step: int, finished: bool, interrupted: bool) -> None:
+        """The weights, optimiser and schedule at ``step`` (a look run's checkpoint records
+        whether it finished, not why it stopped)."""
+        extra = {"kind": STATE_KIND, "step": step, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "config": self.config.to_dict(),
+                 "finished": finished}  # fmt: skip
+        self.checkpoints.save(self.model, extra)
+
+    def validation(self, data: _LookData) -> Validate | None:
+        """The run log's validation over a fixed set of held-out pairs; None without any."""
+        batches = _validation_batches(data.val_pool, data.val_looks, self.config, self.device)
+        if not batches:
+            return None
+        return lambda: (validate_batches(self.model, batches), [])
 
 
 def _validation_batches(pool, library, config: LookTrainConfig, device) -> list[dict]:
     """A fixed set of held-out pairs (seeded apart from training), batched."""
-    from dpst.data.look_pairs import LookSampler
-
     if not config.val_pairs or len(pool) == 0 or len(library) == 0:
         return []
     pairs = dataclasses.replace(config.pairs, size=config.val_size, unpaired_share=0.0)

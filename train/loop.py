@@ -15,27 +15,40 @@ Under ``torchrun`` every rank runs this function: DistributedDataParallel over N
 or gloo (CPU processes), each rank its own share of every epoch (:mod:`sampler`); rank 0
 logs, validates and writes checkpoints. SIGTERM or Ctrl-C ends the current step, writes a
 checkpoint and returns (every rank agrees on the step to stop at). A resume with changed
-settings is refused unless ``reconfigure`` is given (:mod:`resume_settings`).
+settings is refused unless ``reconfigure`` is given (:mod:`resume_settings`). The loop is
+:mod:`skeleton`'s, as ``dpst train-looks``'s; this module holds the step, its checkpoint
+and what only this trainer does (manifests, DDP, the backbone, validation on held-out pairs).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed
+from torch.nn.parallel import DistributedDataParallel
 
 from dpst.config import validated
+from dpst.data.augment import PairAugment
+from dpst.data.dataset import PairDataset
 from dpst.data.manifest import Entry, check_entry, read_manifest
 from dpst.errors import InputError
 from dpst.imageio import write_json
+from dpst.models.bundle import load_generator
+from dpst.models.generator import Generator, GeneratorConfig
+from dpst.optim_reference.stylize import resolve_device
+from dpst.optim_reference.vgg import load_backbone
+from dpst.train import dist
 from dpst.train.config import TrainConfig, lr_factor
-from dpst.train.resume_settings import check_resume, record_start
+from dpst.train.evaluate import EvalConfig
 from dpst.train.run_checkpoints import RunCheckpoints
-from dpst.train.run_log import append_jsonl, drop_lines_after, image_grid
 from dpst.train.sampler import EpochIndexed, batches_from
+from dpst.train.skeleton import SUMMARY_FILE, ProgressLine, RunLog, due, resume, run_steps
 from dpst.train.state import (
     TrainState,
     capture_rng,
@@ -43,15 +56,12 @@ from dpst.train.state import (
     run_checkpoints,
     train_state_extra,
 )
-from dpst.train.stop_signal import StopSignal
-from dpst.train.validation import split_validation
+from dpst.train.step import compute_loss, optimiser_step, prepare_batch
+from dpst.train.validation import Validation, split_validation
 
-CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_DIR = (
-    "config.json",
-    "metrics.jsonl",
-    "summary.json",
-    "tensorboard",
-)
+# The numbers worth watching besides the loss: the objective against the reference's, and
+# the L1 to the optimiser's target.
+PROGRESS = ProgressLine((("J/J_ref", "objective_ratio", ".3f"), ("L1", "distill_l1", ".4f")))
 
 
 def _read_entries(path: str | Path) -> list[Entry]:
@@ -76,27 +86,21 @@ def _agree(flag: bool, ctx, device) -> bool:
     """True on every rank when any rank's ``flag`` is true."""
     if not ctx.initialised:
         return flag
-    import torch.distributed as dist
-
     value = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
     return bool(value.item())
 
 
 def _mean_over_ranks(logs: dict[str, float], ctx, device) -> dict[str, float]:
     if not ctx.initialised:
         return logs
-    import torch.distributed as dist
-
     keys = sorted(logs)
     values = torch.tensor([logs[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(values)
+    torch.distributed.all_reduce(values)
     return dict(zip(keys, (values / ctx.world).tolist(), strict=True))
 
 
 def _device(config: TrainConfig, ctx) -> torch.device:
-    from dpst.optim_reference.stylize import resolve_device
-
     if ctx.world > 1:  # torchrun: this rank's GPU, or the CPU
         return torch.device(ctx.device or "cpu")
     return resolve_device(config.device)
@@ -127,8 +131,6 @@ def train(
     Raises:
         InputError: bad settings, manifest lines, files, labels or checkpoint.
     """
-    from dpst.train import dist
-
     config = _model_of_init(validated(config, "train config"))
     run_dir = Path(run_dir)
     entries = _read_entries(manifest)
@@ -155,11 +157,6 @@ def train(
 def _model_of_init(config: TrainConfig) -> TrainConfig:
     """With ``init_from`` and no model settings of its own, the run takes the starting
     generator's (``--init-from bundled`` fine-tunes the shipped model as it is)."""
-    import dataclasses
-
-    from dpst.models.bundle import load_generator
-    from dpst.models.generator import GeneratorConfig
-
     if not config.init_from or config.model != GeneratorConfig():
         return config
     return dataclasses.replace(config, model=load_generator(config.init_from).config)
@@ -167,8 +164,6 @@ def _model_of_init(config: TrainConfig) -> TrainConfig:
 
 def _load_initial_weights(model, path: str) -> None:
     """Start from another run's generator (fine-tuning): its weights only, a fresh schedule."""
-    from dpst.models.bundle import load_generator
-
     start = load_generator(path)
     if start.config != model.config:
         raise InputError(
@@ -184,18 +179,9 @@ def _model_and_state(
 ):  # fmt: skip
     """``(generator, training state, settings changed)``: resumed from the run's checkpoint
     when it has one, else new (seeded, optionally from another run's weights)."""
-    from dpst.models.generator import Generator
-
-    resumed = checkpoints.load(device, warn=is_main)
+    resumed, changes = resume(checkpoints, config, reconfigure, lambda state: state.config,
+                              map_location=device, warn=is_main)  # fmt: skip
     if resumed is not None:
-        changes = check_resume(checkpoints.run_dir, resumed.path, resumed.state.config,
-                               config.to_dict(), reconfigure)  # fmt: skip
-        if resumed.model.config != config.model:
-            raise InputError(
-                f"{resumed.path} holds a generator of another config ({resumed.model.config}); "
-                f"its weights fit no other, so resume with its model settings or use another "
-                f"--run-dir"
-            )
         return resumed.model, resumed.state, changes
     torch.manual_seed(config.seed)
     model, state = Generator(config.model).to(device), TrainState()
@@ -232,18 +218,13 @@ def _distributed(model, ctx, device: torch.device):
     """The module the steps run: DistributedDataParallel under torchrun, else the model."""
     if not ctx.initialised:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
 
 
 def _batches(config: TrainConfig, entries: list[Entry], state: TrainState, ctx, device):
-    """``(positions, batches)``: the data position after each batch, and the batches, both
-    from where ``state`` left off (this rank's share)."""
-    from dpst.data.augment import PairAugment
-    from dpst.data.dataset import PairDataset
-
+    """``(data position after the batch, batch)`` pairs from where ``state`` left off (this
+    rank's share)."""
     dataset = EpochIndexed(PairDataset(entries, PairAugment(config.augment), config.seed))
     args = (len(entries), config.batch_size, config.seed, ctx.rank, ctx.world)
     loader = torch.utils.data.DataLoader(
@@ -252,158 +233,119 @@ def _batches(config: TrainConfig, entries: list[Entry], state: TrainState, ctx, 
         num_workers=config.num_workers,
         pin_memory=device.type == "cuda",
     )
-    return batches_from(state.position, *args), iter(loader)
+    positions = (position for position, _ in batches_from(state.position, *args))
+    return zip(positions, loader, strict=False)
 
 
-class _RunLog:
-    """Rank 0's record of a run: ``config.json``, metrics, TensorBoard, progress lines and
-    validation, each at its own interval."""
-
-    def __init__(
-        self, config: TrainConfig, run_dir: Path, header: dict[str, Any], progress: bool
-    ) -> None:
-        """Write ``config.json`` (``header``), forget metrics past the resume point, open
-        TensorBoard."""
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.config, self.run_dir, self.progress = config, run_dir, progress
-        resumed_from = header["resumed_from_step"]
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / CONFIG_FILE, header)
-        drop_lines_after(run_dir / METRICS_FILE, resumed_from)
-        self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resumed_from + 1)
-        self.validation: Any = None  # set when the run validates
-        self.val_scalars: dict[str, float] = {}
-        self._since, self._t_log = 0, time.perf_counter()
-
-    def step(self, step: int, logs: dict[str, float], batch: dict, output, model) -> None:
-        due = _due(step)
-        self._since += 1
-        if due(self.config.log_every):
-            self._scalars(step, logs)
-        if due(self.config.image_every):
-            self.writer.add_image("train/content_style_output_target", image_grid(batch, output),
-                                  step)  # fmt: skip
-        if self.validation is not None and due(self.config.val_every):
-            self.val_scalars, images = self.validation(model)
-            for key, value in self.val_scalars.items():
-                self.writer.add_scalar(key, value, step)
-            for i, image in enumerate(images):
-                self.writer.add_image(f"val/output_{i}", image, step)
-            append_jsonl(self.run_dir / METRICS_FILE, {"step": step, **self.val_scalars})
-
-    def _scalars(self, step: int, logs: dict[str, float]) -> None:
-        seconds = (time.perf_counter() - self._t_log) / self._since
-        self._t_log, self._since = time.perf_counter(), 0
-        for key, value in logs.items():
-            self.writer.add_scalar(f"train/{key}", value, step)
-        append_jsonl(self.run_dir / METRICS_FILE, {"step": step, **logs})
-        if self.progress:
-            print(
-                f"step {step}/{self.config.steps}  loss {logs['loss']:.4f}  "
-                f"J/J_ref {logs['objective_ratio']:.3f}  "
-                f"L1 {logs['distill_l1']:.4f}  lr {logs['lr']:.2e}  "
-                f"{seconds:.2f} s/step",
-                flush=True,
-            )
-
-    def close(self) -> None:
-        self.writer.close()
+def _header(config: TrainConfig, manifest, train_entries, val_entries, ctx, device, identity,
+            resumed_from: int, changes: dict) -> dict[str, Any]:  # fmt: skip
+    """``config.json``: what this start ran with and on."""
+    return {
+        "config": config.to_dict(),
+        "backbone": identity,
+        "manifest": str(Path(manifest).resolve()),
+        "train_pairs": len(train_entries),
+        "validation_ids": [e.id for e in val_entries],
+        "world_size": ctx.world,
+        "device": str(device),
+        "resumed_from_step": resumed_from,
+        "reconfigured": changes,
+    }
 
 
-def _due(step: int) -> Callable[[int], bool]:
-    """Whether an interval of ``every`` steps (0: never) ends at ``step``."""
-    return lambda every: bool(every) and step % every == 0
+class _Learner:
+    """The generator (under DDP when distributed), the backbone its loss runs through, its
+    optimisers and its training state: what the steps change and a checkpoint keeps."""
+
+    def __init__(self, config: TrainConfig, model, state: TrainState, backbone, ctx,
+                 device: torch.device, checkpoints: RunCheckpoints) -> None:  # fmt: skip
+        self.config, self.model, self.state = config, model, state
+        self.net, self.identity = backbone
+        self.ctx, self.device, self.checkpoints = ctx, device, checkpoints
+        self.ddp = _distributed(model, ctx, device)
+        self.opt = _Optimisers(model, config, device, state)
+
+    def take_step(self, step: int, item) -> tuple[dict, torch.Tensor, dict[str, float]]:
+        """One optimiser step on ``(data position after it, batch)``; the logs are the mean
+        over the ranks at the steps that log them (every rank takes part)."""
+        config, device, opt = self.config, self.device, self.opt
+        after, raw = item
+        batch = prepare_batch(raw, config, device)
+        loss, output, logs = compute_loss(self.ddp, self.net, batch, config, device)
+        logs.update(optimiser_step(loss, self.ddp, opt.optimizer, opt.scheduler, opt.scaler,
+                                   config))  # fmt: skip
+        self.state.step, self.state.position = step, after
+        if due(step, config.log_every):
+            logs = _mean_over_ranks(logs, self.ctx, device)
+        return batch, output, logs
+
+    def save(self, step: int, finished: bool, interrupted: bool) -> None:
+        """Every rank gathers its state (random generators included); rank 0 writes it."""
+        state = self.state
+        self.opt.save_into(state)
+        state.rng, state.config = capture_rng(), self.config.to_dict()
+        state.backbone = self.identity
+        state.finished, state.interrupted = finished, interrupted
+        if self.ctx.is_main:
+            self.checkpoints.save(self.model, train_state_extra(state))
+
+    def agree(self, flag: bool) -> bool:
+        return _agree(flag, self.ctx, self.device)
+
+
+def _run_log(config: TrainConfig, run_dir: Path, header: dict[str, Any], val_entries,
+             learner: _Learner, progress: bool) -> RunLog:  # fmt: skip
+    """Rank 0's run log, validating on the held-out pairs when the run has any."""
+    validate = None
+    if val_entries and config.val_every:
+        eval_cfg = EvalConfig(config.val_size, config.weights, config.matting, config.labels)
+        backbone = (learner.net, learner.identity)
+        validate = functools.partial(Validation(val_entries, eval_cfg, backbone, learner.device),
+                                     learner.model)  # fmt: skip
+    return RunLog(run_dir, config, header, PROGRESS, progress=progress, validate=validate)
 
 
 def _train(
     config, train_entries, val_entries, manifest, run_dir, ctx, stop_at, progress, on_step,
     reconfigure,
 ):  # fmt: skip
-    from dpst.optim_reference.vgg import load_backbone
-    from dpst.train.evaluate import EvalConfig
-    from dpst.train.step import compute_loss, optimiser_step, prepare_batch
-    from dpst.train.validation import Validation
-
     t_start = time.perf_counter()
     device = _device(config, ctx)
     checkpoints = run_checkpoints(run_dir)
     # Before the backbone (VGG-19 is 550 MB): a refused resume should cost nothing.
     model, state, changes = _model_and_state(config, checkpoints, device, reconfigure,
                                              ctx.is_main)  # fmt: skip
-    net, identity = load_backbone(config.backbone, device)
+    backbone = load_backbone(config.backbone, device)
     model.train()
     resumed_from = state.step
     state.validation_ids = [e.id for e in val_entries]
-    ddp = _distributed(model, ctx, device)
-    opt = _Optimisers(model, config, device, state)
+    learner = _Learner(config, model, state, backbone, ctx, device, checkpoints)
     if state.rng is not None:
         restore_rng(state.rng)
-
     log = None
     if ctx.is_main:
-        header = {
-            "config": config.to_dict(),
-            "backbone": identity,
-            "manifest": str(Path(manifest).resolve()),
-            "train_pairs": len(train_entries),
-            "validation_ids": [e.id for e in val_entries],
-            "world_size": ctx.world,
-            "device": str(device),
-            "resumed_from_step": resumed_from,
-            "reconfigured": changes,
-        }
-        record_start(run_dir, resumed_from, config.to_dict(), changes)
-        log = _RunLog(config, run_dir, header, progress)
-        if val_entries and config.val_every:
-            eval_cfg = EvalConfig(config.val_size, config.weights, config.matting, config.labels)
-            log.validation = Validation(val_entries, eval_cfg, (net, identity), device)
-    positions, batches = _batches(config, train_entries, state, ctx, device)
-
-    def save(finished: bool, interrupted: bool) -> None:
-        opt.save_into(state)
-        state.rng, state.config, state.backbone = capture_rng(), config.to_dict(), identity
-        state.finished, state.interrupted = finished, interrupted
-        if ctx.is_main:
-            checkpoints.save(model, train_state_extra(state))
-
-    logs: dict[str, float] = {}
-    interrupted = False
-    with StopSignal() as stop:
-        while state.step < config.steps:
-            after, _ = next(positions)
-            batch = prepare_batch(next(batches), config, device)
-            loss, output, logs = compute_loss(ddp, net, batch, config, device)
-            logs.update(optimiser_step(loss, ddp, opt.optimizer, opt.scheduler, opt.scaler, config))
-            state.step, state.position = state.step + 1, after
-            due = _due(state.step)
-            logs = _mean_over_ranks(logs, ctx, device) if due(config.log_every) else logs
-            if log is not None:
-                if on_step is not None:
-                    on_step(state.step, dict(logs))
-                log.step(state.step, logs, batch, output, model)
-            stopping = _agree(stop.requested, ctx, device)
-            at_limit = stop_at is not None and state.step >= stop_at
-            finished = state.step >= config.steps
-            if stopping or at_limit or finished or due(config.checkpoint_every):
-                save(finished, stopping or at_limit)
-            if stopping or at_limit:
-                interrupted = stopping
-                break
+        header = _header(config, manifest, train_entries, val_entries, ctx, device, backbone[1],
+                         resumed_from, changes)  # fmt: skip
+        log = _run_log(config, run_dir, header, val_entries, learner, progress)
+    outcome = run_steps(
+        config, state.step, _batches(config, train_entries, state, ctx, device),
+        learner.take_step, learner.save, log, stop_at=stop_at, on_step=on_step,
+        agree=learner.agree,
+    )  # fmt: skip
     if log is None:
         return None
     log.close()
     summary = {
-        "steps": state.step,
+        "steps": outcome.step,
         "resumed_from_step": resumed_from,
-        "finished": state.step >= config.steps,
-        "interrupted": interrupted,
+        "finished": outcome.step >= config.steps,
+        "interrupted": outcome.interrupted,
         "checkpoint": str(checkpoints.last),
         "reconfigured": changes,
         "seconds": round(time.perf_counter() - t_start, 3),
         "world_size": ctx.world,
-        "backbone": identity,
-        "last": logs,
+        "backbone": backbone[1],
+        "last": outcome.logs,
         "validation": log.val_scalars,
     }
     write_json(run_dir / SUMMARY_FILE, summary)

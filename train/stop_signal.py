@@ -1,9 +1,10 @@
 """Stopping a training run cleanly: SIGTERM, SIGHUP or Ctrl-C end the current step, not the
 process.
 
-Both training loops (``dpst train``, ``dpst train-looks``) poll :attr:`StopSignal.requested`
-after every step and then write a checkpoint, so a service manager's SIGTERM, a closed
-terminal's SIGHUP or a person's Ctrl-C never loses more than the step in progress.
+The training-loop skeleton of both trainers (:func:`dpst.train.skeleton.run_steps`) polls
+:attr:`StopSignal.requested` after every step and then writes a checkpoint, so a service
+manager's SIGTERM, a closed terminal's SIGHUP or a person's Ctrl-C never loses more than the
+step in progress.
 """
 
 from __future__ import annotations
