@@ -28,9 +28,10 @@ import torch
 
 from bench.common import EXAMPLES, median_time
 from dpst.imageio import read_image, resize_long_side, to_tensor
+from dpst.labels.mask_files import read_mask, resize_labels
 from dpst.labels.policy import LabelPolicy
 from dpst.optim_reference.losses import LossWeights, Objective
-from dpst.optim_reference.masks import labels_to_masks, read_mask, resize_labels
+from dpst.optim_reference.masks import one_hot_masks
 from dpst.optim_reference.matting import MattingLaplacian
 from dpst.optim_reference.optimize import mean_init, run_lbfgs
 from dpst.optim_reference.stylize import StylizeConfig, consistent_labels, stylize
@@ -77,8 +78,8 @@ def iteration_seconds(pair, backbone, iters: int) -> tuple[float, str, int]:
     cl, sl, info = consistent_labels(cl, sl, c, s, LabelPolicy())
     ids = info["label_ids"]
     ct, st = to_tensor(c), to_tensor(s)
-    cm = labels_to_masks(torch.from_numpy(cl)[None], ids)
-    sm = labels_to_masks(torch.from_numpy(sl)[None], ids)
+    cm = one_hot_masks(torch.from_numpy(cl)[None], ids)
+    sm = one_hot_masks(torch.from_numpy(sl)[None], ids)
     matting = MattingLaplacian.build(ct)
     obj = Objective(backbone, ct, st, cm, sm, LossWeights(), matting)
     init = mean_init(tuple(ct.shape), 0, "cpu")

@@ -56,7 +56,7 @@ class PairDataset(torch.utils.data.Dataset):
     def load(self, index: int) -> dict[str, Any]:
         """The pair as NumPy arrays at the files' sizes (target resized by the augmenter)."""
         from dpst.imageio import read_image
-        from dpst.optim_reference.masks import read_mask
+        from dpst.labels.mask_files import read_mask
 
         entry = self.entries[index]
         content = read_image(entry.content)

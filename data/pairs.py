@@ -195,7 +195,7 @@ def _load_photos(
 ) -> list[Photo]:
     """Decode every photo (and mask); unreadable or mismatched ones become problems."""
     from dpst.imageio import read_image
-    from dpst.optim_reference.masks import read_mask
+    from dpst.labels.mask_files import read_mask
 
     photos: list[Photo] = []
     for path in list_photos(folder, recursive):

@@ -18,9 +18,9 @@ import numpy as np
 
 from dpst.imageio import to_tensor
 from dpst.labels.images import MASK_PALETTE
+from dpst.labels.policy import LabelPolicy, apply_label_policy
 from dpst.models.ade20k import GROUP_NAMES, relation_ids
 from dpst.models.segmenter import Segmenter, SegmenterConfig, build_segmenter
-from dpst.optim_reference.masks import LabelPolicy, apply_label_policy
 
 TOP_CLASSES_REPORTED = 10  # per image, the largest ADE20K classes found, for the report
 

@@ -14,12 +14,7 @@ import torch.nn.functional as F
 
 from dpst.constants import UNLABELLED
 from dpst.errors import InputError
-
-
-def mask_size(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """A mask size with the image's aspect ratio and at most ``long_side`` on the long side."""
-    scale = min(1.0, long_side / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
+from dpst.labels.pooled_masks import mask_size
 
 
 def check_labels_in_range(

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from dpst.constants import IMAGENET_MEAN, IMAGENET_STD
+from dpst.devices import resolve_device
 from dpst.errors import DpstError, WeightsNotFoundError
 from dpst.hashing import file_sha256
 from dpst.image_checks import check_image_batch
@@ -27,7 +28,6 @@ from dpst.models.ade20k import GROUP_NAMES, class_to_group_table
 from dpst.models.segmenter import (
     Segmenter,
     SegmenterConfig,
-    resolve_device,
     upsample_argmax,
 )
 from dpst.network import PROBE_TIMEOUT_S, failure_line, host, offline_reason

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dpst.errors import InputError
 from dpst.image_checks import check_image_batch
 from dpst.models.segmenter_config import BACKENDS, DEFAULT_SEGFORMER, SegmenterConfig
 
@@ -31,26 +30,12 @@ __all__ = [
     "build_segmenter",
     "candidate_classes",
     "linear_taps",
-    "resolve_device",
     "upsample_argmax",
 ]
 
 # Upsampled logits of a 12-megapixel photo over 150 classes would need 7 GB; beyond this
 # many bytes they are upsampled a band of rows at a time.
 UPSAMPLE_MAX_BYTES = 1 << 28
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA device is an InputError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 class Segmenter(abc.ABC):

@@ -33,45 +33,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from dpst.labels.mask_files import (
-    COLOUR_MASK_MAX_INTERIOR,
-    decode_colour_mask,
-    image_to_labels,
-    read_mask,
-    resize_labels,
-)
-from dpst.labels.policy import (
-    UNLABELLED,
-    LabelPolicy,
-    apply_label_policy,
-    merge_small_regions,
-    merge_small_regions_jointly,
-    remap_orphans,
-)
-
 from .vgg_layout import VGG19_LAYER_INDEX, VGG19_LAYOUT
 
-# The label policy lives in labels.py; it is re-exported here, the one place callers import
-# mask handling from.
-__all__ = [
-    "COLOUR_MASK_MAX_INTERIOR",
-    "UNLABELLED",
-    "LabelPolicy",
-    "apply_label_policy",
-    "decode_colour_mask",
-    "halving_matrix",
-    "image_to_labels",
-    "labels_to_masks",
-    "merge_small_regions",
-    "merge_small_regions_jointly",
-    "propagate_masks",
-    "read_mask",
-    "remap_orphans",
-    "resize_labels",
-]
 
-
-def labels_to_masks(
+def one_hot_masks(
     labels: torch.Tensor, label_ids: Sequence[int], dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
     """Label maps ``(B,H,W)`` int64 -> one-hot masks ``(B,K,H,W)`` in {0,1}, K = len(label_ids).

@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from dpst import __version__
+from dpst.devices import resolve_device
 from dpst.imageio import from_tensor, to_tensor
 from dpst.labels.policy import LabelPolicy, apply_label_policy
 from dpst.optim_reference.losses import LossWeights, Objective
-from dpst.optim_reference.masks import labels_to_masks
+from dpst.optim_reference.masks import one_hot_masks
 from dpst.optim_reference.matting import MattingLaplacian
 from dpst.optim_reference.optimize import (
     LBFGS_HISTORY,
@@ -96,16 +97,6 @@ class StylizeResult:
     image: np.ndarray  # (H, W, 3) float32 in [0, 1], the content's full resolution
     working_image: np.ndarray  # the optimiser's output at the working size, before filtering
     report: dict
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present, else CPU; an unavailable CUDA request is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -280,8 +271,8 @@ def _level_objective(
     cm = sm = None
     if labels.content is not None:
         ids = labels.info["label_ids"]
-        cm = labels_to_masks(torch.from_numpy(_resize_labels(labels.content, hw))[None], ids)
-        sm = labels_to_masks(torch.from_numpy(_resize_labels(labels.style, shw))[None], ids)
+        cm = one_hot_masks(torch.from_numpy(_resize_labels(labels.content, hw))[None], ids)
+        sm = one_hot_masks(torch.from_numpy(_resize_labels(labels.style, shw))[None], ids)
         cm, sm = cm.to(c.device), sm.to(c.device)
     matting = None
     if cfg.stages == 2 and cfg.weights.photorealism:

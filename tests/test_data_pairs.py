@@ -126,7 +126,7 @@ def test_automatic_masks_are_cached_next_to_the_manifest(tmp_path):
     assert seg.calls == 3 and result.report["mode"] == "semantic"
     cached = sorted((tmp_path / "m.masks").iterdir())
     assert len(cached) == 3
-    from dpst.optim_reference.masks import read_mask
+    from dpst.labels.mask_files import read_mask
 
     labels = read_mask(cached[0], (10, 14))
     assert (labels[:5] == 0).all() and (labels[5:] == 1).all()

@@ -17,13 +17,13 @@ from dpst.labels.images import (
     write_colour_mask,
     write_label_png,
 )
+from dpst.labels.mask_files import read_mask
 from dpst.labels.palette import (
     COLOUR_TOLERANCE,
     EXTENDED_COLOURS,
     MASK_PALETTE,
     PAPER_PALETTE,
 )
-from dpst.optim_reference.masks import read_mask
 
 TOLERANCE_U8 = COLOUR_TOLERANCE * 255
 

@@ -77,7 +77,8 @@ def test_a_few_steps_on_one_batch_lower_the_loss(folders, one_thread):
     from dpst.data.luts import LookLibrary
     from dpst.data.photo_pool import PhotoPool
     from dpst.models.generator import Generator
-    from dpst.train.look_training import collate, lr_factor, train_step
+    from dpst.train.config import lr_factor
+    from dpst.train.look_training import collate, train_step
 
     photos, looks = folders
     sampler = LookSampler(PhotoPool.from_folder(photos, 64),

@@ -11,19 +11,17 @@ from PIL import Image
 from scipy import ndimage
 
 from dpst.errors import InputError
+from dpst.labels.mask_files import decode_colour_mask, read_mask
 from dpst.labels.palette import PAPER_PALETTE
-from dpst.optim_reference import vgg
-from dpst.optim_reference.masks import (
+from dpst.labels.policy import (
     LabelPolicy,
     apply_label_policy,
-    decode_colour_mask,
-    labels_to_masks,
     merge_small_regions,
     merge_small_regions_jointly,
-    propagate_masks,
-    read_mask,
     remap_orphans,
 )
+from dpst.optim_reference import vgg
+from dpst.optim_reference.masks import one_hot_masks, propagate_masks
 from tests.tolerances import DTYPE_TOLERANCES
 
 COLOUR = {name: np.array(rgb, dtype=np.uint8) for name, rgb in PAPER_PALETTE}
@@ -163,7 +161,7 @@ def test_colour_image_forced_as_labels_is_an_input_error(tmp_path):
 
 def test_labels_to_masks_one_hot():
     labels = torch.tensor([[[0, 3, -1], [3, 3, 5]]])
-    masks = labels_to_masks(labels, [0, 3, 5])
+    masks = one_hot_masks(labels, [0, 3, 5])
     assert masks.shape == (1, 3, 2, 3) and masks.dtype == torch.float32
     expected = torch.tensor(
         [[[1, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 0]], [[0, 0, 0], [0, 0, 1]]]
@@ -171,7 +169,7 @@ def test_labels_to_masks_one_hot():
     torch.testing.assert_close(masks[0], expected.float())
     assert masks[0, :, 0, 2].sum() == 0  # unlabelled: in no mask
     with pytest.raises(ValueError, match="B,H,W"):
-        labels_to_masks(labels[0], [0])
+        one_hot_masks(labels[0], [0])
 
 
 def blur_oracle(m: np.ndarray) -> np.ndarray:
@@ -231,7 +229,7 @@ def propagation_oracle(m: np.ndarray) -> dict[str, np.ndarray]:
 def test_propagation_against_numpy(size):
     rng = np.random.default_rng(0)
     labels = rng.integers(-1, 3, size=(2, *size))
-    masks = labels_to_masks(torch.from_numpy(labels), [0, 1, 2], dtype=torch.float64)
+    masks = one_hot_masks(torch.from_numpy(labels), [0, 1, 2], dtype=torch.float64)
     layers = (*vgg.STYLE_LAYERS, vgg.CONTENT_LAYER)
     ours = propagate_masks(masks, layers)
     expected = propagation_oracle(masks.numpy())

@@ -12,8 +12,8 @@ from dpst.cli import main
 from dpst.commands.segment import OUTPUT_FILES
 from dpst.imageio import write_image
 from dpst.labels.images import palette_array
+from dpst.labels.mask_files import read_mask
 from dpst.models.ade20k import GROUP_NAMES
-from dpst.optim_reference.masks import read_mask
 from tests.conftest import sample_photo
 from tests.tiny_segformer import save_tiny_segformer
 

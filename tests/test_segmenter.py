@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dpst.devices import resolve_device
 from dpst.errors import DpstError, InputError, WeightsNotFoundError
 from dpst.imageio import to_tensor
 from dpst.models.ade20k import GROUP_NAMES
@@ -15,7 +16,6 @@ from dpst.models.segmenter import (
     bilinear_rows,
     build_segmenter,
     candidate_classes,
-    resolve_device,
     upsample_argmax,
 )
 from tests.tiny_segformer import save_tiny_segformer

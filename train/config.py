@@ -121,12 +121,12 @@ class TrainConfig:
         return out
 
 
-def lr_factor(step: int, config: TrainConfig) -> float:
+def lr_factor(step: int, config) -> float:
     """Multiplier of ``config.lr`` at optimiser step ``step``: :func:`warmup_decay` with the
-    run's settings."""
-    return warmup_decay(
-        step, config.steps, config.warmup_steps, config.min_lr_ratio, config.schedule
-    )
+    run's settings (a training config of either trainer: ``steps``, ``warmup_steps``,
+    ``min_lr_ratio``, and ``schedule`` where it has one, else cosine)."""
+    schedule = getattr(config, "schedule", "cosine")
+    return warmup_decay(step, config.steps, config.warmup_steps, config.min_lr_ratio, schedule)
 
 
 def warmup_decay(

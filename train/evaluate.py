@@ -31,13 +31,14 @@ import torch.nn.functional as F
 
 from dpst.constants import LUMA_REC601
 from dpst.data.manifest import Entry, check_entry
+from dpst.devices import resolve_device
 from dpst.errors import InputError
 from dpst.imageio import from_tensor, read_image, resize_long_side, to_tensor, warn
+from dpst.labels.mask_files import read_mask, resize_labels
 from dpst.labels.policy import LabelPolicy
 from dpst.optim_reference.losses import LossWeights, Objective
-from dpst.optim_reference.masks import read_mask, resize_labels
 from dpst.optim_reference.matting import MattingLaplacian
-from dpst.optim_reference.stylize import MattingConfig, StylizeConfig, resolve_device, stylize
+from dpst.optim_reference.stylize import MattingConfig, StylizeConfig, stylize
 from dpst.optim_reference.vgg import BackboneConfig
 from dpst.train.objective import (
     build_objective,

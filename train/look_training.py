@@ -34,11 +34,11 @@ from dpst.config import validated
 from dpst.data.look_pairs import LookPairConfig, LookPairDataset, LookSampler
 from dpst.data.luts import LookLibrary
 from dpst.data.photo_pool import PhotoPool
+from dpst.devices import resolve_device
 from dpst.imageio import atomic_write, write_json
 from dpst.models.generator import Generator, GeneratorConfig
 from dpst.optim_reference.matting import MattingLaplacian
-from dpst.optim_reference.stylize import resolve_device
-from dpst.train.config import warmup_decay
+from dpst.train.config import lr_factor
 from dpst.train.look_loss import LookLossWeights, look_loss
 from dpst.train.run_checkpoints import Resumed, RunCheckpoints, RunStateError
 from dpst.train.skeleton import (
@@ -109,11 +109,6 @@ class LookTrainConfig:
         out = dataclasses.asdict(self)
         out["model"] = self.model.to_dict()
         return out
-
-
-def lr_factor(step: int, config: LookTrainConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio`` (as ``dpst train``'s default)."""
-    return warmup_decay(step, config.steps, config.warmup_steps, config.min_lr_ratio)
 
 
 def collate(samples: list[dict]) -> dict:

@@ -37,11 +37,11 @@ from dpst.config import validated
 from dpst.data.augment import PairAugment
 from dpst.data.dataset import PairDataset
 from dpst.data.manifest import Entry, check_entry, read_manifest
+from dpst.devices import resolve_device
 from dpst.errors import InputError
 from dpst.imageio import write_json
 from dpst.models.bundle import load_generator
 from dpst.models.generator import Generator, GeneratorConfig
-from dpst.optim_reference.stylize import resolve_device
 from dpst.optim_reference.vgg import load_backbone
 from dpst.train import dist
 from dpst.train.config import TrainConfig, lr_factor

@@ -17,7 +17,7 @@ import torch
 from dpst.labels.policy import LabelPolicy
 from dpst.models.label_masks import UNLABELLED, check_labels_in_range, masks_for_image
 from dpst.optim_reference.losses import LossWeights, Objective
-from dpst.optim_reference.masks import labels_to_masks
+from dpst.optim_reference.masks import one_hot_masks
 from dpst.optim_reference.matting import MattingLaplacian
 from dpst.optim_reference.stylize import MattingConfig, consistent_labels
 
@@ -71,8 +71,8 @@ def build_objective(
     size), label maps ``(B, H, W)`` / ``(B, Hs, Ws)`` int64, -1 unlabelled."""
     ids = torch.unique(content_labels)
     ids = [int(i) for i in ids if int(i) != UNLABELLED] or [0]
-    cm = labels_to_masks(content_labels, ids).to(content.device)
-    sm = labels_to_masks(style_labels, ids).to(content.device)
+    cm = one_hot_masks(content_labels, ids).to(content.device)
+    sm = one_hot_masks(style_labels, ids).to(content.device)
     laplacian = None
     if weights.photorealism:
         laplacian = MattingLaplacian.build(

@@ -199,7 +199,7 @@ def make_target(
     nothing and raises KeyboardInterrupt.
     """
     from dpst.imageio import read_image, write_image
-    from dpst.optim_reference.masks import read_mask
+    from dpst.labels.mask_files import read_mask
     from dpst.optim_reference.stylize import stylize
 
     t0 = time.perf_counter()

@@ -98,7 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _masks(args, content, style, config, files: bool):
     """``(content labels, style labels, what the report says)``; None, None: one region."""
-    from dpst.optim_reference.masks import read_mask
+    from dpst.labels.mask_files import read_mask
 
     if files:
         content_labels = read_mask(args.content_mask, content.shape[:2])
@@ -179,9 +179,10 @@ def _stylize(args: argparse.Namespace, out: Path) -> bool:
     from dataclasses import asdict
 
     from dpst.commands.outputs import write_image_or_rescue
+    from dpst.devices import resolve_device
     from dpst.errors import InputError
     from dpst.imageio import read_image
-    from dpst.optim_reference.stylize import resolve_device, stylize
+    from dpst.optim_reference.stylize import stylize
     from dpst.optim_reference.vgg import load_backbone
 
     config, backbone = optimiser_configs(args)

@@ -185,7 +185,7 @@ class DemoEngine:
 
     def network(self) -> tuple[Any, dict]:
         """The backbone and its identity, loaded on first use and kept for every job."""
-        from dpst.optim_reference.stylize import resolve_device
+        from dpst.devices import resolve_device
         from dpst.optim_reference.vgg import load_backbone
 
         if self.backbone is None:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from dpst.errors import InputError, first_line
+from dpst.imageio import current_umask
 from dpst.serve.runtime.stages import run_stages
 
 # Tried in order when the input's codec cannot be written: widely played, and in every
@@ -81,12 +82,6 @@ def _av():
     except ImportError:
         raise InputError("dpst video needs PyAV: pip install av") from None
     return av
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _ffmpeg_reason(err: BaseException) -> str:
@@ -191,7 +186,7 @@ def process_video(
         temp = Path(name)
         try:
             report = _transcode(av, source, video, temp, frames, progress, src)
-            os.chmod(temp, 0o666 & ~_umask())  # the usual permissions, not mkstemp's 0600
+            os.chmod(temp, 0o666 & ~current_umask())  # the usual permissions, not mkstemp's 0600
             os.replace(temp, dst)
         except BaseException:
             temp.unlink(missing_ok=True)
