@@ -171,8 +171,9 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return hashing.file_sha256(path)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, computed once per (path, size, mtime)."""
+def weights_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a weights file, computed once per (path, size, mtime): the backbone's
+    identity in every report, without hashing 550 MB per run."""
     stat = os.stat(path)
     return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
@@ -302,7 +303,7 @@ def load_backbone(
         raise ValueError(f"backbone must be 'vgg19' or 'random', got {config.name!r}")
 
     path, source, resolved_by = resolve_weights(config)
-    sha = file_sha256(path)
+    sha = weights_sha256(path)
     weights, fmt, detected_by = read_conv_weights(path, sha, conv_channels(), config.format)
     model = VGG19Features(fmt)
     model.load_state_dict(weights)

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         image, report, note = _one_pass(args, content, style)
     report = {**report, "inputs": {"content": args.content, "style": args.style}}
     write_image_or_rescue(out, image, report)
-    write_image(out.with_name(out.stem + "_compare.png"), side_by_side([content, style, image]))
+    write_image(out.with_name(out.stem + "_compare.png"), image_row([content, style, image]))
     print(
         f"wrote {out}, {out.name}.json and {out.stem}_compare.png (content | style | result) "
         f"in {report['seconds']:.1f} s{note}"
@@ -135,7 +135,7 @@ def _quality(args, content, style):
     return result.image, result.report, note
 
 
-def side_by_side(images: list, height: int | None = None, gap: int = 4):
+def image_row(images: list, height: int | None = None, gap: int = 4):
     """Images (H,W,3) in [0,1] in a row at one height (the last one's), white gaps."""
     import numpy as np
 

@@ -48,7 +48,7 @@ from dpst.serve.runtime.looks import (
     read_look,
 )
 from dpst.serve.runtime.pipeline import run_look, run_pair
-from dpst.serve.runtime.strength import check_strength as check_strength_value
+from dpst.serve.runtime.strength import check_strength
 
 STRENGTH_HELP = (
     "how much of the look to apply: 0 = the content unchanged, 1 = the model's full transfer "
@@ -68,17 +68,17 @@ def add_model(p: argparse.ArgumentParser) -> None:
 def add_strength(
     p: argparse.ArgumentParser, default: float | None = DEFAULT_STRENGTH, prefix: str = ""
 ) -> None:
-    """``--strength`` (checked by :func:`check_strength` in ``run``: out of range is one line,
+    """``--strength`` (checked by :func:`strength_flag` in ``run``: out of range is one line,
     not argparse's usage block); ``prefix`` starts its help ("export: ")."""
     p.add_argument(
         "--strength", type=float, default=default, metavar="S", help=prefix + STRENGTH_HELP
     )
 
 
-def check_strength(args: argparse.Namespace) -> float:
+def strength_flag(args: argparse.Namespace) -> float:
     """``args.strength`` (the default when not given) in [0, 2], or a one-line InputError."""
     value = DEFAULT_STRENGTH if args.strength is None else args.strength
-    return check_strength_value(value, "--strength")
+    return check_strength(value, "--strength")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -108,7 +108,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    args.strength = check_strength(args)
+    args.strength = strength_flag(args)
     if args.look is not None and args.style is not None:
         raise InputError("give STYLE or --look, not both")
     if args.look is None and args.style is None:

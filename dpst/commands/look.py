@@ -149,7 +149,7 @@ def _segmented(args: argparse.Namespace, style, max_labels: int):
 
 def _export(args: argparse.Namespace) -> int:
 
-    strength = fast.check_strength(args)
+    strength = fast.strength_flag(args)
     given = args.inputs[1:]
     if len(given) not in (1, 2) or (len(given) == 2) == (args.look is not None):
         raise InputError(f"dpst look {EXPORT} takes CONTENT and either STYLE or --look LOOK.dpst")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from dpst.commands.fast import add_model, add_strength, check_strength
+from dpst.commands.fast import add_model, add_strength, strength_flag
 
 HELP_SMOOTHING = (
     "weight of the past in the moving average of the model's colour grid, in [0, 1) (default "
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from dpst.commands.signals import termination_as_interrupt
     from dpst.serve.runtime.video import check_output_format, probe, process_video
 
-    args.strength = check_strength(args)
+    args.strength = strength_flag(args)
     check_not_a_folder(args.output)
     out = Path(args.output)
     check_output_format(out)
