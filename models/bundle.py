@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,6 @@ def load_bundle(folder: str | os.PathLike):
 
 def bundled_folder() -> Path:
     """The bundle shipped in the package (``dpst/serve/bundled``), as package data."""
-    from importlib.resources import files
-
     return Path(str(files("dpst.serve") / "bundled"))
 
 
