@@ -14,7 +14,9 @@ colour is blended toward a tinted white:
   (max channel 1; white when the style's brightest region is neutral, see
   :func:`highlight_tint`), mixed toward white until its luma is at least the mapped colour's
   (protection never darkens a highlight);
-- result ``o + w * (p - o)``, in [0, 1].
+- result ``o + a * w * (p - o)``, in [0, 1], ``a`` the image's amount
+  (:func:`highlight_amount`): 1 when highlights cover at most AREA_LOW of the image, 0 from
+  AREA_HIGH (a large clipped area is a sky or a background, which the look restyles).
 
 ``t`` has luma at least ``MIN_TINT_LUMA``, so a fully weighted clipped pixel (``v`` = 1)
 keeps luma ``>= MIN_TINT_LUMA`` whatever the look: at the top of the luminance order unless
@@ -29,10 +31,18 @@ from __future__ import annotations
 
 import numpy as np
 
-# Content max channel: no protection below V_LOW, full from V_HIGH (of 1).
-V_LOW, V_HIGH = 0.80, 0.97
-# Content saturation (max - min) / max: full protection below S_LOW, none from S_HIGH.
-S_LOW, S_HIGH = 0.10, 0.30
+# Content max channel: no protection below V_LOW, full from V_HIGH (of 1): clipped pixels
+# only (248 to 254 of 255); bright skies and clouds below that keep the look.
+V_LOW, V_HIGH = 0.97, 0.995
+# Content saturation (max - min) / max: full protection below S_LOW, none from S_HIGH (the
+# issue's sun, 255, 254, 241, has 0.055).
+S_LOW, S_HIGH = 0.06, 0.20
+# Share of the image that is highlight (mean weight): full protection up to AREA_LOW, none
+# from AREA_HIGH. A sun or a specular is small; a clipped sky or a studio's white background
+# is a region the look restyles (the paper's pairs turn such backgrounds dark).
+AREA_LOW, AREA_HIGH = 0.02, 0.08
+# Pixels sampled (on a regular lattice) to measure that share.
+AREA_SAMPLES = 1 << 16
 # Luma (Rec. 709) of the tint at least this: a highlight stays near the top.
 MIN_TINT_LUMA = 0.85
 # How far above the style's mean luma (in standard deviations) its "brightest region" is.
@@ -90,7 +100,23 @@ def highlight_weight(content: np.ndarray) -> np.ndarray:
     return _smoothstep(V_LOW, V_HIGH, top) * (np.float32(1.0) - _smoothstep(S_LOW, S_HIGH, sat))
 
 
-def protect_highlights(content: np.ndarray, output: np.ndarray, tint: np.ndarray) -> np.ndarray:
+def highlight_amount(content: np.ndarray, samples: int = AREA_SAMPLES) -> float:
+    """How much protection an image gets, in [0, 1]: ``1 - smoothstep(AREA_LOW, AREA_HIGH,
+    a)``, ``a`` the mean :func:`highlight_weight` over a lattice of about ``samples`` pixels
+    of ``content`` ``(H, W, 3)`` (uint8, or float in [0, 1]); read in place, never copied
+    whole (50 MP: a 65k-pixel view)."""
+    height, width = content.shape[:2]
+    step = max(1, int(np.ceil(np.sqrt(height * width / samples))))
+    sample = content[step // 2 :: step, step // 2 :: step]
+    if sample.dtype == np.uint8:
+        sample = sample.astype(np.float32) * np.float32(1 / 255)
+    share = float(highlight_weight(np.asarray(sample, dtype=np.float32)).mean())
+    return float(1.0 - _smoothstep(AREA_LOW, AREA_HIGH, np.float32(share)))
+
+
+def protect_highlights(
+    content: np.ndarray, output: np.ndarray, tint: np.ndarray, amount: float = 1.0
+) -> np.ndarray:
     """``output`` with the content's highlights blended toward the tinted content.
 
     Args:
@@ -98,6 +124,8 @@ def protect_highlights(content: np.ndarray, output: np.ndarray, tint: np.ndarray
             ``(B, H, W, 3)``).
         output: ``(..., 3)`` the look's result for it, float in [0, 1], same shape.
         tint: ``(3,)`` from :func:`highlight_tint` (strength already applied).
+        amount: in [0, 1], multiplies the weight (:func:`highlight_amount` of the whole
+            image, so every band of it gets the same).
 
     Returns:
         ``(..., 3)`` float32 in [0, 1]: ``o + w (p - o)``, ``w`` from
@@ -107,7 +135,7 @@ def protect_highlights(content: np.ndarray, output: np.ndarray, tint: np.ndarray
     """
     content = np.asarray(content, dtype=np.float32)
     output = np.asarray(output, dtype=np.float32)
-    weight = highlight_weight(content)
+    weight = highlight_weight(content) * np.float32(amount)
     luma = LUMA.astype(np.float32)
     target = content * np.asarray(tint, dtype=np.float32)
     target_luma = target @ luma

@@ -69,7 +69,7 @@ from dpst.models.onnx_format import (
     style_encoder_path_for,
 )
 from dpst.serve import tiled_render
-from dpst.serve.highlights import highlight_tint, protect_highlights
+from dpst.serve.highlights import highlight_amount, highlight_tint, protect_highlights
 from dpst.serve.label_masks_np import masks_for_image
 from dpst.serve.strength import DEFAULT_STRENGTH, blend_grid, blend_image, check_strength
 
@@ -369,6 +369,7 @@ class FastStylizer:
         grid = np.ascontiguousarray(grid, dtype=np.float32)
         out = np.empty((height, width, 3), dtype=_output_dtype(dtype))
         cols = tiled_render.cell_positions(0, width, width, grid.shape[4])
+        amount = 0.0 if highlights is None else highlight_amount(content)
         bands = list(tiled_render.row_bands(height, width))
         workers = min(self._render_workers, len(bands))
 
@@ -382,11 +383,12 @@ class FastStylizer:
                     "cols": cols,
                 }
                 (band,) = self._renderer.run(list(RENDERER_OUTPUTS), feeds)
-                if highlights is not None:
+                if amount > 0:
                     rgb = protect_highlights(
                         feeds["content"][0].transpose(1, 2, 0),
                         band[0].transpose(1, 2, 0),
                         highlights,
+                        amount,
                     )
                     band = rgb.transpose(2, 0, 1)[None]
                 tiled_render.store(out, rows, band)  # each worker its own rows

@@ -56,6 +56,21 @@ def test_protect_highlights_matches_a_per_pixel_oracle():
     np.testing.assert_array_equal(got[weight == 0], output[weight == 0])  # others untouched
     batch = hl.protect_highlights(content[None], output[None], tint)  # batch-first works too
     np.testing.assert_array_equal(batch[0], got)
+    half = hl.protect_highlights(content, output, tint, amount=0.5)
+    np.testing.assert_allclose(half, (got + output) / 2, atol=2e-6)  # the weight is linear in it
+    np.testing.assert_array_equal(hl.protect_highlights(content, output, tint, 0.0), output)
+
+
+def test_the_amount_falls_as_highlights_cover_more_of_the_image():
+    image = np.full((300, 400, 3), 60, np.uint8)
+    image[:, :, 2] = 200
+    assert hl.highlight_amount(image) == 1.0  # no highlight
+    for share, low, high in ((0.01, 1.0, 1.0), (0.05, 0.2, 0.8), (0.2, 0.0, 0.0)):
+        clipped = image.copy()
+        clipped[: round(share * 300)] = 255  # rows of clipped white
+        assert low <= hl.highlight_amount(clipped) <= high, share
+        as_float = hl.highlight_amount(clipped.astype(np.float32) / 255)
+        assert as_float == pytest.approx(hl.highlight_amount(clipped), abs=1e-6)
 
 
 def test_a_protected_highlight_is_never_darker_than_the_mapped_colour():
@@ -86,15 +101,17 @@ def test_highlight_tint():
 
 
 def sun_scene(height: int = 120, width: int = 160):
-    """A blown sun (RGB 255, 254, 241) in an orange halo on a blue sky, uint8, and each
-    pixel's distance to its centre."""
+    """A city at sunrise: a small blown sun (RGB 255, 254, 241; 1.5% of the frame) in an
+    orange halo on a blue sky, above a dark violet city; uint8, and each pixel's distance
+    to the sun's centre."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
     r = np.hypot(y - height / 2, x - width / 2)
     top, bottom = np.array([0.26, 0.48, 0.77]), np.array([0.19, 0.63, 0.77])
     sky = top + (bottom - top) * (y / height)[..., None]
-    halo = np.clip(1 - (r - 18.9) / 15.6, 0, 1)[..., None] ** 1.5
+    halo = np.clip(1 - (r - 9.6) / 15.6, 0, 1)[..., None] ** 1.5
     image = sky * (1 - halo) + np.array([1.0, 0.7, 0.29]) * halo
-    disc = np.clip(19.9 - r, 0, 1)[..., None]
+    image = np.where((y > 0.78 * height)[..., None], [0.21, 0.05, 0.29], image)
+    disc = np.clip(10.6 - r, 0, 1)[..., None]
     image = image * (1 - disc) + np.array([255, 254, 241]) / 255 * disc
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8), r
 
@@ -117,7 +134,7 @@ def _luma(pixels: np.ndarray) -> np.ndarray:
 def test_the_synthetic_sun_stays_the_brightest_and_not_blue(strength, one_thread):
     content, r = sun_scene()
     style = pink_dusk()
-    disc, rest = r < 16, r > 21
+    disc, rest = r < 8, r > 12
     protected = FastStylizer(BUNDLED_MODEL, threads=1)
     out = protected.stylize(content, style, dtype=np.uint8, strength=strength)
     disc_luma = _luma(out[disc]).mean()
@@ -125,14 +142,13 @@ def test_the_synthetic_sun_stays_the_brightest_and_not_blue(strength, one_thread
     red, green, blue = out[disc].mean(axis=0) / 255
     hue, saturation, _ = colorsys.rgb_to_hsv(red, green, blue)
     assert not (150 <= hue * 360 <= 270) and saturation < 0.35  # not blue; near white, tinted
-    # Without the protection the model turns the disc a saturated rose, at 1.5 darker than
-    # its halo (what the issue reports): this scene does show the fault.
+    # Without the protection the model turns the disc a saturated red darker than its
+    # halo (what the issue reports, there grey-blue): this scene does show the fault.
     raw = FastStylizer(BUNDLED_MODEL, threads=1, protect_highlights=False)
     before = raw.stylize(content, style, dtype=np.uint8, strength=strength)
     assert colorsys.rgb_to_hsv(*(before[disc].mean(axis=0) / 255))[1] > 0.45
-    if strength > 1:
-        halo = (r > 21) & (r < 27)
-        assert _luma(before[disc]).mean() < _luma(before[halo]).mean()
+    halo = (r > 12) & (r < 16)
+    assert _luma(before[disc]).mean() < _luma(before[halo]).mean()
     assert np.array_equal(out[rest], before[rest])  # only the highlight changed
 
 

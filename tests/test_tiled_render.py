@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from dpst.models import bilateral_grid
 from dpst.serve import tiled_render
-from dpst.serve.highlights import protect_highlights
+from dpst.serve.highlights import highlight_amount, protect_highlights
 from dpst.serve.runtime import BUNDLED_MODEL, FastStylizer
 
 
@@ -114,7 +114,8 @@ def test_runtime_in_bands_equals_its_whole_image_graph(bundled, monkeypatch):
     banded = bundled.stylize_with_code(content, code, labels)
     whole = bundled._stylize_whole(content, code, labels)
     # The whole-image graph has no highlight protection: the same maths on its output.
-    whole = protect_highlights(content, whole, bundled.highlight_tint(code))
+    tint = bundled.highlight_tint(code)
+    whole = protect_highlights(content, whole, tint, highlight_amount(content))
     assert banded.dtype == np.float32 and banded.shape == content.shape
     assert np.abs(banded - content).mean() > 0.01  # the model does change the colours
     np.testing.assert_allclose(banded, whole, rtol=0, atol=1e-4)
