@@ -134,14 +134,19 @@ def protect_highlights(
         ``w = 0`` are returned exactly as given.
     """
     content = np.asarray(content, dtype=np.float32)
-    output = np.asarray(output, dtype=np.float32)
+    result = np.array(output, dtype=np.float32)  # a copy; pixels with w = 0 stay as given
     weight = highlight_weight(content) * np.float32(amount)
+    inside = weight > 0
+    if not inside.any():
+        return result
+    # Only the weighted pixels (a few percent of an image at most, often none).
+    weight, colour, mapped = weight[inside][:, None], content[inside], result[inside]
     luma = LUMA.astype(np.float32)
-    target = content * np.asarray(tint, dtype=np.float32)
+    target = colour * np.asarray(tint, dtype=np.float32)
     target_luma = target @ luma
     # Toward white until the luma is the mapped colour's, when that is brighter.
-    lift = (output @ luma - target_luma) / np.maximum(np.float32(1.0) - target_luma, 1e-6)
-    lift = np.clip(lift, 0.0, 1.0)[..., None]
+    lift = (mapped @ luma - target_luma) / np.maximum(np.float32(1.0) - target_luma, 1e-6)
+    lift = np.clip(lift, 0.0, 1.0)[:, None]
     target = target + lift * (np.float32(1.0) - target)
-    result = output + weight[..., None] * (target - output)
-    return np.clip(result, 0.0, 1.0)
+    result[inside] = np.clip(mapped + weight * (target - mapped), 0.0, 1.0)
+    return result
