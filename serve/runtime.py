@@ -277,8 +277,10 @@ class FastStylizer:
             strength: how much of the look, in [0, 2]: 0 gives the content, 1 the model's
                 result (default), 2 twice its change. The grid is blended with the identity
                 (:mod:`dpst.serve.strength`), so the result is ``content + strength * (raw -
-                content)`` clamped to [0, 1], ``raw`` the model's unclamped result. A model
-                without a renderer (format 2) clamps first and blends its output after.
+                content)`` clamped to [0, 1], ``raw`` the model's unclamped result, then
+                clipped highlights protected (:mod:`dpst.serve.highlights`, unless
+                ``protect_highlights`` is off). A model without a renderer (format 2) clamps
+                first and blends its output after, with no highlight protection.
 
         Raises:
             InputError: an image or label map of the wrong kind, size or range.
