@@ -159,3 +159,21 @@ def test_strength_zero_still_gives_the_content(one_thread):
     out = stylizer.stylize(content, pink_dusk(), dtype=np.uint8, strength=0.0)
     assert np.abs(out.astype(int) - content).max() <= 1
     assert not math.isnan(float(out.mean()))
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="no bundled model")
+def test_a_style_with_white_highlights_keeps_the_sun_near_neutral(one_thread):
+    height, width = 100, 150
+    t = np.repeat((np.arange(height) / height)[:, None, None], width, axis=1)
+    top, glow, low = np.array([0.2, 0.3, 0.5]), np.array([0.95, 0.95, 0.93]), [0.15, 0.2, 0.35]
+    style = np.where(t < 0.68, top + (glow - top) * t / 0.68,
+                     glow + (np.array(low) - glow) * (t - 0.68) / 0.32)  # fmt: skip
+    style = (np.clip(style, 0, 1) * 255 + 0.5).astype(np.uint8)
+    stylizer = FastStylizer(BUNDLED_MODEL, threads=1)
+    tint = stylizer.highlight_tint(stylizer.encode_style(style))
+    assert tint.min() > 0.95  # the style's brightest region is near white
+    content, r = sun_scene()
+    for strength in (1.0, 1.5):
+        out = stylizer.stylize(content, style, dtype=np.uint8, strength=strength)
+        disc = out[r < 8].mean(axis=0) / 255
+        assert colorsys.rgb_to_hsv(*disc)[1] < 0.06 and _luma(out[r < 8]).mean() > 240
