@@ -18,8 +18,8 @@ colour is blended toward a tinted white:
   (:func:`highlight_amount`): 1 when highlights cover at most AREA_LOW of the image, 0 from
   AREA_HIGH (a large clipped area is a sky or a background, which the look restyles).
 
-``t`` has luma at least ``MIN_TINT_LUMA``, so a fully weighted clipped pixel (``v`` = 1)
-keeps luma ``>= MIN_TINT_LUMA`` whatever the look: at the top of the luminance order unless
+``t`` has luma at least ``MIN_TINT_LUMA``, so a fully weighted clipped white pixel (``c`` near 1)
+keeps luma of about ``MIN_TINT_LUMA`` or more whatever the look: near the top of the order unless
 its surroundings are themselves mapped to near-white.
 
 Strength (:mod:`dpst.serve.strength`): the tint is taken ``strength`` of the way from white,
@@ -45,7 +45,7 @@ AREA_LOW, AREA_HIGH = 0.02, 0.08
 AREA_SAMPLES = 1 << 16
 # Luma (Rec. 709) of the tint at least this: a highlight stays near the top.
 MIN_TINT_LUMA = 0.85
-# How far above the style's mean luma (in standard deviations) its "brightest region" is.
+# How far above the style's mean brightness (in standard deviations) its "brightest region" is.
 BRIGHT_SIGMAS = 2.0
 LUMA = np.array([0.2126, 0.7152, 0.0722])
 # The style's brightness for finding its brightest region: the channels' mean, so that noise
