@@ -25,7 +25,9 @@ Methods (rows), in one run:
 5. ``generator+masks`` and 6. ``generator``: the exported one-pass generator through
    :class:`dpst.serve.runtime.stylizer.FastStylizer`, with and without the masks (``--model``;
    default: what :func:`dpst.serve.runtime.stylizer.default_model_path` finds; the rows are skipped,
-   with the reason printed, when there is no model);
+   with the reason printed, when there is no model); ``generator+masks-unprotected`` and
+   ``generator-unprotected`` (extra rows, not run by default) are the same without the
+   highlight protection (:mod:`dpst.serve.runtime.highlights`), for its effect in one run;
 7. ``optimiser`` (``--optimiser``, off by default: minutes per pair): the reference optimiser
    (:func:`dpst.optim_reference.stylize.stylize`, ``--optimiser-iters`` per stage,
    multi-scale) with VGG-19 when its weights are found; ``--optimiser-backbone random`` runs
@@ -97,8 +99,11 @@ METHOD_LABELS = {
     "mkl-segments+smooth": "MKL per segment + smoothing",
     "generator+masks": "generator, with masks",
     "generator": "generator, no masks",
+    "generator+masks-unprotected": "generator, masks, no highlight protection",
+    "generator-unprotected": "generator, no masks, no highlight protection",
     "optimiser": "optimiser",
 }
+GENERATOR_METHODS = tuple(k for k in METHOD_LABELS if k.startswith("generator"))
 DEFAULT_METHODS = (
     "identity",
     "reinhard",
@@ -390,16 +395,24 @@ def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list
         )
         return stylizer.stylize(p.content, p.style, cl, sl)
 
-    rows = [
-        Method("generator+masks", METHOD_LABELS["generator+masks"], with_masks, True, note),
-        Method(
-            "generator",
-            METHOD_LABELS["generator"],
-            lambda p: stylizer.stylize(p.content, p.style),
-            note=note,
-        ),
-    ]
-    return rows, ""
+    # The same model rendering its grid alone (dpst.serve.runtime.highlights off), for comparison.
+    unprotected = FastStylizer(path, threads=threads, protect_highlights=False)
+
+    def rows_of(model, suffix: str) -> list[Method]:
+        def with_masks(p: Pair) -> np.ndarray:
+            cl, sl, _ = model.prepare_labels(p.content, p.style, p.content_labels, p.style_labels)
+            return model.stylize(p.content, p.style, cl, sl)
+
+        def without(p: Pair) -> np.ndarray:
+            return model.stylize(p.content, p.style)
+
+        masked, plain = "generator+masks" + suffix, "generator" + suffix
+        return [
+            Method(masked, METHOD_LABELS[masked], with_masks, True, note),
+            Method(plain, METHOD_LABELS[plain], without, note=note),
+        ]
+
+    return rows_of(stylizer, "") + rows_of(unprotected, "-unprotected"), ""
 
 
 def optimiser_method(args: argparse.Namespace) -> tuple[list[Method], str]:
@@ -556,11 +569,11 @@ def main(argv: list[str] | None = None) -> int:
     methods: list[Method] = []
     skipped_methods: dict[str, str] = {}
     methods += classical_methods(eps)
-    if {"generator", "generator+masks"} & set(wanted):
+    if set(GENERATOR_METHODS) & set(wanted):
         rows, reason = generator_methods(args.model, args.threads, args.size)
         methods += rows
         if reason:
-            skipped_methods.update({k: reason for k in ("generator+masks", "generator")})
+            skipped_methods.update({k: reason for k in GENERATOR_METHODS})
     if "optimiser" in wanted:
         rows, reason = optimiser_method(args)
         methods += rows

@@ -1,6 +1,9 @@
 """How much of a one-pass look is applied: the grid blended with the identity gives the content
 at 0, the model's result at 1 and ``clip(content + s * (raw - content))`` in between and
-beyond, the unclamped ``raw`` taken from PyTorch's renderer as the oracle."""
+beyond, the unclamped ``raw`` taken from PyTorch's renderer as the oracle.
+
+These are properties of the grid, so the stylizers here render it alone (highlight protection
+off); tests/test_highlights.py covers the protection on top, strength 0 included."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ ATOL = 1e-5
 
 @pytest.fixture(scope="module")
 def bundled():
-    return FastStylizer(BUNDLED_MODEL, threads=1)
+    return FastStylizer(BUNDLED_MODEL, threads=1, protect_highlights=False)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,7 @@ def test_strengths_blend_the_unclamped_result_then_clamp(tiny):
     from dpst.models.checkpoint import load_checkpoint
 
     generator, _ = load_checkpoint(tiny.parent / "tiny.pt")
-    stylizer = FastStylizer(tiny, threads=1)
+    stylizer = FastStylizer(tiny, threads=1, protect_highlights=False)
     content, style = _pair(2)
     code = stylizer.encode_style(style)
     with torch.no_grad():
@@ -91,7 +94,7 @@ def test_strengths_blend_the_unclamped_result_then_clamp(tiny):
 
 
 def test_a_model_without_renderer_blends_its_clamped_output(tiny):
-    stylizer = FastStylizer(tiny, threads=1)
+    stylizer = FastStylizer(tiny, threads=1, protect_highlights=False)
     content, style = _pair(3)
     code = stylizer.encode_style(style)
     whole = stylizer._stylize_whole(content, code, None)

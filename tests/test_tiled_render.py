@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from dpst.models import bilateral_grid
 from dpst.serve.runtime import tiled_render
+from dpst.serve.runtime.highlights import highlight_amount, protect_highlights
 from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer
 
 
@@ -112,6 +113,9 @@ def test_runtime_in_bands_equals_its_whole_image_graph(bundled, monkeypatch):
     monkeypatch.setattr(tiled_render, "BAND_PIXELS", 131 * 10)  # ten bands, the last short
     banded = bundled.stylize_with_code(content, code, labels)
     whole = bundled._stylize_whole(content, code, labels)
+    # The whole-image graph has no highlight protection: the same maths on its output.
+    tint = bundled.highlight_tint(code)
+    whole = protect_highlights(content, whole, tint, highlight_amount(content))
     assert banded.dtype == np.float32 and banded.shape == content.shape
     assert np.abs(banded - content).mean() > 0.01  # the model does change the colours
     np.testing.assert_allclose(banded, whole, rtol=0, atol=1e-4)
@@ -136,6 +140,7 @@ def test_grid_and_render_are_the_stylize_steps(bundled):
     grid = bundled.predict_grid(content, code)
     config = bundled.metadata["config"]
     assert grid.shape == (1, 12, config["luma_bins"], config["grid_size"], config["grid_size"])
+    tint = bundled.highlight_tint(code)
     np.testing.assert_array_equal(
-        bundled.render(content, grid), bundled.stylize_with_code(content, code)
+        bundled.render(content, grid, highlights=tint), bundled.stylize_with_code(content, code)
     )

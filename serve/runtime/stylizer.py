@@ -70,6 +70,7 @@ from dpst.models.onnx_format import (
     style_encoder_path_for,
 )
 from dpst.serve.runtime import tiled_render
+from dpst.serve.runtime.highlights import highlight_amount, highlight_tint, protect_highlights
 from dpst.serve.runtime.strength import DEFAULT_STRENGTH, blend_grid, blend_image, check_strength
 
 LOG = logging.getLogger(__name__)
@@ -147,6 +148,10 @@ class FastStylizer:
         cache_size: style encodings kept, least recently used dropped first.
         threads: ONNX Runtime intra-op threads of the stylizer and encoder, and bands of the
             full resolution rendered at once (default: ONNX Runtime's choice; the cores).
+        protect_highlights: keep clipped highlights bright and near-neutral (or the style's
+            highlight tint) instead of the grid's rotated colour
+            (:mod:`dpst.serve.runtime.highlights`; default on; off renders the model's grid
+            alone, as before).
 
     Attributes:
         provider: the execution provider that runs the model (e.g. "CPUExecutionProvider").
@@ -167,8 +172,10 @@ class FastStylizer:
         providers: list[str] | tuple[str, ...] | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         threads: int | None = None,
+        protect_highlights: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
+        self.protect_highlights = bool(protect_highlights)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
         self._cache_size = max(0, int(cache_size))
         self._lock = threading.Lock()
@@ -272,8 +279,10 @@ class FastStylizer:
             strength: how much of the look, in [0, 2]: 0 gives the content, 1 the model's
                 result (default), 2 twice its change. The grid is blended with the identity
                 (:mod:`dpst.serve.runtime.strength`), so the result is ``content + strength * (raw -
-                content)`` clamped to [0, 1], ``raw`` the model's unclamped result. A model
-                without a renderer (format 2) clamps first and blends its output after.
+                content)`` clamped to [0, 1], ``raw`` the model's unclamped result, then
+                clipped highlights protected (:mod:`dpst.serve.runtime.highlights`, unless
+                ``protect_highlights`` is off). A model without a renderer (format 2) clamps
+                first and blends its output after, with no highlight protection.
 
         Raises:
             InputError: an image or label map of the wrong kind, size or range.
@@ -309,7 +318,16 @@ class FastStylizer:
             out = blend_image(content, out, strength)  # its output is clamped already
             return out if dtype == np.float32 else np.rint(out * 255).astype(np.uint8)
         grid = self.predict_grid(content, code, content_labels)
-        return self.render(content, blend_grid(grid, strength), dtype)
+        tint = self.highlight_tint(code, strength)
+        return self.render(content, blend_grid(grid, strength), dtype, highlights=tint)
+
+    def highlight_tint(self, code: tuple[np.ndarray, ...], strength: float = DEFAULT_STRENGTH):
+        """The tint :meth:`render` gives clipped highlights for a style code at ``strength``
+        (:func:`dpst.serve.runtime.highlights.highlight_tint`, from the style's whole-image colour
+        statistics), or None when highlight protection is off (``protect_highlights``)."""
+        if not self.protect_highlights:
+            return None
+        return highlight_tint(code[2][0, -1], code[3][0, -1], check_strength(strength))
 
     def predict_grid(
         self,
@@ -335,9 +353,20 @@ class FastStylizer:
         (grid,) = self._stylizer.run(["grid"], feeds)
         return grid
 
-    def render(self, content: np.ndarray, grid: np.ndarray, dtype: Any = np.float32):
+    def render(
+        self,
+        content: np.ndarray,
+        grid: np.ndarray,
+        dtype: Any = np.float32,
+        highlights: np.ndarray | None = None,
+    ):
         """Apply a grid from :meth:`predict_grid` to ``content`` ``(H, W, 3)``, one band of
-        rows at a time: ``(H, W, 3)`` in [0, 1], float32 or uint8 (``dtype``)."""
+        rows at a time: ``(H, W, 3)`` in [0, 1], float32 or uint8 (``dtype``).
+
+        ``highlights``: a tint from :meth:`highlight_tint`; each band's clipped highlights are
+        then kept bright and near that tint
+        (:func:`dpst.serve.runtime.highlights.protect_highlights`). None renders the grid
+        alone."""
         content = check_content(content)
         if self._renderer is None:
             raise RuntimeModelError(f"{self.model_path} has no renderer: export it again")
@@ -345,6 +374,7 @@ class FastStylizer:
         grid = np.ascontiguousarray(grid, dtype=np.float32)
         out = np.empty((height, width, 3), dtype=_output_dtype(dtype))
         cols = tiled_render.cell_positions(0, width, width, grid.shape[4])
+        amount = 0.0 if highlights is None else highlight_amount(content)
         bands = list(tiled_render.row_bands(height, width))
         workers = min(self._render_workers, len(bands))
 
@@ -358,6 +388,14 @@ class FastStylizer:
                     "cols": cols,
                 }
                 (band,) = self._renderer.run(list(RENDERER_OUTPUTS), feeds)
+                if amount > 0:
+                    rgb = protect_highlights(
+                        feeds["content"][0].transpose(1, 2, 0),
+                        band[0].transpose(1, 2, 0),
+                        highlights,
+                        amount,
+                    )
+                    band = rgb.transpose(2, 0, 1)[None]
                 tiled_render.store(out, rows, band)  # each worker its own rows
 
         if workers == 1:

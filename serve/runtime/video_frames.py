@@ -100,6 +100,8 @@ class ModelFrames:
         self.code = code
         self.smoothed = SmoothedGrid(config)
         self.strength = check_strength(strength)
+        # Clipped highlights kept as dpst fast keeps them (dpst.serve.runtime.highlights).
+        self.highlights = stylizer.highlight_tint(code, self.strength)
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """The frame at the model's working size, ``(S, S, 3)`` float32: the model's input
@@ -111,7 +113,8 @@ class ModelFrames:
     def __call__(self, frame: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
         small = self.prepare(frame) if small is None else small
         grid = self.smoothed(small, self.stylizer.predict_grid(small, self.code))
-        return self.stylizer.render(frame, blend_grid(grid, self.strength), dtype=np.uint8)
+        grid = blend_grid(grid, self.strength)
+        return self.stylizer.render(frame, grid, dtype=np.uint8, highlights=self.highlights)
 
 
 class LutFrames:
