@@ -286,9 +286,10 @@ def test_cli_automatic_masks_with_a_segmenter(tmp_path, capsys):
     args = ["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST, "--seg-weights"]
     assert main([*args, str(weights)]) == 0
     report = json.loads(out.with_name("o.png.json").read_text())
-    assert report["masks"]["source"] == "automatic"
+    assert report["masks"]["source"] == "segmenter"
+    assert report["regions"] and all(isinstance(name, str) for name in report["regions"])
     assert report["labels"]["label_ids"]
-    assert "masks: automatic" in capsys.readouterr().out
+    assert "masks: segmenter" in capsys.readouterr().out
 
 
 def test_cli_automatic_masks_fall_back_to_one_region(tmp_path, capsys, monkeypatch):
@@ -298,7 +299,8 @@ def test_cli_automatic_masks_fall_back_to_one_region(tmp_path, capsys, monkeypat
     assert main(["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST]) == 0
     captured = capsys.readouterr()
     assert "no automatic masks" in captured.err and "using one region" in captured.err
-    assert json.loads(out.with_name("o.png.json").read_text())["masks"]["source"] == "none"
+    one = json.loads(out.with_name("o.png.json").read_text())
+    assert one["masks"]["source"] == "one region" and one["regions"] == []
     assert main(["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST, "--masks", "none"]) == 0
     assert "no automatic masks" not in capsys.readouterr().err
 

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from dpst.commands import options
+from dpst.labels.regions import FROM_MASK_FILES, FROM_SEGMENTER, ONE_REGION
 
 # flag dest -> StylizeConfig field; shared with dpst targets.
 OPTIMISER_FLAGS = {
@@ -103,7 +104,7 @@ def _masks(args, content, style, config, files: bool):
     if files:
         content_labels = read_mask(args.content_mask, content.shape[:2])
         style_labels = read_mask(args.style_mask, style.shape[:2])
-        return content_labels, style_labels, {"source": "files"}
+        return content_labels, style_labels, {"source": FROM_MASK_FILES}
     if args.masks == "auto":
         from dpst.labels.automatic import automatic_or_none
 
@@ -113,8 +114,17 @@ def _masks(args, content, style, config, files: bool):
             "stylize", content, style, segmenter, config.size, config.labels.min_fraction, False
         )
         if found is not None:
-            return found.content, found.style, {"source": "automatic", **found.report}
-    return None, None, {"source": "none"}
+            return found.content, found.style, {"source": FROM_SEGMENTER, **found.report}
+    return None, None, {"source": ONE_REGION}
+
+
+def _region_names(labels: dict, masks_info: dict) -> list[str]:
+    """The names of the regions the optimiser used (segmenter groups by name, mask labels by
+    number; [] for one region), as every report lists them."""
+    if labels.get("one_region"):
+        return []
+    names = masks_info.get("label_names")
+    return [names[i] if names else f"label {i}" for i in labels["label_ids"]]
 
 
 def _progress(args, config, content_shape, out: Path):
@@ -222,6 +232,7 @@ def _stylize(args: argparse.Namespace, out: Path) -> bool:
     }
     report["config"]["backbone"] = asdict(backbone)
     report["masks"] = masks_info
+    report["regions"] = _region_names(result.report["labels"], masks_info)
     write_image_or_rescue(out, result.image, report)
     note = (
         " (RANDOM backbone: not VGG-19's trained weights)"
