@@ -266,3 +266,39 @@ def test_a_weights_folder_is_not_replaced_by_the_onnx_file(tiny_onnx, online, ca
     config = SegmenterConfig(weights=str(online / "absent"))
     assert groups_or_none("fast", config, 64) is None  # the folder named is what is used
     assert "no SegFormer weights there" in capsys.readouterr().err
+
+
+def test_unreachable_host_is_one_attempt_and_one_note(
+    online, tiny_onnx, photos, tmp_path, capsys, monkeypatch
+):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spec = dataclasses.replace(
+        SEGMENTER_FILES[DEFAULT_SEGMENTER_FILE],
+        url=f"http://127.0.0.1:{port}/onnx/model.onnx",
+        sha256=hashlib.sha256(tiny_onnx[2]).hexdigest(),
+    )
+    monkeypatch.setitem(SEGMENTER_FILES, DEFAULT_SEGMENTER_FILE, spec)
+    attempts = []
+    real_connect = socket.socket.connect
+
+    def counting(self, address):
+        attempts.append(address)
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", counting)
+    assert _fast(photos, tmp_path / "out.png") == 0
+    (note,) = _notes(capsys.readouterr().err)
+    assert "segmenter download failed: cannot reach 127.0.0.1" in note
+    assert len(attempts) == 1 and not online.exists()
+
+
+def test_export_of_a_model_outside_the_table_needs_an_output(capsys):
+    from dpst.models.segmenter_export import main as export_main
+
+    assert export_main(["someone/not-in-the-table"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass -o FILE.onnx" in err
