@@ -35,7 +35,10 @@ def onnx_spec(config: SegmenterConfig) -> SegmenterFile | None:
     """The ONNX file ``config`` can run from, or None when it is not for one."""
     if config.backend != "segformer" or config.weights is not None:
         return None
-    if importlib.util.find_spec("onnxruntime") is None:
+    try:
+        if importlib.util.find_spec("onnxruntime") is None:
+            return None
+    except (ImportError, ValueError):  # a broken install, or a module blocked in sys.modules
         return None
     return spec_for(config.model)
 

@@ -74,20 +74,18 @@ def export_segmenter_onnx(source: str, out: str | os.PathLike, opset: int = OPSE
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
+        # SegFormer through the TorchScript exporter; other models, such
+        # as UperNet, whose pooling pyramid (1, 2, 3 and 6 bins) only torch.export converts,
+        # through torch.export.
+        legacy = model.config.model_type == "segformer"
         with torch.no_grad():
-            try:
-                torch.onnx.export(
-                    Logits().eval(), (example,), str(tmp), input_names=["pixel_values"],
-                    output_names=["logits"], opset_version=opset, dynamo=False,
-                    dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
-                )  # fmt: skip
-            except Exception:  # UperNet's pooling pyramid: only torch.export converts it
-                tmp.unlink(missing_ok=True)
-                torch.onnx.export(
-                    Logits().eval(), (example,), str(tmp), input_names=["pixel_values"],
-                    output_names=["logits"], opset_version=max(opset, 18), dynamo=True,
-                    external_data=False,
-                )  # fmt: skip
+            torch.onnx.export(
+                Logits().eval(), (example,), str(tmp), input_names=["pixel_values"],
+                output_names=["logits"], opset_version=opset if legacy else max(opset, 18),
+                dynamo=not legacy, external_data=False,
+                **({"dynamic_axes": {"pixel_values": {0: "batch"}, "logits": {0: "batch"}}}
+                   if legacy else {}),
+            )  # fmt: skip
         graph = onnx.load(str(tmp))
         id2label = {str(k): str(v) for k, v in model.config.id2label.items()}
         meta = {

@@ -302,3 +302,42 @@ def test_export_of_a_model_outside_the_table_needs_an_output(capsys):
     assert export_main(["someone/not-in-the-table"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pass -o FILE.onnx" in err
+
+
+def test_a_tiny_upernet_exported_here_labels_as_torch_does(tmp_path):
+    """The MIT alternative's architecture (UperNet on ConvNeXt, tiny, random weights): the
+    export goes through torch.export (its pooling pyramid) and labels as PyTorch does."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from dpst.models.ade20k import ADE20K_CLASSES
+    from dpst.models.segformer import Preprocessing, preprocess
+    from dpst.models.segmenter import upsample_argmax
+    from dpst.models.segmenter_export import export_segmenter_onnx
+    from dpst.models.segmenter_onnx import OnnxSegmenter
+
+    torch.manual_seed(0)
+    id2label = dict(enumerate(ADE20K_CLASSES))
+    backbone = transformers.ConvNextConfig(
+        depths=[1, 1, 1, 1],
+        hidden_sizes=[8, 16, 24, 32],
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = transformers.UperNetConfig(
+        backbone_config=backbone, hidden_size=16, num_labels=150, id2label=id2label,
+        label2id={v: k for k, v in id2label.items()}, auxiliary_in_channels=24,
+        auxiliary_channels=8,
+    )  # fmt: skip
+    model = transformers.UperNetForSemanticSegmentation(config).eval()
+    model.save_pretrained(tmp_path / "hf")
+    prep = {"size": {"height": 64, "width": 64}, "image_mean": [0.485, 0.456, 0.406],
+            "image_std": [0.229, 0.224, 0.225]}  # fmt: skip
+    (tmp_path / "hf" / "preprocessor_config.json").write_text(json.dumps(prep))
+    path = export_segmenter_onnx(str(tmp_path / "hf"), tmp_path / "upernet.onnx")
+
+    segmenter = OnnxSegmenter(path, spec_for("openmmlab/upernet-convnext-tiny"), "test")
+    image = sample_photo("chelsea", 80)
+    with torch.no_grad():
+        x = preprocess(torch.from_numpy(image).permute(2, 0, 1)[None], Preprocessing((64, 64)))
+        expected = upsample_argmax(model(pixel_values=x).logits, image.shape[:2])[0]
+    np.testing.assert_array_equal(segmenter.predict(image), expected.numpy())
+    assert segmenter.describe()["licence"] == "MIT"
