@@ -79,16 +79,32 @@ def candidate_classes(logits: np.ndarray) -> np.ndarray:
     return np.flatnonzero((hi >= floor - margin).reshape(len(logits), -1).any(axis=1))
 
 
-def upsample_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def upsample_argmax(logits: np.ndarray, size: tuple[int, int], chunk: int = 16) -> np.ndarray:
     """``(C,h,w)`` logits bilinearly upsampled to ``size`` = (H, W), then argmax: ``(H,W)``
-    int64 (only the classes that can win are upsampled)."""
+    int64. Only the classes that can win are upsampled, ``chunk`` at a time (memory stays at
+    a few ``chunk``-plane arrays), each as torch's bilinear kernel weighs its two taps along
+    a row, then along a column; ties go to the lower class, as ``argmax`` does."""
     keep = candidate_classes(logits)
-    sub = logits[keep].astype(np.float32)
-    r0, r1, wy = linear_taps(size[0], sub.shape[1])
-    c0, c1, wx = linear_taps(size[1], sub.shape[2])
-    rows = sub[:, r0] + (sub[:, r1] - sub[:, r0]) * wy[None, :, None]  # (K, H, w)
-    up = rows[:, :, c0] + (rows[:, :, c1] - rows[:, :, c0]) * wx[None, None, :]  # (K, H, W)
-    return keep[up.argmax(axis=0)]
+    r0, r1, wy1 = linear_taps(size[0], logits.shape[1])
+    c0, c1, wx1 = linear_taps(size[1], logits.shape[2])
+    wy0, wx0 = (1 - wy1)[None, :, None], (1 - wx1)[None, None, :]
+    wy1, wx1 = wy1[None, :, None], wx1[None, None, :]
+    best = np.full(size, -np.inf, np.float32)
+    labels = np.zeros(size, np.int64)
+    for start in range(0, len(keep), chunk):
+        ids = keep[start : start + chunk]
+        sub = logits[ids].astype(np.float32)
+        cols = np.take(sub, c0, axis=2)  # (k, h, W): w0 * left + w1 * right, in place
+        cols *= wx0
+        cols += wx1 * np.take(sub, c1, axis=2)
+        up = np.take(cols, r0, axis=1)  # (k, H, W): w0 * top + w1 * bottom
+        up *= wy0
+        up += wy1 * np.take(cols, r1, axis=1)
+        for k, plane in zip(ids, up, strict=True):  # ascending: a tie keeps the lower class
+            better = plane > best
+            np.maximum(best, plane, out=best)
+            labels[better] = k
+    return labels
 
 
 class OnnxSegmenter:
