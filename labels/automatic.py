@@ -2,12 +2,14 @@
 
 ``--masks auto`` (the default of ``dpst stylize``, ``dpst fast`` and ``dpst look``) segments
 a pair (:func:`automatic_or_none`) or photos one by one (:func:`groups_or_none`: a look's
-style, a content applied with a look of segmenter groups) only from what is on this machine:
-a missing segmenter (the ``seg`` extra not installed, weights not on disk) should neither
-fail a stylisation nor fetch anything behind the user's back. What is
-missing is found torch-free (:func:`local_segmenter_missing`), so that ``dpst fast`` without
-segmenter weights never imports torch; then the command says why in one line and goes on
-with one region.
+style, a content applied with a look of segmenter groups). A missing segmenter (the ``seg``
+extra not installed, weights not on disk) should not fail a stylisation: the command says why
+in one line and goes on with one region. A pair is segmented only from what is on this
+machine. Photos one by one (``dpst fast``, ``dpst look``) are segmented torch-free from the
+segmenter's ONNX file, which is fetched once when online, as VGG-19 is
+(:mod:`dpst.labels.automatic_onnx`). What is missing is found torch-free
+(:func:`local_segmenter_missing`), so that ``dpst fast`` without segmenter weights never
+imports torch.
 """
 
 from __future__ import annotations
