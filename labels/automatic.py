@@ -2,12 +2,14 @@
 
 ``--masks auto`` (the default of ``dpst stylize``, ``dpst fast`` and ``dpst look``) segments
 a pair (:func:`automatic_or_none`) or photos one by one (:func:`groups_or_none`: a look's
-style, a content applied with a look of segmenter groups) only from what is on this machine:
-a missing segmenter (the ``seg`` extra not installed, weights not on disk) should neither
-fail a stylisation nor fetch anything behind the user's back. What is
-missing is found torch-free (:func:`local_segmenter_missing`), so that ``dpst fast`` without
-segmenter weights never imports torch; then the command says why in one line and goes on
-with one region.
+style, a content applied with a look of segmenter groups). A missing segmenter (the ``seg``
+extra not installed, weights not on disk) should not fail a stylisation: the command says why
+in one line and goes on with one region. A pair is segmented only from what is on this
+machine. Photos one by one (``dpst fast``, ``dpst look``) are segmented torch-free from the
+segmenter's ONNX file, which is fetched once when online, as VGG-19 is
+(:mod:`dpst.labels.automatic_onnx`). What is missing is found torch-free
+(:func:`local_segmenter_missing`), so that ``dpst fast`` without segmenter weights never
+imports torch.
 """
 
 from __future__ import annotations
@@ -123,6 +125,9 @@ class GroupLabeller:
         return Regions(self(content), self(style), FROM_SEGMENTER, names, self.relation)
 
     def __call__(self, image) -> Any:
+        torch_free = getattr(self.segmenter, "image_groups", None)  # the ONNX segmenter's
+        if torch_free is not None:
+            return torch_free(image, self.long_side)
         from dpst.models.auto_labels import image_groups_resized
 
         return image_groups_resized(image, self.segmenter, self.long_side)
@@ -132,11 +137,23 @@ def groups_or_none(
     command: str, segmenter: SegmenterConfig, long_side: int
 ) -> GroupLabeller | None:
     """A :class:`GroupLabeller` for photos segmented alone (a look's style, a content applied
-    with a look), from local weights only, or None after the one line :func:`automatic_or_none`
-    says. Torch is imported only once the weights are known to be on disk."""
+    with a look), or None after the one line :func:`automatic_or_none` says. The default
+    segmenter runs torch-free from its ONNX file when that is on disk, else from the torch
+    weights on disk, else from its ONNX file fetched once when online
+    (:mod:`dpst.labels.automatic_onnx`). Torch is imported only once its weights are known to
+    be on disk."""
+    from dpst.labels.automatic_onnx import fetched_onnx, local_onnx
+
+    onnx, why = local_onnx(segmenter)  # why: the file is there but damaged
+    if onnx is not None:
+        return GroupLabeller(onnx, long_side)
     missing = local_segmenter_missing(segmenter)
     if missing is not None:
-        return _one_region(command, missing)
+        if why is None:
+            onnx, why = fetched_onnx(segmenter)
+            if onnx is not None:
+                return GroupLabeller(onnx, long_side)
+        return _one_region(command, why or missing)
     from dpst.errors import DpstError
     from dpst.models.segmenter import build_segmenter
 

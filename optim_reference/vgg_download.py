@@ -35,6 +35,7 @@ from dpst.network import OFFLINE_ENVS, failure_line, host, offline_reason
 __all__ = [
     "DOWNLOAD_TIMEOUT_S",
     "OFFLINE_ENVS",
+    "download_checked",
     "download_weights",
     "file_name",
     "hash_prefix",
@@ -94,9 +95,23 @@ def download_weights(url: str, dst: Path, progress: bool = True) -> Path:
             f"cannot check a download of {url}: its file name carries no SHA-256 prefix "
             f"(name-XXXXXXXX.pth, torch hub's convention); {way_out}"
         )
-    created = _missing_parents(dst.parent)
     if progress:  # the line torch hub prints before its own downloads
         sys.stderr.write(f'Downloading: "{url}" to {dst}\n')
+    return download_checked(url, dst, expected, way_out, "VGG-19 weights", progress)
+
+
+def download_checked(
+    url: str, dst: Path, expected: str, way_out: str, what: str, progress: bool = True
+) -> Path:
+    """One GET of ``url`` into ``dst``, kept only when its SHA-256 starts with ``expected``
+    (a prefix, or the whole hex digest): the download of every weights file dpst fetches.
+
+    Written to a ``.partial`` file beside ``dst`` and renamed once checked; on any failure
+    (Ctrl-C included) the partial file and the folders made for it are removed and, except
+    for Ctrl-C, a one-line :class:`WeightsNotFoundError` naming ``what`` failed and
+    ``way_out`` is raised. The caller checks for offline first: this opens a connection.
+    """
+    created = _missing_parents(dst.parent)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         _fetch(url, dst, expected, progress)
@@ -108,7 +123,7 @@ def download_weights(url: str, dst: Path, progress: bool = True) -> Path:
                 break
         if not isinstance(err, Exception):
             raise  # Ctrl-C stays Ctrl-C; the partial file is already gone
-        raise WeightsNotFoundError(f"{_describe(err, url, expected)}: {way_out}") from None
+        raise WeightsNotFoundError(f"{_describe(err, url, expected, what)}: {way_out}") from None
     return dst
 
 
@@ -150,21 +165,19 @@ def _missing_parents(folder: Path) -> list[Path]:
     return missing
 
 
-def _describe(err: Exception, url: str, expected: str) -> str:
+def _describe(err: Exception, url: str, expected: str, what: str = "VGG-19 weights") -> str:
     if isinstance(err, _HashMismatch):
+        shown = expected if len(expected) <= 16 else f"{expected[:16]}..."
         return (
-            f"downloaded VGG-19 weights refused: SHA-256 {err.got[:16]}... does not start with "
-            f"{expected} (corrupt or wrong file; nothing was kept)"
+            f"downloaded {what} refused: SHA-256 {err.got[:16]}... does not start with "
+            f"{shown} (corrupt or wrong file; nothing was kept)"
         )
     if isinstance(err, urllib.error.HTTPError):
-        return f"VGG-19 weights download failed: {host(url)} answered HTTP {err.code} {err.reason}"
+        return f"{what} download failed: {host(url)} answered HTTP {err.code} {err.reason}"
     if isinstance(err, urllib.error.URLError) and not isinstance(err.reason, str):
         err = err.reason  # the socket error inside: "[Errno -2] Name or service not known"
     if isinstance(err, TimeoutError):
-        return (
-            f"VGG-19 weights download failed: no answer from {host(url)} "
-            f"in {DOWNLOAD_TIMEOUT_S:g} s"
-        )
+        return f"{what} download failed: no answer from {host(url)} in {DOWNLOAD_TIMEOUT_S:g} s"
     if isinstance(err, (urllib.error.URLError, OSError)):
-        return f"VGG-19 weights download failed: cannot reach {host(url)} ({failure_line(err)})"
-    return f"VGG-19 weights download failed: {failure_line(err)}"
+        return f"{what} download failed: cannot reach {host(url)} ({failure_line(err)})"
+    return f"{what} download failed: {failure_line(err)}"

@@ -6,6 +6,7 @@ The project's tests never read ../shared/data; they use scikit-image's bundled s
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -70,6 +71,11 @@ def photo() -> np.ndarray:
 
 # Tests never reach a model hub: loading code must find local files or fail in one line.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Nor the segmenter's ONNX file in the user's cache: --masks auto finds none unless a test
+# puts one there (this folder is never created by the tests that do not).
+os.environ.setdefault(
+    "DPST_SEG_CACHE", os.path.join(tempfile.gettempdir(), f"dpst-tests-seg-{os.getpid()}")
+)
 
 
 @pytest.fixture

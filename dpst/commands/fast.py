@@ -5,10 +5,12 @@ stylize`` reads them (:mod:`dpst.labels.mask_files`, torch-free): colour masks i
 paper's palette or label maps, prepared as the demo prepares them
 (:mod:`dpst.labels.one_pass`: the paper's label rule, then labels 0..n-1). No torch is
 imported on this path; ``--masks auto`` (the default, as in ``dpst stylize``: segment both
-photos when no mask files are given) is the exception when the segmenter's weights are on
-disk, since the segmenter needs torch; without them it says so in one line, torch-free. So is
-a look whose regions are the segmenter's groups (``dpst look`` with ``--masks auto``): each
-content is segmented alike, unless ``--content-mask`` names its regions.
+photos when no mask files are given) runs the segmenter's ONNX file on ONNX Runtime, fetched
+once when online (:mod:`dpst.labels.automatic_onnx`); only when that file is absent and the
+segmenter's PyTorch weights are on disk is torch imported; with neither it says so in one
+line, torch-free. So is a look whose regions are the segmenter's groups (``dpst look`` with
+``--masks auto``): each content is segmented alike, unless ``--content-mask`` names its
+regions.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_mask_files(p, kinds=True)
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     options.add_automatic_masks(
-        p, options.MASKS_DEFAULT, options.MASKS_HELP + " (torch is imported only to segment)",
+        p, options.MASKS_DEFAULT, options.MASKS_HELP_ONNX,
         "masks when no mask files are given", device=True,
     )  # fmt: skip
 
@@ -148,8 +150,8 @@ def open_stylizer(args: argparse.Namespace):
 
 def _region_finder(args: argparse.Namespace, style):
     """``content pixels -> Regions`` as asked: the mask files, else the segmenter's groups
-    (loaded once, the style segmented once; torch is imported only when its weights are on
-    disk), else one region (said once, not once per photo)."""
+    (loaded once, the style segmented once; from its ONNX file, fetched once when online, or
+    with torch from its weights on disk), else one region (said once, not once per photo)."""
     if options.mask_files_given(args):
         style_labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
 
@@ -187,7 +189,7 @@ def _look_labeller(args, look):
     if args.masks != "auto" or args.segmenter == "none":
         return None, None
     relation = look_group_relation(look, args.look)  # before the segmenter loads
-    # Torch is imported only when the segmenter's weights are on disk (groups_or_none).
+    # The ONNX file (fetched once when online), else torch weights on disk (groups_or_none).
     labeller = groups_or_none("fast", options.segmenter_config(args), LABEL_WORK_SIDE)
     return (None, None) if labeller is None else (labeller, relation)
 

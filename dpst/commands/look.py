@@ -77,8 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     options.add_automatic_masks(
         p, options.MASKS_DEFAULT, "auto (default): the style's regions are the segmenter's "
-        "groups (sky, tree, building, ...) when it and its weights are on this machine (never "
-        "downloaded), else one region, said in one line; none: one region",
+        "groups (sky, tree, building, ...) from its ONNX file (fetched once when online) or "
+        "its weights on this machine, else one region, said in one line; none: one region",
         "regions of a look made without --style-mask (not for export, which uses none)",
         device=True,
     )  # fmt: skip

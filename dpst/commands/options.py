@@ -23,6 +23,12 @@ MASKS_HELP = (
     "auto (default): segment both photos when the segmenter and its weights are on this "
     "machine (auto never downloads them), else one region, said in one line; none: one region"
 )
+# dpst fast's: the segmenter runs on ONNX Runtime from its file, fetched once when online.
+MASKS_HELP_ONNX = (
+    "auto (default): segment both photos with the segmenter's ONNX file, torch-free (fetched "
+    "once when online, never with DPST_OFFLINE=1), or its PyTorch weights on this machine, "
+    "else one region, said in one line; none: one region"
+)
 
 
 def positive_int(text: str) -> int:
