@@ -389,18 +389,14 @@ def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list
     meta = stylizer.metadata
     note = f"model {path} (id {meta.get('model_id')}, dpst {meta.get('version')})"
 
-    def with_masks(p: Pair) -> np.ndarray:
-        cl, sl, _ = prepare_one_pass(
-            p.content_labels, p.style_labels, p.content, p.style, stylizer.max_labels
-        )
-        return stylizer.stylize(p.content, p.style, cl, sl)
-
     # The same model rendering its grid alone (dpst.serve.runtime.highlights off), for comparison.
     unprotected = FastStylizer(path, threads=threads, protect_highlights=False)
 
     def rows_of(model, suffix: str) -> list[Method]:
         def with_masks(p: Pair) -> np.ndarray:
-            cl, sl, _ = model.prepare_labels(p.content, p.style, p.content_labels, p.style_labels)
+            cl, sl, _ = prepare_one_pass(
+                p.content_labels, p.style_labels, p.content, p.style, model.max_labels
+            )
             return model.stylize(p.content, p.style, cl, sl)
 
         def without(p: Pair) -> np.ndarray:
