@@ -129,23 +129,24 @@ class GroupLabeller:
 
 
 def groups_or_none(
-    command: str, segmenter: SegmenterConfig, long_side: int
+    command: str, segmenter: SegmenterConfig, long_side: int, fallback: str = "one region"
 ) -> GroupLabeller | None:
     """A :class:`GroupLabeller` for photos segmented alone (a look's style, a content applied
     with a look), from local weights only, or None after the one line :func:`automatic_or_none`
-    says. Torch is imported only once the weights are known to be on disk."""
+    says (``fallback`` names what the command uses instead). Torch is imported only once the
+    weights are known to be on disk."""
     missing = local_segmenter_missing(segmenter)
     if missing is not None:
-        return _one_region(command, missing)
+        return _one_region(command, missing, fallback)
     from dpst.errors import DpstError
     from dpst.models.segmenter import build_segmenter
 
     try:  # the check above found the weights on disk: loading must not reach for the network
         return GroupLabeller(build_segmenter(replace(segmenter, allow_download=False)), long_side)
     except DpstError as err:
-        return _one_region(command, str(err))
+        return _one_region(command, str(err), fallback)
 
 
-def _one_region(command: str, why: str) -> None:
-    print(f"dpst {command}: no automatic masks ({why}); using one region", file=sys.stderr)
+def _one_region(command: str, why: str, fallback: str = "one region") -> None:
+    print(f"dpst {command}: no automatic masks ({why}); using {fallback}", file=sys.stderr)
     return None
