@@ -35,6 +35,9 @@ MAX_CENTROID = 0.40  # the sky's mean row, as a share of the height
 MAX_BELOW = 0.10  # share of the sky's pixels allowed in the lower half
 MIN_CONTRAST = 8.0  # colour distance (RGB, 0..255 scale) of the sky's mean to the rest's
 MIN_SMOOTHER = 1.8  # the rest is at least this much more textured than the sky
+NIGHT_PERCENTILE = 50  # a night sky pixel is darker than this percentile of the luma
+NIGHT_TOP_COVER = 0.8  # stricter tests for a dark sky
+NIGHT_SMOOTHER = 3.0
 
 
 @dataclass(frozen=True)
@@ -98,23 +101,37 @@ def find_sky(image) -> SkyFinding:
     warm_bright = (luma > 0.45) & (r > b)  # sunset and hazy skies
     colour_ok = blueish | bright_neutral | warm_bright
     bright = luma >= np.percentile(luma, BRIGHT_PERCENTILE)
-    candidate = (texture < TEXTURE_MAX) & bright & colour_ok
+    day = _judge(rgb, texture, (texture < TEXTURE_MAX) & bright & colour_ok, night=False)
+    if day.mask is not None:
+        return day
+    # A night sky: smooth, dark, neutral or blue, over a lit and textured rest; held to
+    # stricter tests (across most of the top edge, a rest much more textured).
+    dark = (luma < np.percentile(luma, NIGHT_PERCENTILE)) & (luma < 0.25)
+    night_colour = (chroma < 0.12) | blueish
+    night = _judge(rgb, texture, (texture < TEXTURE_MAX) & dark & night_colour, night=True)
+    return night if night.mask is not None else day
+
+
+def _judge(rgb: np.ndarray, texture: np.ndarray, candidate: np.ndarray, night: bool):
+    """The part of ``candidate`` connected to the top edge, if it passes the confidence tests."""
+    h = rgb.shape[0]
+    kind = "dark" if night else "bright"
     candidate = ndimage.binary_opening(candidate, iterations=1)
     components, count = ndimage.label(candidate)
     if count == 0:
-        return SkyFinding(None, "no smooth bright area", {})
+        return SkyFinding(None, f"no smooth {kind} area", {})
     top_band = max(1, round(0.02 * h))
     touching = np.unique(components[:top_band])
     touching = touching[touching > 0]
     if not len(touching):
-        return SkyFinding(None, "no smooth bright area at the top edge", {})
+        return SkyFinding(None, f"no smooth {kind} area at the top edge", {})
     sky = np.isin(components, touching)
     # Close small holes (birds, wires, a cloud edge), never reaching down past the sky.
     sky = ndimage.binary_closing(sky, iterations=2) | sky
     sky = ndimage.binary_fill_holes(sky)
     area = float(sky.mean())
     rows = np.nonzero(sky)[0]
-    stats: dict = {"area": area}
+    stats: dict = {"area": area, "night": night}
     if area < MIN_AREA:
         return SkyFinding(None, f"sky too small ({area:.0%})", stats)
     if area > MAX_AREA:
@@ -127,14 +144,15 @@ def find_sky(image) -> SkyFinding:
     # The rest's colour just under the sky, where a boundary should be clear.
     under = ndimage.binary_dilation(sky, iterations=4) & rest
     under_mean = rgb[under].mean(0) if under.any() else rest_mean
-    contrast = float(
-        255 * min(np.linalg.norm(sky_mean - rest_mean), 2 * np.linalg.norm(sky_mean - under_mean))
+    contrast = 255 * min(
+        np.linalg.norm(sky_mean - rest_mean), 2 * np.linalg.norm(sky_mean - under_mean)
     )
+    contrast = float(contrast)
     smoother = float((texture[rest].mean() + 1e-4) / (texture[sky].mean() + 1e-4))
     stats.update(
         top_cover=top_cover, centroid=centroid, below=below, contrast=contrast, smoother=smoother
     )
-    if top_cover < MIN_TOP_COVER:
+    if top_cover < (NIGHT_TOP_COVER if night else MIN_TOP_COVER):
         return SkyFinding(None, f"sky covers only {top_cover:.0%} of the top edge", stats)
     if centroid > MAX_CENTROID:
         return SkyFinding(None, "smooth area too low in the frame", stats)
@@ -142,9 +160,9 @@ def find_sky(image) -> SkyFinding:
         return SkyFinding(None, "smooth area reaches the lower half", stats)
     if contrast < MIN_CONTRAST:
         return SkyFinding(None, "no clear boundary under the smooth area", stats)
-    if smoother < MIN_SMOOTHER:
+    if smoother < (NIGHT_SMOOTHER if night else MIN_SMOOTHER):
         return SkyFinding(None, "the rest is as smooth as the smooth area", stats)
-    return SkyFinding(sky, "sky", stats)
+    return SkyFinding(sky, "night sky" if night else "sky", stats)
 
 
 def _to_size(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
