@@ -80,3 +80,44 @@ def test_odd_images_fall_back_to_one_region_in_one_line():
             regions, note = weight_free_regions(content, style)
             assert regions.one_region, note
             assert "one region" in note and "\n" not in note
+
+
+def test_dpst_fast_without_weights_uses_the_weight_free_regions(tmp_path):
+    """Plain ``dpst fast`` with no segmenter on disk: the weight-free regions, said in one line
+    after the segmenter's, and torch never imported."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from PIL import Image
+
+    Image.fromarray(sky_and_ground(seed=5)).save(tmp_path / "c.png")
+    Image.fromarray(sky_and_ground(seed=6, sky_share=0.3)).save(tmp_path / "s.png")
+    Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(tmp_path / "flat.png")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from dpst.cli import main
+        d = {str(tmp_path)!r}
+        assert main(["fast", d + "/c.png", d + "/s.png", "-o", d + "/o.png", "--threads", "1",
+                     "--seg-weights", d + "/no-weights"]) == 0
+        assert main(["fast", d + "/flat.png", d + "/s.png", "-o", d + "/o2.png",
+                     "--threads", "1", "--seg-weights", d + "/no-weights"]) == 0
+        assert sys.modules.get("torch") is None, "torch was imported"
+        """
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "empty"), "OMP_NUM_THREADS": "1"}
+    env.pop("DPST_MODEL", None)
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 4, ran.stderr
+    assert lines[0].startswith("dpst fast: no automatic masks (")
+    assert lines[0].endswith("; using weight-free regions")
+    assert lines[1] == "dpst fast: weight-free regions: sky and rest in both photos"
+    assert lines[3].startswith("dpst fast: weight-free regions: no sure sky in the content")
+    assert lines[3].endswith("; one region")
+    assert (tmp_path / "o.png").is_file() and (tmp_path / "o2.png").is_file()
