@@ -24,7 +24,7 @@ from dpst.labels.regions import FROM_WEIGHT_FREE, Regions, one_region
 
 REST, SKY = 0, 1
 NAMES = {REST: "rest", SKY: "sky"}
-WORK_SIDE = 192  # long side the photos are looked at, px
+WORK_SIDE = 160  # long side the photos are looked at, px
 
 # Thresholds (set on synthetic images and by eye on a few example pairs, see the report).
 TEXTURE_MAX = 0.035  # local mean gradient of luma (0..1 scale) a sky pixel may have
@@ -69,16 +69,24 @@ def _as_float(image) -> np.ndarray:
 
 
 def _work_size(image: np.ndarray) -> np.ndarray:
-    """Box-average to at most WORK_SIDE px on the long side (an integer factor)."""
+    """The photo at WORK_SIDE px on the long side, whatever its size, so that the thresholds
+    mean the same on a thumbnail and on a full-size photo: box-averaged by an integer factor
+    to under twice that, then resampled (linear) to it."""
     h, w = image.shape[:2]
-    factor = max(1, int(np.ceil(max(h, w) / WORK_SIDE)))
-    if factor == 1:
+    factor = max(1, max(h, w) // (2 * WORK_SIDE))
+    if factor > 1:
+        hh, ww = h // factor, w // factor
+        image = image[: hh * factor, : ww * factor]
+        image = image.reshape(hh, factor, ww, factor, 3).mean(axis=(1, 3))
+        h, w = hh, ww
+    scale = WORK_SIDE / max(h, w)
+    if abs(scale - 1.0) < 1e-6 or min(h, w) * scale < 1:
         return image
-    hh, ww = h // factor, w // factor
-    if hh < 1 or ww < 1:
-        return image
-    cropped = image[: hh * factor, : ww * factor]
-    return cropped.reshape(hh, factor, ww, factor, 3).mean(axis=(1, 3))
+    if scale < 1:  # anti-alias before sampling down
+        image = ndimage.gaussian_filter(image, (0.5 / scale, 0.5 / scale, 0))
+    out_h, out_w = max(1, round(h * scale)), max(1, round(w * scale))
+    zoom = (out_h / h, out_w / w, 1)
+    return np.clip(ndimage.zoom(image, zoom, order=1, grid_mode=True, mode="nearest"), 0, 1)
 
 
 def find_sky(image) -> SkyFinding:

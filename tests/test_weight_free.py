@@ -17,8 +17,10 @@ def sky_and_ground(h: int = 120, w: int = 180, seed: int = 0, sky_share: float =
     image[:horizon] = np.stack([0.35 + 0.25 * t, 0.55 + 0.2 * t, 0.9 + 0.05 * t], axis=2) * np.ones(
         (1, w, 1)
     )
-    ground = np.array([0.3, 0.35, 0.15]) + 0.25 * rng.random((h - horizon, w, 1))
-    image[horizon:] = ground * (0.6 + 0.4 * rng.random((h - horizon, w, 3)))
+    # Grass-like texture: noise in 3 px blocks, so it stays texture at any working size.
+    blocks = rng.random(((h - horizon) // 3 + 1, w // 3 + 1, 3))
+    noise = np.repeat(np.repeat(blocks, 3, axis=0), 3, axis=1)[: h - horizon, :w]
+    image[horizon:] = np.array([0.3, 0.35, 0.15]) * (0.4 + 0.9 * noise)
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
