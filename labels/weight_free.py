@@ -38,6 +38,8 @@ MIN_SMOOTHER = 1.8  # the rest is at least this much more textured than the sky
 NIGHT_PERCENTILE = 50  # a night sky pixel is darker than this percentile of the luma
 NIGHT_TOP_COVER = 0.8  # stricter tests for a dark sky
 NIGHT_SMOOTHER = 3.0
+GROW_STEPS = 6  # px at the work size the sky may grow by colour after the tests
+GROW_DISTANCE = 0.08  # RGB distance (0..1) to the local sky colour a grown pixel may have
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,25 @@ def _judge(rgb: np.ndarray, texture: np.ndarray, candidate: np.ndarray, night: b
         return SkyFinding(None, "no clear boundary under the smooth area", stats)
     if smoother < (NIGHT_SMOOTHER if night else MIN_SMOOTHER):
         return SkyFinding(None, "the rest is as smooth as the smooth area", stats)
-    return SkyFinding(sky, "night sky" if night else "sky", stats)
+    return SkyFinding(_grow(rgb, sky), "night sky" if night else "sky", stats)
+
+
+def _grow(rgb: np.ndarray, sky: np.ndarray) -> np.ndarray:
+    """``sky`` grown up to GROW_STEPS px into neighbours of the local sky's colour: the
+    texture measure leaves a margin of rest along every edge (a halo under the skyline)."""
+    for _ in range(GROW_STEPS):
+        weight = ndimage.uniform_filter(sky.astype(np.float32), 7)
+        local = (
+            np.stack([ndimage.uniform_filter(rgb[..., c] * sky, 7) for c in range(3)], axis=2)
+            / np.maximum(weight, 1e-6)[..., None]
+        )
+        ring = ndimage.binary_dilation(sky) & ~sky & (weight > 0)
+        close = np.linalg.norm(rgb - local, axis=2) < GROW_DISTANCE
+        added = ring & close
+        if not added.any():
+            break
+        sky = sky | added
+    return sky
 
 
 def _to_size(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
