@@ -123,3 +123,23 @@ def test_dpst_fast_without_weights_uses_the_weight_free_regions(tmp_path):
     assert lines[3].startswith("dpst fast: weight-free regions: no sure sky in the content")
     assert lines[3].endswith("; one region")
     assert (tmp_path / "o.png").is_file() and (tmp_path / "o2.png").is_file()
+
+
+def test_the_one_pass_reports_the_weight_free_regions():
+    """run_pair's report names the regions used and their source."""
+    from dpst.serve.runtime.pipeline import run_pair
+
+    class Echo:  # a stand-in stylizer: the content back, the labels it was given kept
+        max_labels = 8
+
+        def stylize(self, content, style, content_labels=None, style_labels=None, **_):
+            self.labels = content_labels
+            return np.asarray(content, np.uint8)
+
+    content, style = sky_and_ground(seed=7), sky_and_ground(seed=8)
+    regions, _ = weight_free_regions(content, style)
+    stylizer = Echo()
+    report = run_pair(stylizer, content, style, regions).report
+    assert report["region_source"] == FROM_WEIGHT_FREE
+    assert sorted(report["regions"]) == ["rest", "sky"]
+    assert len(np.unique(stylizer.labels)) == 2
