@@ -134,10 +134,11 @@ class GroupLabeller:
 
 
 def groups_or_none(
-    command: str, segmenter: SegmenterConfig, long_side: int
+    command: str, segmenter: SegmenterConfig, long_side: int, fallback: str = "one region"
 ) -> GroupLabeller | None:
     """A :class:`GroupLabeller` for photos segmented alone (a look's style, a content applied
-    with a look), or None after the one line :func:`automatic_or_none` says. The default
+    with a look), or None after the one line :func:`automatic_or_none` says (``fallback``
+    names what the command uses instead). The default
     segmenter runs torch-free from its ONNX file when that is on disk, else from the torch
     weights on disk, else from its ONNX file fetched once when online
     (:mod:`dpst.labels.automatic_onnx`). Torch is imported only once its weights are known to
@@ -153,16 +154,16 @@ def groups_or_none(
             onnx, why = fetched_onnx(segmenter)
             if onnx is not None:
                 return GroupLabeller(onnx, long_side)
-        return _one_region(command, why or missing)
+        return _one_region(command, why or missing, fallback)
     from dpst.errors import DpstError
     from dpst.models.segmenter import build_segmenter
 
     try:  # the check above found the weights on disk: loading must not reach for the network
         return GroupLabeller(build_segmenter(replace(segmenter, allow_download=False)), long_side)
     except DpstError as err:
-        return _one_region(command, str(err))
+        return _one_region(command, str(err), fallback)
 
 
-def _one_region(command: str, why: str) -> None:
-    print(f"dpst {command}: no automatic masks ({why}); using one region", file=sys.stderr)
+def _one_region(command: str, why: str, fallback: str = "one region") -> None:
+    print(f"dpst {command}: no automatic masks ({why}); using {fallback}", file=sys.stderr)
     return None

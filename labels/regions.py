@@ -17,6 +17,7 @@ FROM_MASK_FILES = "mask files"
 FROM_PAINTED = "painted masks"
 FROM_SEGMENTER = "segmenter"
 ONE_REGION = "one region"
+FROM_WEIGHT_FREE = "weight-free"
 
 
 class Regions(NamedTuple):

@@ -24,8 +24,8 @@ class OnePassResult(NamedTuple):
     """The result ``(H, W, 3)`` at the content's size (uint8 unless asked), and a JSON-ready
     report:
     ``regions`` (the names of the regions the model used, ``[]`` for one region),
-    ``region_source`` (mask files, painted masks, segmenter, one region) and, with regions,
-    the policy's ``merged``, ``orphans`` and ``label_ids``."""
+    ``region_source`` (mask files, painted masks, segmenter, weight-free, one region) and, with
+    regions, the policy's ``merged``, ``orphans`` and ``label_ids``."""
 
     image: np.ndarray
     report: dict[str, Any]
