@@ -15,6 +15,9 @@ import numpy as np
 from dpst.constants import UNLABELLED
 from dpst.errors import InputError
 
+# Rows of a label map counted at once (a band's index arrays: 256 x 8000 x 8 B = 16 MB).
+COUNT_BAND_ROWS = 256
+
 
 def mask_size(height: int, width: int, long_side: int) -> tuple[int, int]:
     """A mask size with the image's aspect ratio and at most ``long_side`` on the long side."""
@@ -87,9 +90,15 @@ def labels_to_masks(
     # One counting pass over the pixels (why not per-label pooling: a 4K map with 16 labels
     # would be 16 full-resolution passes): pixels per (label, row segment, column segment).
     # Unlabelled pixels go to an extra first bin that is dropped.
-    cell = row_seg[:, None] * n_cols + col_seg[None, :]
-    index = (labels.astype(np.int64) + 1) * (n_rows * n_cols) + cell
-    counts = np.bincount(index.ravel(), minlength=(num_labels + 1) * n_rows * n_cols)
+    # Counted a band of rows at a time: the index arrays are then a band's, not a 50-megapixel
+    # map's (three full-size int64 copies were 1.2 GB at 50 MP).
+    bins = (num_labels + 1) * n_rows * n_cols
+    counts = np.zeros(bins, dtype=np.int64)
+    for start in range(0, height, COUNT_BAND_ROWS):
+        stop = min(height, start + COUNT_BAND_ROWS)
+        cell = row_seg[start:stop, None] * n_cols + col_seg[None, :]
+        index = (labels[start:stop].astype(np.int64) + 1) * (n_rows * n_cols) + cell
+        counts += np.bincount(index.ravel(), minlength=bins)
     counts = counts[n_rows * n_cols :].reshape(num_labels, n_rows, n_cols).astype(np.float64)
     pooled = _pool_segments(counts, row_first, row_count, axis=1)
     pooled = _pool_segments(pooled, col_first, col_count, axis=2)

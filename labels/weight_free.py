@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from dpst.imageio import resize_long_side
 from dpst.labels.regions import FROM_WEIGHT_FREE, Regions, one_region
 
 REST, SKY = 0, 1
@@ -59,6 +60,9 @@ def _as_float(image) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] < 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {array.shape}")
     array = array[..., :3]
+    if array.dtype == np.uint8 and max(array.shape[:2]) > 4 * WORK_SIDE:
+        # Shrunk in 8 bits first: a 50-megapixel photo is never made float whole (600 MB).
+        return resize_long_side(np.ascontiguousarray(array), 2 * WORK_SIDE)
     if array.dtype == np.uint8:
         out = array.astype(np.float32) / 255.0
     elif array.dtype == np.uint16:
