@@ -37,6 +37,17 @@ def check_image_output(path: str | os.PathLike, inputs: Inputs, side_files: Iter
     return out
 
 
+def check_output_folder(folder: Path, pattern: str, inputs: Inputs) -> None:
+    """A folder of outputs named by ``pattern`` (a glob; snapshots, frames) can be written,
+    and none of the files of that pattern already in it is an input: a run writes over its
+    earlier outputs, never over a photo it was given (issue 25, item 1)."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"cannot create the folder {folder}: it is a file")
+    check_writable_folder(folder)
+    if folder.is_dir():
+        check_no_clash(sorted(folder.glob(pattern)), inputs)
+
+
 def check_not_a_folder(path: str | os.PathLike) -> None:
     # Checked on the text as given: Path("new/") drops the slash that says "a folder".
     if Path(path).is_dir() or str(path).endswith(("/", os.sep)):
