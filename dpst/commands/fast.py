@@ -26,6 +26,7 @@ from dpst.commands.outputs import (
     check_writable_folder,
     write_image_or_rescue,
 )
+from dpst.commands.signals import interruptible
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
 from dpst.hashing import file_sha256
@@ -35,7 +36,6 @@ from dpst.labels.mask_files import read_mask
 from dpst.labels.one_pass import LABEL_WORK_SIDE
 from dpst.labels.regions import FROM_MASK_FILES, FROM_SEGMENTER, Regions, one_region
 from dpst.serve.runtime.batch import (
-    check_record,
     content_files,
     is_many,
     output_paths,
@@ -108,6 +108,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    kept = "the results written so far are whole and kept; no partial file is left"
+    return interruptible("fast", lambda: _run(args), kept)
+
+
+def _run(args: argparse.Namespace) -> int:
     args.strength = check_strength(args)
     if args.look is not None and args.style is not None:
         raise InputError("give STYLE or --look, not both")
@@ -278,13 +283,12 @@ def _run_folder(args: argparse.Namespace) -> int:
     look = _read_look(args)
     stylizer = open_stylizer(args)
     stylize, masks = _stylize(args, stylizer, look)
-    # A record written before --strength existed was made at the default strength.
-    check_record(out_dir, {
+    settings = {
         "style_sha256": file_sha256(args.look if look is not None else args.style),
         "model_id": stylizer.metadata["model_id"],
         "masks": masks,
         "strength": args.strength,
-    }, defaults={"strength": DEFAULT_STRENGTH})  # fmt: skip
+    }
     bar = tqdm(total=len(photos), unit="photo", disable=None, file=sys.stderr)
 
     def progress(photo, outcome):
@@ -293,7 +297,10 @@ def _run_folder(args: argparse.Namespace) -> int:
             bar.write(f"dpst: skipped {photo}")
 
     try:
-        report = run_folder(photos, out_dir, stylize, progress)
+        # Checked and recorded under the folder's lock, with the photos written.
+        # A record written before --strength existed was made at the default strength.
+        defaults = {"strength": DEFAULT_STRENGTH}
+        report = run_folder(photos, out_dir, stylize, progress, settings, defaults)
     finally:
         bar.close()
     seconds = time.perf_counter() - start

@@ -85,9 +85,10 @@ def _check_outputs(outputs: dict, inputs: dict) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.inputs[0] == EXPORT:
-        return _export(args)
-    return _make(args)
+    from dpst.commands.signals import interruptible
+
+    work = _export if args.inputs[0] == EXPORT else _make
+    return interruptible("look", lambda: work(args), "nothing written, no partial file left")
 
 
 def _make(args: argparse.Namespace) -> int:

@@ -11,6 +11,9 @@ layer over :func:`run_folder`; a notebook can call it with any ``stylize`` funct
   records what made the outputs (style, model, masks); a rerun with other settings is refused
   in one line rather than mixing two looks in one folder.
 - A photo that cannot be read or written is listed and skipped; the others are done.
+- One run at a time writes a folder (:func:`folder_lock`: ``dpst-fast.lock`` holds the
+  writer's process id under an OS lock that dies with it, so a killed run's lock is stale at
+  once); the record is checked and the temporaries a killed run left are removed under it.
 - Photos are read one ahead and written behind on worker threads (Pillow releases the GIL),
   so decoding and encoding overlap the model's work; at most three photos are in memory.
 """
@@ -20,8 +23,9 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ from dpst.image_formats import IMAGE_FORMATS
 from dpst.imageio import Photo, atomic_write, read_photo, write_photo
 
 RECORD_FILE = "dpst-fast.json"
+LOCK_FILE = "dpst-fast.lock"
 RECORD_FORMAT = "dpst-fast-folder"
 # A changed setting is shown with its old and new values when they are this short together.
 SHOWN_VALUE_CHARS = 40
@@ -128,11 +133,75 @@ def check_record(
     atomic_write(path, lambda fh: fh.write(data))
 
 
+@contextmanager
+def folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir``'s lock for the block, or raise a one-line InputError naming the
+    process that holds it.
+
+    An advisory ``flock`` on ``dpst-fast.lock``, which the kernel drops when its holder dies
+    (``kill -9``, a crash): a lock file left behind is then free, never stale. The file holds
+    the holder's process id, for the message. Where ``fcntl`` is missing (Windows) the block
+    runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise InputError(
+                f"{out_dir} is being written by another dpst fast (process {holder}): wait "
+                "for it to end, or give another --out-dir"
+            ) from None
+        # The holder before us may have removed the file between our open and our lock:
+        # then we locked a name no one else sees, so start again on the current file.
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        mine = os.fstat(fd)
+        if current is not None and (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev):
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before the unlock: a waiter then sees a new file
+        os.close(fd)
+
+
+def remove_temporaries(out_dir: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the hidden temporaries (``.NAME.*.tmp``, :func:`dpst.imageio.atomic_write`'s)
+    that a run killed mid-write left for these output names; only under the folder's lock,
+    when no other run can be writing them."""
+    removed = []
+    for name in names:
+        for tmp in out_dir.glob(f".{glob.escape(name)}.*.tmp"):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass  # not ours to worry about: the run goes on
+    return removed
+
+
 def run_folder(
     photos: Iterable[Path],
     out_dir: str | os.PathLike,
     stylize: Callable[[np.ndarray], np.ndarray],
     progress: Callable[[Path, str], None] | None = None,
+    settings: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> FolderReport:
     """Stylise every photo into ``out_dir``, skipping those already done.
 
@@ -140,14 +209,26 @@ def run_folder(
         photos: input paths (see :func:`content_files`).
         stylize: 8-bit ``(H, W, 3)`` pixels -> 8-bit pixels of the same size.
         progress: called after each photo with its path and "done", "skipped" or "failed".
+        settings, defaults: what made the results, checked against the folder's record (and
+            recorded) by :func:`check_record` under the folder's lock, so that two runs
+            started together cannot both pass the check and mix their results.
 
-    Only errors of the photo itself (unreadable, unwritable: :class:`DpstError`, OSError) are
-    listed and skipped; anything else (a broken model, Ctrl-C) stops the run, and the photos
-    written so far stay.
+    The folder is locked for the run (:func:`folder_lock`: another run at once is refused in
+    one line) and the temporaries of a killed run are removed first. Only errors of the photo
+    itself (unreadable, unwritable: :class:`DpstError`, OSError) are listed and skipped;
+    anything else (a broken model, Ctrl-C) stops the run, and the photos written so far stay.
     """
     out_dir = Path(out_dir)
     photos = list(photos)
-    output_paths(photos, out_dir)  # no two photos onto one file
+    outputs = output_paths(photos, out_dir)  # no two photos onto one file
+    with folder_lock(out_dir):
+        if settings is not None:
+            check_record(out_dir, settings, defaults)
+        remove_temporaries(out_dir, [RECORD_FILE, *(out.name for out in outputs)])
+        return _run_locked(photos, out_dir, stylize, progress)
+
+
+def _run_locked(photos, out_dir: Path, stylize, progress) -> FolderReport:
     report = FolderReport()
     todo = []
     for photo in photos:
