@@ -163,6 +163,30 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
+def atomic_write_files(files: list[tuple[str | os.PathLike, bytes]]) -> None:
+    """Write several files as one: each to a temporary beside it, then all renamed into place.
+    A write that fails (a full disk) leaves every file as it was, so a ``.cube`` is never
+    written without the Hald CLUT asked for with it."""
+    done: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            done.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+        for tmp, path in done:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in done:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def image_format(path: str | os.PathLike) -> str:
     """The Pillow format :func:`write_image` uses for ``path``, or a one-line InputError."""
     suffix = Path(path).suffix.lower()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 
 from dpst.commands import fast, options
+from dpst.commands.outputs import write_errors
 
 USAGE = (
     "dpst look STYLE -o LOOK.dpst [--style-mask MASK | --masks auto|none] [--model MODEL.onnx]\n"
@@ -118,7 +119,8 @@ def _make(args: argparse.Namespace) -> int:
     if labels is None:
         labels, groups = _segmented(args, style, stylizer.max_labels)
     look = encode_look(stylizer, style, labels, Path(style_path).name, groups)
-    write_look(out, look)
+    with write_errors(out):
+        write_look(out, look)
     print(f"wrote {out} ({Path(style_path).name}, {describe_regions(look)}, model "
           f"{look.model_id})")  # fmt: skip
     return 0
@@ -182,7 +184,8 @@ def _export(args: argparse.Namespace) -> int:
         output = stylizer.stylize(content, style, strength=strength)
         title = f"dpst look {Path(style_path).stem}"
     hald = paths[1] if len(paths) == 2 else None
-    result = export_lut(content, output, paths[0], config, hald_path=hald, title=title)
+    with write_errors(*paths):  # both files or neither
+        result = export_lut(content, output, paths[0], config, hald_path=hald, title=title)
     also = f" and {hald}" if hald else ""
     print(
         f"wrote {paths[0]}{also} ({config.size}-node LUT); fit error: mean CIEDE2000 "

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from dpst import imageio
-from dpst.errors import InputError, OutputError
+from dpst.errors import InputError, OutputError, first_line
 
 Inputs = Mapping[str, "str | os.PathLike | None"]
 
@@ -90,6 +91,20 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet)
         return False
+
+
+@contextmanager
+def write_errors(*paths: str | os.PathLike) -> Iterator[None]:
+    """A write of ``paths`` that fails (a full disk, a folder removed meanwhile) as one line,
+    exit 2, rather than a traceback. For outputs written atomically (every one of dpst's), so
+    that "nothing written" is true: a look, a LUT and its Hald CLUT, a video."""
+    try:
+        yield
+    except OSError as err:
+        named = " and ".join(str(p) for p in paths if p is not None)
+        raise OutputError(
+            f"could not write {named} ({err.strerror or first_line(err)}): nothing was written"
+        ) from None
 
 
 def write_image_or_rescue(out: Path, image, report: dict | None = None) -> None:

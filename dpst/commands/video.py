@@ -114,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
+    from dpst.commands.outputs import (
+        check_no_clash,
+        check_not_a_folder,
+        check_writable_folder,
+        write_errors,
+    )
     from dpst.commands.signals import termination_as_interrupt
     from dpst.serve.runtime.video import check_output_format, probe, process_video
 
@@ -132,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=info.frames or None, unit="frame", disable=None, file=sys.stderr)
     with termination_as_interrupt() as received:
         try:
-            report = process_video(args.input, out, frames, lambda n: bar.update(1))
+            with write_errors(out):
+                report = process_video(args.input, out, frames, lambda n: bar.update(1))
         except KeyboardInterrupt:
             bar.close()
             print(f"dpst video: interrupted ({received.name()}): nothing written, the "
