@@ -49,7 +49,9 @@ from dpst.serve.runtime.looks import (
 )
 from dpst.serve.runtime.pipeline import run_look, run_pair
 from dpst.serve.runtime.strength import check_strength as check_strength_value
+from dpst.serve.runtime.threads import check_threads
 
+THREADS_HELP = "ONNX Runtime intra-op threads, 1 to twice the cores (default: the cores)"
 STRENGTH_HELP = (
     "how much of the look to apply: 0 = the content unchanged, 1 = the model's full transfer "
     "(default), up to 2 to exaggerate"
@@ -100,7 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model(p)
     add_strength(p)
     options.add_mask_files(p, kinds=True)
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     options.add_automatic_masks(
         p, options.MASKS_DEFAULT, options.MASKS_HELP + " (torch is imported only to segment)",
         "masks when no mask files are given", device=True,
@@ -114,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     args.strength = check_strength(args)
+    args.threads = check_threads(args.threads)
     if args.look is not None and args.style is not None:
         raise InputError("give STYLE or --look, not both")
     if args.look is None and args.style is None:

@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lut-size", type=int, default=None, help="export: LUT_3D_SIZE (default 33)")
     p.add_argument("--hald", metavar="HALD.png", help="export: also write a Hald CLUT (level 8)")
     fast.add_strength(p, default=None, prefix="export: ")  # None: not given (export only)
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, default=None, help=fast.THREADS_HELP)
     options.add_automatic_masks(
         p, options.MASKS_DEFAULT, "auto (default): the style's regions are the segmenter's "
         "groups (sky, tree, building, ...) when it and its weights are on this machine (never "
@@ -87,7 +87,9 @@ def _check_outputs(outputs: dict, inputs: dict) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from dpst.commands.signals import interruptible
+    from dpst.serve.runtime.threads import check_threads
 
+    args.threads = check_threads(args.threads)
     work = _export if args.inputs[0] == EXPORT else _make
     return interruptible("look", lambda: work(args), "nothing written, no partial file left")
 

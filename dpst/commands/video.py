@@ -58,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="ONNX Runtime threads, and bands of each frame rendered at once (default: the cores)",
+        help="ONNX Runtime threads, and bands of each frame rendered at once, 1 to twice the "
+        "cores (default: the cores)",
     )
 
 
@@ -121,9 +122,11 @@ def run(args: argparse.Namespace) -> int:
         write_errors,
     )
     from dpst.commands.signals import termination_as_interrupt
+    from dpst.serve.runtime.threads import check_threads
     from dpst.serve.runtime.video import check_output_format, probe, process_video
 
     args.strength = check_strength(args)
+    args.threads = check_threads(args.threads)
     check_not_a_folder(args.output)
     out = Path(args.output)
     check_output_format(out)

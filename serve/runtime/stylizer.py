@@ -71,6 +71,7 @@ from dpst.models.onnx_format import (
 )
 from dpst.serve.runtime import tiled_render
 from dpst.serve.runtime.strength import DEFAULT_STRENGTH, blend_grid, blend_image, check_strength
+from dpst.serve.runtime.threads import check_threads
 
 LOG = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ class FastStylizer:
         cache_size: int = DEFAULT_CACHE_SIZE,
         threads: int | None = None,
     ) -> None:
+        threads = check_threads(threads, "threads")
         self.model_path = Path(model_path)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
         self._cache_size = max(0, int(cache_size))
