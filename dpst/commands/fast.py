@@ -23,7 +23,7 @@ from dpst.commands.exit_codes import EXIT_PROBLEMS
 from dpst.commands.outputs import (
     check_image_output,
     check_no_clash,
-    check_writable_folder,
+    check_output_dir,
     write_image_or_rescue,
 )
 from dpst.commands.signals import interruptible
@@ -277,9 +277,7 @@ def _run_folder(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     photos = content_files(args.content)
     out_dir = Path(args.out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out-dir {out_dir} is a file, not a folder")
-    check_writable_folder(out_dir)
+    check_output_dir(out_dir)
     outputs = output_paths(photos, out_dir)
     sources = {"style photo": args.style, "--look": args.look}
     check_no_clash(outputs, {**sources, **{str(p): p for p in photos}})

@@ -49,9 +49,18 @@ def check_output_folder(folder: Path, pattern: str, inputs: Inputs) -> None:
         check_no_clash(sorted(folder.glob(pattern)), inputs)
 
 
+def check_output_dir(out_dir: Path, flag: str = "--out-dir") -> None:
+    """A folder to write results in: a folder or nothing yet, and writable (or creatable)."""
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"{flag} {out_dir} is a file, not a folder")
+    check_writable_folder(out_dir)
+
+
 def check_not_a_folder(path: str | os.PathLike) -> None:
     # Checked on the text as given: Path("new/") drops the slash that says "a folder".
-    if Path(path).is_dir() or str(path).endswith(("/", os.sep)):
+    # os.path.isdir, not Path.is_dir: a folder on the way that cannot be searched is then
+    # check_writable_folder's one line, not a PermissionError.
+    if os.path.isdir(path) or str(path).endswith(("/", os.sep)):
         raise InputError(f"{path} is a folder: name the output file (e.g. out.png in it)")
 
 
@@ -62,8 +71,13 @@ def check_writable_folder(folder: Path) -> None:
     on a read-only mount, and knows nothing of a full quota.
     """
     existing = folder if str(folder) else Path(".")
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except PermissionError as err:  # a folder on the way cannot be searched (not as root)
+        raise InputError(
+            f"cannot reach {folder}: a folder on its way cannot be searched ({err.strerror})"
+        ) from None
     if not existing.is_dir():
         raise InputError(f"cannot create the folder {folder}: {existing} is a file")
     try:

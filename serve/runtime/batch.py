@@ -59,13 +59,20 @@ class FolderReport:
 
 def is_many(spec: str) -> bool:
     """Whether a CONTENT argument names several photos (a folder or a glob pattern)."""
-    return Path(spec).is_dir() or bool(GLOB_CHARACTERS & set(spec))
+    if not spec.strip():  # Path("") is the current folder, which no one named
+        raise InputError("CONTENT is empty: name a photo, a folder or a quoted glob")
+    return os.path.isdir(spec) or bool(GLOB_CHARACTERS & set(spec))
 
 
 def content_files(spec: str) -> list[Path]:
     """The photos a folder holds (by extension, not recursive) or a glob matches, sorted."""
-    if Path(spec).is_dir():
-        found = [p for p in Path(spec).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES]
+    if not spec.strip():  # as in is_many
+        raise InputError("CONTENT is empty: name a photo, a folder or a quoted glob")
+    if os.path.isdir(spec):
+        try:
+            found = [p for p in Path(spec).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES]
+        except OSError as err:
+            raise InputError(f"cannot read the folder {spec} ({err.strerror or err})") from None
     else:
         found = [Path(p) for p in glob.glob(spec, recursive=True)]
     files = sorted(p for p in found if p.is_file() and not p.name.startswith("."))
