@@ -383,7 +383,8 @@ def test_default_model_path_and_providers(tmp_path, monkeypatch):
     assert runtime.default_model_path() == default
     chosen = tmp_path / "mine.onnx"
     monkeypatch.setenv(runtime.MODEL_ENV, str(chosen))
-    assert runtime.default_model_path() is None  # named but absent
+    with pytest.raises(runtime.RuntimeModelError, match=f"DPST_MODEL names {chosen}: no such"):
+        runtime.default_model_path()  # named but absent: said with its path (issue 25, item 7)
     chosen.write_bytes(b"x")
     assert runtime.default_model_path() == chosen
 

@@ -295,7 +295,7 @@ def _run_folder(args: argparse.Namespace) -> int:
     def progress(photo, outcome):
         bar.update(1)
         if outcome == "failed":
-            bar.write(f"dpst: skipped {photo}")
+            bar.write(f"dpst: failed {photo}")
 
     try:
         # Checked and recorded under the folder's lock, with the photos written.

@@ -20,6 +20,7 @@ layer over :func:`run_folder`; a notebook can call it with any ``stylize`` funct
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dpst.errors import DpstError, InputError, first_line
+from dpst.errors import DpstError, InputError, OutputError, first_line
 from dpst.image_formats import IMAGE_FORMATS
 from dpst.imageio import Photo, atomic_write, read_photo, write_photo
 
@@ -46,6 +47,8 @@ SHOWN_VALUE_CHARS = 40
 PHOTO_SUFFIXES = frozenset({*IMAGE_FORMATS, ".gif"})
 FALLBACK_SUFFIX = ".png"
 GLOB_CHARACTERS = frozenset("*?[")
+# Write errors of the folder, not of one photo: the run stops at the first.
+FOLDER_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @dataclass
@@ -75,7 +78,11 @@ def content_files(spec: str) -> list[Path]:
             raise InputError(f"cannot read the folder {spec} ({err.strerror or err})") from None
     else:
         found = [Path(p) for p in glob.glob(spec, recursive=True)]
-    files = sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+    # A broken symlink is kept, to be listed as failed: silently leaving out a photo the
+    # user named is how one goes missing from a delivery.
+    files = sorted(
+        p for p in found if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
+    )
     if not files:
         raise InputError(f"{spec}: no photos found")
     return files
@@ -239,7 +246,11 @@ def _run_locked(photos, out_dir: Path, stylize, progress) -> FolderReport:
     report = FolderReport()
     todo = []
     for photo in photos:
-        if output_path(photo, out_dir).exists():
+        out = output_path(photo, out_dir)
+        if out.is_dir():  # not a result: it would be "already there" for ever
+            report.failed.append((photo, f"{out} is a folder, not a result: rename it"))
+            _tell(progress, photo, "failed")
+        elif out.exists():
             report.skipped.append(photo)
             _tell(progress, photo, "skipped")
         else:
@@ -259,18 +270,27 @@ def _run_locked(photos, out_dir: Path, stylize, progress) -> FolderReport:
                 continue
             result = Photo(pixels, source.icc_profile, source.exif)
             writing.append((photo, pool.submit(write_photo, output_path(photo, out_dir), result)))
-            writing = _collect(writing, report, progress, keep=1)
-        _collect(writing, report, progress, keep=0)
+            writing = _collect(writing, report, progress, 1, out_dir)
+        _collect(writing, report, progress, 0, out_dir)
     return report
 
 
-def _collect(writing, report: FolderReport, progress, keep: int):
+def _collect(writing, report: FolderReport, progress, keep: int, out_dir: Path):
     """Wait for all but the last ``keep`` writes, recording each outcome."""
     while len(writing) > keep:
         photo, future = writing.pop(0)
         try:
             future.result()
-        except (DpstError, OSError) as error:
+        except OSError as error:
+            if error.errno in FOLDER_FULL:
+                # Every photo after would fail alike: stop, and say what is kept.
+                raise OutputError(
+                    f"could not write in {out_dir} ({error.strerror}): {len(report.done)} "
+                    "written and kept; make room and run again to do the rest"
+                ) from None
+            report.failed.append((photo, first_line(error)))
+            _tell(progress, photo, "failed")
+        except DpstError as error:
             report.failed.append((photo, first_line(error)))
             _tell(progress, photo, "failed")
         else:
