@@ -90,8 +90,9 @@ def test_a_model_without_its_checksum_is_said_once(folder, model, capsys):
     shutil.copytree(model.parent, copy)
     for sidecar in copy.glob("*.sha256"):
         sidecar.unlink()
+    model_flag = ["--model", str(copy / "model.onnx")]
     code = main(["fast", str(folder / "in" / "p0.png"), str(folder / "s.png"), "-o",
-                 str(folder / "o.png"), "--masks", "none", "--model", str(copy / "model.onnx")])  # fmt: skip
+                 str(folder / "o.png"), "--masks", "none", *model_flag])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 0, err
     said = [line for line in err.splitlines() if "no .sha256" in line]
