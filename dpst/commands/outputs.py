@@ -93,9 +93,9 @@ def check_no_clash(outputs: Iterable[Path], inputs: Inputs) -> None:
     for out in outputs:
         for what, given in inputs.items():
             if given is not None and _same_file(out, Path(given)):
-                raise InputError(
-                    f"{out} would replace the {what} ({given}): choose another output path"
-                )
+                # An input named by its path alone (a folder's photo) is said once.
+                which = f"the {what} ({given})" if what != str(given) else f"the input {given}"
+                raise InputError(f"{out} would replace {which}: choose another output path")
 
 
 def _same_file(a: Path, b: Path) -> bool:

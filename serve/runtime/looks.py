@@ -205,12 +205,24 @@ def look_bytes(
     return look_to_bytes(encode_look(stylizer, style, style_labels, style_name, group_names))
 
 
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes; a file that cannot be read is said so (it is not "damaged")."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: a folder, not a look file") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
 def read_look(source: str | os.PathLike | bytes) -> Look:
     """A look from a ``.dpst`` file's path or bytes; InputError (one line) if it is not one."""
     name = "the look" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes):
+        source = _read_bytes(source)
     try:
-        if not isinstance(source, bytes):
-            source = Path(source).read_bytes()
         with zipfile.ZipFile(io.BytesIO(source)) as archive:
             return _parse(archive, name)
     except FileNotFoundError:

@@ -129,6 +129,18 @@ def check_output_format(path: str | os.PathLike) -> str:
         container.close()
 
 
+def _codec_name(context) -> str:
+    """The codec's name (mp3), not its decoder's (mp3float, libdav1d): what containers list
+    and users know."""
+    return context.codec.canonical_name or context.name
+
+
+def _holds(output, context) -> bool:
+    """Whether the output's container lists the stream's codec, by either of its names."""
+    takes = output.supported_codecs
+    return _codec_name(context) in takes or context.name in takes
+
+
 def _default_video(container) -> str | None:
     """The container's own video codec, None for an audio container (whose is a cover)."""
     codec = container.default_video_codec
@@ -184,7 +196,7 @@ def probe(path: str | os.PathLike) -> VideoReport:
             width=video.codec_context.width,
             height=video.codec_context.height,
             rate=video.average_rate or video.guessed_rate,
-            decoder=video.codec_context.name,
+            decoder=_codec_name(video.codec_context),
             audio_streams=len(source.streams.audio),
         )
 
@@ -226,7 +238,7 @@ def process_video(
 
 
 def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> VideoReport:
-    report = VideoReport(decoder=video.codec_context.name)
+    report = VideoReport(decoder=_codec_name(video.codec_context))
     # PyAV guesses the container from the temporary name's extension, the output's.
     with av.open(os.fspath(temp), "w") as output:
         # Every stream exists before the first packet is muxed (the header is written then).
@@ -234,7 +246,7 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
         if not (width and height):
             raise InputError(f"{src}: its video stream does not say its frame size")
         rate = _rate(video)
-        listed = _encoders_for(output, video.codec_context.name)
+        listed = _encoders_for(output, _codec_name(video.codec_context))
         # A codec the container takes may still refuse these frames (MJPEG with yuv420p,
         # MPEG-2 at 10 fps): each is tried before the first frame, and the next one taken.
         time_base = _time_base(video)
@@ -321,11 +333,13 @@ def _copied_streams(output, source, src, report: VideoReport) -> dict:
     and listed in ``report.dropped_streams``, as are data streams."""
     copied = {}
     for stream in source.streams.audio:
-        if stream.codec_context.name not in output.supported_codecs:
+        codec = _codec_name(stream.codec_context)
+        if not _holds(output, stream.codec_context):
+            # .mkv holds every audio codec; the input's own extension holds its audio.
+            choices = " or ".join(dict.fromkeys([Path(src).suffix.lower() or ".mkv", ".mkv"]))
             raise InputError(
-                f"{src}: its {stream.codec_context.name} audio cannot go in a "
-                f"{output.format.name} file (copied as it is): write {Path(src).suffix} "
-                f"or .mkv"
+                f"{src}: its {codec} audio cannot go in a {output.format.name} file (copied "
+                f"as it is): write {choices}"
             )
         copied[stream.index] = output.add_stream_from_template(stream)
     report.audio_streams = len(copied)
@@ -333,8 +347,8 @@ def _copied_streams(output, source, src, report: VideoReport) -> dict:
     for stream in source.streams:
         if stream.index == video_index or stream.index in copied:
             continue
-        codec = stream.codec_context.name if stream.codec_context is not None else None
-        if stream.type == "subtitle" and codec in output.supported_codecs:
+        codec = _codec_name(stream.codec_context) if stream.codec_context is not None else None
+        if stream.type == "subtitle" and _holds(output, stream.codec_context):
             copied[stream.index] = output.add_stream_from_template(stream)
             report.subtitle_streams += 1
         elif stream.type == "subtitle":
