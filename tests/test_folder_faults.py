@@ -97,3 +97,21 @@ def test_a_model_without_its_checksum_is_said_once(folder, model, capsys):
     assert code == 0, err
     said = [line for line in err.splitlines() if "no .sha256" in line]
     assert len(said) == 1 and "could not be checked" in said[0], err
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds files through /proc")
+def test_a_record_that_cannot_be_written_is_one_line(folder, model, capsys, monkeypatch):
+    out = folder / "out"
+    real = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(f"{out}/.dpst-fast.json"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    code = _fast(folder, model)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "No space left on device" in err and "nothing written" in err
+    assert list(out.iterdir()) == []

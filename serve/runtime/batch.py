@@ -144,7 +144,11 @@ def check_record(
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     data = (json.dumps(record, indent=2) + "\n").encode()
-    atomic_write(path, lambda fh: fh.write(data))
+    try:
+        atomic_write(path, lambda fh: fh.write(data))
+    except OSError as err:
+        raise OutputError(f"could not write in {out_dir} ({err.strerror or err}): nothing "
+                          "written; make room and run again") from None  # fmt: skip
 
 
 @contextmanager
@@ -186,8 +190,11 @@ def folder_lock(out_dir: Path) -> Iterator[None]:
             break
         os.close(fd)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only its message lacks the id
         yield
     finally:
         path.unlink(missing_ok=True)  # before the unlock: a waiter then sees a new file
