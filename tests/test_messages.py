@@ -95,3 +95,30 @@ def test_an_audio_codec_a_container_refuses_names_mkv_once(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "pcm_s16le audio cannot go in a webm file" in err, err
     assert err.endswith("write .mkv") and ".mkv or .mkv" not in err
+
+
+def test_the_demo_refuses_an_animation_as_the_commands_do(tmp_path):
+    """Issue 25, item 7: the demo took frame 0 of an animated GIF the CLI refuses, and its
+    messages named the server's temporary files."""
+    from dpst.serve.app.inputs import read_photo
+
+    frames = [Image.new("RGB", (16, 12), colour) for colour in ("red", "blue")]
+    upload = tmp_path / "gradio-tmp-123" / "clip.gif"
+    upload.parent.mkdir()
+    frames[0].save(upload, save_all=True, append_images=frames[1:])
+    with pytest.raises(InputError) as caught:
+        read_photo(str(upload), "content photo", 10**6)
+    assert str(caught.value).startswith("content photo: an animation (2 frames)")
+    assert str(upload.parent) not in str(caught.value)
+
+
+def test_a_damaged_look_upload_is_named_not_by_its_temporary_file(tmp_path):
+    from dpst.serve.runtime.looks import read_look
+
+    upload = tmp_path / "gradio-tmp-123" / "look.dpst"
+    upload.parent.mkdir()
+    upload.write_bytes(b"not a zip")
+    with pytest.raises(InputError) as caught:
+        read_look(upload, name="the look file")
+    assert str(caught.value).startswith("the look file: not a dpst look file")
+    assert str(upload.parent) not in str(caught.value)
