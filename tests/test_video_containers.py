@@ -92,3 +92,24 @@ def test_a_container_without_its_encoder_names_the_codec():
             check_output_format("a.ogg")
     else:
         assert check_output_format("a.ogg") == "ogg"
+
+
+def test_a_clip_whose_time_goes_back_is_written_without_those_frames(tmp_path, style, capsys,
+                                                                     monkeypatch):  # fmt: skip
+    """A clip damaged mid-stream decoded a frame back in time; the muxer refused it at the
+    end (EINVAL, a traceback, the whole clip lost)."""
+    import dpst.serve.runtime.video as video
+
+    clip = make_clip(tmp_path / "in.mp4", audio=False)
+    real = video._timestamp
+
+    def damaged(frame, index, rate):
+        pts, time_base = real(frame, index, rate)
+        return (0, time_base) if index == 5 else (pts, time_base)  # frame 5 back at the start
+
+    monkeypatch.setattr(video, "_timestamp", damaged)
+    assert _video(clip, style, "-o", tmp_path / "o.mp4") == 0
+    err = capsys.readouterr().err
+    assert "1 frame(s) or packet(s) whose time went back" in err and "Traceback" not in err
+    with av.open(str(tmp_path / "o.mp4")) as out:
+        assert sum(1 for _ in out.decode(video=0)) == 11  # of 12

@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         f"{report.subtitle_streams} subtitle stream(s) copied) "
         f"in {report.seconds:.1f} s ({fps:.2f} frames/s, {runs_on})"
     )
+    if report.out_of_time:
+        print(f"dpst video: warning: {report.out_of_time} frame(s) or packet(s) whose time went "
+              "back (a damaged clip) left out", file=sys.stderr)  # fmt: skip
     if report.dropped_streams:
         print(f"dpst video: warning: not copied: {', '.join(report.dropped_streams)}",
               file=sys.stderr)  # fmt: skip

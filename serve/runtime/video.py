@@ -78,6 +78,8 @@ class VideoReport:
     subtitle_streams: int = 0
     dropped_streams: list[str] = field(default_factory=list)
     rotation: int = 0  # the display rotation carried over (degrees, counter-clockwise)
+    # Frames and packets left out because their time did not advance (a damaged clip).
+    out_of_time: int = 0
     seconds: float = 0.0
 
 
@@ -293,12 +295,29 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
                 raise ValueError(f"frames() returned {styled.shape} {styled.dtype}")
             return styled, stamp
 
+        # A damaged clip can repeat or go back in time; the muxer refuses that (EINVAL at the
+        # end, the whole clip lost), so such frames and packets are left out and counted.
+        last: dict = {}
+
+        def in_time(key, when) -> bool:
+            if when is None:
+                return True
+            if key in last and when <= last[key]:
+                report.out_of_time += 1
+                return False
+            last[key] = when
+            return True
+
         def write(item):
             if not isinstance(item, tuple):
-                item.stream = copied[item.stream.index]
-                output.mux(item)
+                when = item.dts * item.time_base if item.dts is not None else None
+                if in_time(item.stream.index, when):
+                    item.stream = copied[item.stream.index]
+                    output.mux(item)
                 return
             styled, (pts, time_base) = item
+            if not in_time("video", pts * time_base):
+                return
             new = av.VideoFrame.from_ndarray(styled, format="rgb24")
             new.pts, new.time_base = pts, time_base
             output.mux(out_video.encode(new))
