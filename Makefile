@@ -22,9 +22,12 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium is not installed: the browser test will be skipped"
 
+# bench.faults --quick: every fault case but training and targets, as a user runs them (about
+# a minute and a half on 2 cores).
 test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	$(BIN)/python -m bench.faults --quick
 
 lint: setup
 	$(BIN)/ruff check .

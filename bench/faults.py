@@ -1,5 +1,5 @@
-"""Every fault case of issue 18, rerun in one go: no traceback, no lost file, the exit code
-documented.
+"""Every fault case of issues 18 and 25 (items numbered 25.N), rerun in one go: no traceback,
+no lost file, the exit code documented.
 
     python -m bench.faults                 # every case (a few minutes: training, targets)
     python -m bench.faults --quick         # without the cases marked slow
@@ -11,7 +11,9 @@ TMPDIR), and prints one row: the case, the command, the exit code expected (from
 :mod:`dpst.commands.exit_codes`, the codes the README's "Exit codes" table states) and the
 one seen, whether a traceback was printed, whether a file was lost (an input replaced or
 removed, a result not written or not rescued) and the verdict. A case that cannot be set up
-here is skipped with its reason. The script exits 1 when any case fails.
+here is skipped with its reason (a full disk is a tmpfs this script mounts, as root; a user
+who cannot read every folder is root without that capability, through ``setpriv``). The
+script exits 1 when any case fails.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -813,6 +816,396 @@ def _(ws):
     run = Run([], done.returncode, done.stdout, done.stderr, time.perf_counter() - start,
               label="python snippet.py (README's, random backbone)")  # fmt: skip
     return row(11, "README: the Python snippet runs", run, EXIT_OK, [], [])
+
+
+# -- issue 25 (round three): items numbered 25.N -----------------------------------------
+
+
+@contextmanager
+def small_disk(ws: Workspace, name: str, kib: int, leave: int = 0):
+    """A folder on a tmpfs of ``kib`` KiB, full but for ``leave`` bytes (so a write there
+    fails as on a full disk), or Skip where no filesystem can be mounted (not root)."""
+    folder = ws.path(name)
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(folder)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise Skip(f"no small filesystem can be mounted here ({_last_line(done.stderr)})")
+    try:
+        # Filled to the last byte: every write fails, as on a full disk (an empty file, the
+        # output checks' probe, still can be made).
+        fd = os.open(folder / FILLER, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.ftruncate(fd, max(0, os.fstat(fd).st_size - leave))
+            os.close(fd)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+FILLER = ".filler"
+
+
+def _left(disk: Path) -> list[str]:
+    return sorted(p.name for p in disk.iterdir() if p.name != FILLER)
+
+
+def _unprivileged() -> list[str]:
+    """The prefix that runs a command as a user who cannot read every folder."""
+    if os.geteuid() != 0:
+        return []
+    probe = subprocess.run([*DROP_READ_ALL, "true"], capture_output=True)
+    if probe.returncode != 0:
+        raise Skip("running as root, and setpriv cannot drop root's reading of every folder")
+    return DROP_READ_ALL
+
+
+DROP_READ_ALL = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def _clip(ws: Workspace, name: str = "clip.mp4", codec: str = "libx264", rate: int = 10,
+          pix_fmt: str = "yuv420p") -> str:  # fmt: skip
+    """A 10-frame 64x48 clip in the workspace."""
+    import av
+
+    path = ws.path(name)
+    if not path.exists():
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream(codec, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+            for i in range(10):
+                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), "rgb24")
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+    return name
+
+
+def _folder_of(ws: Workspace, name: str, count: int, side: int) -> str:
+    folder = ws.path(name)
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"p{i:02d}.png")
+    return name
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] if folder.is_dir() else []
+
+
+@case("25.1", "stylize: restyling a snapshot keeps it")
+def _(ws):
+    ws.path("p.snapshots").mkdir()
+    shutil.copy(ws.path("c.png"), ws.path("p.snapshots/level0_stage1_00002.png"))
+    before = ws.digests("p.snapshots/level0_stage1_00002.png")
+    snapshot = "p.snapshots/level0_stage1_00002.png"
+    args = ("stylize", snapshot, "s.png", "-o", "p.png", "--snapshot-every", "2",
+            *TINY_OPTIMISER, "--iters", "4", "--masks", "none")  # fmt: skip
+    run = ws.dpst(*args)
+    problems = one_line_error(run, "would replace the content photo")
+    return row("25.1", "", run, EXIT_USER_ERROR, ws.lost(before), problems)
+
+
+@case("25.2", "stylize: snapshot folder a file, refused")
+def _(ws):
+    ws.path("sf.snapshots").write_text("a file")
+    args = ("stylize", "c.png", "s.png", "-o", "sf.png", "--snapshot-every", "1", *LONG)
+    return _refused(ws, "25.2", "", args, "sf.snapshots", "is a file")
+
+
+@case("25.2", "stylize: snapshots fail mid-run, result kept")
+def _(ws):
+    args = ("stylize", "c.png", "s.png", "-o", "sm.png", "--backbone", "random", "--size", "32",
+            "--no-postfilter", "--masks", "none", "--iters", "100000", "--stages", "1",
+            "--snapshot-every", "1")  # fmt: skip
+    started = time.perf_counter()
+    proc, out, err = ws.start("snapfail", *args)
+    snapshots = ws.path("sm.snapshots")
+    deadline = time.monotonic() + TIMEOUT
+    while not (snapshots.is_dir() and any(snapshots.glob("*.png"))):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            ws.finish(proc, args, out, err, started)
+            raise Skip("the run ended before its first snapshot")
+        time.sleep(0.05)
+    shutil.rmtree(snapshots)
+    snapshots.write_text("no folder any more: every later snapshot fails")
+    # Once the run has said so and gone on, it is stopped; the result so far must be there.
+    if _wait_for(proc, err, re.compile("could not write")):
+        os.killpg(proc.pid, signal.SIGTERM)
+    run = ws.finish(proc, args, out, err, started)
+    warned = [x for x in run.err.splitlines() if "could not write" in x]
+    problems = [] if len(warned) == 1 else [f"{len(warned)} snapshot warnings, not 1"]
+    lost = [n for n in ("sm.png", "sm.png.json") if _sha256(ws.path(n)) is None]
+    return row("25.2", "", run, SIGTERM_CODE, lost, problems)
+
+
+def _fast_signalled(ws: Workspace, sig: signal.Signals) -> Row:
+    folder = _folder_of(ws, f"many_{sig.name}", 40, 384)
+    out_dir = ws.path(f"graded_{sig.name}")
+    args = ("fast", folder, "s.png", "--out-dir", out_dir.name, "--masks", "none",
+            "--threads", "1")  # fmt: skip
+    started = time.perf_counter()
+    proc, out, err = ws.start(f"fast_{sig.name}", *args)
+    deadline = time.monotonic() + TIMEOUT
+    while proc.poll() is None and time.monotonic() < deadline:
+        if out_dir.is_dir() and any(out_dir.glob("p*.png")):
+            os.killpg(proc.pid, sig)
+            break
+        time.sleep(0.05)
+    run = ws.finish(proc, args, out, err, started, timeout=120)
+    problems = [f"left {t}" for t in _temporaries(out_dir)]
+    if (out_dir / "dpst-fast.lock").exists():
+        problems.append("left its lock file")
+    for result in out_dir.glob("p*.png"):
+        try:
+            with Image.open(result) as img:
+                img.load()
+        except OSError:
+            problems.append(f"{result.name} is not whole")
+    return row("25.3", "", run, 128 + sig, [], problems)
+
+
+@case("25.3", "fast folder, SIGTERM mid-run")
+def _(ws):
+    return _fast_signalled(ws, signal.SIGTERM)
+
+
+@case("25.3", "fast folder, SIGHUP mid-run")
+def _(ws):
+    return _fast_signalled(ws, signal.SIGHUP)
+
+
+@case("25.3", "fast folder: a killed run's .tmp removed")
+def _(ws):
+    folder = _folder_of(ws, "killed_in", 2, 32)
+    out_dir = ws.path("killed_out")
+    out_dir.mkdir()
+    (out_dir / ".p00.png.a1b2c3.tmp").write_bytes(b"half a photo")
+    run = ws.dpst("fast", folder, "s.png", "--out-dir", out_dir.name, "--masks", "none")
+    problems = [f"left {t}" for t in _temporaries(out_dir)]
+    return row("25.3", "", run, EXIT_OK, [], problems)
+
+
+@case("25.4", "fast folder: two runs at once, one strength")
+def _(ws):
+    folder = _folder_of(ws, "race_in", 6, 256)
+    runs = []
+    for strength in ("0.2", "1.8"):
+        args = ("fast", folder, "s.png", "--out-dir", "race_out", "--masks", "none",
+                "--strength", strength, "--threads", "1")  # fmt: skip
+        runs.append((strength, args, time.perf_counter(), *ws.start(f"race{strength}", *args)))
+    finished = [(s, ws.finish(p, a, o, e, t)) for s, a, t, p, o, e in runs]
+    codes = sorted(r.code if r.code is not None else -1 for _, r in finished)
+    record = ws.path("race_out/dpst-fast.json")
+    recorded = json.loads(record.read_text())["settings"]["strength"] if record.is_file() else None
+    winner = [s for s, r in finished if r.code == EXIT_OK]
+    problems = [] if codes == [EXIT_OK, EXIT_USER_ERROR] else [f"exit codes {codes}, not [0, 2]"]
+    if winner and recorded != float(winner[0]):
+        problems.append(f"the record says {recorded}, the run that wrote said {winner[0]}")
+    # The row shows the run that was refused: one line, exit 2.
+    refused = [r for _, r in finished if r.code != EXIT_OK] or [finished[-1][1]]
+    problems += one_line_error(refused[0], "--out-dir") if not problems else []
+    return row("25.4", "", refused[0], EXIT_USER_ERROR, [], problems)
+
+
+@case("25.5", "look export --hald onto a full disk")
+def _(ws):
+    with small_disk(ws, "full_lut", 64) as disk:
+        args = ("look", "export", "c.png", "s.png", "-o", f"{disk.name}/l.cube", "--hald",
+                f"{disk.name}/h.png", "--lut-size", "17")  # fmt: skip
+        run = ws.dpst(*args)
+        problems = one_line_error(run, "could not write", "No space left")
+        left = _left(disk)
+    problems += [f"left {left}"] if left else []
+    return row("25.5", "", run, EXIT_USER_ERROR, [], problems)
+
+
+@case("25.5", "look onto a full disk")
+def _(ws):
+    with small_disk(ws, "full_look", 8) as disk:
+        run = ws.dpst("look", "s.png", "-o", f"{disk.name}/l.dpst", "--masks", "none")
+        problems = one_line_error(run, "could not write", "No space left")
+        left = _left(disk)
+    problems += [f"left {left}"] if left else []
+    return row("25.5", "", run, EXIT_USER_ERROR, [], problems)
+
+
+@case("25.5", "video onto a full disk")
+def _(ws):
+    clip = _clip(ws)
+    with small_disk(ws, "full_video", 8) as disk:
+        run = ws.dpst("video", clip, "s.png", "-o", f"{disk.name}/o.mp4", "--threads", "1")
+        problems = one_line_error(run, "could not write", "No space left")
+        left = _left(disk)
+    problems += [f"left {left}"] if left else []
+    return row("25.5", "", run, EXIT_USER_ERROR, [], problems)
+
+
+@case("25.5", "video: a JPEG named .mp4")
+def _(ws):
+    shutil.copy(ws.path("c.png"), ws.path("photo.mp4"))
+    args = ("video", "photo.mp4", "s.png", "-o", "o.mp4", "--threads", "1")
+    return _refused(ws, "25.5", "", args, "still image")
+
+
+@case("25.5", "video: an MJPEG .avi")
+def _(ws):
+    clip = _clip(ws, "mjpeg.avi", "mjpeg", pix_fmt="yuvj420p")
+    run = ws.dpst("video", clip, "s.png", "-o", "mjpeg_out.avi", "--threads", "1")
+    lost = [] if _sha256(ws.path("mjpeg_out.avi")) else ["mjpeg_out.avi"]
+    return row("25.5", "", run, EXIT_OK, lost, [])
+
+
+@case("25.5", "serve --port 70000")
+def _(ws):
+    return _refused(ws, "25.5", "", ("serve", "--port", "70000", "--backbone", "random"),
+                    "--port must be 1 to 65535")  # fmt: skip
+
+
+@case("25.5", "stylize --config iters 2.5, NaN")
+def _(ws):
+    ws.path("half.json").write_text('{"iters": 2.5}')
+    ws.path("nan.json").write_text('{"weights": {"style": NaN}}')
+    files = (("half.json", "whole number"), ("nan.json", "finite"))
+    rows = [_refused(ws, "25.5", "", ("stylize", "c.png", "s.png", "-o", "cfg.png", "--config",
+                                      name, *TINY_OPTIMISER), needle)
+            for name, needle in files]  # fmt: skip
+    return next((r for r in rows if r.verdict != "pass"), rows[-1])
+
+
+@case("25.5", "fast: unreadable folder, unsearchable --out-dir")
+def _(ws):
+    prefix = _unprivileged()
+    _folder_of(ws, "sealed_in", 1, 16)
+    ws.path("sealed/sub").mkdir(parents=True)
+    ws.path("sealed_in").chmod(0)
+    ws.path("sealed").chmod(0)
+    cases = (
+        (("fast", "sealed_in", "s.png", "--out-dir", "o_sealed"), "cannot read the folder"),
+        (("fast", "c.png", "s.png", "-o", "sealed/sub/o.png"), "cannot reach"),
+    )
+    try:
+        for args, needle in cases:
+            start = time.perf_counter()
+            done = subprocess.run([*prefix, *_python(False, (*args, "--masks", "none"))],
+                                  cwd=ws.root, env=ws.env, capture_output=True, text=True,
+                                  timeout=TIMEOUT)  # fmt: skip
+            run = Run(list(args), done.returncode, done.stdout, done.stderr,
+                      time.perf_counter() - start)  # fmt: skip
+            result = row("25.5", "", run, EXIT_USER_ERROR, [], one_line_error(run, needle))
+            if result.verdict != "pass":
+                return result
+        return result
+    finally:
+        ws.path("sealed_in").chmod(0o755)
+        ws.path("sealed").chmod(0o755)
+
+
+@case("25.6", "fast --threads 100000, 0")
+def _(ws):
+    rows = [_refused(ws, "25.6", "", ("fast", "c.png", "s.png", "-o", "t.png", "--masks",
+                                      "none", "--threads", n), "--threads must be 1 to")
+            for n in ("100000", "0")]  # fmt: skip
+    return next((r for r in rows if r.verdict != "pass"), rows[-1])
+
+
+@case("25.6", "video --lut a 256-node .cube")
+def _(ws):
+    with open(ws.path("big.cube"), "w") as fh:
+        fh.write("LUT_3D_SIZE 256\n" + "0.5 0.5 0.5\n" * 300_000)
+    args = ("video", _clip(ws), "--lut", "big.cube", "-o", "big.mp4")
+    result = _refused(ws, "25.6", "", args, "LUT_3D_SIZE 256")
+    if result.seconds > QUICK_EXIT_SECONDS / 4:
+        result.verdict, result.notes = "FAIL", [*result.notes, "parsed before refused"]
+    return result
+
+
+@case("25.7", "video -o .ts holds H.264")
+def _(ws):
+    import av
+
+    run = ws.dpst("video", _clip(ws), "s.png", "-o", "o.ts", "--threads", "1")
+    lost = [] if _sha256(ws.path("o.ts")) else ["o.ts"]
+    problems = []
+    if not lost:
+        with av.open(str(ws.path("o.ts"))) as clip:
+            codec = clip.streams.video[0].codec_context.name
+        problems += [] if codec == "h264" else [f"wrote {codec}"]
+    return row("25.7", "", run, EXIT_OK, lost, problems)
+
+
+@case("25.7", "fast, DPST_MODEL=/missing named")
+def _(ws):
+    ws.env["DPST_MODEL"] = "/missing/model.onnx"
+    try:
+        args = ("fast", "c.png", "s.png", "-o", "m.png", "--masks", "none")
+        return _refused(ws, "25.7", "", args, "/missing/model.onnx")
+    finally:
+        del ws.env["DPST_MODEL"]
+
+
+@case("25.7", "fast folder onto a full disk stops")
+def _(ws):
+    folder = _folder_of(ws, "to_full", 4, 256)
+    # Room for the folder's record and lock, not for a photo.
+    with small_disk(ws, "full_folder", 200, leave=8192) as disk:
+        run = ws.dpst("fast", folder, "s.png", "--out-dir", disk.name, "--masks", "none")
+        problems = one_line_error(run, "No space left", "written and kept")
+        problems += ["said 'skipped'"] * ("skipped" in run.err)
+        problems += [f"left {t}" for t in _temporaries(disk)]
+    return row("25.7", "", run, EXIT_USER_ERROR, [], problems)
+
+
+@case("25.7", "fast folder: a folder named as an output")
+def _(ws):
+    folder = _folder_of(ws, "named_in", 2, 32)
+    ws.path("named_out/p00.png").mkdir(parents=True)
+    ws.path(folder).joinpath("gone.png").symlink_to(ws.path("nowhere.png"))
+    run = ws.dpst("fast", folder, "s.png", "--out-dir", "named_out", "--masks", "none")
+    problems = [] if "p00.png is a folder" in run.err else ["the folder not said"]
+    problems += [] if "gone.png" in run.err else ["the broken symlink not listed"]
+    problems += [] if "0 already there" in run.out else ["counted as already there"]
+    return row("25.7", "", run, EXIT_PROBLEMS, [], problems)
+
+
+@case("25.7", 'fast "" --out-dir')
+def _(ws):
+    return _refused(ws, "25.7", "", ("fast", "", "s.png", "--out-dir", "empty_out"), "empty")
+
+
+@case("25.7", "fast: a model without its .sha256 said")
+def _(ws):
+    model = _model_copy(ws, "unsummed", "model")
+    for sidecar in model.parent.glob("*.sha256"):
+        sidecar.unlink()
+    run = ws.dpst("fast", "c.png", "s.png", "-o", "u.png", "--masks", "none", "--model",
+                  "unsummed/model.onnx")  # fmt: skip
+    said = [x for x in run.err.splitlines() if "no .sha256" in x]
+    problems = [] if len(said) == 1 else [f"{len(said)} lines about the checksum, not 1"]
+    lost = [] if _sha256(ws.path("u.png")) else ["u.png"]
+    return row("25.7", "", run, EXIT_OK, lost, problems)
+
+
+@case("25.8", "fast folder -o over a photo: said once")
+def _(ws):
+    folder = _folder_of(ws, "g2", 1, 16)
+    run = ws.dpst("fast", f"{folder}/*.png", "s.png", "--out-dir", folder, "--masks", "none")
+    problems = one_line_error(run, f"replace the input {folder}/p00.png")
+    return row("25.8", "", run, EXIT_USER_ERROR, [], problems)
+
+
+@case("25.8", "stylize 2x1000: width x height")
+def _(ws):
+    Image.fromarray(np.zeros((1000, 2, 3), np.uint8)).save(ws.path("thin.png"))
+    args = ("stylize", "thin.png", "s.png", "-o", "thin_out.png", *TINY_OPTIMISER, "--iters",
+            "1", "--masks", "none")  # fmt: skip
+    return _refused(ws, "25.8", "", args, "got 1x32 (width x height")
 
 
 # -- running ---------------------------------------------------------------------------------

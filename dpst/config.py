@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,7 @@ def update_dataclass(obj: Any, values: dict[str, Any], where: str = "config") ->
         if isinstance(current, bool) and not isinstance(value, bool):
             raise InputError(f"{where}.{key}: expected true or false, got {value!r}")
         if isinstance(current, int | float) and not isinstance(current, bool):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InputError(f"{where}.{key}: expected a number, got {value!r}")
-            value = float(value) if isinstance(current, float) else value
+            value = _number(value, integer=isinstance(current, int), where=f"{where}.{key}")
         if isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)
         changes[key] = value
@@ -44,6 +43,20 @@ def update_dataclass(obj: Any, values: dict[str, Any], where: str = "config") ->
         return dataclasses.replace(obj, **changes)
     except ValueError as err:
         raise InputError(f"{where}: {err}") from None
+
+
+def _number(value: Any, integer: bool, where: str) -> int | float:
+    """A JSON number for a numeric setting: finite (JSON files may say NaN or Infinity, which
+    no setting means), and whole for a count (2.5 iterations ran as a crash, not a run)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InputError(f"{where}: expected a finite number, got {value!r}")
+    if not integer:
+        return float(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise InputError(f"{where}: expected a whole number, got {value!r}")
+    return int(value)
 
 
 def validated(config: Any, where: str = "") -> Any:

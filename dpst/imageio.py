@@ -53,8 +53,10 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            frames = getattr(img, "n_frames", 1) if img.format in _ANIMATION_FORMATS else 1
+            refuse_animation(img, str(path))
             img = ImageOps.exif_transpose(img)
+    except InputError:
+        raise  # an animation, said as such (InputError is a ValueError too)
     except Image.DecompressionBombError:
         # Pillow refuses images over twice MAX_IMAGE_PIXELS before decoding them: a guard
         # against files built to exhaust memory, and beyond what any command here can hold.
@@ -64,13 +66,19 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path}: not a readable image ({err.__class__.__name__})") from None
+    return img
+
+
+def refuse_animation(img: Image.Image, name: str) -> None:
+    """A one-line InputError naming ``name`` when ``img`` is an animation (GIF, APNG, WebP of
+    several frames): every front end (commands, the demo) refuses what the others refuse."""
+    frames = getattr(img, "n_frames", 1) if img.format in _ANIMATION_FORMATS else 1
     if frames > 1:
         # Frame 0 of a clip is rarely the picture meant, and styling it silently hides that.
         raise InputError(
-            f"{path}: an animation ({frames} frames), not a still photo: save the frame you "
+            f"{name}: an animation ({frames} frames), not a still photo: save the frame you "
             "want as a PNG or JPEG and give that, or restyle the clip with dpst video"
         )
-    return img
 
 
 def opacity(img: Image.Image) -> np.ndarray | None:
@@ -161,6 +169,30 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_files(files: list[tuple[str | os.PathLike, bytes]]) -> None:
+    """Write several files as one: each to a temporary beside it, then all renamed into place.
+    A write that fails (a full disk) leaves every file as it was, so a ``.cube`` is never
+    written without the Hald CLUT asked for with it."""
+    done: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            done.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~current_umask())
+        for tmp, path in done:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in done:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 

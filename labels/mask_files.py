@@ -148,7 +148,7 @@ def read_mask(
         elif unlabelled > UNLABELLED_WARN_FRACTION:
             warn(
                 f"{path}: {unlabelled:.0%} of the pixels match none of the paper's mask "
-                "colours; they take no part in the style loss"
+                "colours; they belong to no region"
             )
     if labels.shape != size:
         warn(

@@ -87,8 +87,8 @@ def as_image_batch(image: torch.Tensor | np.ndarray, radius: int = DEFAULT_RADIU
     k = window_size(radius)
     if image.shape[-2] < k or image.shape[-1] < k:
         raise InputError(
-            f"image must be at least {k}x{k} (the window of radius {radius}); "
-            f"got {image.shape[-2]}x{image.shape[-1]}"
+            f"image must be at least {k}x{k} pixels (the window of radius {radius}); "
+            f"got {image.shape[-1]}x{image.shape[-2]} (width x height, as everywhere)"
         )
     return image
 

@@ -384,7 +384,8 @@ def test_default_model_path_and_providers(tmp_path, monkeypatch):
     assert runtime.default_model_path() == default
     chosen = tmp_path / "mine.onnx"
     monkeypatch.setenv(runtime.MODEL_ENV, str(chosen))
-    assert runtime.default_model_path() is None  # named but absent
+    with pytest.raises(runtime.RuntimeModelError, match=f"DPST_MODEL names {chosen}: no such"):
+        runtime.default_model_path()  # named but absent: said with its path (issue 25, item 7)
     chosen.write_bytes(b"x")
     assert runtime.default_model_path() == chosen
 
@@ -419,7 +420,9 @@ def test_checksums_catch_damaged_weights_and_renamed_pairs_still_load(exported, 
     shutil.copy(result.renderer_path, tmp_path / "look.render.onnx")
     rng = np.random.default_rng(0)
     content = rng.random((12, 10, 3), dtype=np.float32)
-    out = FastStylizer(tmp_path / "look.onnx").stylize(content, content)
+    # Copied without their .sha256 files: loaded, and said to be unchecked (issue 25, item 7).
+    with pytest.warns(UserWarning, match=r"no \.sha256 beside look\.onnx, look\.style\.onnx"):
+        out = FastStylizer(tmp_path / "look.onnx").stylize(content, content)
     assert out.shape == (12, 10, 3)
     # 64 flipped bytes inside the weights, checksum kept: refused in one line.
     damaged = tmp_path / "damaged"

@@ -101,6 +101,11 @@ def test_export_refuses_to_write_over_the_checkpoint(tmp_path, capsys):
     code = main(["export", str(encoder), "-o", str(tmp_path / "m.onnx")])
     _refused(capsys, code, "checkpoint")
     assert checkpoint.read_bytes() == b"a checkpoint under an odd name"
+    # And so does a graph's checksum file (issue 25, item 1).
+    sidecar = tmp_path / "m.render.onnx.sha256"
+    sidecar.write_bytes(b"x")
+    code = main(["export", str(sidecar), "-o", str(tmp_path / "m.onnx")])
+    _refused(capsys, code, "checkpoint")
 
 
 @pytest.mark.parametrize(

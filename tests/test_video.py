@@ -158,7 +158,7 @@ def test_subtitles_a_container_cannot_hold_are_left_out_and_said(tmp_path, capsy
     assert "1 audio and 0 subtitle stream(s) copied" in captured.out
     warning = [line for line in captured.err.splitlines() if "not copied" in line]
     assert warning == [
-        "dpst video: warning: not copied: subtitle #2 (srt cannot go in a mp4 file; write .mkv)"
+        "dpst video: warning: not copied: subtitle #2 (subrip cannot go in a mp4 file; write .mkv)"
     ]
     assert _summary(out)["frames"].shape == (FRAMES, HEIGHT, WIDTH, 3)
 

@@ -8,6 +8,6 @@ EXIT_PROBLEMS = 1
 # The user gave something wrong (a DpstError): one line on stderr.
 EXIT_USER_ERROR = 2
 # Ctrl-C: what was done so far is written and marked interrupted (128 + SIGINT). Training
-# returns it for SIGTERM and SIGHUP too; dpst stylize and dpst targets return 128 + the
-# signal's number for those (143, 129: dpst.commands.signals).
+# returns it for SIGTERM and SIGHUP too; dpst stylize, targets, fast, look and video return
+# 128 + the signal's number for those (143, 129: dpst.commands.signals).
 EXIT_INTERRUPTED = 130

@@ -44,7 +44,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
     from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
     from dpst.errors import InputError
     from dpst.models.bundle import CONFIG_FILE, STYLIZER_FILE, WEIGHTS_FILE
-    from dpst.models.onnx_format import renderer_path_for, style_encoder_path_for
+    from dpst.models.onnx_format import (
+        digest_path_for,
+        renderer_path_for,
+        style_encoder_path_for,
+    )
 
     if args.bundle is not None:
         folder = Path(args.bundle)
@@ -59,7 +63,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise InputError(f"-o must name a .onnx file, got {args.output}")
         folder, files = stylizer.parent, []
     check_writable_folder(folder)
-    files += [stylizer, style_encoder_path_for(stylizer), renderer_path_for(stylizer)]
+    graphs = [stylizer, style_encoder_path_for(stylizer), renderer_path_for(stylizer)]
+    # Each graph's checksum beside it is written too (issue 25: every file a run writes).
+    files += [*graphs, *map(digest_path_for, graphs)]
     check_no_clash(files, {"checkpoint": args.checkpoint})
 
 

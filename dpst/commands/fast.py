@@ -25,9 +25,10 @@ from dpst.commands.exit_codes import EXIT_PROBLEMS
 from dpst.commands.outputs import (
     check_image_output,
     check_no_clash,
-    check_writable_folder,
+    check_output_dir,
     write_image_or_rescue,
 )
+from dpst.commands.signals import interruptible
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
 from dpst.hashing import file_sha256
@@ -37,7 +38,6 @@ from dpst.labels.mask_files import read_mask
 from dpst.labels.one_pass import LABEL_WORK_SIDE
 from dpst.labels.regions import FROM_MASK_FILES, FROM_SEGMENTER, Regions, one_region
 from dpst.serve.runtime.batch import (
-    check_record,
     content_files,
     is_many,
     output_paths,
@@ -51,6 +51,7 @@ from dpst.serve.runtime.looks import (
 )
 from dpst.serve.runtime.pipeline import run_look, run_pair
 from dpst.serve.runtime.strength import check_strength
+from dpst.serve.runtime.threads import check_threads
 
 # --masks auto without segmenter weights: the weight-free regions (sky and rest, else one
 # region). On: on the paper's pairs (python -m bench.weight_free) it lowers the mean dE00
@@ -58,6 +59,7 @@ from dpst.serve.runtime.strength import check_strength
 # issue 23's rule.
 WEIGHT_FREE_BY_DEFAULT = True
 
+THREADS_HELP = "ONNX Runtime intra-op threads, 1 to twice the cores (default: the cores)"
 STRENGTH_HELP = (
     "how much of the look to apply: 0 = the content unchanged, 1 = the model's full transfer "
     "(default), up to 2 to exaggerate"
@@ -108,7 +110,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model(p)
     add_strength(p)
     options.add_mask_files(p, kinds=True)
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     options.add_automatic_masks(
         p, options.MASKS_DEFAULT, options.MASKS_HELP_ONNX,
         "masks when no mask files are given", device=True,
@@ -116,7 +118,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    kept = "the results written so far are whole and kept; no partial file is left"
+    return interruptible("fast", lambda: _run(args), kept)
+
+
+def _run(args: argparse.Namespace) -> int:
     args.strength = strength_flag(args)
+    args.threads = check_threads(args.threads)
     if args.look is not None and args.style is not None:
         raise InputError("give STYLE or --look, not both")
     if args.look is None and args.style is None:
@@ -297,31 +305,33 @@ def _run_folder(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     photos = content_files(args.content)
     out_dir = Path(args.out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out-dir {out_dir} is a file, not a folder")
-    check_writable_folder(out_dir)
+    check_output_dir(out_dir)
     outputs = output_paths(photos, out_dir)
     sources = {"style photo": args.style, "--look": args.look}
     check_no_clash(outputs, {**sources, **{str(p): p for p in photos}})
     look = _read_look(args)
     stylizer = open_stylizer(args)
     stylize, masks = _stylize(args, stylizer, look)
-    # A record written before --strength existed was made at the default strength.
-    check_record(out_dir, {
+    settings = {
         "style_sha256": file_sha256(args.look if look is not None else args.style),
         "model_id": stylizer.metadata["model_id"],
         "masks": masks,
         "strength": args.strength,
-    }, defaults={"strength": DEFAULT_STRENGTH})  # fmt: skip
+    }
     bar = tqdm(total=len(photos), unit="photo", disable=None, file=sys.stderr)
 
     def progress(photo, outcome):
         bar.update(1)
         if outcome == "failed":
-            bar.write(f"dpst: skipped {photo}")
+            bar.write(f"dpst: failed {photo}")
 
     try:
-        report = run_folder(photos, out_dir, lambda pixels: stylize(pixels).image, progress)
+        # Checked and recorded under the folder's lock, with the photos written.
+        # A record written before --strength existed was made at the default strength.
+        defaults = {"strength": DEFAULT_STRENGTH}
+        report = run_folder(
+            photos, out_dir, lambda pixels: stylize(pixels).image, progress, settings, defaults
+        )
     finally:
         bar.close()
     seconds = time.perf_counter() - start

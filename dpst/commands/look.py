@@ -26,7 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from dpst.commands import fast, options
-from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
+from dpst.commands.outputs import (
+    check_no_clash,
+    check_not_a_folder,
+    check_writable_folder,
+    write_errors,
+)
 from dpst.errors import InputError
 from dpst.imageio import read_image
 from dpst.labels.automatic import groups_or_none
@@ -74,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lut-size", type=int, default=None, help="export: LUT_3D_SIZE (default 33)")
     p.add_argument("--hald", metavar="HALD.png", help="export: also write a Hald CLUT (level 8)")
     fast.add_strength(p, default=None, prefix="export: ")  # None: not given (export only)
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, default=None, help=fast.THREADS_HELP)
     options.add_automatic_masks(
         p, options.MASKS_DEFAULT, "auto (default): the style's regions are the segmenter's "
         "groups (sky, tree, building, ...) from its ONNX file (fetched once when online) or "
@@ -101,9 +106,12 @@ def _check_outputs(outputs: dict, inputs: dict) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.inputs[0] == EXPORT:
-        return _export(args)
-    return _make(args)
+    from dpst.commands.signals import interruptible
+    from dpst.serve.runtime.threads import check_threads
+
+    args.threads = check_threads(args.threads)
+    work = _export if args.inputs[0] == EXPORT else _make
+    return interruptible("look", lambda: work(args), "nothing written, no partial file left")
 
 
 def _make(args: argparse.Namespace) -> int:
@@ -126,7 +134,8 @@ def _make(args: argparse.Namespace) -> int:
     if labels is None:
         labels, groups = _segmented(args, style, stylizer.max_labels)
     look = encode_look(stylizer, style, labels, Path(style_path).name, groups)
-    write_look(out, look)
+    with write_errors(out):
+        write_look(out, look)
     print(f"wrote {out} ({Path(style_path).name}, {describe_regions(look)}, model "
           f"{look.model_id})")  # fmt: skip
     return 0
@@ -181,7 +190,8 @@ def _export(args: argparse.Namespace) -> int:
         output = run_pair(stylizer, content, style, None, strength, dtype=np.float32)
         title = f"dpst look {Path(style_path).stem}"
     hald = paths[1] if len(paths) == 2 else None
-    result = export_lut(content, output.image, paths[0], config, hald_path=hald, title=title)
+    with write_errors(*paths):  # both files or neither
+        result = export_lut(content, output.image, paths[0], config, hald_path=hald, title=title)
     also = f" and {hald}" if hald else ""
     print(
         f"wrote {paths[0]}{also} ({config.size}-node LUT); fit error: mean CIEDE2000 "

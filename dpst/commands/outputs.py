@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from dpst import imageio
-from dpst.errors import InputError, OutputError
+from dpst.errors import InputError, OutputError, first_line
 
 Inputs = Mapping[str, "str | os.PathLike | None"]
 
@@ -37,9 +38,29 @@ def check_image_output(path: str | os.PathLike, inputs: Inputs, side_files: Iter
     return out
 
 
+def check_output_folder(folder: Path, pattern: str, inputs: Inputs) -> None:
+    """A folder of outputs named by ``pattern`` (a glob; snapshots, frames) can be written,
+    and none of the files of that pattern already in it is an input: a run writes over its
+    earlier outputs, never over a photo it was given (issue 25, item 1)."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"cannot create the folder {folder}: it is a file")
+    check_writable_folder(folder)
+    if folder.is_dir():
+        check_no_clash(sorted(folder.glob(pattern)), inputs)
+
+
+def check_output_dir(out_dir: Path, flag: str = "--out-dir") -> None:
+    """A folder to write results in: a folder or nothing yet, and writable (or creatable)."""
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"{flag} {out_dir} is a file, not a folder")
+    check_writable_folder(out_dir)
+
+
 def check_not_a_folder(path: str | os.PathLike) -> None:
     # Checked on the text as given: Path("new/") drops the slash that says "a folder".
-    if Path(path).is_dir() or str(path).endswith(("/", os.sep)):
+    # os.path.isdir, not Path.is_dir: a folder on the way that cannot be searched is then
+    # check_writable_folder's one line, not a PermissionError.
+    if os.path.isdir(path) or str(path).endswith(("/", os.sep)):
         raise InputError(f"{path} is a folder: name the output file (e.g. out.png in it)")
 
 
@@ -50,8 +71,13 @@ def check_writable_folder(folder: Path) -> None:
     on a read-only mount, and knows nothing of a full quota.
     """
     existing = folder if str(folder) else Path(".")
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except PermissionError as err:  # a folder on the way cannot be searched (not as root)
+        raise InputError(
+            f"cannot reach {folder}: a folder on its way cannot be searched ({err.strerror})"
+        ) from None
     if not existing.is_dir():
         raise InputError(f"cannot create the folder {folder}: {existing} is a file")
     try:
@@ -67,9 +93,9 @@ def check_no_clash(outputs: Iterable[Path], inputs: Inputs) -> None:
     for out in outputs:
         for what, given in inputs.items():
             if given is not None and _same_file(out, Path(given)):
-                raise InputError(
-                    f"{out} would replace the {what} ({given}): choose another output path"
-                )
+                # An input named by its path alone (a folder's photo) is said once.
+                which = f"the {what} ({given})" if what != str(given) else f"the input {given}"
+                raise InputError(f"{out} would replace {which}: choose another output path")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -79,6 +105,20 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet)
         return False
+
+
+@contextmanager
+def write_errors(*paths: str | os.PathLike) -> Iterator[None]:
+    """A write of ``paths`` that fails (a full disk, a folder removed meanwhile) as one line,
+    exit 2, rather than a traceback. For outputs written atomically (every one of dpst's), so
+    that "nothing written" is true: a look, a LUT and its Hald CLUT, a video."""
+    try:
+        yield
+    except OSError as err:
+        named = " and ".join(str(p) for p in paths if p is not None)
+        raise OutputError(
+            f"could not write {named} ({err.strerror or first_line(err)}): nothing was written"
+        ) from None
 
 
 def write_image_or_rescue(out: Path, image, report: dict | None = None) -> None:

@@ -92,6 +92,9 @@ def _model_path(args: argparse.Namespace) -> str | None:
     return None if found is None else str(found)
 
 
+MAX_PORT = 65535
+
+
 def build_config(args: argparse.Namespace):
     """Defaults, then the flags: the resolved AppConfig."""
     from dataclasses import replace
@@ -164,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
     from dpst.serve.app.engine import DemoEngine
     from dpst.serve.app.page import build_app, launch_options
 
+    if not 1 <= args.port <= MAX_PORT:  # else an OverflowError from the socket, late
+        raise InputError(f"--port must be 1 to {MAX_PORT}, got {args.port}")
     config = build_config(args)
     engine = DemoEngine(config)
     say = lambda line: print(f"dpst serve: {line}", file=sys.stderr, flush=True)  # noqa: E731

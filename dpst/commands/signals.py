@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import ctypes
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from dpst.commands.exit_codes import EXIT_INTERRUPTED
@@ -55,6 +56,23 @@ def termination_as_interrupt() -> Iterator[Received]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def interruptible(command: str, run: Callable[[], int], kept: str) -> int:
+    """``run()``, with Ctrl-C, SIGTERM and SIGHUP stopping it as an exception does: every
+    ``finally`` and ``except BaseException`` on the way runs, so atomic writes delete their
+    hidden temporaries (a signal's default action would kill the process with them left
+    behind). Then one line on stderr saying what was ``kept``, and 130, 143 or 129.
+
+    For the commands whose partial work is worth nothing (``fast``, ``look``, ``look
+    export``): what they finished is whole, and nothing else is left.
+    """
+    with termination_as_interrupt() as received:
+        try:
+            return run()
+        except KeyboardInterrupt:
+            print(f"dpst {command}: interrupted ({received.name()}): {kept}", file=sys.stderr)
+            return received.exit_code()
 
 
 def forget_handled_interrupts() -> None:

@@ -129,6 +129,8 @@ def _region_names(labels: dict, masks_info: dict) -> list[str]:
 
 def _progress(args, config, content_shape, out: Path):
     """A progress bar and the per-iteration callback (bar, snapshots)."""
+    import sys
+
     from tqdm import tqdm
 
     from dpst.imageio import from_tensor, write_image
@@ -136,17 +138,33 @@ def _progress(args, config, content_shape, out: Path):
 
     total = planned_iterations(config, content_shape)
     bar = tqdm(total=total, disable=args.quiet, unit="it", dynamic_ncols=True)
-    snapshots = out.with_name(out.stem + ".snapshots")
+    snapshots = snapshot_folder(out)
+    failed = []
 
     def callback(event) -> None:
         bar.update(1)
         bar.set_description(f"level {event.level} stage {event.stage}")
         bar.set_postfix({k: f"{v:.3g}" for k, v in event.terms.items()}, refresh=False)
-        if config.snapshot_every and event.iteration % config.snapshot_every == 0:
+        if config.snapshot_every and event.iteration % config.snapshot_every == 0 and not failed:
             name = f"level{event.level}_stage{event.stage}_{event.iteration:05d}.png"
-            write_image(snapshots / name, from_tensor(event.image()))
+            try:
+                write_image(snapshots / name, from_tensor(event.image()))
+            except OSError as err:
+                # A snapshot is a by-product: a full disk must not cost the run its result.
+                failed.append(name)
+                bar.write(f"dpst stylize: warning: could not write {snapshots / name} "
+                          f"({err.strerror or err}): no more snapshots; the run goes on",
+                          file=sys.stderr)  # fmt: skip
 
     return bar, callback
+
+
+def snapshot_folder(out: Path) -> Path:
+    """Where ``--snapshot-every`` writes (``SNAPSHOT_PATTERN`` files) beside ``out``."""
+    return out.with_name(out.stem + ".snapshots")
+
+
+SNAPSHOT_PATTERN = "level*_stage*_*.png"
 
 
 def _inputs(args: argparse.Namespace) -> dict:
@@ -188,7 +206,7 @@ def _stylize(args: argparse.Namespace, out: Path) -> bool:
     """Run and write the output and its report; True when the run was interrupted."""
     from dataclasses import asdict
 
-    from dpst.commands.outputs import write_image_or_rescue
+    from dpst.commands.outputs import check_output_folder, write_image_or_rescue
     from dpst.devices import resolve_device
     from dpst.errors import InputError
     from dpst.imageio import read_image
@@ -196,6 +214,8 @@ def _stylize(args: argparse.Namespace, out: Path) -> bool:
     from dpst.optim_reference.vgg import load_backbone
 
     config, backbone = optimiser_configs(args)
+    if config.snapshot_every:  # known once --config is read; checked before any work
+        check_output_folder(snapshot_folder(out), SNAPSHOT_PATTERN, _inputs(args))
     content, style = read_image(args.content), read_image(args.style)
     files = options.mask_files_given(args)
     try:

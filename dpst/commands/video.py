@@ -58,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="ONNX Runtime threads, and bands of each frame rendered at once (default: the cores)",
+        help="ONNX Runtime threads, and bands of each frame rendered at once, 1 to twice the "
+        "cores (default: the cores)",
     )
 
 
@@ -114,11 +115,18 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
+    from dpst.commands.outputs import (
+        check_no_clash,
+        check_not_a_folder,
+        check_writable_folder,
+        write_errors,
+    )
     from dpst.commands.signals import termination_as_interrupt
+    from dpst.serve.runtime.threads import check_threads
     from dpst.serve.runtime.video import check_output_format, probe, process_video
 
     args.strength = strength_flag(args)
+    args.threads = check_threads(args.threads)
     check_not_a_folder(args.output)
     out = Path(args.output)
     check_output_format(out)
@@ -132,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=info.frames or None, unit="frame", disable=None, file=sys.stderr)
     with termination_as_interrupt() as received:
         try:
-            report = process_video(args.input, out, frames, lambda n: bar.update(1))
+            with write_errors(out):
+                report = process_video(args.input, out, frames, lambda n: bar.update(1))
         except KeyboardInterrupt:
             bar.close()
             print(f"dpst video: interrupted ({received.name()}): nothing written, the "
@@ -149,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         f"{report.subtitle_streams} subtitle stream(s) copied) "
         f"in {report.seconds:.1f} s ({fps:.2f} frames/s, {runs_on})"
     )
+    if report.out_of_time:
+        print(f"dpst video: warning: {report.out_of_time} frame(s) or packet(s) whose time went "
+              "back (a damaged clip) left out", file=sys.stderr)  # fmt: skip
     if report.dropped_streams:
         print(f"dpst video: warning: not copied: {', '.join(report.dropped_streams)}",
               file=sys.stderr)  # fmt: skip

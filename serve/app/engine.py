@@ -352,7 +352,7 @@ class DemoEngine:
         from dpst.serve.runtime.looks import check_model, read_look
 
         t0 = time.perf_counter()
-        saved = read_look(_upload(look, "look file"))
+        saved = read_look(_upload(look, "look file"), name="the look file")
         check_model(saved, self.fast, "the look file")  # before segmenting: one line
         content_img = inputs.read_photo(content, "content photo", self.config.pixel_limit)
         labels, relation, info, warnings = content_regions(self, saved, masks, content_img)

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dpst.constants import UNLABELLED
 from dpst.errors import InputError
-from dpst.imageio import pil_to_rgb_array
+from dpst.imageio import pil_to_rgb_array, refuse_animation
 from dpst.labels.mask_files import decode_colour_mask, read_mask, resize_labels
 
 # Label of the pixels no layer painted; past every palette index (the palette has 21).
@@ -53,7 +53,10 @@ def _open_capped(path: str, what: str, max_pixels: int) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
+            refuse_animation(img, what)  # as the commands do; named, not the temp file
             return ImageOps.exif_transpose(img)
+    except InputError:
+        raise  # an animation, said as such (InputError is a ValueError too)
     except Image.DecompressionBombError:
         raise InputError(f"{what} is far larger than {max_pixels / 1e6:.1f} MP") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:

@@ -11,28 +11,34 @@ layer over :func:`run_folder`; a notebook can call it with any ``stylize`` funct
   records what made the outputs (style, model, masks); a rerun with other settings is refused
   in one line rather than mixing two looks in one folder.
 - A photo that cannot be read or written is listed and skipped; the others are done.
+- One run at a time writes a folder (:func:`folder_lock`: ``dpst-fast.lock`` holds the
+  writer's process id under an OS lock that dies with it, so a killed run's lock is stale at
+  once); the record is checked and the temporaries a killed run left are removed under it.
 - Photos are read one ahead and written behind on worker threads (Pillow releases the GIL),
   so decoding and encoding overlap the model's work; at most three photos are in memory.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dpst.errors import DpstError, InputError, first_line
+from dpst.errors import DpstError, InputError, OutputError, first_line
 from dpst.image_formats import IMAGE_FORMATS
 from dpst.imageio import Photo, atomic_write, read_photo, write_photo
 
 RECORD_FILE = "dpst-fast.json"
+LOCK_FILE = "dpst-fast.lock"
 RECORD_FORMAT = "dpst-fast-folder"
 # A changed setting is shown with its old and new values when they are this short together.
 SHOWN_VALUE_CHARS = 40
@@ -41,6 +47,8 @@ SHOWN_VALUE_CHARS = 40
 PHOTO_SUFFIXES = frozenset({*IMAGE_FORMATS, ".gif"})
 FALLBACK_SUFFIX = ".png"
 GLOB_CHARACTERS = frozenset("*?[")
+# Write errors of the folder, not of one photo: the run stops at the first.
+FOLDER_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @dataclass
@@ -54,16 +62,27 @@ class FolderReport:
 
 def is_many(spec: str) -> bool:
     """Whether a CONTENT argument names several photos (a folder or a glob pattern)."""
-    return Path(spec).is_dir() or bool(GLOB_CHARACTERS & set(spec))
+    if not spec.strip():  # Path("") is the current folder, which no one named
+        raise InputError("CONTENT is empty: name a photo, a folder or a quoted glob")
+    return os.path.isdir(spec) or bool(GLOB_CHARACTERS & set(spec))
 
 
 def content_files(spec: str) -> list[Path]:
     """The photos a folder holds (by extension, not recursive) or a glob matches, sorted."""
-    if Path(spec).is_dir():
-        found = [p for p in Path(spec).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES]
+    if not spec.strip():  # as in is_many
+        raise InputError("CONTENT is empty: name a photo, a folder or a quoted glob")
+    if os.path.isdir(spec):
+        try:
+            found = [p for p in Path(spec).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES]
+        except OSError as err:
+            raise InputError(f"cannot read the folder {spec} ({err.strerror or err})") from None
     else:
         found = [Path(p) for p in glob.glob(spec, recursive=True)]
-    files = sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+    # A broken symlink is kept, to be listed as failed: silently leaving out a photo the
+    # user named is how one goes missing from a delivery.
+    files = sorted(
+        p for p in found if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
+    )
     if not files:
         raise InputError(f"{spec}: no photos found")
     return files
@@ -125,7 +144,76 @@ def check_record(
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     data = (json.dumps(record, indent=2) + "\n").encode()
-    atomic_write(path, lambda fh: fh.write(data))
+    try:
+        atomic_write(path, lambda fh: fh.write(data))
+    except OSError as err:
+        raise OutputError(f"could not write in {out_dir} ({err.strerror or err}): nothing "
+                          "written; make room and run again") from None  # fmt: skip
+
+
+@contextmanager
+def folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir``'s lock for the block, or raise a one-line InputError naming the
+    process that holds it.
+
+    An advisory ``flock`` on ``dpst-fast.lock``, which the kernel drops when its holder dies
+    (``kill -9``, a crash): a lock file left behind is then free, never stale. The file holds
+    the holder's process id, for the message. Where ``fcntl`` is missing (Windows) the block
+    runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise InputError(
+                f"{out_dir} is being written by another dpst fast (process {holder}): wait "
+                "for it to end, or give another --out-dir"
+            ) from None
+        # The holder before us may have removed the file between our open and our lock:
+        # then we locked a name no one else sees, so start again on the current file.
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        mine = os.fstat(fd)
+        if current is not None and (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev):
+            break
+        os.close(fd)
+    try:
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only its message lacks the id
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before the unlock: a waiter then sees a new file
+        os.close(fd)
+
+
+def remove_temporaries(out_dir: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the hidden temporaries (``.NAME.*.tmp``, :func:`dpst.imageio.atomic_write`'s)
+    that a run killed mid-write left for these output names; only under the folder's lock,
+    when no other run can be writing them."""
+    removed = []
+    for name in names:
+        for tmp in out_dir.glob(f".{glob.escape(name)}.*.tmp"):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass  # not ours to worry about: the run goes on
+    return removed
 
 
 def run_folder(
@@ -133,6 +221,8 @@ def run_folder(
     out_dir: str | os.PathLike,
     stylize: Callable[[np.ndarray], np.ndarray],
     progress: Callable[[Path, str], None] | None = None,
+    settings: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> FolderReport:
     """Stylise every photo into ``out_dir``, skipping those already done.
 
@@ -140,18 +230,34 @@ def run_folder(
         photos: input paths (see :func:`content_files`).
         stylize: 8-bit ``(H, W, 3)`` pixels -> 8-bit pixels of the same size.
         progress: called after each photo with its path and "done", "skipped" or "failed".
+        settings, defaults: what made the results, checked against the folder's record (and
+            recorded) by :func:`check_record` under the folder's lock, so that two runs
+            started together cannot both pass the check and mix their results.
 
-    Only errors of the photo itself (unreadable, unwritable: :class:`DpstError`, OSError) are
-    listed and skipped; anything else (a broken model, Ctrl-C) stops the run, and the photos
-    written so far stay.
+    The folder is locked for the run (:func:`folder_lock`: another run at once is refused in
+    one line) and the temporaries of a killed run are removed first. Only errors of the photo
+    itself (unreadable, unwritable: :class:`DpstError`, OSError) are listed and skipped;
+    anything else (a broken model, Ctrl-C) stops the run, and the photos written so far stay.
     """
     out_dir = Path(out_dir)
     photos = list(photos)
-    output_paths(photos, out_dir)  # no two photos onto one file
+    outputs = output_paths(photos, out_dir)  # no two photos onto one file
+    with folder_lock(out_dir):
+        if settings is not None:
+            check_record(out_dir, settings, defaults)
+        remove_temporaries(out_dir, [RECORD_FILE, *(out.name for out in outputs)])
+        return _run_locked(photos, out_dir, stylize, progress)
+
+
+def _run_locked(photos, out_dir: Path, stylize, progress) -> FolderReport:
     report = FolderReport()
     todo = []
     for photo in photos:
-        if output_path(photo, out_dir).exists():
+        out = output_path(photo, out_dir)
+        if out.is_dir():  # not a result: it would be "already there" for ever
+            report.failed.append((photo, f"{out} is a folder, not a result: rename it"))
+            _tell(progress, photo, "failed")
+        elif out.exists():
             report.skipped.append(photo)
             _tell(progress, photo, "skipped")
         else:
@@ -171,18 +277,27 @@ def run_folder(
                 continue
             result = Photo(pixels, source.icc_profile, source.exif)
             writing.append((photo, pool.submit(write_photo, output_path(photo, out_dir), result)))
-            writing = _collect(writing, report, progress, keep=1)
-        _collect(writing, report, progress, keep=0)
+            writing = _collect(writing, report, progress, 1, out_dir)
+        _collect(writing, report, progress, 0, out_dir)
     return report
 
 
-def _collect(writing, report: FolderReport, progress, keep: int):
+def _collect(writing, report: FolderReport, progress, keep: int, out_dir: Path):
     """Wait for all but the last ``keep`` writes, recording each outcome."""
     while len(writing) > keep:
         photo, future = writing.pop(0)
         try:
             future.result()
-        except (DpstError, OSError) as error:
+        except OSError as error:
+            if error.errno in FOLDER_FULL:
+                # Every photo after would fail alike: stop, and say what is kept.
+                raise OutputError(
+                    f"could not write in {out_dir} ({error.strerror}): {len(report.done)} "
+                    "written and kept; make room and run again to do the rest"
+                ) from None
+            report.failed.append((photo, first_line(error)))
+            _tell(progress, photo, "failed")
+        except DpstError as error:
             report.failed.append((photo, first_line(error)))
             _tell(progress, photo, "failed")
         else:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dpst.serve.runtime.lut_files import DEFAULT_HALD_LEVEL, write_cube, write_hald
+from dpst.imageio import atomic_write_files
+from dpst.serve.runtime.lut_files import DEFAULT_HALD_LEVEL, cube_data, hald_png
 from dpst.serve.runtime.lut_fit import LutFitConfig, apply_lut, fit_lut
 
 # Colour differences are measured on at most this many pixels (a regular stride): CIEDE2000
@@ -75,12 +76,19 @@ def export_lut(
 ) -> LutExport:
     """Fit the LUT that takes ``content`` to ``output`` (``(H, W, 3)`` in [0, 1], one size),
     write it as ``.cube`` (and as a Hald CLUT PNG when ``hald_path`` is given; either may be
-    None to skip), and measure it. Files are written atomically, the ``.cube`` first."""
+    None to skip), and measure it. The files are written as one (atomically, both or
+    neither)."""
     config = config or LutFitConfig()
     lut = fit_lut(content, output, config)
     lut = np.round(lut, 6)  # what the .cube holds, so the error is the file's
-    cube = write_cube(cube_path, lut, title) if cube_path is not None else None
-    hald = write_hald(hald_path, lut, hald_level) if hald_path is not None else None
+    files = []
+    if cube_path is not None:
+        files.append((cube_path, cube_data(lut, title)))
+    if hald_path is not None:
+        files.append((hald_path, hald_png(hald_path, lut, hald_level)))
+    atomic_write_files(files)
+    cube = Path(cube_path) if cube_path is not None else None
+    hald = Path(hald_path) if hald_path is not None else None
     source = _sampled(content)
     difference = ciede2000(_sampled(output), apply_lut(source, lut))
     return LutExport(

@@ -205,12 +205,26 @@ def look_bytes(
     return look_to_bytes(encode_look(stylizer, style, style_labels, style_name, group_names))
 
 
-def read_look(source: str | os.PathLike | bytes) -> Look:
-    """A look from a ``.dpst`` file's path or bytes; InputError (one line) if it is not one."""
-    name = "the look" if isinstance(source, bytes) else str(source)
+def _read_bytes(path: str | os.PathLike, name: str) -> bytes:
+    """The file's bytes; a file that cannot be read is said so (it is not "damaged")."""
     try:
-        if not isinstance(source, bytes):
-            source = Path(source).read_bytes()
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: a folder, not a look file") from None
+    except OSError as err:
+        raise InputError(f"{name}: cannot read ({err.strerror or err})") from None
+
+
+def read_look(source: str | os.PathLike | bytes, name: str | None = None) -> Look:
+    """A look from a ``.dpst`` file's path or bytes; InputError (one line) if it is not one,
+    naming it ``name`` (default: its path, or "the look"; a server names an upload so, not by
+    its temporary file)."""
+    name = name or ("the look" if isinstance(source, bytes) else str(source))
+    if not isinstance(source, bytes):
+        source = _read_bytes(source, name)
+    try:
         with zipfile.ZipFile(io.BytesIO(source)) as archive:
             return _parse(archive, name)
     except FileNotFoundError:

@@ -59,9 +59,14 @@ def cube_text(lut: np.ndarray, title: str = "dpst look") -> str:
     return "\n".join(header) + "\n" + buffer.getvalue()
 
 
+def cube_data(lut: np.ndarray, title: str = "dpst look") -> bytes:
+    """The ``.cube`` file's bytes (ASCII, as the format's readers expect)."""
+    return cube_text(lut, title).encode("ascii", errors="replace")
+
+
 def write_cube(path: str | os.PathLike, lut: np.ndarray, title: str = "dpst look") -> Path:
     """Write ``lut`` as a ``.cube`` file, atomically; returns the path."""
-    data = cube_text(lut, title).encode("ascii", errors="replace")
+    data = cube_data(lut, title)
     atomic_write(path, lambda fh: fh.write(data))
     return Path(path)
 
@@ -78,10 +83,15 @@ def hald_image(lut: np.ndarray, level: int = DEFAULT_HALD_LEVEL) -> np.ndarray:
 
 def write_hald(path: str | os.PathLike, lut: np.ndarray, level: int = DEFAULT_HALD_LEVEL) -> Path:
     """Write the Hald CLUT of ``lut`` as a PNG, atomically; returns the path."""
+    data = hald_png(path, lut, level)
+    atomic_write(path, lambda fh: fh.write(data))
+    return Path(path)
+
+
+def hald_png(path: str | os.PathLike, lut: np.ndarray, level: int = DEFAULT_HALD_LEVEL) -> bytes:
+    """The PNG file's bytes of the Hald CLUT of ``lut`` to be written at ``path``."""
     if Path(path).suffix.lower() != ".png":
         raise InputError(f"{path}: a Hald CLUT is written as .png")
     buffer = io.BytesIO()
     Image.fromarray(hald_image(lut, level)).save(buffer, format="PNG")
-    data = buffer.getvalue()
-    atomic_write(path, lambda fh: fh.write(data))
-    return Path(path)
+    return buffer.getvalue()

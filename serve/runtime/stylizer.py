@@ -39,6 +39,7 @@ import hashlib
 import logging
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -72,6 +73,7 @@ from dpst.models.onnx_format import (
 from dpst.serve.runtime import tiled_render
 from dpst.serve.runtime.highlights import highlight_amount, highlight_tint, protect_highlights
 from dpst.serve.runtime.strength import DEFAULT_STRENGTH, blend_grid, blend_image, check_strength
+from dpst.serve.runtime.threads import check_threads
 
 LOG = logging.getLogger(__name__)
 
@@ -93,13 +95,18 @@ def default_model_path() -> Path | None:
     """The model to use when none is given: ``$DPST_MODEL``, else ``~/.cache/dpst/model.onnx``
     if it exists, else the model shipped in the package (:data:`BUNDLED_MODEL`).
 
-    Returns None when ``$DPST_MODEL`` names a missing file, or nothing exists at all (a
-    source checkout without the bundled files), so callers can say "no model".
+    Returns None when nothing exists at all (a source checkout without the bundled files),
+    so callers can say "no model". ``$DPST_MODEL`` naming a missing file is a
+    RuntimeModelError naming it: the user chose that file, and a message of "no model" sent
+    them looking elsewhere.
     """
     chosen = os.environ.get(MODEL_ENV)
     if chosen:
         path = Path(chosen).expanduser()
-        return path if path.is_file() else None
+        if not path.is_file():
+            what = "no such file" if not path.exists() else "not a file"
+            raise RuntimeModelError(f"${MODEL_ENV} names {chosen}: {what}")
+        return path
     for path in (DEFAULT_MODEL_PATH.expanduser(), BUNDLED_MODEL):
         if path.is_file():
             return path
@@ -174,13 +181,14 @@ class FastStylizer:
         threads: int | None = None,
         protect_highlights: bool = True,
     ) -> None:
+        threads = check_threads(threads, "threads")
         self.model_path = Path(model_path)
         self.protect_highlights = bool(protect_highlights)
         self._cache: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
         self._cache_size = max(0, int(cache_size))
         self._lock = threading.Lock()
         providers = choose_providers(list(providers or DEFAULT_PROVIDERS), _available_providers())
-        check_digest(self.model_path)
+        self._unchecked = [] if check_digest(self.model_path) else [self.model_path.name]
         self._stylizer = _open_session(self.model_path, providers, threads)
         self.metadata = read_metadata(self._stylizer, self.model_path, ROLE_STYLIZER)
         version = self.metadata["format_version"]
@@ -201,6 +209,13 @@ class FastStylizer:
             self._renderer = self._open_companion(
                 renderer_path, ROLE_RENDERER, RENDERER_INPUTS, RENDERER_OUTPUTS, providers, 1
             )
+        if self._unchecked:
+            # Said, not refused: models exported before checksums existed have none.
+            warnings.warn(
+                f"{self.model_path.parent}: no .sha256 beside {', '.join(self._unchecked)}, so "
+                "the model could not be checked for damage (dpst export writes them)",
+                stacklevel=2,
+            )
         self._render_workers = max(1, int(threads or os.cpu_count() or 1))
         self._render_pool: ThreadPoolExecutor | None = None
         self.max_labels = int(self.metadata["max_labels"])
@@ -212,7 +227,8 @@ class FastStylizer:
 
     def _open_companion(self, path: Path, role: str, inputs, outputs, providers, threads):
         """A graph exported with the stylizer: checked, opened, and of the same model."""
-        check_digest(path)
+        if not check_digest(path):
+            self._unchecked.append(path.name)
         session = _open_session(path, providers, threads)
         meta = read_metadata(session, path, role)
         _check_io(session, path, inputs, outputs)
@@ -541,12 +557,15 @@ def _open_session(path: Path, providers: list[str], threads: int | None):
         ) from None
 
 
-def check_digest(path: Path) -> None:
+def check_digest(path: Path) -> bool:
     """The file matches the checksum ``dpst export`` wrote beside it, when there is one
-    (``model.onnx.sha256``); a damaged or altered model would otherwise run silently."""
+    (``model.onnx.sha256``); a damaged or altered model would otherwise run silently.
+    False when there is none (nothing could be checked: the caller says so)."""
     sidecar = digest_path_for(path)
-    if not sidecar.is_file() or not path.is_file():
-        return
+    if not path.is_file():
+        return True  # the caller's "not found" is the message
+    if not sidecar.is_file():
+        return False
     try:
         expected = sidecar.read_text(encoding="utf-8").split()[0].lower()
     except (OSError, UnicodeDecodeError, IndexError):
@@ -556,6 +575,7 @@ def check_digest(path: Path) -> None:
             f"{path} does not match its checksum ({sidecar.name}): the file is damaged or "
             f"was changed; restore it or export the model again"
         )
+    return True
 
 
 def find_style_encoder(model_path: Path, recorded: str) -> Path:

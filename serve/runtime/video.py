@@ -41,6 +41,12 @@ from dpst.serve.runtime.stages import run_stages
 # Tried in order when the input's codec cannot be written: widely played, and in every
 # PyAV wheel (libx264 for .mp4/.mkv/.mov, VP9 for .webm, MPEG-4 part 2 for .avi and others).
 FALLBACK_ENCODERS = ("libx264", "libvpx-vp9", "mpeg4")
+# Codecs a container holds that FFmpeg's muxer does not list (PyAV's supported_codecs asks
+# avformat_query_codec, which the MPEG-TS muxer answers for MPEG-2 alone): H.264 and H.265
+# are the usual content of a .ts file.
+UNLISTED_CODECS = {"mpegts": frozenset({"h264", "hevc"})}
+# What an audio container's "video" is (an album cover), not a codec for a clip.
+STILL_CODECS = frozenset({"png", "mjpeg", "bmp", "gif", "tiff", "webp", "apng", "none"})
 # Quality of the x264/x265 encodes (constant rate factor): 18 is near-transparent, so the
 # re-encode adds little loss to the input's own.
 CRF = "18"
@@ -73,6 +79,8 @@ class VideoReport:
     subtitle_streams: int = 0
     dropped_streams: list[str] = field(default_factory=list)
     rotation: int = 0  # the display rotation carried over (degrees, counter-clockwise)
+    # Frames and packets left out because their time did not advance (a damaged clip).
+    out_of_time: int = 0
     seconds: float = 0.0
 
 
@@ -100,26 +108,54 @@ def check_output_format(path: str | os.PathLike) -> str:
     except ValueError:
         raise InputError(f"{path}: unknown video format (use .mp4, .mkv, .mov or .webm)") from None
     try:
-        kind = "an image" if container.format.name == "image2" else f"a {container.format.name}"
-        if kind == "an image" or not _encoders_for(container):
+        name = container.format.name
+        if name == "image2":
             raise InputError(
-                f"{path}: {kind} file cannot hold video (use .mp4, .mkv, .mov or .webm)"
+                f"{path}: an image file cannot hold video (use .mp4, .mkv, .mov or .webm)"
             )
-        return container.format.name
+        if not _encoders_for(container):
+            wanted = _default_video(container)
+            raise InputError(
+                f"{path}: a {name} file cannot hold video (use .mp4, .mkv, .mov or .webm)"
+                if wanted is None
+                else f"{path}: this FFmpeg has no encoder for the video a {name} file holds "
+                f"({wanted}); use .mp4, .mkv, .mov or .webm"
+            )
+        return name
     finally:
         container.close()
+
+
+def _codec_name(context) -> str:
+    """The codec's name (mp3), not its decoder's (mp3float, libdav1d): what containers list
+    and users know."""
+    return context.codec.canonical_name or context.name
+
+
+def _holds(output, context) -> bool:
+    """Whether the output's container lists the stream's codec, by either of its names."""
+    takes = output.supported_codecs
+    return _codec_name(context) in takes or context.name in takes
+
+
+def _default_video(container) -> str | None:
+    """The container's own video codec, None for an audio container (whose is a cover)."""
+    codec = container.default_video_codec
+    return None if not codec or codec in STILL_CODECS else codec
 
 
 def _encoders_for(container, codec: str | None = None) -> list[str]:
     """Encoder names for ``codec`` then the fallbacks, those this container takes."""
     av = _av()
     found = []
-    for name in ([codec] if codec else []) + list(FALLBACK_ENCODERS):
+    takes = container.supported_codecs | UNLISTED_CODECS.get(container.format.name, set())
+    # The container's own default last: MPEG-2 for .mxf, Theora for .ogg.
+    default = [] if _default_video(container) is None else [_default_video(container)]
+    for name in ([codec] if codec else []) + list(FALLBACK_ENCODERS) + default:
         try:
             encoder = av.codec.Codec(name, "w")
         except (av.error.FFmpegError, ValueError):  # no encoder of that name in this FFmpeg
             continue
-        takes = container.supported_codecs
         if encoder.type == "video" and (encoder.name in takes or name in takes):
             if encoder.name not in found:
                 found.append(encoder.name)
@@ -134,6 +170,9 @@ def _open_input(path: str | os.PathLike):
         source = av.open(os.fspath(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
         raise InputError(f"{path} is not a readable video ({_ffmpeg_reason(err)})") from None
+    if source.format.name == "image2" or source.format.name.endswith("_pipe"):
+        source.close()  # FFmpeg reads a photo as a clip of one frame, whatever its name
+        raise InputError(f"{path} is a still image ({source.format.name}), not a video")
     if not source.streams.video:
         source.close()
         raise InputError(f"{path} has no video stream")
@@ -154,7 +193,7 @@ def probe(path: str | os.PathLike) -> VideoReport:
             width=video.codec_context.width,
             height=video.codec_context.height,
             rate=video.average_rate or video.guessed_rate,
-            decoder=video.codec_context.name,
+            decoder=_codec_name(video.codec_context),
             audio_streams=len(source.streams.audio),
         )
 
@@ -196,18 +235,27 @@ def process_video(
 
 
 def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> VideoReport:
-    report = VideoReport(decoder=video.codec_context.name)
+    report = VideoReport(decoder=_codec_name(video.codec_context))
     # PyAV guesses the container from the temporary name's extension, the output's.
     with av.open(os.fspath(temp), "w") as output:
-        encoders = _encoders_for(output, video.codec_context.name)
-        if not encoders:
-            raise InputError(f"no encoder for video in a {output.format.name} file")
-        report.encoder = encoders[0]
-        report.same_codec = av.codec.Codec(report.encoder, "w").id == video.codec_context.codec.id
         # Every stream exists before the first packet is muxed (the header is written then).
         width, height = video.codec_context.width, video.codec_context.height
         if not (width and height):
             raise InputError(f"{src}: its video stream does not say its frame size")
+        rate = _rate(video)
+        listed = _encoders_for(output, _codec_name(video.codec_context))
+        # A codec the container takes may still refuse these frames (MJPEG with yuv420p,
+        # MPEG-2 at 10 fps): each is tried before the first frame, and the next one taken.
+        time_base = _time_base(video)
+        encoders = [n for n in listed if _opens(av, n, width, height, rate, time_base)]
+        if not encoders:
+            raise InputError(
+                f"no encoder of this FFmpeg writes {width}x{height} video at {float(rate):g} "
+                f"fps in a {output.format.name} file (tried {', '.join(listed) or 'none'}); "
+                "use .mp4 or .mkv"
+            )
+        report.encoder = encoders[0]
+        report.same_codec = av.codec.Codec(report.encoder, "w").id == video.codec_context.codec.id
         out_video = _add_video(output, video, (height, width), report)
         # Phones store portrait clips on their side with a display rotation: the frames are
         # stylised as stored and the output carries the same rotation, so players turn it
@@ -242,12 +290,29 @@ def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> 
                 raise ValueError(f"frames() returned {styled.shape} {styled.dtype}")
             return styled, stamp
 
+        # A damaged clip can repeat or go back in time; the muxer refuses that (EINVAL at the
+        # end, the whole clip lost), so such frames and packets are left out and counted.
+        last: dict = {}
+
+        def in_time(key, when) -> bool:
+            if when is None:
+                return True
+            if key in last and when <= last[key]:
+                report.out_of_time += 1
+                return False
+            last[key] = when
+            return True
+
         def write(item):
             if not isinstance(item, tuple):
-                item.stream = copied[item.stream.index]
-                output.mux(item)
+                when = item.dts * item.time_base if item.dts is not None else None
+                if in_time(item.stream.index, when):
+                    item.stream = copied[item.stream.index]
+                    output.mux(item)
                 return
             styled, (pts, time_base) = item
+            if not in_time("video", pts * time_base):
+                return
             new = av.VideoFrame.from_ndarray(styled, format="rgb24")
             new.pts, new.time_base = pts, time_base
             output.mux(out_video.encode(new))
@@ -282,11 +347,13 @@ def _copied_streams(output, source, src, report: VideoReport) -> dict:
     and listed in ``report.dropped_streams``, as are data streams."""
     copied = {}
     for stream in source.streams.audio:
-        if stream.codec_context.name not in output.supported_codecs:
+        codec = _codec_name(stream.codec_context)
+        if not _holds(output, stream.codec_context):
+            # .mkv holds every audio codec; the input's own extension holds its audio.
+            choices = " or ".join(dict.fromkeys([Path(src).suffix.lower() or ".mkv", ".mkv"]))
             raise InputError(
-                f"{src}: its {stream.codec_context.name} audio cannot go in a "
-                f"{output.format.name} file (copied as it is): write {Path(src).suffix} "
-                f"or .mkv"
+                f"{src}: its {codec} audio cannot go in a {output.format.name} file (copied "
+                f"as it is): write {choices}"
             )
         copied[stream.index] = output.add_stream_from_template(stream)
     report.audio_streams = len(copied)
@@ -294,8 +361,8 @@ def _copied_streams(output, source, src, report: VideoReport) -> dict:
     for stream in source.streams:
         if stream.index == video_index or stream.index in copied:
             continue
-        codec = stream.codec_context.name if stream.codec_context is not None else None
-        if stream.type == "subtitle" and codec in output.supported_codecs:
+        codec = _codec_name(stream.codec_context) if stream.codec_context is not None else None
+        if stream.type == "subtitle" and _holds(output, stream.codec_context):
             copied[stream.index] = output.add_stream_from_template(stream)
             report.subtitle_streams += 1
         elif stream.type == "subtitle":
@@ -330,19 +397,51 @@ def _decoded(av, source, video, copied: list[int], src):
             yield None, frame
 
 
+def _rate(video) -> Fraction:
+    return video.average_rate or video.guessed_rate or Fraction(25)
+
+
+def _pixel_format(codec, width: int, height: int) -> str:
+    names = [f.name for f in (codec.video_formats or ())]
+    if (width % 2 or height % 2) and "yuv444p" in names:
+        return "yuv444p"  # 4:2:0 needs even sizes
+    if names and "yuv420p" not in names:
+        return names[0]
+    return "yuv420p"
+
+
+def _time_base(video) -> Fraction | None:
+    """The input's time base when the output can keep it (its timestamps, exactly)."""
+    if video.time_base and video.time_base.denominator <= MAX_TIME_BASE_DENOMINATOR:
+        return video.time_base
+    return None
+
+
+def _opens(av, name: str, width: int, height: int, rate: Fraction, time_base) -> bool:
+    """Whether this FFmpeg opens encoder ``name`` for such frames (as :func:`_add_video`
+    would set it up), on a throwaway context."""
+    try:
+        context = av.CodecContext.create(name, "w")
+        context.width, context.height = width, height
+        context.pix_fmt = _pixel_format(context.codec, width, height)
+        context.time_base = time_base or 1 / Fraction(rate)
+        context.framerate = Fraction(rate)
+        if name not in ("libx264", "libx265"):
+            context.bit_rate = int(BITS_PER_PIXEL * width * height * float(rate))
+        context.open()
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True
+
+
 def _add_video(output, video, shape, report: VideoReport):
     height, width = shape[:2]
-    rate = video.average_rate or video.guessed_rate or Fraction(25)
+    rate = _rate(video)
     stream = output.add_stream(report.encoder, rate=rate)
     stream.width, stream.height = width, height
-    names = [f.name for f in (stream.codec_context.codec.video_formats or ())]
-    pix_fmt = "yuv420p"
-    if (width % 2 or height % 2) and "yuv444p" in names:
-        pix_fmt = "yuv444p"  # 4:2:0 needs even sizes
-    elif names and pix_fmt not in names:
-        pix_fmt = names[0]
+    pix_fmt = _pixel_format(stream.codec_context.codec, width, height)
     stream.pix_fmt = pix_fmt
-    if video.time_base and video.time_base.denominator <= MAX_TIME_BASE_DENOMINATOR:
+    if _time_base(video) is not None:
         stream.codec_context.time_base = video.time_base  # the input's timestamps, exactly
     if report.encoder in ("libx264", "libx265"):
         stream.codec_context.options = {"crf": CRF, "preset": X264_PRESET}
