@@ -42,6 +42,7 @@ from PIL import Image
 
 from bench.common import REPO_ROOT
 from dpst.commands.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, EXIT_USER_ERROR
+from dpst.train.tiny import tiny_train_settings
 
 TRACEBACK = "Traceback (most recent call last)"
 TIMEOUT = 300
@@ -60,28 +61,7 @@ socket.create_connection = socket.getaddrinfo = _refuse
 sys.argv = ["dpst", *sys.argv[1:]]
 runpy.run_module("dpst", run_name="__main__", alter_sys=True)
 """
-# The tiniest generator and training run (as tests/test_train.py's).
-TINY_TRAIN = {
-    "model": {
-        "working_size": 32,
-        "grid_size": 8,
-        "luma_bins": 4,
-        "max_labels": 4,
-        "encoder_widths": [8, 8],
-        "head_width": 8,
-        "global_levels": 1,
-    },
-    "augment": {"size": [32, 32]},
-    "backbone": {"name": "random"},
-    "batch_size": 1,
-    "steps": 4,
-    "warmup_steps": 0,
-    "log_every": 1,
-    "image_every": 0,
-    "val_every": 0,
-    "checkpoint_every": 0,
-    "threads": 1,
-}
+TINY_TRAIN = {**tiny_train_settings(), "steps": 4}  # the tests' tiny run, 4 steps
 TINY_OPTIMISER = ["--backbone", "random", "--size", "32", "--no-postfilter", "--quiet"]
 TINY_TARGETS = ["--backbone", "random", "--size", "32", "--iters", "1", "--no-postfilter"]
 

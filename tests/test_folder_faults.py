@@ -5,8 +5,6 @@ symlink is listed; a missing $DPST_MODEL is named, and a model without its check
 
 from __future__ import annotations
 
-import errno
-import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from PIL import Image
 from dpst.cli import main
 from dpst.serve.runtime.batch import LOCK_FILE
 from tests.fast_model import shared_tiny_model
+from tests.faults import fill_disk_for, one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +42,8 @@ def _fast(d, model, *extra):
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds files through /proc")
 def test_a_full_disk_stops_the_folder_in_one_line(folder, model, capsys, monkeypatch):
     out = folder / "out"
-    real = os.fsync
-
-    def fsync(fd):
-        if os.readlink(f"/proc/self/fd/{fd}").startswith(f"{out}/.p"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    code = _fast(folder, model)
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    fill_disk_for(monkeypatch, f"{out}/.p")
+    err = one_line_error(capsys, _fast(folder, model))
     assert "No space left on device" in err and "0 written and kept" in err
     assert "skipped" not in err
     assert sorted(p.name for p in out.iterdir()) == ["dpst-fast.json"]  # no temporary, no lock
@@ -102,16 +92,7 @@ def test_a_model_without_its_checksum_is_said_once(folder, model, capsys):
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds files through /proc")
 def test_a_record_that_cannot_be_written_is_one_line(folder, model, capsys, monkeypatch):
     out = folder / "out"
-    real = os.fsync
-
-    def fsync(fd):
-        if os.readlink(f"/proc/self/fd/{fd}").startswith(f"{out}/.dpst-fast.json"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    code = _fast(folder, model)
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    fill_disk_for(monkeypatch, f"{out}/.dpst-fast.json")
+    err = one_line_error(capsys, _fast(folder, model))
     assert "No space left on device" in err and "nothing written" in err
     assert list(out.iterdir()) == []

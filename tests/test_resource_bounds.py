@@ -13,6 +13,7 @@ from dpst.errors import InputError
 from dpst.imageio import write_image
 from dpst.lut_io import MAX_CUBE_ROW_BYTES, MAX_CUBE_SIZE, read_cube
 from dpst.serve.runtime.threads import check_threads, thread_limit
+from tests.faults import one_line_error
 
 
 @pytest.fixture
@@ -21,13 +22,6 @@ def pair(tmp_path):
     write_image(tmp_path / "c.png", rng.random((24, 32, 3)))
     write_image(tmp_path / "s.png", rng.random((24, 32, 3)))
     return tmp_path
-
-
-def _one_line(capsys, code, *words):
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
 @pytest.mark.parametrize("threads", ["0", "-1", "100000", str(2 * (os.cpu_count() or 1) + 1)])
@@ -40,7 +34,7 @@ def test_threads_out_of_bounds_are_refused_in_one_line(pair, capsys, threads):
         ["video", str(d / "in.mp4"), str(d / "s.png"), "-o", str(d / "o.mp4")],
     ):
         code = main([*argv, "--threads", threads])
-        _one_line(capsys, code, "--threads must be 1 to", f"got {threads}")
+        one_line_error(capsys, code, "--threads must be 1 to", f"got {threads}")
     assert sorted(p.name for p in d.iterdir()) == ["c.png", "s.png"]
 
 

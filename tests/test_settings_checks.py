@@ -13,13 +13,7 @@ from dpst.config import update_dataclass
 from dpst.errors import InputError
 from dpst.imageio import write_image
 from dpst.optim_reference.stylize import StylizeConfig
-
-
-def _one_line(capsys, code, *words):
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
+from tests.faults import one_line_error
 
 
 @pytest.mark.parametrize(
@@ -34,7 +28,7 @@ def test_a_config_number_that_is_no_setting_is_one_line(tmp_path, capsys, text, 
     code = main(["stylize", str(tmp_path / "c.png"), str(tmp_path / "c.png"), "-o",
                  str(tmp_path / "o.png"), "--config", str(tmp_path / "bad.json"),
                  "--backbone", "random", "--masks", "none"])  # fmt: skip
-    _one_line(capsys, code, said)
+    one_line_error(capsys, code, said)
     assert not (tmp_path / "o.png").exists()
 
 
@@ -53,4 +47,4 @@ def test_serve_refuses_a_port_out_of_range_before_starting(capsys, monkeypatch, 
 
     monkeypatch.setattr("dpst.serve.app.engine.DemoEngine", forbidden)
     code = main(["serve", "--port", port, "--backbone", "random"])
-    _one_line(capsys, code, "--port must be 1 to 65535", f"got {port}")
+    one_line_error(capsys, code, "--port must be 1 to 65535", f"got {port}")

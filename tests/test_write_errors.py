@@ -13,6 +13,7 @@ import pytest
 
 from dpst.cli import main
 from dpst.imageio import write_image
+from tests.faults import fill_disk_for, one_line_error
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/fd").is_dir(), reason="the injected error finds files in /proc"
@@ -30,25 +31,8 @@ def pair(tmp_path):
 @pytest.fixture
 def full_for(monkeypatch):
     """``full_for(name)``: writing a file whose name contains ``name`` fails as on a full
-    disk (when its data is flushed, as a real one fails at the latest)."""
-    real = os.fsync
-
-    def arm(name: str) -> None:
-        def fsync(fd):
-            if name in os.readlink(f"/proc/self/fd/{fd}"):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return real(fd)
-
-        monkeypatch.setattr(os, "fsync", fsync)
-
-    return arm
-
-
-def _one_line(capsys, code, *words):
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
+    disk."""
+    return lambda name: fill_disk_for(monkeypatch, name)
 
 
 def test_look_export_writes_the_cube_and_the_hald_or_neither(pair, capsys, full_for):
@@ -56,14 +40,14 @@ def test_look_export_writes_the_cube_and_the_hald_or_neither(pair, capsys, full_
     full_for("h.png")
     code = main(["look", "export", str(d / "c.png"), str(d / "s.png"), "-o", str(d / "l.cube"),
                  "--lut-size", "5", "--hald", str(d / "h.png"), "--threads", "1"])  # fmt: skip
-    _one_line(capsys, code, "could not write", "h.png", "No space left on device")
+    one_line_error(capsys, code, "could not write", "h.png", "No space left on device")
     assert sorted(p.name for p in d.iterdir()) == ["c.png", "s.png"]
 
 
 def test_a_look_onto_a_full_disk_is_one_line(pair, capsys, full_for):
     full_for("l.dpst")
     code = main(["look", str(pair / "s.png"), "-o", str(pair / "l.dpst"), "--masks", "none"])
-    _one_line(capsys, code, "could not write", "l.dpst", "No space left on device")
+    one_line_error(capsys, code, "could not write", "l.dpst", "No space left on device")
     assert sorted(p.name for p in pair.iterdir()) == ["c.png", "s.png"]
 
 
@@ -82,5 +66,5 @@ def test_a_video_onto_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("dpst.serve.runtime.video.process_video", disk_full)
     code = main(["video", str(clip), str(tmp_path / "s.png"), "-o", str(tmp_path / "o.mp4"),
                  "--threads", "1"])  # fmt: skip
-    _one_line(capsys, code, "could not write", "o.mp4", "No space left on device")
+    one_line_error(capsys, code, "could not write", "o.mp4", "No space left on device")
     assert not (tmp_path / "o.mp4").exists()
