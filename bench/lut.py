@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import EXAMPLE_COUNT, EXAMPLES
+from dpst.errors import InputError
 
 TARGET_DE2000 = 2.0
 
@@ -78,7 +79,6 @@ def measure_pair(stylizer, content, style, cube: Path, config) -> dict:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    from dpst.errors import InputError
     from dpst.imageio import read_image, resize_long_side
     from dpst.serve.runtime.lut_fit import LutFitConfig
     from dpst.serve.runtime.stylizer import BUNDLED_MODEL, FastStylizer

@@ -80,6 +80,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import EXAMPLE_COUNT, EXAMPLES, REPO_ROOT
+from dpst.errors import DpstError, WeightsNotFoundError
 
 METRICS = ("de00", "psnr", "ssim", "region_de00", "luma_ssim", "seconds")
 METRIC_HEADERS = {
@@ -270,7 +271,6 @@ def load_pair(examples: Path, n: int, size: int) -> Pair:
 def readable_pairs(examples: Path, numbers, size: int):
     """``(n, pair)`` for every example of ``numbers`` that loads (:func:`load_pair`); the others
     are printed as skipped (the shared examples hold one unreadable style photo)."""
-    from dpst.errors import DpstError
 
     for n in numbers:
         try:
@@ -413,7 +413,6 @@ def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list
 
 def optimiser_method(args: argparse.Namespace) -> tuple[list[Method], str]:
     """The optimiser row, or ``([], reason)``."""
-    from dpst.errors import WeightsNotFoundError
     from dpst.optim_reference.stylize import StylizeConfig, stylize
     from dpst.optim_reference.vgg import BackboneConfig, load_backbone
 
@@ -550,7 +549,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from dpst.errors import DpstError
     from dpst.imageio import write_image, write_json
     from dpst.models.classical import DEFAULT_EPS
 

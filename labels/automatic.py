@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dpst.errors import DpstError
 from dpst.labels.regions import FROM_SEGMENTER, Regions
 from dpst.models.ade20k import GROUP_NAMES, relation_ids
 from dpst.models.segmenter_config import SegmenterConfig
@@ -86,7 +87,6 @@ def automatic_or_none(
     missing = local_segmenter_missing(segmenter)
     if missing is not None:
         return _one_region(command, missing)
-    from dpst.errors import DpstError
     from dpst.models.auto_labels import AutoLabelConfig, auto_labels_resized
 
     # The check above found the weights on disk: loading must not reach for the network.
@@ -155,7 +155,6 @@ def groups_or_none(
             if onnx is not None:
                 return GroupLabeller(onnx, long_side)
         return _one_region(command, why or missing, fallback)
-    from dpst.errors import DpstError
     from dpst.models.segmenter import build_segmenter
 
     try:  # the check above found the weights on disk: loading must not reach for the network

@@ -16,6 +16,9 @@ from PIL import Image
 
 pytest.importorskip("gradio")
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
 from dpst.imageio import read_image, write_image
 from dpst.labels.palette import MASK_PALETTE, PAPER_PALETTE
 from dpst.serve.app import inputs as app_inputs
@@ -547,7 +550,6 @@ def test_every_request_is_logged_in_one_line(pair, random_config, caplog):
 
 
 def test_fast_and_quality_have_their_own_concurrency(random_config):
-    from dataclasses import replace
 
     config = replace(random_config, fast_concurrency=3, queue_size=9, quality_queue_size=2)
     demo = build_app(config, DemoEngine(config, fast=FakeStylizer()))
@@ -667,7 +669,6 @@ def test_previews_of_large_8bit_and_float_results_keep_their_colours():
 
 
 def test_results_folder_is_pruned_safely_by_requests_at_once(monkeypatch, random_config):
-    from concurrent.futures import ThreadPoolExecutor
 
     from dpst.serve.app import engine as app_engine
 

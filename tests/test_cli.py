@@ -1,5 +1,8 @@
+import json
+import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -27,7 +30,6 @@ def test_console_script_runs():
 
 
 def test_resolve_layers_defaults_then_config_file_then_flags(tmp_path):
-    import json
 
     from dpst.cli import build_parser
     from dpst.commands.stylize import optimiser_configs
@@ -68,7 +70,6 @@ def test_non_positive_iteration_counts_are_refused_when_parsing(capsys, command,
 
 
 def test_a_config_file_with_zero_iterations_is_refused_in_one_line(tmp_path, capsys):
-    import json
 
     from dpst.imageio import write_image
     from tests.conftest import sample_photo
@@ -122,8 +123,6 @@ def test_auto_masks_need_weights_on_disk_and_never_fetch(tmp_path, monkeypatch):
 def test_auto_masks_without_weights_fall_back_without_importing_torch(tmp_path, torch_importable):
     """What plain ``dpst fast`` does with no segmenter on disk (or no torch at all): one line,
     one region, and torch never imported."""
-    import os
-    import textwrap
 
     script = textwrap.dedent(
         f"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -344,7 +345,6 @@ def test_onnx_export_matches_pytorch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     onnx = pytest.importorskip("onnx")
-    import warnings
 
     model = tiny(seed=5).eval()
     with torch.no_grad():

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,7 +57,6 @@ def test_atomic_writes_round_trip(tmp_path):
 
 
 def test_atomic_writes_get_ordinary_permissions(tmp_path):
-    import os
 
     write_json(tmp_path / "r.json", {})
     mask = os.umask(0)

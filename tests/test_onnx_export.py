@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -407,7 +408,6 @@ def test_metadata_values_round_trip_as_strings():
 
 
 def test_checksums_catch_damaged_weights_and_renamed_pairs_still_load(exported, tmp_path):
-    import shutil
 
     _, _, result = exported
     graphs = (result.stylizer_path, result.style_encoder_path, result.renderer_path)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -167,7 +168,6 @@ def test_missing_output_folders_are_created(tmp_path):
 
 def test_a_failed_final_write_keeps_the_result_elsewhere(tmp_path, capsys, monkeypatch):
     """A full disk at the end: the image and its report are saved in the temp folder."""
-    import tempfile
 
     import dpst.imageio as imageio
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import subprocess
+import sys
 import zipfile
 from dataclasses import replace
 
@@ -271,8 +273,6 @@ def test_write_look_is_atomic(stylizer, images, tmp_path, monkeypatch):
 
 
 def test_look_modules_import_without_torch():
-    import subprocess
-    import sys
 
     script = (
         "import sys\nsys.modules['torch'] = None\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -119,7 +120,6 @@ OLD_NAMES["--segmenter-weights"] = "--seg-weights"
 
 def _flags(parser) -> dict[str, str]:
     """Visible option -> dest, for the segmenter's flags."""
-    import argparse
 
     return {
         option: action.dest

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 from dpst.cli import main
+from dpst.errors import WeightsNotFoundError
 from dpst.labels.automatic import groups_or_none
 from dpst.labels.regions import FROM_SEGMENTER
 from dpst.models import segmenter_download
@@ -162,7 +164,6 @@ def test_fetch_shows_progress_when_asked_and_refuses_offline(
     assert err.count("fetching the segmenter") == 1 and "100%" in err
 
     monkeypatch.setenv("DPST_OFFLINE", "1")
-    from dpst.errors import WeightsNotFoundError
 
     with pytest.raises(WeightsNotFoundError, match="DPST_OFFLINE is set"):
         fetch_segmenter(spec, online / "elsewhere")
@@ -271,7 +272,6 @@ def test_a_weights_folder_is_not_replaced_by_the_onnx_file(tiny_onnx, online, ca
 def test_unreachable_host_is_one_attempt_and_one_note(
     online, tiny_onnx, photos, tmp_path, capsys, monkeypatch
 ):
-    import socket
 
     with socket.socket() as probe:  # a port nothing listens on: refused at once
         probe.bind(("127.0.0.1", 0))

@@ -3,6 +3,10 @@ grid's moving average steadies a flickering clip. Clips are made here with PyAV,
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
 
 import av
@@ -325,8 +329,6 @@ def test_smoothing_steadies_a_flickering_clip():
 
 
 def test_dpst_video_runs_without_torch(tmp_path, clip):
-    import subprocess
-    import sys
 
     style = tmp_path / "style.png"
     Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(style)
@@ -344,10 +346,6 @@ sys.exit(code)
 
 
 def test_sigterm_exits_143_and_leaves_no_file(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
 
     source = tmp_path / "long.mkv"
     with av.open(str(source), "w") as out:  # long enough to be caught midway

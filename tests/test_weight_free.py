@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 
 from dpst.labels.regions import FROM_WEIGHT_FREE, ONE_REGION
@@ -87,10 +92,6 @@ def test_odd_images_fall_back_to_one_region_in_one_line():
 def test_dpst_fast_without_weights_uses_the_weight_free_regions(tmp_path):
     """Plain ``dpst fast`` with no segmenter on disk: the weight-free regions, said in one line
     after the segmenter's, and torch never imported."""
-    import os
-    import subprocess
-    import sys
-    import textwrap
 
     from PIL import Image
 

@@ -10,10 +10,12 @@ for by name (``--backbone random``).
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 
 from dpst.commands import options
+from dpst.errors import InputError
 from dpst.serve.runtime.pipeline import run_pair
 
 # scikit-image's colour photographs that need no download (as dpst.data.samples).
@@ -50,8 +52,6 @@ def _sample(name: str):
     import numpy as np
     import skimage.data
 
-    from dpst.errors import InputError
-
     if name not in SAMPLE_PHOTOS:
         raise InputError(f"unknown sample photo {name!r} (choose from {SAMPLE_PHOTOS})")
     return getattr(skimage.data, name)().astype(np.float32) / 255.0
@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one_pass(args, content, style):
-    import time
 
     from dpst.serve.runtime.stylizer import (
         MODEL_ENV,

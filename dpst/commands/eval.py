@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from dpst.commands import options
+from dpst.errors import InputError
 
 # flag dest -> EvalConfig field(s); --min-region sets one policy for the generator's
 # objective and for the optimiser run here.
@@ -69,7 +71,6 @@ def held_out_entries(entries: list, extra, checkpoint: str, manifest: str) -> li
     Raises:
         InputError: the checkpoint records no held-out pairs, or none is in the manifest.
     """
-    from dpst.errors import InputError
     from dpst.imageio import warn
 
     ids = extra.get("validation_ids") if isinstance(extra, dict) else None
@@ -90,7 +91,6 @@ def held_out_entries(entries: list, extra, checkpoint: str, manifest: str) -> li
 
 def _entries(args: argparse.Namespace, extra) -> list:
     from dpst.data.manifest import read_manifest
-    from dpst.errors import InputError
 
     entries, problems = read_manifest(args.manifest)
     if problems:
@@ -104,7 +104,6 @@ def _entries(args: argparse.Namespace, extra) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     import torch
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from dpst.commands.exit_codes import EXIT_PROBLEMS
+from dpst.errors import InputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,10 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Before loading anything: the files to write are writable and none is the checkpoint."""
-    from pathlib import Path
 
     from dpst.commands.outputs import check_no_clash, check_not_a_folder, check_writable_folder
-    from dpst.errors import InputError
     from dpst.models.bundle import CONFIG_FILE, STYLIZER_FILE, WEIGHTS_FILE
     from dpst.models.onnx_format import (
         digest_path_for,
@@ -70,9 +70,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from dpst.errors import InputError
     from dpst.models.export import PARITY_CONTENT_SIZE, export_checkpoint
 
     if (args.output is None) == (args.bundle is None):

@@ -11,6 +11,7 @@ import argparse
 import sys
 from dataclasses import replace
 
+from dpst.errors import InputError
 from dpst.image_formats import listed as listed_image_formats
 from dpst.models.segmenter_config import BACKENDS, DEFAULT_SEGFORMER, SegmenterConfig
 
@@ -127,7 +128,6 @@ def add_mask_files(p: Parser, kinds: bool = False) -> None:
 
 def mask_files_given(args: argparse.Namespace) -> bool:
     """Whether mask files were given; one without the other is an InputError."""
-    from dpst.errors import InputError
 
     if (args.content_mask is None) != (args.style_mask is None):
         raise InputError("give --content-mask and --style-mask together, or neither")

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from dpst.commands import options
+from dpst.errors import InputError
 
 OUTPUT_FILES = {
     "content_mask": "content_mask.png",
@@ -32,7 +33,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpst.errors import InputError
     from dpst.imageio import read_image, write_image, write_json
     from dpst.labels.images import (
         MASK_PALETTE,

@@ -14,9 +14,11 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from dpst.commands import options
+from dpst.errors import InputError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -77,7 +79,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _model_path(args: argparse.Namespace) -> str | None:
-    from dpst.errors import InputError
 
     if args.model:
         path = Path(args.model).expanduser()
@@ -97,7 +98,6 @@ MAX_PORT = 65535
 
 def build_config(args: argparse.Namespace):
     """Defaults, then the flags: the resolved AppConfig."""
-    from dataclasses import replace
 
     from dpst.commands.resolve import resolve
     from dpst.serve.app.config import AppConfig
@@ -163,7 +163,6 @@ def _log_requests():
 def run(args: argparse.Namespace) -> int:
     # Before gradio is imported (dpst.serve.app.page sets the same default, for other callers).
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from dpst.errors import InputError
     from dpst.serve.app.engine import DemoEngine
     from dpst.serve.app.page import build_app, launch_options
 

@@ -11,9 +11,12 @@ optimisation and write the result so far, marked interrupted.
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from dpst.commands import options
+from dpst.errors import InputError
 from dpst.labels.regions import FROM_MASK_FILES, FROM_SEGMENTER, ONE_REGION
 
 # flag dest -> StylizeConfig field; shared with dpst targets.
@@ -72,7 +75,6 @@ def optimiser_configs(args: argparse.Namespace):
     ``backbone`` entry of a ``--config`` file, as the report writes it."""
     from dpst.commands.resolve import backbone_values, resolve
     from dpst.config import validated
-    from dpst.errors import InputError
     from dpst.optim_reference.stylize import StylizeConfig
     from dpst.optim_reference.vgg import BackboneConfig
 
@@ -129,7 +131,6 @@ def _region_names(labels: dict, masks_info: dict) -> list[str]:
 
 def _progress(args, config, content_shape, out: Path):
     """A progress bar and the per-iteration callback (bar, snapshots)."""
-    import sys
 
     from tqdm import tqdm
 
@@ -179,7 +180,6 @@ def _inputs(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
     from dpst.commands.outputs import check_image_output
     from dpst.commands.signals import termination_as_interrupt
@@ -204,11 +204,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _stylize(args: argparse.Namespace, out: Path) -> bool:
     """Run and write the output and its report; True when the run was interrupted."""
-    from dataclasses import asdict
 
     from dpst.commands.outputs import check_output_folder, write_image_or_rescue
     from dpst.devices import resolve_device
-    from dpst.errors import InputError
     from dpst.imageio import read_image
     from dpst.optim_reference.stylize import stylize
     from dpst.optim_reference.vgg import load_backbone

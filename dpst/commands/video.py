@@ -11,8 +11,13 @@ A thin layer over :func:`dpst.serve.runtime.video.process_video` with
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 
 from dpst.commands.fast import add_model, add_strength, strength_flag
+from dpst.constants import DEFAULT_STRENGTH
+from dpst.errors import InputError
 
 HELP_SMOOTHING = (
     "weight of the past in the moving average of the model's colour grid, in [0, 1) (default "
@@ -65,10 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _frames(args: argparse.Namespace):
     """The per-frame callable, every input checked (a bad LUT, style or model: one line)."""
-    import os
 
-    from dpst.constants import DEFAULT_STRENGTH
-    from dpst.errors import InputError
     from dpst.serve.runtime.video_frames import LutFrames, ModelFrames, TemporalConfig
 
     given = [name for name, value in (("STYLE", args.style), ("--look", args.look),
@@ -110,8 +112,6 @@ def _frames(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-    from pathlib import Path
 
     from tqdm import tqdm
 

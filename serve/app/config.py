@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,6 @@ def pixel_cap(memory_budget_mb: int, fast_concurrency: int) -> int:
 
 def default_memory_budget_mb() -> int:
     """:data:`DEFAULT_MEMORY_SHARE` of this machine's physical memory (4 GiB if unknown)."""
-    import os
 
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

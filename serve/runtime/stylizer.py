@@ -35,9 +35,11 @@ Errors: :class:`RuntimeModelError` for a missing, corrupt or incompatible model;
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
+import sys
 import threading
 import warnings
 from collections import OrderedDict
@@ -496,8 +498,6 @@ def _cuda_driver_present() -> bool:
     then prints two error lines per session when it fails to start; asking the driver first
     keeps CPU-only machines quiet.
     """
-    import ctypes
-    import sys
 
     names = {"win32": ("nvcuda.dll",), "linux": ("libcuda.so.1", "libcuda.so")}
     for name in names.get(sys.platform, ()):
