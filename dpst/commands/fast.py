@@ -28,6 +28,7 @@ from dpst.commands.outputs import (
     check_output_dir,
     write_image_or_rescue,
 )
+from dpst.commands.resolve import one_pass_config
 from dpst.commands.signals import interruptible
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
@@ -50,8 +51,6 @@ from dpst.serve.runtime.looks import (
     read_look,
 )
 from dpst.serve.runtime.pipeline import run_look, run_pair
-from dpst.serve.runtime.strength import check_strength
-from dpst.serve.runtime.threads import check_threads
 
 # --masks auto without segmenter weights: the weight-free regions (sky and rest, else one
 # region). On: on the paper's pairs (python -m bench.weight_free) it lowers the mean dE00
@@ -78,17 +77,11 @@ def add_model(p: argparse.ArgumentParser) -> None:
 def add_strength(
     p: argparse.ArgumentParser, default: float | None = DEFAULT_STRENGTH, prefix: str = ""
 ) -> None:
-    """``--strength`` (checked by :func:`strength_flag` in ``run``: out of range is one line,
-    not argparse's usage block); ``prefix`` starts its help ("export: ")."""
+    """``--strength`` (checked by :func:`~dpst.commands.resolve.one_pass_config` in ``run``:
+    out of range is one line, not argparse's usage block); ``prefix`` starts its help."""
     p.add_argument(
         "--strength", type=float, default=default, metavar="S", help=prefix + STRENGTH_HELP
     )
-
-
-def strength_flag(args: argparse.Namespace) -> float:
-    """``args.strength`` (the default when not given) in [0, 2], or a one-line InputError."""
-    value = DEFAULT_STRENGTH if args.strength is None else args.strength
-    return check_strength(value, "--strength")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -123,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    args.strength = strength_flag(args)
-    args.threads = check_threads(args.threads)
+    # The resolved values stand in for the flags: every helper below reads one value.
+    config = one_pass_config(args)
+    args.strength, args.threads = config.strength, config.threads
     if args.look is not None and args.style is not None:
         raise InputError("give STYLE or --look, not both")
     if args.look is None and args.style is None:

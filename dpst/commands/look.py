@@ -32,6 +32,7 @@ from dpst.commands.outputs import (
     check_writable_folder,
     write_errors,
 )
+from dpst.commands.resolve import one_pass_config
 from dpst.errors import InputError
 from dpst.imageio import read_image
 from dpst.labels.automatic import groups_or_none
@@ -107,9 +108,8 @@ def _check_outputs(outputs: dict, inputs: dict) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from dpst.commands.signals import interruptible
-    from dpst.serve.runtime.threads import check_threads
 
-    args.threads = check_threads(args.threads)
+    args.threads = one_pass_config(args).threads
     work = _export if args.inputs[0] == EXPORT else _make
     return interruptible("look", lambda: work(args), "nothing written, no partial file left")
 
@@ -158,7 +158,7 @@ def _segmented(args: argparse.Namespace, style, max_labels: int):
 
 def _export(args: argparse.Namespace) -> int:
 
-    strength = fast.strength_flag(args)
+    strength = one_pass_config(args).strength
     given = args.inputs[1:]
     if len(given) not in (1, 2) or (len(given) == 2) == (args.look is not None):
         raise InputError(f"dpst look {EXPORT} takes CONTENT and either STYLE or --look LOOK.dpst")

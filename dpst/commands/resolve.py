@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from dpst.config import load_config_file, update_dataclass
+from dpst.serve.runtime.pipeline import OnePassConfig
 
 T = TypeVar("T")
 FlagTable = Mapping[str, str | tuple[str, ...]]
@@ -103,3 +104,13 @@ def resolve(
         if layer:
             config = update_dataclass(config, dict(layer), where)
     return config
+
+
+ONE_PASS_FLAGS: FlagTable = {"strength": "strength", "threads": "threads"}
+
+
+def one_pass_config(args: argparse.Namespace) -> OnePassConfig:
+    """``--strength`` and ``--threads`` of ``dpst fast``, ``look`` and ``video`` as the one
+    pass's config, checked (one line each, naming the flag). The flags are its only layer
+    (these commands take no ``--config``)."""
+    return OnePassConfig(**flag_values(args, ONE_PASS_FLAGS)).checked()

@@ -15,7 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from dpst.commands.fast import add_model, add_strength, strength_flag
+from dpst.commands.fast import add_model, add_strength
+from dpst.commands.resolve import one_pass_config
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
 
@@ -95,19 +96,15 @@ def _frames(args: argparse.Namespace):
         # Measured at 1080p on 2 idle cores (bench.video): 2 threads 5.1 frames/s, 1 thread
         # 3.3; ONNX Runtime's threads sleep when idle, so decoding and encoding still run.
         args.threads = max(1, os.cpu_count() or 1)
-    if args.look is not None:
-        from dpst.serve.runtime.looks import check_model, read_look
+    from dpst.imageio import read_image
+    from dpst.serve.runtime.looks import read_look
+    from dpst.serve.runtime.pipeline import style_code
 
-        look = read_look(args.look)  # a damaged look costs one line before the model loads
-        stylizer = open_stylizer(args)
-        check_model(look, stylizer, args.look)
-        code = look.code
-    else:
-        from dpst.imageio import read_image
-
-        style = read_image(args.style)
-        stylizer = open_stylizer(args)
-        code = stylizer.encode_style(style)
+    # A damaged look or an unreadable style costs one line before the model loads.
+    look = read_look(args.look) if args.look is not None else None
+    style = read_image(args.style) if look is None else None
+    stylizer = open_stylizer(args)
+    code = style_code(stylizer, style, look, args.look or "the look")
     return ModelFrames(stylizer, code, config, args.strength), stylizer.provider
 
 
@@ -122,11 +119,11 @@ def run(args: argparse.Namespace) -> int:
         write_errors,
     )
     from dpst.commands.signals import termination_as_interrupt
-    from dpst.serve.runtime.threads import check_threads
     from dpst.serve.runtime.video import check_output_format, probe, process_video
 
-    args.strength = strength_flag(args)
-    args.threads = check_threads(args.threads)
+    # The resolved values stand in for the flags: every helper below reads one value.
+    config = one_pass_config(args)
+    args.strength, args.threads = config.strength, config.threads
     check_not_a_folder(args.output)
     out = Path(args.output)
     check_output_format(out)

@@ -1,14 +1,17 @@
 """The one pass, composed once: a photo and a style photo or a look, with regions from any
 source, in; the 8-bit result and its report out.
 
-``dpst fast`` (one photo or a folder), ``dpst look export`` and the demo's Fast mode all call
-:func:`run_pair` or :func:`run_look`, so the same photos, masks and strength give the same
-pixels wherever they are run. The label policy runs here, once, whatever found the regions
-(:class:`~dpst.labels.regions.Regions`). Torch-free.
+``dpst fast`` (one photo or a folder), ``dpst look export``, ``dpst demo`` and the web demo's
+Fast mode call :func:`run_pair` or :func:`run_look`, so the same photos, masks and strength
+give the same pixels wherever they are run; ``dpst video`` takes its style code from
+:func:`style_code`. The label policy runs here, once, whatever found the regions
+(:class:`~dpst.labels.regions.Regions`); :class:`OnePassConfig` is what every front end's
+flags become (:func:`dpst.commands.resolve.one_pass_config`). Torch-free.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -17,7 +20,23 @@ from dpst.constants import DEFAULT_STRENGTH
 from dpst.labels.one_pass import prepare_one_pass
 from dpst.labels.policy import LabelPolicy
 from dpst.labels.regions import ONE_REGION, Regions, one_region
-from dpst.serve.runtime.looks import Look, apply_look
+from dpst.serve.runtime.looks import Look, apply_look, check_model
+from dpst.serve.runtime.strength import check_strength
+from dpst.serve.runtime.threads import check_threads
+
+
+@dataclass(frozen=True)
+class OnePassConfig:
+    """How the one pass runs, whatever the front end: how much of the look (0 the content, 1
+    the model's look, up to 2) and ONNX Runtime's threads (None: the cores)."""
+
+    strength: float = DEFAULT_STRENGTH
+    threads: int | None = None
+
+    def checked(self) -> OnePassConfig:
+        """This config with its values checked (one-line InputErrors naming the flag)."""
+        strength = check_strength(self.strength, "--strength")
+        return OnePassConfig(strength, check_threads(self.threads))
 
 
 class OnePassResult(NamedTuple):
@@ -93,3 +112,14 @@ def run_look(
         return OnePassResult(image, {"regions": [], "region_source": ONE_REGION})
     names = look.label_names or tuple(f"label {i}" for i in look.label_ids)
     return OnePassResult(image, {"regions": list(names), "region_source": look.label_source})
+
+
+def style_code(stylizer, style: np.ndarray | None = None, look: Look | None = None,
+               name: str = "the look") -> tuple[np.ndarray, ...]:  # fmt: skip
+    """The style code a pass runs on, one region: a saved ``look``'s (refused in one line when
+    it is another model's) or the ``style`` photo's. ``dpst video`` renders every frame with
+    it (a clip has no regions; its grid is smoothed over time between frames)."""
+    if look is not None:
+        check_model(look, stylizer, name)
+        return look.code
+    return stylizer.encode_style(style)
