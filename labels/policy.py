@@ -206,7 +206,10 @@ def _merge_plan(maps: Sequence[np.ndarray], min_fraction: float) -> dict[int, in
 
 
 def relabel(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
-    """A copy of ``labels`` with each ``label`` of ``mapping`` replaced by its target."""
+    """A copy of ``labels`` with each ``label`` of ``mapping`` replaced by its target
+    (``labels`` itself when there is nothing to replace: a 50-megapixel map is 400 MB)."""
+    if not mapping:
+        return labels
     out = labels.copy()
     for label, target in mapping.items():
         out[labels == label] = target

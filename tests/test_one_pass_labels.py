@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dpst.constants import UNLABELLED
 from dpst.errors import InputError
-from dpst.labels.numbering import compact_labels
+from dpst.labels.numbering import compact_labels, renumber
 from dpst.labels.one_pass import LABEL_WORK_SIDE, prepare_one_pass
 from dpst.labels.palette import PAPER_PALETTE
 from dpst.labels.policy import LabelPolicy
@@ -69,3 +70,18 @@ def test_compacting_by_given_ids():
     c, s = compact_labels(content, style, ids=[9])
     np.testing.assert_array_equal(c, [[-1, 0, -1]])
     np.testing.assert_array_equal(s, [[0, -1, -1]])
+
+
+@pytest.mark.parametrize("scale", [1, 1000, 100000])
+def test_renumbering_by_table_equals_the_search(scale):
+    """renumber's lookup table (small label ranges) against the sorted search it replaces."""
+    rng = np.random.default_rng(scale)
+    for _ in range(50):
+        labels = rng.integers(-1, 12, size=(7, 9)) * scale
+        ids = np.unique(rng.choice(np.unique(labels), size=rng.integers(1, 5)))
+        ids = ids[ids != UNLABELLED]
+        if len(ids) == 0:
+            continue
+        index = np.minimum(np.searchsorted(ids, labels), len(ids) - 1)
+        expected = np.where(ids[index] == labels, index, UNLABELLED)
+        np.testing.assert_array_equal(renumber(labels, ids), expected)
