@@ -713,3 +713,14 @@ def test_the_strength_slider_sets_how_much_of_the_look(pair, tmp_path_factory):
                                        None, 2.5)  # fmt: skip
     assert result is None and download["visible"] is False
     assert "Strength must be between 0 and 2" in status
+
+
+def test_quality_mode_names_the_automatic_masks_it_used(pair):
+    from dpst.models.segmenter_config import SegmenterConfig
+
+    config = AppConfig(backbone="random", segmenter=SegmenterConfig(backend="none"))
+    cb = _callbacks(config)
+    outputs = cb.quality(
+        _payload(pair[0]), _payload(pair[1]), "automatic", None, None, None, None, *TINY_QUALITY
+    )
+    assert "automatic masks: all" in _ok(outputs)[3]

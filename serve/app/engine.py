@@ -27,7 +27,7 @@ from dpst.errors import DpstError, InputError, first_line
 from dpst.labels.automatic import GroupLabeller
 from dpst.labels.one_pass import LABEL_WORK_SIDE
 from dpst.labels.policy import LabelPolicy
-from dpst.labels.regions import FROM_MASK_FILES, FROM_PAINTED, Regions, one_region
+from dpst.labels.regions import FROM_MASK_FILES, FROM_PAINTED, FROM_SEGMENTER, Regions, one_region
 from dpst.serve.app import inputs
 from dpst.serve.app.config import MASK_MODES, AppConfig
 from dpst.serve.runtime.pipeline import run_look, run_pair
@@ -110,11 +110,13 @@ def _age_key(path: Path) -> float:
         return 0.0
 
 
-def _said_regions(line: str, report: dict) -> str:
-    """The automatic masks' status line with the regions the model used, named."""
-    if line != "automatic masks":
-        return line
-    return f"automatic masks: {', '.join(report['regions']) or 'one region'}"
+def _segmented_line(regions: Regions, used: list[int] | None) -> list[str]:
+    """The status line of automatic masks: the groups the job used (label ids after the
+    label policy; None: one region), named; [] for other mask sources (said already)."""
+    if regions.source != FROM_SEGMENTER:
+        return []
+    names = [regions.name_of(label) for label in used or []]
+    return [f"automatic masks: {', '.join(names) or 'one region'}"]
 
 
 def _upload(payload: Any, what: str) -> str:
@@ -267,7 +269,7 @@ class DemoEngine:
         """The segmenter's groups of both photos (segmented on copies of at most
         ``work_side`` px), named; the job's label policy relates orphan groups first."""
         regions = GroupLabeller(self.segmenter(), work_side).pair(content, style)
-        return Masks(regions, ["automatic masks"], [])
+        return Masks(regions, [], [])  # named once the job knows which groups it used
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -339,7 +341,7 @@ class DemoEngine:
         policy = LabelPolicy(min_fraction=self.config.min_fraction)
         image, report = run_pair(self.fast, content_img, style_img, regions, strength, policy)
         t2 = time.perf_counter()
-        info = [_said_regions(line, report) for line in info]
+        info = info + _segmented_line(regions, report.get("label_ids"))
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
         backend = f"Fast mode: ONNX Runtime ({self.fast.provider})"
@@ -509,6 +511,10 @@ class DemoEngine:
         backend = f"Quality mode: reference optimiser, {net}, on {report['device']}"
         backend += f", {iterations} L-BFGS iterations at {work_hw[1]}x{work_hw[0]}"
         stopped_at = (iterations, total) if report.get("cancelled") else None
+        labels = report["labels"]
+        info = info + _segmented_line(
+            regions, None if labels.get("one_region") else labels["label_ids"]
+        )
         return JobResult(
             result.image, content_img, path, seconds, backend, warnings, info, report, stopped_at
         )
