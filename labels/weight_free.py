@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from dpst.constants import LUMA_REC601
 from dpst.imageio import resize_long_side
 from dpst.labels.regions import FROM_WEIGHT_FREE, Regions, one_region
 
@@ -102,7 +103,7 @@ def find_sky(image) -> SkyFinding:
     h, w = rgb.shape[:2]
     if h < 16 or w < 16:
         return SkyFinding(None, "photo too small", {})
-    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    luma = rgb @ np.array(LUMA_REC601, dtype=np.float32)
     blurred = ndimage.gaussian_filter(luma, 1.0)
     grad = np.hypot(ndimage.sobel(blurred, 0), ndimage.sobel(blurred, 1)) / 8.0
     texture = ndimage.uniform_filter(grad, 5)

@@ -177,11 +177,9 @@ def _region_finder(args: argparse.Namespace, style):
         if auto and WEIGHT_FREE_BY_DEFAULT:
             return _weight_free(style)
         return lambda pixels: one_region()
-    style_groups = labeller(style)
+    style_groups, relation = labeller(style), labeller.relation
     names = dict(enumerate(labeller.names))
-    return lambda pixels: Regions(
-        labeller(pixels), style_groups, FROM_SEGMENTER, names, labeller.relation
-    )
+    return lambda pixels: Regions(labeller(pixels), style_groups, FROM_SEGMENTER, names, relation)
 
 
 def _weight_free(style):

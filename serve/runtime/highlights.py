@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dpst.constants import LUMA_REC709
+
 # Content max channel: no protection below V_LOW, full from V_HIGH (of 1): clipped pixels
 # only (248 to 254 of 255); bright skies and clouds below that keep the look.
 V_LOW, V_HIGH = 0.97, 0.995
@@ -47,7 +49,7 @@ AREA_SAMPLES = 1 << 16
 MIN_TINT_LUMA = 0.85
 # How far above the style's mean brightness (in standard deviations) its "brightest region" is.
 BRIGHT_SIGMAS = 2.0
-LUMA = np.array([0.2126, 0.7152, 0.0722])
+LUMA = np.array(LUMA_REC709)
 # The style's brightness for finding its brightest region: the channels' mean, so that noise
 # of equal size in each channel (C = a 11' + b I) leaves a grey style's tint white.
 BRIGHTNESS = np.full(3, 1 / 3)
