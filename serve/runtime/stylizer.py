@@ -345,7 +345,10 @@ class FastStylizer:
         statistics), or None when highlight protection is off (``protect_highlights``)."""
         if not self.protect_highlights:
             return None
-        return highlight_tint(code[2][0, -1], code[3][0, -1], check_strength(strength))
+        # The last label is the whole style photo's (the code's global entry).
+        mean = code[STYLE_CODE.index("style_colour_mean")][0, -1]
+        cov = code[STYLE_CODE.index("style_colour_cov")][0, -1]
+        return highlight_tint(mean, cov, check_strength(strength))
 
     def predict_grid(
         self,
