@@ -24,6 +24,11 @@ residual on a base grid (``GeneratorConfig.base``): with ``"mkl"`` (the default)
 holds the mix of its labels' linear Monge-Kantorovich colour maps (:mod:`colour_transfer`),
 so the untrained generator is the per-segment classical colour transfer; with ``"identity"``
 it is close to the content. The residual starts as a small perturbation.
+
+Label-exact base (``GeneratorConfig.label_exact``, the default for new models): the labels'
+maps are not mixed into the grid's cells but applied at every full-resolution pixel from the
+label weights there (:mod:`label_maps`); the grid then holds the residual alone. A cell 1/16 of
+the image wide otherwise gives a sky the colour of the roof it shares cells with.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from dpst.models.colour_transfer import (
     mkl_maps,
     splat_weights,
 )
+from dpst.models.label_maps import apply_label_maps, sample_weights, upsample_weights
 from dpst.models.label_masks import masks_for_image
 from dpst.models.masked_adain import assignment_weights, masked_adain, masked_mean_std
 from dpst.optim_reference.affine import NUM_COEFFS
@@ -74,6 +80,8 @@ LEGACY_PADDING = "zeros"
 BASES = ("mkl", "identity")
 SPLAT_STRIDE = 2
 LEGACY_BASE = "identity"
+# Models trained before label-exact rendering mixed the labels' maps inside grid cells.
+LEGACY_LABEL_EXACT = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,8 @@ class GeneratorConfig:
     init_scale: float = 0.01  # size of the initial departure from the identity
     padding: str = "replicate"  # conv padding: "replicate" or "zeros" (see PADDING_MODES)
     base: str = "mkl"  # the grid the network's residual is added to (see BASES)
+    # With base "mkl": the labels' maps applied per pixel (label_maps), not mixed in the grid.
+    label_exact: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "encoder_widths", tuple(int(w) for w in self.encoder_widths))
@@ -127,7 +137,13 @@ class GeneratorConfig:
             raise ValueError(f"unknown generator config fields {unknown}")
         # Checkpoints written before these fields existed were trained with zero padding on
         # an identity base.
-        return cls(**{"padding": LEGACY_PADDING, "base": LEGACY_BASE, **values})
+        legacy = {"padding": LEGACY_PADDING, "base": LEGACY_BASE, "label_exact": LEGACY_LABEL_EXACT}
+        return cls(**{**legacy, **values})
+
+    @property
+    def per_pixel_base(self) -> bool:
+        """Whether the labels' maps are applied per pixel (the grid then holds a residual)."""
+        return self.base == "mkl" and self.label_exact
 
 
 class Rendered(NamedTuple):
@@ -136,6 +152,19 @@ class Rendered(NamedTuple):
     output: torch.Tensor  # (B, 3, H, W) in [0, 1]; straight-through clamped in training mode
     grid: torch.Tensor  # (B, 12, luma_bins, grid_size, grid_size)
     overshoot: torch.Tensor  # (B,) range_overshoot of the output before the clamp
+
+
+class Prediction(NamedTuple):
+    """What the low-resolution pass predicts for a content: everything :meth:`Generator.render`
+    needs besides the full-resolution content.
+
+    ``grid`` ``(B, 12, D, G, G)``; ``label_maps`` ``(B, K + 1, 3, 4)``, each label's affine map
+    applied per pixel with the weights of :meth:`Generator.label_weights` (all zeros for a model
+    whose grid holds the whole map: see ``GeneratorConfig.label_exact``).
+    """
+
+    grid: torch.Tensor
+    label_maps: torch.Tensor
 
 
 class StyleCode(NamedTuple):
@@ -315,10 +344,10 @@ class Generator(nn.Module):
                     f"got {tuple(tensor.shape)}"
                 )
 
-    def predict_grid(
+    def predict(
         self, content: torch.Tensor, content_masks: torch.Tensor | None, style_code: StyleCode
-    ) -> torch.Tensor:
-        """The bilateral grid ``(B, 12, luma_bins, grid_size, grid_size)`` for this content."""
+    ) -> Prediction:
+        """The grid and the labels' maps for this content (a :class:`Prediction`)."""
         content_masks = self._masks_or_zeros("content_masks", content_masks, content)
         content, content_masks = self._to_working(content, content_masks)
         x = content - 0.5
@@ -337,27 +366,46 @@ class Generator(nn.Module):
         cfg = self.config
         shape = (x.shape[0], NUM_COEFFS, cfg.luma_bins, cfg.grid_size, cfg.grid_size)
         residual = self.to_grid(features).view(shape)
-        return residual + self.base_grid(content, content_masks, style_code)
+        if cfg.base == "identity":
+            base = identity_grid(*shape[2:], dtype=content.dtype, device=content.device)
+            no_maps = residual.new_zeros(shape[0], cfg.max_labels + 1, 3, 4)
+            return Prediction(residual + base, no_maps)
+        maps = self._mkl_maps(content, content_masks, style_code)
+        if cfg.label_exact:
+            return Prediction(residual, maps.to(residual.dtype))
+        grid = residual + self._splatted_maps(content, content_masks, maps)
+        return Prediction(grid, torch.zeros_like(maps, dtype=residual.dtype))
 
-    def base_grid(
+    def predict_grid(
+        self, content: torch.Tensor, content_masks: torch.Tensor | None, style_code: StyleCode
+    ) -> torch.Tensor:
+        """The bilateral grid ``(B, 12, luma_bins, grid_size, grid_size)`` for this content:
+        for a label-exact model the residual on top of the per-pixel maps (:meth:`predict`)."""
+        return self.predict(content, content_masks, style_code).grid
+
+    def _mkl_maps(
         self, content: torch.Tensor, content_masks: torch.Tensor, style_code: StyleCode
     ) -> torch.Tensor:
-        """The grid before the network's residual, ``(B, 12, D, G, G)``, from the working-size
-        content and masks: the identity, or each cell and luminance bin the mix of the MKL
-        maps of the labels whose pixels fall there (:func:`colour_transfer.splat_weights`)."""
-        cfg = self.config
-        if cfg.base == "identity":
-            shape = (cfg.luma_bins, cfg.grid_size, cfg.grid_size)
-            return identity_grid(*shape, dtype=content.dtype, device=content.device)
-        dtype = content.dtype
-        wide = torch.promote_types(dtype, torch.float32)  # see _encode_style
-        guide = self.guide(content).detach().to(wide).clamp(0, 1)
+        """Each label's MKL colour map ``(B, K + 1, 3, 4)`` from the working-size content and
+        masks (float32 or wider: see _encode_style)."""
+        wide = torch.promote_types(content.dtype, torch.float32)
         content, content_masks = content.to(wide), content_masks.to(wide)
         colour_mean, colour_cov = masked_colour_stats(
             content, content_masks, self._prior_mass(content)
         )
         style_mean, style_cov = style_code.colour_mean.to(wide), style_code.colour_cov.to(wide)
-        maps = mkl_maps(colour_mean, colour_cov, style_mean, style_cov)
+        return mkl_maps(colour_mean, colour_cov, style_mean, style_cov)
+
+    def _splatted_maps(
+        self, content: torch.Tensor, content_masks: torch.Tensor, maps: torch.Tensor
+    ) -> torch.Tensor:
+        """The labels' maps mixed into a grid ``(B, 12, D, G, G)``: each cell and luminance bin
+        the mix of the labels whose pixels fall there (:func:`colour_transfer.splat_weights`);
+        the base of models that are not label-exact."""
+        cfg = self.config
+        dtype = content.dtype
+        guide = self.guide(content).detach().to(maps.dtype).clamp(0, 1)
+        content_masks = content_masks.to(maps.dtype)
         # Splatted at half the working size (a quarter of the memory, the cost of the whole
         # base), and with the guide as a constant: the base is a fixed starting point.
         weights = F.avg_pool2d(assignment_weights(content_masks), SPLAT_STRIDE)
@@ -372,22 +420,53 @@ class Generator(nn.Module):
         """The pointwise guide ``(B, 1, H, W)`` that addresses the grid's luminance bins."""
         return self.guide_mix(F.relu(self.guide_curve(content), inplace=True))
 
-    def render(self, content: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-        """Apply a grid's transforms to the full-resolution content; clamped to [0, 1]."""
-        return self._clamp(self._render_unclamped(content, grid))
+    @staticmethod
+    def label_weights(content_masks: torch.Tensor) -> torch.Tensor:
+        """How much each pixel follows each label's map, ``(B, K + 1, h, w)`` at the masks'
+        own resolution (:func:`masked_adain.assignment_weights`; the last label is the whole
+        image's, which unlabelled pixels follow). :meth:`render` reads them bilinearly."""
+        return assignment_weights(content_masks.clamp(0, 1))
 
-    def _render_unclamped(self, content: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    def render(
+        self,
+        content: torch.Tensor,
+        grid: torch.Tensor,
+        label_maps: torch.Tensor | None = None,
+        label_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Apply a grid's transforms (and, given both, the labels' maps weighted per pixel by
+        ``label_weights`` ``(B, L, h, w)``) to the full-resolution content; clamped to [0, 1]."""
+        return self._clamp(self._render_unclamped(content, grid, label_maps, label_weights))
+
+    def _render_unclamped(self, content, grid, label_maps=None, label_weights=None):
         if self.slice_method not in SLICE_METHODS:
             raise ValueError(f"slice_method must be one of {SLICE_METHODS}")
-        return slice_and_apply(grid, self.guide(content), content, self.slice_method)
+        out = slice_and_apply(grid, self.guide(content), content, self.slice_method)
+        if label_maps is None or label_weights is None:
+            return out
+        weights = upsample_weights(label_weights.to(content.dtype), *content.shape[2:])
+        return out + apply_label_maps(weights, label_maps.to(content.dtype), content)
 
     def render_tile(
-        self, content: torch.Tensor, grid: torch.Tensor, y_pos: torch.Tensor, x_pos: torch.Tensor
+        self,
+        content: torch.Tensor,
+        grid: torch.Tensor,
+        y_pos: torch.Tensor,
+        x_pos: torch.Tensor,
+        label_maps: torch.Tensor | None = None,
+        label_weights: torch.Tensor | None = None,
+        label_y: torch.Tensor | None = None,
+        label_x: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """:meth:`render` on a tile of a larger content whose rows and columns sit at grid
-        coordinates ``y_pos`` ``(h,)`` and ``x_pos`` ``(w,)``
-        (:func:`bilateral_grid.cell_positions`); tiles put together equal :meth:`render`."""
-        return self._clamp(slice_and_apply_at(grid, self.guide(content), content, y_pos, x_pos))
+        coordinates ``y_pos`` ``(h,)`` and ``x_pos`` ``(w,)``, and at ``label_y``, ``label_x``
+        on the label weights' lattice (both :func:`bilateral_grid.cell_positions`); tiles put
+        together equal :meth:`render`."""
+        out = slice_and_apply_at(grid, self.guide(content), content, y_pos, x_pos)
+        if label_maps is not None:
+            weights = sample_weights(label_weights.to(content.dtype), label_y, label_x)
+            out = out + apply_label_maps(weights, label_maps.to(content.dtype), content)
+        return self._clamp(out)
 
     def _clamp(self, out: torch.Tensor) -> torch.Tensor:
         if self.training and out.requires_grad:
@@ -413,7 +492,17 @@ class Generator(nn.Module):
     def _stylize(
         self, content: torch.Tensor, content_masks: torch.Tensor | None, style_code: StyleCode
     ) -> torch.Tensor:
-        return self.render(content, self.predict_grid(content, content_masks, style_code))
+        return self._clamp(self._predict_and_render(content, content_masks, style_code)[0])
+
+    def _predict_and_render(self, content, content_masks, style_code):
+        """(unclamped output, prediction)."""
+        prediction = self.predict(content, content_masks, style_code)
+        if not self.config.per_pixel_base:  # the grid holds the whole map
+            return self._render_unclamped(content, prediction.grid), prediction
+        masks = self._masks_or_zeros("content_masks", content_masks, content)
+        weights = self.label_weights(masks)
+        raw = self._render_unclamped(content, prediction.grid, prediction.label_maps, weights)
+        return raw, prediction
 
     def forward(
         self,
@@ -436,12 +525,12 @@ class Generator(nn.Module):
                 raise InputError(
                     f"content and style batch sizes differ: {content.shape[0]} vs {style.shape[0]}"
                 )
-        grid = self.predict_grid(content, content_masks, self._encode_style(style, style_masks))
-        raw = self._render_unclamped(content, grid)
+        code = self._encode_style(style, style_masks)
+        raw, prediction = self._predict_and_render(content, content_masks, code)
         if not return_details:
             return self._clamp(raw)
         overshoot = range_overshoot(raw)
-        return Rendered(self._clamp(raw), grid, overshoot)
+        return Rendered(self._clamp(raw), prediction.grid, overshoot)
 
 
 def range_overshoot(image: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from dpst.models.bilateral_grid import apply_affine
 from dpst.models.checkpoint import load_checkpoint, save_checkpoint
 from dpst.models.generator import Generator, GeneratorConfig, StyleCode, range_overshoot
 from dpst.models.label_masks import labels_to_masks
+from tests.label_oracle import label_term
 from tests.test_bilateral_grid import oracle_slice
 
 TINY = GeneratorConfig(
@@ -147,18 +148,42 @@ def test_corrupt_or_foreign_checkpoints_raise_one_line_errors(tmp_path):
 
 @pytest.mark.parametrize("method", ["grid_sample", "gather"])
 def test_output_is_the_content_under_sliced_affine_maps(method):
-    """out(p) = clamp(A(p) [I(p); 1]) with A the grid sliced by the guide: nothing else
-    touches the full-resolution pixels. Checked against the 5-D grid_sample oracle."""
+    """out(p) = clamp(A(p) [I(p); 1] + sum_l w_l(p) M_l [I(p); 1]), A the grid sliced by the
+    guide, M_l the labels' maps weighted by the masks read at p: nothing else touches the
+    full-resolution pixels. Checked against the 5-D grid_sample oracle and a direct per-pixel
+    computation of the label term, masks at the image's size and coarser."""
     model = tiny(dtype=torch.float64)
     model.slice_method = method
     content, style = images(27, 45, dtype=torch.float64)
-    masks = halves_masks(27, 45, dtype=torch.float64)
+    for side in (1, 4):  # masks at the image's size, then four times coarser
+        masks = halves_masks(27 // side, 45 // side, dtype=torch.float64)
+        with torch.no_grad():
+            code = model.encode_style(style)
+            grid, maps = model.predict(content, masks, code)
+            sliced = apply_affine(oracle_slice(grid, model.guide(content)), content)
+            direct = label_term(maps[0].numpy(), masks[0].numpy(), content[0].numpy())
+            expected = (sliced + torch.from_numpy(direct)[None]).clamp(0, 1)
+            torch.testing.assert_close(
+                model.stylize(content, masks, code), expected, rtol=0, atol=1e-12
+            )
+
+
+def test_a_model_that_is_not_label_exact_keeps_the_maps_in_its_grid():
+    """Models trained before label-exact rendering (and loaded from their checkpoints) render
+    their grid alone, as they were trained to, and predict no per-pixel maps."""
+    saved = {k: v for k, v in TINY.to_dict().items() if k != "label_exact"}
+    config = GeneratorConfig.from_dict(saved)
+    assert not config.label_exact and not config.per_pixel_base
+    torch.manual_seed(0)
+    model = Generator(config).double()
+    content, style = images(21, 30, dtype=torch.float64)
+    masks = halves_masks(21, 30, dtype=torch.float64)
     with torch.no_grad():
-        code = model.encode_style(style)
-        grid = model.predict_grid(content, masks, code)
+        grid, maps = model.predict(content, masks, model.encode_style(style))
+        assert maps.abs().max() == 0
         expected = apply_affine(oracle_slice(grid, model.guide(content)), content).clamp(0, 1)
         torch.testing.assert_close(
-            model.stylize(content, masks, code), expected, rtol=0, atol=1e-12
+            model.stylize(content, masks, model.encode_style(style)), expected, rtol=0, atol=1e-12
         )
 
 
@@ -216,7 +241,11 @@ def test_forward_details_are_the_output_its_grid_and_the_unclamped_overshoot():
     content, style = images(19, 26, dtype=torch.float64)
     with torch.no_grad():
         output, grid, overshoot = model(content, style, return_details=True)
+        _, maps = model.predict(content, None, model.encode_style(style))
+        no_masks = np.zeros((TINY.max_labels, 1, 1))
+        direct = label_term(maps[0].numpy(), no_masks, content[0].numpy())
         raw = apply_affine(oracle_slice(grid, model.guide(content)), content)
+        raw = raw + torch.from_numpy(direct)[None]
         torch.testing.assert_close(output, model(content, style), rtol=0, atol=0)
         torch.testing.assert_close(overshoot, range_overshoot(raw), rtol=0, atol=1e-15)
 
@@ -268,7 +297,9 @@ def test_cached_style_code_equals_forward_and_none_masks_equal_zero_masks():
         assert isinstance(code, StyleCode) and code.mean.shape == (1, 4, 12)
         torch.testing.assert_close(model.stylize(content, None, code), full, rtol=0, atol=0)
         zeros = torch.zeros(1, TINY.max_labels, 5, 4)
-        torch.testing.assert_close(model(content, style, zeros, None), full, rtol=0, atol=0)
+        # Equal up to float32 rounding: the whole-image label's weight, 1 on every cell, is
+        # read bilinearly from a 5 x 4 lattice instead of a 1 x 1 one.
+        torch.testing.assert_close(model(content, style, zeros, None), full, rtol=0, atol=1e-6)
 
 
 def test_labels_absent_from_the_style_stay_finite():

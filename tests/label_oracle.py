@@ -1,0 +1,51 @@
+"""A direct per-pixel reference for label-exact rendering (NumPy, float64), written from the
+formula in :mod:`dpst.models.label_maps` without any of its code: each pixel's label weights
+read bilinearly from the masks' lattice, its map the weighted sum of the labels' maps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def assignment(masks: np.ndarray) -> np.ndarray:
+    """``(K, h, w)`` masks -> ``(K + 1, h, w)`` weights: normalised where they sum past 1, the
+    rest to the last (whole-image) label."""
+    total = masks.sum(0, keepdims=True)
+    labelled = masks / np.maximum(total, 1.0)
+    return np.concatenate([labelled, 1.0 - labelled.sum(0, keepdims=True)])
+
+
+def weights_at_pixels(weights: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(L, h, w)`` -> ``(L, H, W)``: pixel centre i at ``(i + 0.5) * h / H - 0.5`` on the
+    lattice, clamped to it, bilinear between the two nearest cells."""
+    cells_y, cells_x = weights.shape[1:]
+    out = np.empty((weights.shape[0], height, width))
+    for i in range(height):
+        y = min(max((i + 0.5) * cells_y / height - 0.5, 0.0), cells_y - 1)
+        y0 = int(np.floor(y))
+        y1 = min(y0 + 1, cells_y - 1)
+        for j in range(width):
+            x = min(max((j + 0.5) * cells_x / width - 0.5, 0.0), cells_x - 1)
+            x0 = int(np.floor(x))
+            x1 = min(x0 + 1, cells_x - 1)
+            fy, fx = y - y0, x - x0
+            out[:, i, j] = (
+                (1 - fy) * (1 - fx) * weights[:, y0, x0]
+                + (1 - fy) * fx * weights[:, y0, x1]
+                + fy * (1 - fx) * weights[:, y1, x0]
+                + fy * fx * weights[:, y1, x1]
+            )
+    return out
+
+
+def label_term(maps: np.ndarray, masks: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """``sum_l w_l(p) M_l [I(p); 1]`` for one image: maps ``(L, 3, 4)``, masks ``(L - 1, h,
+    w)``, image ``(3, H, W)`` -> ``(3, H, W)``."""
+    height, width = image.shape[1:]
+    weights = weights_at_pixels(assignment(masks), height, width)
+    out = np.empty_like(image, dtype=np.float64)
+    for i in range(height):
+        for j in range(width):
+            matrix = np.tensordot(weights[:, i, j], maps, axes=1)  # (3, 4)
+            out[:, i, j] = matrix[:, :3] @ image[:, i, j] + matrix[:, 3]
+    return out
