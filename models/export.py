@@ -5,13 +5,16 @@ and run the full-resolution pass in tiles.
 
 - ``model.onnx``, the stylizer: ``content (B,3,H,W)``, ``content_masks (B,K,h,w)`` and the
   style code ``style_mean (B,K+1,C)``, ``style_std (B,K+1,C)``, ``style_colour_mean
-  (B,K+1,3)``, ``style_colour_cov (B,K+1,3,3)`` -> ``output (B,3,H,W)`` and ``grid
-  (B,12,D,G,G)``;
+  (B,K+1,3)``, ``style_colour_cov (B,K+1,3,3)`` -> ``output (B,3,H,W)``, ``grid
+  (B,12,D,G,G)`` and ``label_maps (B,K+1,3,4)`` (each label's colour map, applied per pixel:
+  :mod:`dpst.models.label_maps`; zeros for a model whose grid holds the whole map);
 - ``model.style.onnx``, the style encoder: ``style (B,3,Hs,Ws)``, ``style_masks (B,K,hs,ws)``
   -> the style code;
 - ``model.render.onnx``, the renderer: a tile ``content (B,3,h,w)`` of a larger image, a
-  ``grid``, and the tile's ``rows (h,)`` and ``cols (w,)`` as grid coordinates
-  (:func:`dpst.models.bilateral_grid.cell_positions`) -> ``output (B,3,h,w)``.
+  ``grid``, the tile's ``rows (h,)`` and ``cols (w,)`` as grid coordinates
+  (:func:`dpst.models.bilateral_grid.cell_positions`), ``label_weights (B,L,lh,lw)`` and
+  ``label_maps (B,L,3,4)`` (any L labels, e.g. those present) and the tile's ``label_rows (h,)``
+  and ``label_cols (w,)`` on the weights' lattice -> ``output (B,3,h,w)``.
 
 Running the encoder and then the stylizer is the generator's ``forward``; a style photo's
 encoding (a few KB) can be kept and reused for every content, which is what
@@ -61,6 +64,7 @@ from dpst.models.label_masks import UNLABELLED, masks_for_image
 from dpst.models.onnx_format import (
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
+    LABEL_LONG_SIDE,
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
     RENDERER_INPUTS,
@@ -131,9 +135,11 @@ class _StylizerGraph(nn.Module):
         # Named arguments, not *args: torch.export keys dynamic shapes by argument name.
         code = (style_mean, style_std, style_colour_mean, style_colour_cov)
         code = StyleCode(*(t.to(self.dtype) for t in code))
-        content = content.to(self.dtype)
-        grid = self.generator.predict_grid(content, content_masks.to(self.dtype), code)
-        return self.generator.render(content, grid).float(), grid.float()
+        generator = self.generator
+        raw, (grid, maps) = generator._predict_and_render(
+            content.to(self.dtype), content_masks.to(self.dtype), code
+        )
+        return generator._clamp(raw).float(), grid.float(), maps.float()
 
 
 class _RendererGraph(nn.Module):
@@ -143,10 +149,12 @@ class _RendererGraph(nn.Module):
         super().__init__()
         self.generator, self.dtype = generator, dtype
 
-    def forward(self, content, grid, rows, cols):
+    def forward(self, content, grid, rows, cols, label_weights, label_maps, label_rows,
+                label_cols):  # fmt: skip
         dtype = self.dtype
         out = self.generator.render_tile(
-            content.to(dtype), grid.to(dtype), rows.to(dtype), cols.to(dtype)
+            *(t.to(dtype) for t in (content, grid, rows, cols)),
+            *(t.to(dtype) for t in (label_maps, label_weights, label_rows, label_cols)),
         )
         return out.float()
 
@@ -177,6 +185,7 @@ def build_metadata(
         "label_set": label_set,
         "unlabelled": UNLABELLED,
         "mask_long_side": config.working_size,
+        "label_long_side": LABEL_LONG_SIDE,
         "input_range": list(VALUE_RANGE),
         "output_range": list(VALUE_RANGE),
         "precision": precision,
@@ -313,7 +322,8 @@ def _graph_specs(
     )
     with torch.no_grad():
         code = reference.encode_style(style, style_masks)
-        grid = reference.predict_grid(content, content_masks, code)
+        grid, maps = reference.predict(content, content_masks, code)
+        weights = reference.label_weights(content_masks)
     encoder_path, renderer_path = style_encoder_path_for(output), renderer_path_for(output)
     encoder_meta = {**metadata, "role": ROLE_STYLE_ENCODER}
     metadata["style_encoder_file"] = encoder_path.name
@@ -330,6 +340,8 @@ def _graph_specs(
         torch.export.Dim(name, min=1, max=MAX_SIDE) for name in ("tile_height", "tile_width")
     )
     positions = _tile_positions(content.shape[2:], grid.shape[3:], tile_rows, tile_cols)
+    label_positions = _tile_positions(content.shape[2:], weights.shape[2:], tile_rows, tile_cols)
+    labels = torch.export.Dim("labels", min=1, max=MAX_SIDE)
     return [
         _GraphSpec(
             _StyleEncoderGraph(exported, dtype),
@@ -346,7 +358,7 @@ def _graph_specs(
         ),
         _GraphSpec(
             _RendererGraph(exported, dtype),
-            (tile, grid, *positions),
+            (tile, grid, *positions, weights, maps, *label_positions),
             renderer_path,
             RENDERER_INPUTS,
             RENDERER_OUTPUTS,
@@ -355,10 +367,15 @@ def _graph_specs(
                 "grid": batch,
                 "rows": {0: tile_height},
                 "cols": {0: tile_width},
+                "label_weights": _dims("batch", "label_height", "label_width") | {1: labels},
+                "label_maps": {0: batch[0], 1: labels},
+                "label_rows": {0: tile_height},
+                "label_cols": {0: tile_width},
             },
             {**metadata, "role": ROLE_RENDERER},
-            io_doc + f"Renderer: applies the grid that {output.name} outputs to a tile of the "
-            "content; rows and cols are the tile's pixel centres in grid coordinates.",
+            io_doc + f"Renderer: applies the grid and label maps that {output.name} outputs to "
+            "a tile of the content; rows and cols are the tile's pixel centres in grid "
+            "coordinates, label_rows and label_cols on the label weights' lattice.",
         ),
         _GraphSpec(
             _StylizerGraph(exported, dtype),
@@ -429,15 +446,16 @@ def parity(
         ) from None
     code = encoder.run(None, {"style": style.numpy(), "style_masks": style_masks.numpy()})
     feeds = {"content": content.numpy(), "content_masks": content_masks.numpy()}
-    out, grid = stylizer.run(None, {**feeds, **dict(zip(STYLE_CODE, code, strict=True))})
+    out, grid, maps = stylizer.run(None, {**feeds, **dict(zip(STYLE_CODE, code, strict=True))})
+    weights = reference.label_weights(content_masks)
     rows, cols = _example_tile(content.shape[2:], grid.shape[3:])
-    y_pos, x_pos = _tile_positions(content.shape[2:], grid.shape[3:], rows, cols)
+    positions = _tile_positions(content.shape[2:], grid.shape[3:], rows, cols)
+    label_positions = _tile_positions(content.shape[2:], weights.shape[2:], rows, cols)
     window = (slice(None), slice(None), slice(*rows), slice(*cols))
+    tile_inputs = (content[window], grid, *positions, weights, maps, *label_positions)
     (tile,) = renderer.run(
-        None,
-        {"content": content[window].numpy(), "grid": grid, "rows": y_pos.numpy(),
-         "cols": x_pos.numpy()},
-    )  # fmt: skip
+        None, {name: np.asarray(t) for name, t in zip(RENDERER_INPUTS, tile_inputs, strict=True)}
+    )
     with torch.no_grad():
         expected = reference(content, style, content_masks, style_masks).numpy()
     return max(float(np.abs(out - expected).max()), float(np.abs(tile - expected[window]).max()))

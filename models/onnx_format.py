@@ -17,17 +17,26 @@ MODEL_FORMAT = "dpst-onnx"
 # Version 2: the style code gained the style's per-label colour statistics (the MKL base).
 # Version 3: the stylizer also outputs its grid, and a third graph, the renderer, applies a
 # grid to a tile of the content (the runtime's bounded-memory full-resolution pass).
-MODEL_FORMAT_VERSION = 3
+# Version 4: label-exact rendering. The stylizer also outputs each label's colour map, and the
+# renderer applies them per pixel from label weights read at the tile's positions on the
+# weights' own lattice (the label map pooled to at most LABEL_LONG_SIDE px).
+MODEL_FORMAT_VERSION = 4
 ROLE_STYLIZER = "stylizer"
 ROLE_STYLE_ENCODER = "style_encoder"
 ROLE_RENDERER = "renderer"
 # The style code, in the order of dpst.models.generator.StyleCode's fields.
 STYLE_CODE = ("style_mean", "style_std", "style_colour_mean", "style_colour_cov")
 STYLIZER_INPUTS = ("content", "content_masks", *STYLE_CODE)
-STYLIZER_OUTPUTS = ("output", "grid")
+STYLIZER_OUTPUTS = ("output", "grid", "label_maps")
+V3_STYLIZER_OUTPUTS = ("output", "grid")
 LEGACY_STYLIZER_OUTPUTS = ("output",)  # format 2
 # The renderer: a content tile, the grid, and the tile's rows and columns as grid coordinates.
-RENDERER_INPUTS = ("content", "grid", "rows", "cols")
+V3_RENDERER_INPUTS = ("content", "grid", "rows", "cols")
+# Format 4 adds the label weights and maps and the tile's positions on the weights' lattice.
+RENDERER_INPUTS = (*V3_RENDERER_INPUTS, "label_weights", "label_maps", "label_rows", "label_cols")
+# The long side of the lattice the runtime pools a content's label map to for the label weights
+# (above it, label borders are feathered over about long side / LABEL_LONG_SIDE pixels).
+LABEL_LONG_SIDE = 1024
 RENDERER_OUTPUTS = ("output",)
 ENCODER_INPUTS = ("style", "style_masks")
 ENCODER_OUTPUTS = STYLE_CODE

@@ -32,7 +32,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
 from dpst.models.export import PARITY_TOLERANCE, export_checkpoint  # noqa: E402
-from dpst.models.onnx_format import decode_metadata, encode_metadata  # noqa: E402
+from dpst.models.onnx_format import LABEL_LONG_SIDE, decode_metadata, encode_metadata  # noqa: E402
 from dpst.serve.runtime import stylizer as runtime  # noqa: E402
 from dpst.serve.runtime.stylizer import FastStylizer, RuntimeModelError  # noqa: E402
 
@@ -75,7 +75,16 @@ def torch_reference(model, content, style, content_labels=None, style_labels=Non
             for lab, img in ((content_labels, c), (style_labels, s))
         ]
     with torch.no_grad():
-        return model(c, s, *masks)[0].permute(1, 2, 0).numpy()
+        if content_labels is None:
+            return model(c, s)[0].permute(1, 2, 0).numpy()
+        # The runtime's label weights: the label map pooled to at most LABEL_LONG_SIDE px (these
+        # images are smaller, so at full size), not to the network's working size.
+        lattice = masks_for_image(
+            torch.from_numpy(content_labels)[None], c, TINY.max_labels, LABEL_LONG_SIDE
+        )
+        grid, maps = model.predict(c, masks[0], model.encode_style(s, masks[1]))
+        out = model.render(c, grid, maps, model.label_weights(lattice))
+        return out[0].permute(1, 2, 0).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +120,10 @@ def test_export_writes_checked_models_with_named_dynamic_io(exported):
         "grid": ("batch", 12, bins, cells, cells),
         "rows": ("tile_height",),
         "cols": ("tile_width",),
+        "label_weights": ("batch", "labels", "label_height", "label_width"),
+        "label_maps": ("batch", "labels", 3, 4),
+        "label_rows": ("tile_height",),
+        "label_cols": ("tile_width",),
         "output": ("batch", 3, "tile_height", "tile_width"),
     }
     assert shapes_of(result.stylizer_path, result.style_encoder_path) == {
@@ -122,6 +135,7 @@ def test_export_writes_checked_models_with_named_dynamic_io(exported):
         "style_colour_cov": ("batch", k + 1, 3, 3),
         "output": ("batch", 3, "height", "width"),
         "grid": ("batch", 12, bins, cells, cells),
+        "label_maps": ("batch", k + 1, 3, 4),
         "style": ("batch", 3, "style_height", "style_width"),
         "style_masks": ("batch", k, "style_mask_height", "style_mask_width"),
     }

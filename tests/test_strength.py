@@ -74,7 +74,8 @@ def test_half_strength_is_the_mean_of_content_and_result_where_not_clamped(bundl
 
 
 def test_strengths_blend_the_unclamped_result_then_clamp(tiny):
-    """The oracle: PyTorch's unclamped render of the model's grid, blended and clamped."""
+    """The oracle: PyTorch's unclamped render of the model's grid and label maps, blended and
+    clamped."""
     from dpst.models.checkpoint import load_checkpoint
 
     generator, _ = load_checkpoint(tiny.parent / "tiny.pt")
@@ -82,9 +83,9 @@ def test_strengths_blend_the_unclamped_result_then_clamp(tiny):
     content, style = _pair(2)
     code = stylizer.encode_style(style)
     with torch.no_grad():
-        grid = torch.from_numpy(stylizer.predict_grid(content, code))
+        plan = [torch.from_numpy(a) for a in stylizer.plan(content, code)]
         planar = torch.from_numpy(content).permute(2, 0, 1)[None]
-        raw = generator._render_unclamped(planar, grid)[0].permute(1, 2, 0).numpy()
+        raw = generator._render_unclamped(planar, *plan)[0].permute(1, 2, 0).numpy()
     # This untrained model throws many pixels out of [0, 1]: the clamp is exercised.
     assert (raw < 0).mean() > 0.05 and (raw > 1).mean() > 0.05
     for amount in (0.5, 1.5, 2.0):

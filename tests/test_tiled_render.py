@@ -133,14 +133,17 @@ def test_uint8_in_and_out_is_the_rounded_float_result(bundled):
         bundled.stylize(content, style, dtype=np.float64)
 
 
-def test_grid_and_render_are_the_stylize_steps(bundled):
+def test_plan_and_render_are_the_stylize_steps(bundled):
     rng = np.random.default_rng(4)
     content = rng.random((33, 45, 3), dtype=np.float32)
     code = bundled.encode_style(rng.random((20, 20, 3), dtype=np.float32))
-    grid = bundled.predict_grid(content, code)
+    plan = bundled.plan(content, code)
     config = bundled.metadata["config"]
-    assert grid.shape == (1, 12, config["luma_bins"], config["grid_size"], config["grid_size"])
+    grid_shape = (1, 12, config["luma_bins"], config["grid_size"], config["grid_size"])
+    assert plan.grid.shape == grid_shape
+    # One region: the whole-image label's map, with weight 1 everywhere.
+    assert plan.label_maps.shape == (1, 1, 3, 4) and plan.label_weights.shape == (1, 1, 1, 1)
     tint = bundled.highlight_tint(code)
     np.testing.assert_array_equal(
-        bundled.render(content, grid, highlights=tint), bundled.stylize_with_code(content, code)
+        bundled.render(content, plan, highlights=tint), bundled.stylize_with_code(content, code)
     )

@@ -16,6 +16,7 @@ from PIL import Image
 
 from dpst.cli import main
 from dpst.errors import InputError
+from dpst.serve.runtime.render_plan import RenderPlan
 from dpst.serve.runtime.video import check_output_format, process_video
 from dpst.serve.runtime.video_frames import LutFrames, ModelFrames, SmoothedGrid, TemporalConfig
 
@@ -287,7 +288,16 @@ def test_the_moving_average_is_an_exponential_average_restarted_at_cuts():
     cut = np.zeros((4, 4, 3), np.float32)  # 0.5 away from `still`
     smooth = SmoothedGrid(TemporalConfig(smoothing=0.75, scene_cut=0.1))
     images = [still, still, still, cut, cut, cut]
-    got = [smooth(image, grid).copy() for image, grid in zip(images, grids, strict=True)]
+    maps = rng.normal(size=(6, 1, 2, 3, 4)).astype(np.float32)
+    weights = np.ones((1, 2, 1, 1), np.float32) / 2
+    plans = [RenderPlan(g, m, weights) for g, m in zip(grids, maps, strict=True)]
+    got = [smooth(image, plan) for image, plan in zip(images, plans, strict=True)]
+    # The label maps are averaged as the grids are; a bare grid is a plan without maps.
+    assert all(p.label_weights is weights for p in got)
+    got_maps = np.stack([p.label_maps for p in got])
+    got = [p.grid.copy() for p in got]
+    bare = SmoothedGrid(TemporalConfig(smoothing=0.75, scene_cut=0.1))
+    assert bare(still, grids[0]).label_maps is None
     # The oracle: the recurrence written out, a new start at frame 3.
     expected = [grids[0]]
     for index in range(1, 6):
@@ -295,6 +305,11 @@ def test_the_moving_average_is_an_exponential_average_restarted_at_cuts():
         previous = expected[-1] if index != 3 else 0.0
         expected.append(past * previous + (1 - past) * grids[index])
     np.testing.assert_allclose(np.stack(got), np.stack(expected), rtol=1e-6, atol=1e-6)
+    expected_maps = [maps[0]]
+    for index in range(1, 6):
+        past = 0.0 if index == 3 else 0.75
+        expected_maps.append(past * expected_maps[-1] + (1 - past) * maps[index])
+    np.testing.assert_allclose(got_maps, np.stack(expected_maps), rtol=1e-6, atol=1e-6)
     assert smooth.cuts == 1
     with pytest.raises(InputError):
         TemporalConfig(smoothing=1.0).validate()

@@ -55,6 +55,7 @@ from dpst.labels.pooled_masks import masks_for_image
 from dpst.models.onnx_format import (
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
+    LABEL_LONG_SIDE,
     LEGACY_STYLIZER_OUTPUTS,
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
@@ -67,6 +68,8 @@ from dpst.models.onnx_format import (
     STYLE_CODE,
     STYLIZER_INPUTS,
     STYLIZER_OUTPUTS,
+    V3_RENDERER_INPUTS,
+    V3_STYLIZER_OUTPUTS,
     decode_metadata,
     digest_path_for,
     renderer_path_for,
@@ -74,7 +77,8 @@ from dpst.models.onnx_format import (
 )
 from dpst.serve.runtime import tiled_render
 from dpst.serve.runtime.highlights import highlight_amount, highlight_tint, protect_highlights
-from dpst.serve.runtime.strength import DEFAULT_STRENGTH, blend_grid, blend_image, check_strength
+from dpst.serve.runtime.render_plan import RenderPlan, blend_plan, label_weights
+from dpst.serve.runtime.strength import DEFAULT_STRENGTH, blend_image, check_strength
 from dpst.serve.runtime.threads import check_threads
 
 LOG = logging.getLogger(__name__)
@@ -194,7 +198,10 @@ class FastStylizer:
         self._stylizer = _open_session(self.model_path, providers, threads)
         self.metadata = read_metadata(self._stylizer, self.model_path, ROLE_STYLIZER)
         version = self.metadata["format_version"]
-        outputs = STYLIZER_OUTPUTS if version >= 3 else LEGACY_STYLIZER_OUTPUTS
+        # Format 4 renders the labels' maps per pixel (label-exact); 3 has them in its grid.
+        self._label_exact = version >= 4
+        outputs = STYLIZER_OUTPUTS if self._label_exact else V3_STYLIZER_OUTPUTS
+        outputs = outputs if version >= 3 else LEGACY_STYLIZER_OUTPUTS
         _check_io(self._stylizer, self.model_path, STYLIZER_INPUTS, outputs)
         encoder_path = find_style_encoder(self.model_path, self.metadata["style_encoder_file"])
         self._encoder = self._open_companion(
@@ -208,8 +215,9 @@ class FastStylizer:
             # One thread per run, several runs at once: bands rendered side by side on two
             # threads took 0.145 s at 1080p against 0.25 s for ONNX Runtime's own two
             # threads inside each band's small operators (bench: FastStylizer.render, idle).
+            inputs = RENDERER_INPUTS if self._label_exact else V3_RENDERER_INPUTS
             self._renderer = self._open_companion(
-                renderer_path, ROLE_RENDERER, RENDERER_INPUTS, RENDERER_OUTPUTS, providers, 1
+                renderer_path, ROLE_RENDERER, inputs, RENDERER_OUTPUTS, providers, 1
             )
         if self._unchecked:
             # Said, not refused: models exported before checksums existed have none.
@@ -221,6 +229,7 @@ class FastStylizer:
         self._render_workers = max(1, int(threads or os.cpu_count() or 1))
         self._render_pool: ThreadPoolExecutor | None = None
         self.max_labels = int(self.metadata["max_labels"])
+        self._label_long_side = int(self.metadata.get("label_long_side", LABEL_LONG_SIDE))
         self.working_size = int(self.metadata["config"]["working_size"])
         self.provider = self._stylizer.get_providers()[0]
         if self.provider != providers[0]:
@@ -335,9 +344,9 @@ class FastStylizer:
             out = self._stylize_whole(content, code, content_labels)
             out = blend_image(content, out, strength)  # its output is clamped already
             return out if dtype == np.float32 else np.rint(out * 255).astype(np.uint8)
-        grid = self.predict_grid(content, code, content_labels)
+        plan = self.plan(content, code, content_labels)
         tint = self.highlight_tint(code, strength)
-        return self.render(content, blend_grid(grid, strength), dtype, highlights=tint)
+        return self.render(content, blend_plan(plan, strength), dtype, highlights=tint)
 
     def highlight_tint(self, code: tuple[np.ndarray, ...], strength: float = DEFAULT_STRENGTH):
         """The tint :meth:`render` gives clipped highlights for a style code at ``strength``
@@ -350,14 +359,15 @@ class FastStylizer:
         cov = code[STYLE_CODE.index("style_colour_cov")][0, -1]
         return highlight_tint(mean, cov, check_strength(strength))
 
-    def predict_grid(
+    def plan(
         self,
         content: np.ndarray,
         code: tuple[np.ndarray, ...],
         content_labels: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """The bilateral grid ``(1, 12, D, G, G)`` float32 the model predicts for ``content``
-        (uint8 or float ``(H, W, 3)``) and a style code; :meth:`render` applies it. Video
+    ) -> RenderPlan:
+        """What the model predicts for ``content`` (uint8 or float ``(H, W, 3)``) and a style
+        code: a :class:`~dpst.serve.runtime.render_plan.RenderPlan` (the grid, and for a
+        label-exact model the labels' maps and weights), which :meth:`render` applies. Video
         smooths these over time."""
         if self._renderer is None:
             raise RuntimeModelError(
@@ -371,18 +381,24 @@ class FastStylizer:
             "content_masks": self._content_masks(content, content_labels),
         }
         feeds.update(zip(STYLE_CODE, code, strict=True))
-        (grid,) = self._stylizer.run(["grid"], feeds)
-        return grid
+        if not self._label_exact:
+            (grid,) = self._stylizer.run(["grid"], feeds)
+            return RenderPlan(grid)
+        grid, maps = self._stylizer.run(["grid", "label_maps"], feeds)
+        weights, channels = label_weights(
+            content_labels, content.shape[:2], self.max_labels, self._label_long_side
+        )
+        return RenderPlan(grid, np.ascontiguousarray(maps[:, channels]), weights)
 
     def render(
         self,
         content: np.ndarray,
-        grid: np.ndarray,
+        plan: RenderPlan,
         dtype: Any = np.float32,
         highlights: np.ndarray | None = None,
     ):
-        """Apply a grid from :meth:`predict_grid` to ``content`` ``(H, W, 3)``, one band of
-        rows at a time: ``(H, W, 3)`` in [0, 1], float32 or uint8 (``dtype``).
+        """Apply a plan from :meth:`plan` to ``content`` ``(H, W, 3)``, one band of rows at a
+        time: ``(H, W, 3)`` in [0, 1], float32 or uint8 (``dtype``).
 
         ``highlights``: a tint from :meth:`highlight_tint`; each band's clipped highlights are
         then kept bright and near that tint
@@ -392,9 +408,20 @@ class FastStylizer:
         if self._renderer is None:
             raise RuntimeModelError(f"{self.model_path} has no renderer: export it again")
         height, width = content.shape[:2]
-        grid = np.ascontiguousarray(grid, dtype=np.float32)
+        grid = np.ascontiguousarray(plan.grid, dtype=np.float32)
         out = np.empty((height, width, 3), dtype=_output_dtype(dtype))
         cols = tiled_render.cell_positions(0, width, width, grid.shape[4])
+        labels = {}
+        if self._label_exact:
+            weights = plan.label_weights
+            if weights is None:  # a bare grid: the whole-image label's map adds nothing
+                weights = np.ones((1, 1, 1, 1), np.float32)
+                plan = plan._replace(label_maps=np.zeros((1, 1, 3, 4), np.float32))
+            labels = {
+                "label_weights": np.ascontiguousarray(weights, dtype=np.float32),
+                "label_maps": np.ascontiguousarray(plan.label_maps, dtype=np.float32),
+                "label_cols": tiled_render.cell_positions(0, width, width, weights.shape[3]),
+            }
         amount = 0.0 if highlights is None else highlight_amount(content)
         bands = list(tiled_render.row_bands(height, width))
         workers = min(self._render_workers, len(bands))
@@ -408,6 +435,14 @@ class FastStylizer:
                     "rows": y_pos,
                     "cols": cols,
                 }
+                if labels:
+                    lattice_rows = labels["label_weights"].shape[2]
+                    feeds.update(
+                        labels,
+                        label_rows=tiled_render.cell_positions(
+                            rows.start, rows.stop, height, lattice_rows
+                        ),
+                    )
                 (band,) = self._renderer.run(list(RENDERER_OUTPUTS), feeds)
                 if amount > 0:
                     rgb = protect_highlights(

@@ -27,7 +27,8 @@ import numpy as np
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
 from dpst.serve.runtime import tiled_render
-from dpst.serve.runtime.strength import blend_grid, check_strength
+from dpst.serve.runtime.render_plan import RenderPlan, blend_plan
+from dpst.serve.runtime.strength import check_strength
 
 
 @dataclass(frozen=True)
@@ -55,30 +56,41 @@ class TemporalConfig:
 class SmoothedGrid:
     """The moving average of grids, restarted at scene cuts.
 
-    Call it with each frame's working-size image ``(S, S, 3)`` float in [0, 1] and the grid
-    predicted from it; it returns the grid to render with. ``cuts`` counts the restarts.
+    Call it with each frame's working-size image ``(S, S, 3)`` float in [0, 1] and the plan
+    predicted from it (:mod:`dpst.serve.runtime.render_plan`: the grid and any label maps are
+    averaged); it returns the plan to render with. ``cuts`` counts the restarts.
     """
 
     def __init__(self, config: TemporalConfig) -> None:
         config.validate()
         self.config = config
         self.cuts = 0
-        self._average: np.ndarray | None = None
+        self._average: RenderPlan | None = None
         self._previous: np.ndarray | None = None
 
-    def __call__(self, small: np.ndarray, grid: np.ndarray) -> np.ndarray:
-        grid = grid.astype(np.float32, copy=False)
+    def __call__(self, small: np.ndarray, plan: RenderPlan | np.ndarray) -> RenderPlan:
+        """The average of the plans so far (a bare grid is a plan without label maps); the
+        label weights are the frame's own (one region: the same every frame)."""
+        plan = plan if isinstance(plan, RenderPlan) else RenderPlan(plan)
         cut = self._previous is not None and (
             float(np.mean(np.abs(small - self._previous))) > self.config.scene_cut
         )
         self._previous = small
         if self._average is None or cut:
             self.cuts += int(cut)
-            self._average = grid.copy()
+            self._average = RenderPlan(_copy(plan.grid), _copy(plan.label_maps), plan.label_weights)
         else:
             weight = np.float32(self.config.smoothing)
-            self._average = weight * self._average + (np.float32(1) - weight) * grid
+            mixed = [
+                None if new is None else weight * old + (np.float32(1) - weight) * new
+                for old, new in zip(self._average[:2], plan[:2], strict=True)
+            ]
+            self._average = RenderPlan(*mixed, plan.label_weights)
         return self._average
+
+
+def _copy(array: np.ndarray | None) -> np.ndarray | None:
+    return None if array is None else array.astype(np.float32, copy=True)
 
 
 class ModelFrames:
@@ -112,9 +124,9 @@ class ModelFrames:
 
     def __call__(self, frame: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
         small = self.prepare(frame) if small is None else small
-        grid = self.smoothed(small, self.stylizer.predict_grid(small, self.code))
-        grid = blend_grid(grid, self.strength)
-        return self.stylizer.render(frame, grid, dtype=np.uint8, highlights=self.highlights)
+        plan = self.smoothed(small, self.stylizer.plan(small, self.code))
+        plan = blend_plan(plan, self.strength)
+        return self.stylizer.render(frame, plan, dtype=np.uint8, highlights=self.highlights)
 
 
 class LutFrames:

@@ -1,0 +1,90 @@
+"""What the renderer applies to a content, torch-free: the grid and, for label-exact models
+(ONNX format 4), the labels' colour maps with each pixel's label weights.
+
+A format-4 model renders ``out(p) = R(p) [I(p); 1] + sum_l w_l(p) M_l [I(p); 1]``, clamped
+(:mod:`dpst.models.label_maps`): ``R`` the grid (a residual), ``M_l`` the maps the stylizer
+outputs, ``w_l`` the label weights. The weights are the content's label map pooled to a
+lattice of at most ``LABEL_LONG_SIDE`` px on the long side (the soft one-hot masks of
+:mod:`dpst.labels.pooled_masks`), normalised as the generator normalises them (what a pixel's
+labels leave below 1 goes to the whole-image label, the last), read bilinearly at each pixel by
+the renderer. Only the labels present are sent: the renderer's cost grows with their number.
+
+Strength ``s`` (:mod:`dpst.serve.runtime.strength`): since the weights sum to 1 at every pixel,
+``s R`` and ``I + s (M_l - I)`` render ``content + s (raw - content)``, as blending a whole grid
+with the identity does for older models.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from dpst.labels.pooled_masks import check_labels, labels_to_masks, mask_size
+from dpst.serve.runtime.strength import (
+    DEFAULT_STRENGTH,
+    IDENTITY_COEFFS,
+    blend_grid,
+    check_strength,
+)
+
+
+class RenderPlan(NamedTuple):
+    """Everything the renderer applies besides the content.
+
+    ``grid`` ``(1, 12, D, G, G)`` float32: the whole map (format 3), or the residual on top of
+    the label maps (format 4). ``label_maps`` ``(1, L, 3, 4)`` and ``label_weights``
+    ``(1, L, h, w)`` float32 for format 4 (L the labels present, the last the whole image's),
+    else None.
+    """
+
+    grid: np.ndarray
+    label_maps: np.ndarray | None = None
+    label_weights: np.ndarray | None = None
+
+
+def label_weights(
+    labels: np.ndarray | None,
+    shape: tuple[int, int],
+    num_labels: int,
+    long_side: int,
+    name: str = "content labels",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The label weights of a content of ``shape`` (H, W) and which map each one takes.
+
+    Args:
+        labels: ``(H, W)`` integers in ``[-1, num_labels)`` (-1 = unlabelled), or None (one
+            region: the whole-image map everywhere).
+        num_labels: K, the model's label count; the maps are ``K + 1`` with the whole image's.
+        long_side: the lattice's long side (``LABEL_LONG_SIDE``); smaller maps keep their size.
+
+    Returns:
+        ``(weights (1, L, h, w) float32, channels (L,) int64)``: weight channel i goes with
+        map ``channels[i]`` of the stylizer's ``label_maps``; every pixel's weights sum to 1.
+
+    Raises:
+        InputError: a label map of the wrong size, type or range.
+    """
+    if labels is None:
+        return np.ones((1, 1, 1, 1), np.float32), np.array([num_labels], np.int64)
+    labels = check_labels(labels, num_labels, shape, name)
+    masks = labels_to_masks(labels, num_labels, mask_size(*shape, long_side))
+    total = masks.sum(0, keepdims=True)
+    labelled = masks / np.maximum(total, np.float32(1))
+    weights = np.concatenate([labelled, 1 - labelled.sum(0, keepdims=True)])
+    weights[-1] = np.maximum(weights[-1], 0)  # round-off below 0 where labels cover a cell
+    channels = np.flatnonzero(weights.reshape(len(weights), -1).max(1) > 0)
+    return np.ascontiguousarray(weights[channels][None], np.float32), channels.astype(np.int64)
+
+
+def blend_plan(plan: RenderPlan, strength: float) -> RenderPlan:
+    """``plan`` giving ``content + strength * (raw - content)``; itself at strength 1."""
+    strength = check_strength(strength)
+    if plan.label_maps is None:
+        return RenderPlan(blend_grid(plan.grid, strength))
+    if strength == DEFAULT_STRENGTH:
+        return plan
+    s = np.float32(strength)
+    identity = IDENTITY_COEFFS.reshape(3, 4)
+    maps = identity + s * (plan.label_maps - identity)
+    return RenderPlan(s * plan.grid, maps.astype(np.float32), plan.label_weights)
