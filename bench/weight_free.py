@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return classical.smooth(p.content, classical.mkl_per_segment(p.content, p.style, cl, sl))
 
     cols = ["one", "wf", "masks"] + ([] if stylizer is None else ["g-one", "g-wf"])
-    print(f"{'pair':>5} {'regions':<8} " + " ".join(f"{c:>7}" for c in cols) + "  note")
+    print(f"{'pair':>5} {'regions':<10} " + " ".join(f"{c:>7}" for c in cols) + "  note")
     table: dict[int, dict[str, float]] = {}
     for n, pair in readable_pairs(args.examples, args.pairs, args.size):
         cache: dict = {}
@@ -100,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                 out = run_pair(stylizer, pair.content, pair.style, regions).image
                 row["g-wf"] = _de00(out.astype(np.float32) / 255.0, pair, cache)
         table[n] = row
-        kind = "one" if regions.one_region else "sky"
+        kind = "one" if regions.one_region else regions.name_of(1)  # sky, backdrop, background
         short = note.removeprefix("weight-free regions: ")
-        print(f"{n:>5} {kind:<8} " + " ".join(f"{row[c]:>7.2f}" for c in cols) + f"  {short}",
+        print(f"{n:>5} {kind:<10} " + " ".join(f"{row[c]:>7.2f}" for c in cols) + f"  {short}",
               flush=True)  # fmt: skip
 
     def summary(name: str, numbers: list[int]) -> None:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             return
         means = " ".join(f"{np.mean([r[c] for r in rows]):>7.2f}" for c in cols)
         worse = sum(r["wf"] > r["one"] + WORSE for r in rows)
-        line = f"{name:>5} {len(rows):<8} {means}  classical: {worse} pair(s) > {WORSE} worse"
+        line = f"{name:>5} {len(rows):<10} {means}  classical: {worse} pair(s) > {WORSE} worse"
         if stylizer is not None:
             g_worse = sum(r["g-wf"] > r["g-one"] + WORSE for r in rows)
             line += f"; generator: {g_worse}"

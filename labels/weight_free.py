@@ -1,16 +1,29 @@
-"""Regions with no weights at all: a sky finder for ``--masks auto`` without a segmenter.
+"""Regions with no weights at all: sky or backdrop and the rest, for ``--masks auto`` without a
+segmenter.
 
 When no segmenter weights are on disk, the regions of a pair come from colour, position,
-texture and connectivity alone. Only the sky is told apart (the largest gain); ground, water
-and vegetation are not (yet): a finder that is unsure gives one region. Torch-free
-(NumPy and SciPy only), deterministic.
+texture and connectivity alone. One role is told apart from the rest: the photo's
+*background*, which is either its sky or its backdrop; ground, water and vegetation are not
+(yet). A finder that is unsure gives one region. Torch-free (NumPy, SciPy, scikit-image),
+deterministic; a photo is looked at WORK_SIDE px on the long side.
 
-A photo's sky is the set of smooth pixels, bright for the photo and blue-ish or bright and
-nearly neutral (or warm, at sunset), connected to the top edge; it is kept only when it is
-confident: a fair share of the photo, high in the frame, across much of the top edge, and
-clearly set apart from what lies under it (colour and smoothness), which rejects most indoor
-windows and walls. A pair gets two regions, ``rest`` (0) and ``sky`` (1), only when both
-photos have a confident sky (matched by role); otherwise one region, with the reason.
+* **Sky**: the part above a skyline. The skyline is one row per column, found by dynamic
+  programming (a cost per pixel of being above rather than below, a cost per row of jump
+  between neighbouring columns) from two colour models in CIELAB plus texture: the part
+  above (its colour may change with the row: a dusk or a hazy gradient) and the part below;
+  the models and the line are refitted a few times. A building that reaches the top edge or
+  a tree line cut into the sky is followed; a sky seen only through a window is not one
+  (it covers too little of the top edge). The part above is kept only when it is confident:
+  a fair share of the photo, across nearly all of the top edge, high in the frame, a clear
+  colour step to the rest, and smoother than the rest (or, for a cloudy sky, much brighter
+  than the rest with a strong colour step).
+* **Backdrop**: a studio or plain background: smooth pixels connected to the image border,
+  around most of the border, around a textured object near the middle.
+
+A photo's sky is looked for first, then its backdrop. A pair gets two regions, ``rest`` (0)
+and its background (1: ``sky``, ``backdrop``, or ``background`` when one photo has a sky and
+the other a backdrop), only when both photos have one (matched by role); otherwise one region,
+with the reason.
 """
 
 from __future__ import annotations
@@ -20,36 +33,50 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from dpst.constants import LUMA_REC601
 from dpst.imageio import resize_long_side
 from dpst.labels.regions import FROM_WEIGHT_FREE, Regions, one_region
 
-REST, SKY = 0, 1
-NAMES = {REST: "rest", SKY: "sky"}
+REST, BACKGROUND = 0, 1
+SKY = BACKGROUND  # a sky is the background of its photo
+ROLE_SKY, ROLE_BACKDROP = "sky", "backdrop"
 WORK_SIDE = 160  # long side the photos are looked at, px
 
-# Thresholds (set on synthetic images and by eye on a few example pairs, see the report).
-TEXTURE_MAX = 0.035  # local mean gradient of luma (0..1 scale) a sky pixel may have
-BRIGHT_PERCENTILE = 40  # a sky pixel is brighter than this percentile of the photo's luma
-MIN_AREA, MAX_AREA = 0.05, 0.80  # share of the photo a confident sky covers
-MIN_TOP_COVER = 0.5  # share of the top row (top 2% of rows) the sky covers
-MAX_CENTROID = 0.40  # the sky's mean row, as a share of the height
-MAX_BELOW = 0.10  # share of the sky's pixels allowed in the lower half
-MIN_CONTRAST = 8.0  # colour distance (RGB, 0..255 scale) of the sky's mean to the rest's
-MIN_SMOOTHER = 1.8  # the rest is at least this much more textured than the sky
-NIGHT_PERCENTILE = 50  # a night sky pixel is darker than this percentile of the luma
-NIGHT_TOP_COVER = 0.8  # stricter tests for a dark sky
-NIGHT_SMOOTHER = 3.0
-GROW_STEPS = 6  # px at the work size the sky may grow by colour after the tests
-GROW_DISTANCE = 0.08  # RGB distance (0..1) to the local sky colour a grown pixel may have
+# Thresholds (tuned on synthetic images and on the 39 readable example pairs of the paper, all
+# of them: see bench/weight_free.py; none is held out).
+FLAT_TEXTURE = 1e-3  # a photo whose 90th percentile of texture is under this is flat
+# The skyline.
+LINE_JUMP_COST = 1.0  # cost per row the skyline moves between neighbouring columns
+LINE_ROUNDS = 5  # refits of the two colour models and the line
+VARIANCE_FLOOR = 0.05  # added to each feature's variance (features in units of ~10 Lab)
+# A confident sky.
+SKY_MIN_AREA, SKY_MAX_AREA = 0.05, 0.75  # share of the photo
+SKY_MIN_TOP_COVER = 0.9  # share of the top row under the sky
+SKY_MAX_CENTROID = 0.40  # the sky's mean row, as a share of the height
+SKY_MIN_CONTRAST = 8.0  # RGB distance (0..255) of the sky's mean colour to the rest's
+SKY_MIN_SMOOTHER = 1.5  # the rest's mean texture over the sky's
+CLOUDY_MIN_SMOOTHER = 0.7  # a cloudy sky may be as textured as this...
+CLOUDY_MIN_BRIGHTER = 35.0  # ...when its mean is this much brighter (0..255) than the rest
+CLOUDY_MIN_CONTRAST = 75.0  # ...and this far from the rest's colour
+# A confident backdrop.
+BACKDROP_TEXTURE = 0.03  # local mean gradient of lightness (0..1) a backdrop pixel may have
+BACKDROP_MIN_PIECE = 0.10  # share of the border a smooth piece must hold to count
+BACKDROP_MIN_BORDER = 0.6  # share of the border the backdrop covers
+BACKDROP_MIN_AREA, BACKDROP_MAX_AREA = 0.2, 0.9
+BACKDROP_MIN_SMOOTHER = 3.0
+BACKDROP_CENTRE = (0.2, 0.8)  # the object's centroid lies in this span of each axis
+BACKDROP_MIN_CONTRAST = 20.0
+GROW_STEPS = 6  # px at the work size the backdrop may grow by colour after the tests
+GROW_DISTANCE = 0.08  # RGB distance (0..1) to the local backdrop colour a grown pixel may have
 
 
 @dataclass(frozen=True)
-class SkyFinding:
-    """One photo's sky at the work size: ``mask`` (bool) when confident, else None and
-    ``reason`` says why; ``stats`` the measures the tests were made on."""
+class Finding:
+    """One photo's background at the work size: ``mask`` (bool) and ``role`` (``"sky"`` or
+    ``"backdrop"``) when confident, else None and ``reason`` says why; ``stats`` the measures
+    the tests were made on."""
 
     mask: np.ndarray | None
+    role: str | None
     reason: str
     stats: dict
 
@@ -96,106 +123,204 @@ def _work_size(image: np.ndarray) -> np.ndarray:
     return np.clip(ndimage.zoom(image, zoom, order=1, grid_mode=True, mode="nearest"), 0, 1)
 
 
-def find_sky(image) -> SkyFinding:
-    """The sky of one photo (any size, uint8 or float in [0, 1]) at the work size, or None
-    with the reason. Raises ValueError on an image that is not (H, W, 3)."""
-    rgb = _work_size(_as_float(image))
+@dataclass(frozen=True)
+class _Look:
+    """A photo at the work size: ``rgb`` in [0, 1], ``features`` per pixel (L, a, b over 10
+    and a texture term), ``texture`` the local mean gradient of lightness (0..1 scale)."""
+
+    rgb: np.ndarray
+    features: np.ndarray
+    texture: np.ndarray
+
+
+def _look(image) -> _Look | str:
+    """The photo looked at, or why it cannot be (too small, flat)."""
+    from skimage.color import rgb2lab
+
+    rgb = _work_size(_as_float(image)).astype(np.float32)
     h, w = rgb.shape[:2]
     if h < 16 or w < 16:
-        return SkyFinding(None, "photo too small", {})
-    luma = rgb @ np.array(LUMA_REC601, dtype=np.float32)
-    blurred = ndimage.gaussian_filter(luma, 1.0)
+        return "photo too small"
+    lab = rgb2lab(rgb).astype(np.float32)
+    blurred = ndimage.gaussian_filter(lab[..., 0] / 100.0, 1.0)
     grad = np.hypot(ndimage.sobel(blurred, 0), ndimage.sobel(blurred, 1)) / 8.0
     texture = ndimage.uniform_filter(grad, 5)
-    if float(np.percentile(texture, 90)) < 1e-3:
-        return SkyFinding(None, "photo flat, nothing to tell apart", {})
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    chroma = rgb.max(axis=2) - rgb.min(axis=2)
-    blueish = (b >= r + 0.02) & (b >= g - 0.04)
-    bright_neutral = (luma > 0.55) & (chroma < 0.18)
-    warm_bright = (luma > 0.45) & (r > b)  # sunset and hazy skies
-    colour_ok = blueish | bright_neutral | warm_bright
-    bright = luma >= np.percentile(luma, BRIGHT_PERCENTILE)
-    day = _judge(rgb, texture, (texture < TEXTURE_MAX) & bright & colour_ok, night=False)
-    if day.mask is not None:
-        return day
-    # A night sky: smooth, dark, neutral or blue, over a lit and textured rest; held to
-    # stricter tests (across most of the top edge, a rest much more textured).
-    dark = (luma < np.percentile(luma, NIGHT_PERCENTILE)) & (luma < 0.25)
-    night_colour = (chroma < 0.12) | blueish
-    night = _judge(rgb, texture, (texture < TEXTURE_MAX) & dark & night_colour, night=True)
-    return night if night.mask is not None else day
+    if float(np.percentile(texture, 90)) < FLAT_TEXTURE:
+        return "photo flat, nothing to tell apart"
+    texture_term = 20.0 * np.sqrt(np.maximum(texture, 0.0))
+    features = np.concatenate([lab / 10.0, texture_term[..., None]], axis=2)
+    return _Look(rgb, features, texture)
 
 
-def _judge(rgb: np.ndarray, texture: np.ndarray, candidate: np.ndarray, night: bool):
-    """The part of ``candidate`` connected to the top edge, if it passes the confidence tests."""
-    h = rgb.shape[0]
-    kind = "dark" if night else "bright"
-    candidate = ndimage.binary_opening(candidate, iterations=1)
-    components, count = ndimage.label(candidate)
-    if count == 0:
-        return SkyFinding(None, f"no smooth {kind} area", {})
-    top_band = max(1, round(0.02 * h))
-    touching = np.unique(components[:top_band])
-    touching = touching[touching > 0]
-    if not len(touching):
-        return SkyFinding(None, f"no smooth {kind} area at the top edge", {})
-    sky = np.isin(components, touching)
-    # Close small holes (birds, wires, a cloud edge), never reaching down past the sky.
-    sky = ndimage.binary_closing(sky, iterations=2) | sky
-    sky = ndimage.binary_fill_holes(sky)
-    area = float(sky.mean())
-    rows = np.nonzero(sky)[0]
-    stats: dict = {"area": area, "night": night}
-    if area < MIN_AREA:
-        return SkyFinding(None, f"sky too small ({area:.0%})", stats)
-    if area > MAX_AREA:
-        return SkyFinding(None, f"sky covers {area:.0%} of the photo", stats)
-    top_cover = float(sky[:top_band].mean())
-    centroid = float(rows.mean() / h)
-    below = float(np.mean(rows >= h / 2))
-    rest = ~sky
-    sky_mean, rest_mean = rgb[sky].mean(0), rgb[rest].mean(0)
-    # The rest's colour just under the sky, where a boundary should be clear.
-    under = ndimage.binary_dilation(sky, iterations=4) & rest
-    under_mean = rgb[under].mean(0) if under.any() else rest_mean
-    contrast = 255 * min(
-        np.linalg.norm(sky_mean - rest_mean), 2 * np.linalg.norm(sky_mean - under_mean)
+def _neg_log_likelihood(features: np.ndarray, mask: np.ndarray, by_row: bool) -> np.ndarray:
+    """Per pixel, minus the log-likelihood (up to a constant) under a diagonal Gaussian fitted
+    to ``features[mask]``; with ``by_row`` its mean is linear in the row (a sky's gradient)."""
+    x = features[mask]
+    if not by_row:
+        mean, var = x.mean(0), x.var(0) + VARIANCE_FLOOR
+        return 0.5 * ((features - mean) ** 2 / var + np.log(var)).sum(-1)
+    h, w = mask.shape
+    rows = np.broadcast_to((np.arange(h, dtype=np.float32) / h)[:, None], (h, w))
+    design = np.stack([np.ones(len(x), np.float32), rows[mask]], axis=1)
+    coef, *_ = np.linalg.lstsq(design, x, rcond=None)
+    var = ((x - design @ coef) ** 2).mean(0) + VARIANCE_FLOOR
+    mean = coef[0] + rows[..., None] * coef[1]
+    return 0.5 * ((features - mean) ** 2 / var + np.log(var)).sum(-1)
+
+
+def _skyline(cost: np.ndarray) -> np.ndarray:
+    """Per column, the row (0..h) the part above ends at, minimising the summed ``cost`` of
+    the pixels above plus LINE_JUMP_COST per row of jump between neighbouring columns."""
+    h, w = cost.shape
+    line_cost = np.concatenate([np.zeros((1, w)), np.cumsum(cost, axis=0)], axis=0)
+    ys = np.arange(h + 1)
+    jump = LINE_JUMP_COST * np.abs(ys[:, None] - ys[None, :])
+    total = line_cost[:, 0].copy()
+    back = np.zeros((h + 1, w), dtype=np.int64)
+    for x in range(1, w):
+        options = total[None, :] + jump  # [row here, row in the previous column]
+        back[:, x] = options.argmin(axis=1)
+        total = options[ys, back[:, x]] + line_cost[:, x]
+    line = np.empty(w, dtype=np.int64)
+    line[-1] = int(total.argmin())
+    for x in range(w - 1, 0, -1):
+        line[x - 1] = back[line[x], x]
+    return line
+
+
+def _measures(look: _Look, mask: np.ndarray) -> dict:
+    rgb, texture, rest = look.rgb, look.texture, ~mask
+    mean_in, mean_out = rgb[mask].mean(0), rgb[rest].mean(0)
+    return {
+        "area": float(mask.mean()),
+        "contrast": float(255 * np.linalg.norm(mean_in - mean_out)),
+        "smoother": float((texture[rest].mean() + 1e-4) / (texture[mask].mean() + 1e-4)),
+        "brighter": float(255 * (mean_in.mean() - mean_out.mean())),
+    }
+
+
+def _find_sky(look: _Look) -> Finding:
+    h, w = look.texture.shape
+    rows = np.arange(h)[:, None]
+    above = np.broadcast_to(rows < max(2, h // 10), (h, w))
+    below = np.broadcast_to(rows >= 0.7 * h, (h, w))
+    for _ in range(LINE_ROUNDS):
+        cost = _neg_log_likelihood(look.features, above, by_row=True) - _neg_log_likelihood(
+            look.features, below, by_row=False
+        )
+        new_above = rows < _skyline(cost)[None, :]
+        share = float(new_above.mean())
+        if share < 0.02 or share > 0.98:
+            return Finding(None, None, "no skyline", {"area": share})
+        if np.array_equal(new_above, above):
+            break
+        above, below = new_above, ~new_above
+    sky = np.asarray(above)
+    stats = _measures(look, sky)
+    stats.update(top_cover=float(sky[0].mean()), centroid=float(np.nonzero(sky)[0].mean() / h))
+    area = stats["area"]
+    if area < SKY_MIN_AREA:
+        return Finding(None, None, f"sky too small ({area:.0%})", stats)
+    if area > SKY_MAX_AREA:
+        return Finding(None, None, f"sky covers {area:.0%} of the photo", stats)
+    if stats["top_cover"] < SKY_MIN_TOP_COVER:
+        return Finding(
+            None, None, f"sky covers only {stats['top_cover']:.0%} of the top edge", stats
+        )
+    if stats["centroid"] > SKY_MAX_CENTROID:
+        return Finding(None, None, "top part too low in the frame", stats)
+    if stats["contrast"] < SKY_MIN_CONTRAST:
+        return Finding(None, None, "no clear colour step under the top part", stats)
+    cloudy = (
+        stats["smoother"] >= CLOUDY_MIN_SMOOTHER
+        and stats["brighter"] >= CLOUDY_MIN_BRIGHTER
+        and stats["contrast"] >= CLOUDY_MIN_CONTRAST
     )
-    contrast = float(contrast)
-    smoother = float((texture[rest].mean() + 1e-4) / (texture[sky].mean() + 1e-4))
+    if stats["smoother"] < SKY_MIN_SMOOTHER and not cloudy:
+        return Finding(None, None, "the top part is not smoother than the rest", stats)
+    return Finding(sky, ROLE_SKY, "sky", stats)
+
+
+def _find_backdrop(look: _Look) -> Finding:
+    h, w = look.texture.shape
+    smooth = ndimage.binary_opening(look.texture < BACKDROP_TEXTURE, iterations=1)
+    pieces, _ = ndimage.label(smooth)
+    border = np.zeros((h, w), dtype=bool)
+    border[0] = border[-1] = border[:, 0] = border[:, -1] = True
+    on_border = pieces[border]
+    ids, counts = np.unique(on_border[on_border > 0], return_counts=True)
+    keep = ids[counts > BACKDROP_MIN_PIECE * border.sum()]
+    if not len(keep):
+        return Finding(None, None, "no smooth area along the border", {})
+    backdrop = _grow(look.rgb, np.isin(pieces, keep))
+    if backdrop.all():
+        return Finding(None, None, "the whole photo is smooth", {"area": 1.0})
+    stats = _measures(look, backdrop)
+    object_rows, object_cols = np.nonzero(~backdrop)
     stats.update(
-        top_cover=top_cover, centroid=centroid, below=below, contrast=contrast, smoother=smoother
+        border_cover=float(backdrop[border].mean()),
+        object_row=float(object_rows.mean() / h),
+        object_col=float(object_cols.mean() / w),
     )
-    if top_cover < (NIGHT_TOP_COVER if night else MIN_TOP_COVER):
-        return SkyFinding(None, f"sky covers only {top_cover:.0%} of the top edge", stats)
-    if centroid > MAX_CENTROID:
-        return SkyFinding(None, "smooth area too low in the frame", stats)
-    if below > MAX_BELOW:
-        return SkyFinding(None, "smooth area reaches the lower half", stats)
-    if contrast < MIN_CONTRAST:
-        return SkyFinding(None, "no clear boundary under the smooth area", stats)
-    if smoother < (NIGHT_SMOOTHER if night else MIN_SMOOTHER):
-        return SkyFinding(None, "the rest is as smooth as the smooth area", stats)
-    return SkyFinding(_grow(rgb, sky), "night sky" if night else "sky", stats)
+    area, low, high = stats["area"], *BACKDROP_CENTRE
+    if stats["border_cover"] < BACKDROP_MIN_BORDER:
+        return Finding(
+            None, None, f"smooth area along {stats['border_cover']:.0%} of the border", stats
+        )
+    if not BACKDROP_MIN_AREA <= area <= BACKDROP_MAX_AREA:
+        return Finding(None, None, f"backdrop would cover {area:.0%} of the photo", stats)
+    if stats["smoother"] < BACKDROP_MIN_SMOOTHER:
+        return Finding(None, None, "the object is not more textured than the backdrop", stats)
+    if not (low < stats["object_row"] < high and low < stats["object_col"] < high):
+        return Finding(None, None, "no object near the middle", stats)
+    if stats["contrast"] < BACKDROP_MIN_CONTRAST:
+        return Finding(None, None, "no clear colour step to the object", stats)
+    return Finding(backdrop, ROLE_BACKDROP, "backdrop", stats)
 
 
-def _grow(rgb: np.ndarray, sky: np.ndarray) -> np.ndarray:
-    """``sky`` grown up to GROW_STEPS px into neighbours of the local sky's colour: the
-    texture measure leaves a margin of rest along every edge (a halo under the skyline)."""
+def _grow(rgb: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``region`` grown up to GROW_STEPS px into neighbours of its local colour: the texture
+    measure leaves a margin along every edge (a halo around the object)."""
     for _ in range(GROW_STEPS):
-        weight = ndimage.uniform_filter(sky.astype(np.float32), 7)
+        weight = ndimage.uniform_filter(region.astype(np.float32), 7)
         local = (
-            np.stack([ndimage.uniform_filter(rgb[..., c] * sky, 7) for c in range(3)], axis=2)
+            np.stack([ndimage.uniform_filter(rgb[..., c] * region, 7) for c in range(3)], axis=2)
             / np.maximum(weight, 1e-6)[..., None]
         )
-        ring = ndimage.binary_dilation(sky) & ~sky & (weight > 0)
+        ring = ndimage.binary_dilation(region) & ~region & (weight > 0)
         close = np.linalg.norm(rgb - local, axis=2) < GROW_DISTANCE
         added = ring & close
         if not added.any():
             break
-        sky = sky | added
-    return sky
+        region = region | added
+    return region
+
+
+def find_sky(image) -> Finding:
+    """The sky of one photo (any size, uint8 or float in [0, 1]) at the work size, or None
+    with the reason. Raises ValueError on an image that is not (H, W, 3)."""
+    look = _look(image)
+    return Finding(None, None, look, {}) if isinstance(look, str) else _find_sky(look)
+
+
+def find_backdrop(image) -> Finding:
+    """The backdrop of one photo (as :func:`find_sky`), or None with the reason."""
+    look = _look(image)
+    return Finding(None, None, look, {}) if isinstance(look, str) else _find_backdrop(look)
+
+
+def find_background(image) -> Finding:
+    """One photo's sky, else its backdrop, else None with both reasons."""
+    look = _look(image)
+    if isinstance(look, str):
+        return Finding(None, None, look, {})
+    sky = _find_sky(look)
+    if sky.mask is not None:
+        return sky
+    backdrop = _find_backdrop(look)
+    if backdrop.mask is not None:
+        return backdrop
+    return Finding(None, None, f"sky: {sky.reason}; backdrop: {backdrop.reason}", {})
 
 
 def _to_size(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -203,7 +328,11 @@ def _to_size(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     h, w = hw
     rows = np.minimum((np.arange(h) * mask.shape[0]) // h, mask.shape[0] - 1)
     cols = np.minimum((np.arange(w) * mask.shape[1]) // w, mask.shape[1] - 1)
-    return np.where(mask[rows][:, cols], SKY, REST).astype(np.int64)
+    return np.where(mask[rows][:, cols], BACKGROUND, REST).astype(np.int64)
+
+
+def _background_name(content_role: str, style_role: str) -> str:
+    return content_role if content_role == style_role else "background"
 
 
 class WeightFreeFinder:
@@ -215,7 +344,7 @@ class WeightFreeFinder:
     def __init__(self, style) -> None:
         self._style_hw = tuple(np.asarray(style).shape[:2])
         try:
-            self._style = find_sky(style)
+            self._style = find_background(style)
             self._style_error = None
         except (ValueError, TypeError, IndexError, ArithmeticError) as err:
             self._style, self._style_error = None, str(err)
@@ -228,26 +357,37 @@ class WeightFreeFinder:
                 f"{prefix} the style could not be read ({self._style_error}); one region",
             )
         try:
-            found = find_sky(content)
+            found = find_background(content)
         except (ValueError, TypeError, IndexError, ArithmeticError) as err:
             return one_region(), f"{prefix} the content could not be read ({err}); one region"
         if found.mask is None:
-            return one_region(), f"{prefix} no sure sky in the content ({found.reason}); one region"
+            return (
+                one_region(),
+                f"{prefix} no sure sky or backdrop in the content ({found.reason}); one region",
+            )
         if self._style.mask is None:
             return (
                 one_region(),
-                f"{prefix} no sure sky in the style ({self._style.reason}); one region",
+                f"{prefix} no sure sky or backdrop in the style ({self._style.reason}); one region",
             )
         content_hw = tuple(np.asarray(content).shape[:2])
+        name = _background_name(found.role, self._style.role)
         regions = Regions(
             _to_size(found.mask, content_hw),
             _to_size(self._style.mask, self._style_hw),
             FROM_WEIGHT_FREE,
-            dict(NAMES),
+            {REST: "rest", BACKGROUND: name},
         )
-        return regions, f"{prefix} sky and rest in both photos"
+        if found.role == self._style.role:
+            return regions, f"{prefix} {name} and rest in both photos"
+        return (
+            regions,
+            f"{prefix} {found.role} in the content and {self._style.role} in the style, "
+            "matched as background; and rest",
+        )
 
 
 def weight_free_regions(content, style) -> tuple[Regions, str]:
-    """The pair's weight-free regions (sky and rest, or one region) and a one-line note."""
+    """The pair's weight-free regions (background and rest, or one region) and a one-line
+    note."""
     return WeightFreeFinder(style)(content)

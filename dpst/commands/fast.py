@@ -52,10 +52,10 @@ from dpst.serve.runtime.looks import (
 )
 from dpst.serve.runtime.pipeline import run_look, run_pair
 
-# --masks auto without segmenter weights: the weight-free regions (sky and rest, else one
-# region). On: on the paper's pairs (python -m bench.weight_free) it lowers the mean dE00
-# (16.10 -> 15.20, classical per-segment transfer) and loses more than 1.0 on no pair:
-# issue 23's rule.
+# --masks auto without segmenter weights: the weight-free regions (background, a sky or a
+# backdrop, and rest; else one region). On: on the paper's pairs (python -m bench.weight_free)
+# it lowers the mean dE00 (16.10 -> 13.41, classical per-segment transfer; bundled model
+# 16.13 -> 13.38) and loses more than 1.0 on no pair: issue 23's rule.
 WEIGHT_FREE_BY_DEFAULT = True
 
 THREADS_HELP = "ONNX Runtime intra-op threads, 1 to twice the cores (default: the cores)"
