@@ -117,4 +117,3 @@ def read_photo_and_labels(name: str) -> tuple[np.ndarray, np.ndarray, dict[int, 
     photo_path, mask_path, example = photo_files(name)
     photo = read_photo(photo_path)
     return photo, read_mask(mask_path, photo.shape[:2]), example.label_names()
-
