@@ -24,7 +24,7 @@ from dpst.labels.palette import MASK_PALETTE, PAPER_PALETTE
 from dpst.serve.app import inputs as app_inputs
 from dpst.serve.app.config import AppConfig
 from dpst.serve.app.engine import DemoEngine, JobCancelled, MaskRequest, QualityBusy
-from dpst.serve.app.examples import EXAMPLE_PAIRS, example_thumbnails
+from dpst.serve.app.examples import example_count, example_thumbnails
 from dpst.serve.app.page import AppCallbacks, build_app
 from tests.conftest import sample_photo
 from tests.fast_model import TINY_MAX_LABELS, shared_tiny_model
@@ -385,13 +385,48 @@ def test_quality_settings_are_bounded(pair, random_config):
     assert "Error: size must be between 16 and 1024" in status
 
 
-def test_examples_load_as_files(random_config):
-    engine = DemoEngine(random_config)
-    content, style = engine.example_paths(0)
-    assert read_image(content).shape[2] == 3 and read_image(style).shape[2] == 3
+def test_examples_load_with_their_masks_and_run(random_config):
+    """Issue 24, item 2: a click on an example loads its photos and its region masks (mask
+    mode "upload"), and the masks reach the model as the same regions in both photos."""
+    from types import SimpleNamespace
+
+    from dpst.serve.examples import examples
+
+    fake = FakeStylizer()
+    cb = _callbacks(random_config, fast=fake)
+    assert example_count() == len(examples()) >= 3
+    for index, example in enumerate(examples()):
+        selected = cb.example_selected(SimpleNamespace(index=index))
+        content, style, mode, c_mask, s_mask, box, upload_row, paint_row = selected
+        assert mode == "upload" and box["open"] is True
+        assert upload_row["visible"] is True and paint_row["visible"] is False
+        for photo, mask, source in ((content, c_mask, example.content),
+                                    (style, s_mask, example.style)):  # fmt: skip
+            image, painted = read_image(photo), read_image(mask)
+            assert painted.shape == image.shape  # the mask at its photo's size
+            with Image.open(source) as original:  # at most example_side, never enlarged
+                side = min(max(original.size), random_config.example_side)
+            assert max(image.shape[:2]) == side
+        outputs = cb.fast(*map(_payload, (content, style)), "upload",
+                          *map(_payload, (c_mask, s_mask)), None, None)  # fmt: skip
+        assert "mask files" in _ok(outputs)[3]
+        _, _, cl, sl = fake.calls[-1]
+        labels = set(np.unique(cl).tolist())
+        assert labels == set(np.unique(sl).tolist()) and len(labels) == len(example.regions)
     thumbnails = example_thumbnails(32)
-    assert len(thumbnails) == len(EXAMPLE_PAIRS)
+    assert [caption for _, caption in thumbnails] == [e.caption for e in examples()]
     assert all(picture.shape[0] == 32 for picture, _ in thumbnails)
+
+
+def test_a_click_on_an_example_fills_the_mask_inputs(random_config):
+    demo = build_app(random_config, DemoEngine(random_config, fast=FakeStylizer()))
+    (select,) = [fn for fn in demo.fns.values() if fn.name == "example_selected"]
+    ids = [getattr(block, "elem_id", None) for block in select.outputs]
+    assert ids[:3] == ["content-image", "style-image", "mask-mode"]
+    assert [getattr(b, "label", None) for b in select.outputs[3:5]] == [
+        "Content mask",
+        "Style mask",
+    ]
 
 
 def _quality_in_thread(engine, pair, session, settings, progress):

@@ -587,8 +587,9 @@ class DemoEngine:
             self._gate.notify_all()
             return True
 
-    def example_paths(self, index: int) -> tuple[str, str]:
-        """PNG files of example pair ``index`` (content, style), written once."""
+    def example_paths(self, index: int) -> tuple[str, str, str, str]:
+        """PNG files of example pair ``index`` (content, style, content mask, style mask),
+        written once."""
         from dpst.serve.app.examples import example_files
 
         return example_files(self.results_dir / "examples", index, self.config.example_side)

@@ -1,4 +1,5 @@
-"""The demo's bundled examples: pairs of scikit-image's photos (nothing is committed)."""
+"""The demo's examples: the pairs shipped in the package (:mod:`dpst.serve.examples`), each
+with its region masks, which load with the photos (mask mode "upload")."""
 
 from __future__ import annotations
 
@@ -8,41 +9,64 @@ import numpy as np
 
 from dpst.errors import InputError
 
-# (content, style) pairs, in the order the page shows them.
-EXAMPLE_PAIRS = (("rocket", "coffee"), ("chelsea", "astronaut"), ("coffee", "rocket"))
 # White gap between the two photos of a thumbnail, in pixels.
 THUMBNAIL_GAP = 6
 
 
-def example_files(folder: Path, index: int, long_side: int) -> tuple[str, str]:
-    """PNG files of example pair ``index`` in ``folder`` (written on first use)."""
-    from dpst.data.samples import sample_image
-    from dpst.imageio import write_image
+def example_count() -> int:
+    from dpst.serve.examples import examples
 
-    if not 0 <= index < len(EXAMPLE_PAIRS):
-        raise InputError(f"no example {index}; there are {len(EXAMPLE_PAIRS)}")
+    return len(examples())
+
+
+def example_files(folder: Path, index: int, long_side: int) -> tuple[str, str, str, str]:
+    """PNG files of example pair ``index`` in ``folder``, written on first use: (content,
+    style, content mask, style mask). A photo is at most ``long_side`` px (never enlarged);
+    its mask is at the photo's size (nearest neighbour, so its colours stay exact)."""
+    from PIL import Image
+
+    from dpst.imageio import atomic_write
+    from dpst.serve.examples import examples
+
+    pairs = examples()
+    if not 0 <= index < len(pairs):
+        raise InputError(f"no example {index}; there are {len(pairs)}")
+    example = pairs[index]
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in EXAMPLE_PAIRS[index]:
-        path = folder / f"{name}-{long_side}.png"
-        if not path.exists():
-            write_image(path, sample_image(name, long_side))  # atomic: safe if two write
-        paths.append(str(path))
-    return paths[0], paths[1]
+    for photo_file, mask_file in (
+        (example.content, example.content_mask),
+        (example.style, example.style_mask),
+    ):
+        with Image.open(photo_file) as photo, Image.open(mask_file) as mask:
+            scale = min(1.0, long_side / max(photo.size))
+            size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
+            pictures = (
+                (photo.convert("RGB").resize(size, Image.Resampling.LANCZOS), photo_file.stem),
+                (mask.convert("RGB").resize(size, Image.Resampling.NEAREST), mask_file.stem),
+            )
+            for picture, stem in pictures:
+                path = folder / f"{stem}-{long_side}.png"
+                if not path.exists():  # atomic: safe if two requests write it
+                    atomic_write(path, lambda fh, p=picture: p.save(fh, format="PNG"))
+                paths.append(str(path))
+    content, content_mask, style, style_mask = paths
+    return content, style, content_mask, style_mask
 
 
 def example_thumbnails(height: int = 120) -> list[tuple[np.ndarray, str]]:
     """One picture per pair (content | style, both ``height`` px tall) and its caption."""
-    from dpst.data.samples import sample_image
     from dpst.imageio import resize_long_side
+    from dpst.serve.examples import examples, read_photo
 
-    def at_height(name: str) -> np.ndarray:
-        image = sample_image(name, None)
+    def at_height(path: Path) -> np.ndarray:
+        image = read_photo(path)
         h, w = image.shape[:2]
         return resize_long_side(image, round(height * max(h, w) / h))
 
     thumbs = []
-    for content, style in EXAMPLE_PAIRS:
+    for example in examples():
         gap = np.ones((height, THUMBNAIL_GAP, 3), dtype=np.float32)
-        picture = np.concatenate([at_height(content), gap, at_height(style)], axis=1)
-        thumbs.append((picture, f"{content} + {style}"))
+        picture = np.concatenate([at_height(example.content), gap, at_height(example.style)], 1)
+        thumbs.append((picture, example.caption))
     return thumbs

@@ -283,8 +283,20 @@ class AppCallbacks:
         return gr.update(value={"background": path, "layers": [], "composite": None}), keep
 
     def example_selected(self, evt: gr.SelectData):
-        """A click on example pair ``evt.index``: -> (content path, style path)."""
-        return self.engine.example_paths(int(evt.index))
+        """A click on example pair ``evt.index``: -> (content path, style path, mask mode
+        "upload", content mask path, style mask path, the masks' box opened, upload row
+        shown, paint row hidden): the pair's region masks load with its photos."""
+        content, style, content_mask, style_mask = self.engine.example_paths(int(evt.index))
+        return (
+            content,
+            style,
+            "upload",
+            content_mask,
+            style_mask,
+            gr.update(open=True),
+            gr.update(visible=True),
+            gr.update(visible=False),
+        )
 
     @staticmethod
     def mode_changed(mode: str):
@@ -386,7 +398,7 @@ def _photos_and_masks(page: SimpleNamespace, automatic: bool) -> None:
         )  # fmt: skip
     page.examples = gr.Gallery(
         value=thumbnails,
-        label="Examples (click one to load it)",
+        label="Examples (click one to load it with its masks)",
         columns=len(thumbnails),
         allow_preview=False,
         object_fit="contain",
@@ -400,7 +412,7 @@ def _photos_and_masks(page: SimpleNamespace, automatic: bool) -> None:
         color_mode="fixed",
     )
     colours = ", ".join(name for name, _ in PAPER_PALETTE)
-    with gr.Accordion("Masks", open=False):
+    with gr.Accordion("Masks", open=False) as page.mask_box:
         page.mask_mode = gr.Radio(
             mask_choices, value="none", label="Masks", elem_id="mask-mode",
             info="Regions of one colour in both photos take their look from each other.",
@@ -538,7 +550,11 @@ def _wire(page: SimpleNamespace, cb: AppCallbacks, config: AppConfig) -> None:
         partial(cb.photo_changed, what="style photo"), [p.style, p.status],
         [p.s_editor, p.status], preprocess=False, show_progress="hidden",
     )  # fmt: skip
-    p.examples.select(cb.example_selected, None, [p.content, p.style])
+    p.examples.select(
+        cb.example_selected, None,
+        [p.content, p.style, p.mask_mode, p.content_mask, p.style_mask, p.mask_box,
+         p.upload_row, p.paint_row],
+    )  # fmt: skip
 
 
 def launch_options(engine: DemoEngine) -> dict[str, Any]:
