@@ -323,7 +323,7 @@ def _graph_specs(
     with torch.no_grad():
         code = reference.encode_style(style, style_masks)
         grid, maps = reference.predict(content, content_masks, code)
-        weights = reference.label_weights(content_masks)
+        weights = reference.label_weights(content_masks, content)
     encoder_path, renderer_path = style_encoder_path_for(output), renderer_path_for(output)
     encoder_meta = {**metadata, "role": ROLE_STYLE_ENCODER}
     metadata["style_encoder_file"] = encoder_path.name
@@ -420,7 +420,10 @@ def _parity_inputs(num_labels: int, config) -> tuple[torch.Tensor, ...]:
         labels = torch.zeros(1, height, width, dtype=torch.long)
         labels[:, height // 2 :] = min(1, num_labels - 1)
         labels[:, :, :2] = UNLABELLED
-        masks.append(masks_for_image(labels, image, num_labels, config.working_size))
+        # Masks coarser than their image, as the runtime gives them at large sizes: every
+        # resize between the two lattices is then traced and checked.
+        side = min(config.working_size, max(height, width) // 2)
+        masks.append(masks_for_image(labels, image, num_labels, side))
     return content, style, masks[0], masks[1]
 
 
@@ -447,7 +450,7 @@ def parity(
     code = encoder.run(None, {"style": style.numpy(), "style_masks": style_masks.numpy()})
     feeds = {"content": content.numpy(), "content_masks": content_masks.numpy()}
     out, grid, maps = stylizer.run(None, {**feeds, **dict(zip(STYLE_CODE, code, strict=True))})
-    weights = reference.label_weights(content_masks)
+    weights = reference.label_weights(content_masks, content)
     rows, cols = _example_tile(content.shape[2:], grid.shape[3:])
     positions = _tile_positions(content.shape[2:], grid.shape[3:], rows, cols)
     label_positions = _tile_positions(content.shape[2:], weights.shape[2:], rows, cols)

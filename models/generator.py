@@ -57,7 +57,13 @@ from dpst.models.colour_transfer import (
     mkl_maps,
     splat_weights,
 )
-from dpst.models.label_maps import apply_label_maps, sample_weights, upsample_weights
+from dpst.models.label_maps import (
+    apply_label_maps,
+    feather_weights,
+    lattice_guide,
+    sample_weights,
+    upsample_weights,
+)
 from dpst.models.label_masks import masks_for_image
 from dpst.models.masked_adain import assignment_weights, masked_adain, masked_mean_std
 from dpst.optim_reference.affine import NUM_COEFFS
@@ -421,11 +427,14 @@ class Generator(nn.Module):
         return self.guide_mix(F.relu(self.guide_curve(content), inplace=True))
 
     @staticmethod
-    def label_weights(content_masks: torch.Tensor) -> torch.Tensor:
+    def label_weights(content_masks: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """How much each pixel follows each label's map, ``(B, K + 1, h, w)`` at the masks'
         own resolution (:func:`masked_adain.assignment_weights`; the last label is the whole
-        image's, which unlabelled pixels follow). :meth:`render` reads them bilinearly."""
-        return assignment_weights(content_masks.clamp(0, 1))
+        image's, which unlabelled pixels follow), feathered along the content's edges
+        (:func:`label_maps.feather_weights`). :meth:`render` reads them bilinearly."""
+        weights = assignment_weights(content_masks.clamp(0, 1))
+        guide = lattice_guide(content, tuple(weights.shape[2:])).to(weights.dtype)
+        return feather_weights(weights, guide)
 
     def render(
         self,
@@ -500,7 +509,7 @@ class Generator(nn.Module):
         if not self.config.per_pixel_base:  # the grid holds the whole map
             return self._render_unclamped(content, prediction.grid), prediction
         masks = self._masks_or_zeros("content_masks", content_masks, content)
-        weights = self.label_weights(masks)
+        weights = self.label_weights(masks, content)
         raw = self._render_unclamped(content, prediction.grid, prediction.label_maps, weights)
         return raw, prediction
 

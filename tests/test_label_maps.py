@@ -72,7 +72,7 @@ def test_tiles_rendered_with_their_label_positions_equal_the_whole_image():
     masks = halves_masks(7, 9, dtype=F64)
     with torch.no_grad():
         grid, maps = model.predict(content, masks, model.encode_style(style))
-        weights = model.label_weights(masks)
+        weights = model.label_weights(masks, content)
         whole = model.render(content, grid, maps, weights)
         rows, cols = slice(5, 17), slice(11, 38)
         at_grid = (cell_positions(5, 17, 29, 4, content), cell_positions(11, 38, 38, 4, content))
@@ -82,19 +82,61 @@ def test_tiles_rendered_with_their_label_positions_equal_the_whole_image():
     torch.testing.assert_close(tile, whole[:, :, rows, cols], rtol=0, atol=1e-13)
 
 
-def test_a_label_exact_sky_keeps_its_own_map_next_to_the_ground():
-    """The reason for label-exact rendering: on a sky over ground split mid-cell, each pixel
-    one row from the border takes its own label's map, where a grid base mixes the two."""
+def test_label_borders_follow_the_photos_edges_and_are_feathered_elsewhere():
+    """A sky over ground split mid-cell: where the photo has an edge at the masks' border each
+    pixel two rows from it takes its own label's map (a grid cell 10 px high cannot keep them
+    apart); where the photo is flat the change is spread over the feather radius, no seam."""
     torch.manual_seed(0)
     model = Generator(TINY).double().eval()
     with torch.no_grad():
         model.to_grid.weight.zero_()  # no residual: the base alone
-    content = torch.full((1, 3, 40, 40), 0.5, dtype=F64)
     style = torch.zeros(1, 3, 40, 40, dtype=F64)
     style[:, 2, :20] = torch.linspace(0.7, 0.9, 40, dtype=F64)  # a blue sky
     style[:, 0, 20:] = torch.linspace(0.5, 0.7, 40, dtype=F64)  # red ground
     masks = halves_masks(40, 40, dtype=F64)
+    edge = torch.full((1, 3, 40, 40), 0.3, dtype=F64)
+    edge[:, :, :20] = 0.8  # a bright sky over darker ground
+    edge = edge + 0.02 * torch.rand(
+        1, 3, 40, 40, dtype=F64, generator=torch.Generator().manual_seed(1)
+    )
+    flat = torch.full((1, 3, 40, 40), 0.5, dtype=F64)
     with torch.no_grad():
-        out = model(content, style, masks, masks)
-    sky, ground = out[0, :, 18], out[0, :, 21]  # rows next to the border at 20
-    assert (sky[2] - sky[0]).min() > 0.5 and (ground[0] - ground[2]).min() > 0.4
+        sharp = model(edge, style, masks, masks)
+        soft = model(flat, style, masks, masks)
+    sky, ground = sharp[0, :, 17].mean(1), sharp[0, :, 22].mean(1)
+    assert sky[2] - sky[0] > 0.5 and ground[0] - ground[2] > 0.3
+    blue_minus_red = (soft[0, 2] - soft[0, 0]).mean(1)  # per row
+    steps = blue_minus_red.diff().abs()
+    assert blue_minus_red[0] > 0.5 and blue_minus_red[-1] < -0.3
+    assert steps.max() < 0.25 * (blue_minus_red[0] - blue_minus_red[-1])  # no jump
+
+
+def test_the_runtimes_label_weights_are_the_generators():
+    """NumPy twin (dpst.serve.runtime.render_plan) against PyTorch: the same pooled masks,
+    normalisation and guided feathering; the labels absent from the map are left out."""
+    from dpst.models.label_maps import feather_weights
+    from dpst.models.label_masks import masks_for_image
+    from dpst.serve.runtime.render_plan import feather_weights as feather_numpy
+    from dpst.serve.runtime.render_plan import label_weights
+
+    gen = torch.Generator().manual_seed(3)
+    weights = _weights(3, 19, 26, seed=5)[:1]
+    guide = torch.rand(1, 1, 19, 26, generator=gen, dtype=F64)
+    np.testing.assert_allclose(
+        feather_numpy(weights[0].numpy(), guide[0, 0].numpy(), 4, 1e-3),
+        feather_weights(weights, guide, 4, 1e-3)[0].numpy(),
+        rtol=0,
+        atol=1e-12,
+    )
+    rng = np.random.default_rng(0)
+    content = rng.integers(0, 256, (61, 90, 3), dtype=np.uint8)
+    labels = np.full((61, 90), -1, np.int64)
+    labels[:30] = 2
+    labels[30:, 40:] = 0
+    got, channels = label_weights(labels, content, TINY.max_labels, 32)
+    assert channels.tolist() == [0, 2, TINY.max_labels]  # label 1 is absent
+    planar = torch.from_numpy(content).permute(2, 0, 1)[None].double() / 255
+    masks = masks_for_image(torch.from_numpy(labels)[None], planar, TINY.max_labels, 32)
+    expected = Generator.label_weights(masks, planar)[0, channels.tolist()]
+    assert got.shape == (1, 3, *expected.shape[1:])
+    np.testing.assert_allclose(got[0], expected.numpy(), rtol=0, atol=1e-5)

@@ -83,7 +83,7 @@ def torch_reference(model, content, style, content_labels=None, style_labels=Non
             torch.from_numpy(content_labels)[None], c, TINY.max_labels, LABEL_LONG_SIDE
         )
         grid, maps = model.predict(c, masks[0], model.encode_style(s, masks[1]))
-        out = model.render(c, grid, maps, model.label_weights(lattice))
+        out = model.render(c, grid, maps, model.label_weights(lattice, c))
         return out[0].permute(1, 2, 0).numpy()
 
 

@@ -1,12 +1,14 @@
 """``dpst export CHECKPOINT -o model.onnx``: the generator as ONNX for the torch-free runtime.
 
-A thin layer over :func:`dpst.models.export.export_checkpoint`; see that module for the two
+A thin layer over :func:`dpst.models.export.export_onnx`; see that module for the three
 files it writes and the metadata they carry.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -17,7 +19,11 @@ from dpst.errors import InputError
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from dpst.models.onnx_format import renderer_path_for, style_encoder_path_for
 
-    p.add_argument("checkpoint", help="a generator checkpoint (dpst train writes them)")
+    p.add_argument(
+        "checkpoint",
+        help="a generator checkpoint (dpst train writes them), a bundle folder, or 'bundled' "
+        "(the model shipped in the package)",
+    )
     p.add_argument(
         "-o",
         "--output",
@@ -36,6 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--fp16",
         action="store_true",
         help="compute in float16 inside the graphs (for GPUs; inputs and outputs stay float32)",
+    )
+    p.add_argument(
+        "--label-exact",
+        action="store_true",
+        help="re-derive a model trained with its labels' colour maps mixed into grid cells "
+        "(before dpst 0.1's ONNX format 4) as a label-exact one: the same weights, the maps "
+        "applied per pixel from the label weights",
     )
 
 
@@ -69,26 +82,56 @@ def _check_outputs(args: argparse.Namespace) -> None:
     check_no_clash(files, {"checkpoint": args.checkpoint})
 
 
+def _load(source: str):
+    """(generator, provenance, label set) from a checkpoint, a bundle or ``bundled``."""
+    from dpst.models.bundle import BUNDLED, CONFIG_FILE, bundled_folder, is_bundle, load_bundle
+    from dpst.models.checkpoint import load_checkpoint
+    from dpst.models.export import label_set_from_extra
+
+    folder = bundled_folder() if source == BUNDLED else Path(source)
+    if is_bundle(folder):
+        config_file = folder if folder.name == CONFIG_FILE else folder / CONFIG_FILE
+        saved = json.loads(config_file.read_text())
+        return load_bundle(folder), dict(saved.get("info") or {}), None
+    model, extra = load_checkpoint(source)
+    info = {"checkpoint": Path(source).name}
+    if isinstance(extra, dict):  # a training run's: what trained it
+        info.update({k: extra[k] for k in ("kind", "step", "config") if k in extra})
+    return model, info, label_set_from_extra(extra)
+
+
+def _label_exact(model):
+    """The same weights as a label-exact generator (GeneratorConfig.label_exact)."""
+    from dpst.models.generator import Generator
+
+    if model.config.base != "mkl":
+        raise InputError("--label-exact needs a model on the MKL base (its config's base)")
+    exact = Generator(dataclasses.replace(model.config, label_exact=True)).eval()
+    exact.load_state_dict(model.state_dict())
+    return exact
+
+
 def run(args: argparse.Namespace) -> int:
 
-    from dpst.models.export import PARITY_CONTENT_SIZE, export_checkpoint
+    from dpst.models.export import PARITY_CONTENT_SIZE, export_onnx
 
     if (args.output is None) == (args.bundle is None):
         raise InputError("give -o MODEL.onnx or --bundle DIR (one of them)")
     _check_outputs(args)
+    model, info, label_set = _load(args.checkpoint)
+    if args.label_exact and not model.config.label_exact:
+        model = _label_exact(model)
+        info["re_derived"] = "label-exact: dpst export --label-exact (same weights)"
     if args.bundle is not None:
         from dpst.models.bundle import save_bundle
-        from dpst.models.checkpoint import load_checkpoint
 
         if args.fp16 or args.opset != 18:
             raise InputError("--bundle writes the shipped format: float32, opset 18")
-        model, extra = load_checkpoint(args.checkpoint)
-        info = {"checkpoint": Path(args.checkpoint).name}
-        if isinstance(extra, dict):  # a training run's: what trained it
-            info.update({k: extra[k] for k in ("kind", "step", "config") if k in extra})
         result = save_bundle(model, args.bundle, info)
     else:
-        result = export_checkpoint(args.checkpoint, args.output, opset=args.opset, fp16=args.fp16)
+        result = export_onnx(
+            model, args.output, opset=args.opset, fp16=args.fp16, label_set=label_set
+        )
     meta = result.metadata
     print(
         f"wrote {result.stylizer_path} (stylizer), {result.style_encoder_path} (style encoder) "

@@ -6,8 +6,10 @@ A format-4 model renders ``out(p) = R(p) [I(p); 1] + sum_l w_l(p) M_l [I(p); 1]`
 outputs, ``w_l`` the label weights. The weights are the content's label map pooled to a
 lattice of at most ``LABEL_LONG_SIDE`` px on the long side (the soft one-hot masks of
 :mod:`dpst.labels.pooled_masks`), normalised as the generator normalises them (what a pixel's
-labels leave below 1 goes to the whole-image label, the last), read bilinearly at each pixel by
-the renderer. Only the labels present are sent: the renderer's cost grows with their number.
+labels leave below 1 goes to the whole-image label, the last), feathered along the content's
+edges by the generator's guided filter (:func:`dpst.models.label_maps.feather_weights`, its
+NumPy twin here: :func:`feather_weights`), and read bilinearly at each pixel by the renderer.
+Only the labels present are sent: the renderer's cost grows with their number.
 
 Strength ``s`` (:mod:`dpst.serve.runtime.strength`): since the weights sum to 1 at every pixel,
 ``s R`` and ``I + s (M_l - I)`` render ``content + s (raw - content)``, as blending a whole grid
@@ -19,7 +21,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy import ndimage
 
+from dpst.constants import LUMA_REC601
 from dpst.labels.pooled_masks import check_labels, labels_to_masks, mask_size
 from dpst.serve.runtime.strength import (
     DEFAULT_STRENGTH,
@@ -27,6 +31,7 @@ from dpst.serve.runtime.strength import (
     blend_grid,
     check_strength,
 )
+from dpst.serve.runtime.tiled_render import resized
 
 
 class RenderPlan(NamedTuple):
@@ -43,14 +48,19 @@ class RenderPlan(NamedTuple):
     label_weights: np.ndarray | None = None
 
 
+# The generator's feathering (dpst.models.label_maps, which needs torch), in lattice cells.
+FEATHER_RADIUS = 8
+FEATHER_EPS = 1e-3
+
+
 def label_weights(
     labels: np.ndarray | None,
-    shape: tuple[int, int],
+    content: np.ndarray,
     num_labels: int,
     long_side: int,
     name: str = "content labels",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The label weights of a content of ``shape`` (H, W) and which map each one takes.
+    """The label weights of a content ``(H, W, 3)`` (uint8 or float) and which map each takes.
 
     Args:
         labels: ``(H, W)`` integers in ``[-1, num_labels)`` (-1 = unlabelled), or None (one
@@ -67,14 +77,39 @@ def label_weights(
     """
     if labels is None:
         return np.ones((1, 1, 1, 1), np.float32), np.array([num_labels], np.int64)
+    shape = content.shape[:2]
     labels = check_labels(labels, num_labels, shape, name)
-    masks = labels_to_masks(labels, num_labels, mask_size(*shape, long_side))
+    lattice = mask_size(*shape, long_side)
+    masks = labels_to_masks(labels, num_labels, lattice)
     total = masks.sum(0, keepdims=True)
     labelled = masks / np.maximum(total, np.float32(1))
     weights = np.concatenate([labelled, 1 - labelled.sum(0, keepdims=True)])
     weights[-1] = np.maximum(weights[-1], 0)  # round-off below 0 where labels cover a cell
     channels = np.flatnonzero(weights.reshape(len(weights), -1).max(1) > 0)
-    return np.ascontiguousarray(weights[channels][None], np.float32), channels.astype(np.int64)
+    small = resized(content, *lattice)[0]
+    guide = sum(np.float32(w) * small[c] for c, w in enumerate(LUMA_REC601))
+    weights = feather_weights(weights[channels], guide)
+    return np.ascontiguousarray(weights[None], np.float32), channels.astype(np.int64)
+
+
+def feather_weights(
+    weights: np.ndarray, guide: np.ndarray, radius: int = FEATHER_RADIUS, eps: float = FEATHER_EPS
+) -> np.ndarray:
+    """:func:`dpst.models.label_maps.feather_weights` for one image: weights ``(L, h, w)``
+    guided by the luma ``guide`` ``(h, w)``; float64 inside, the result sums to 1 over L."""
+    weights, guide = weights.astype(np.float64), guide.astype(np.float64)
+    size = 2 * radius + 1
+
+    def box(x: np.ndarray) -> np.ndarray:
+        return ndimage.uniform_filter(x, size=(1,) * (x.ndim - 2) + (size, size), mode="nearest")
+
+    mean_i = box(guide)
+    var_i = box(guide * guide) - mean_i * mean_i
+    mean_w = box(weights)
+    a = (box(guide * weights) - mean_i * mean_w) / (var_i + eps)
+    b = mean_w - a * mean_i
+    out = np.maximum(box(a) * guide + box(b), 0)
+    return out / np.maximum(out.sum(0, keepdims=True), np.finfo(np.float64).tiny)
 
 
 def blend_plan(plan: RenderPlan, strength: float) -> RenderPlan:

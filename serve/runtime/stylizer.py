@@ -386,7 +386,7 @@ class FastStylizer:
             return RenderPlan(grid)
         grid, maps = self._stylizer.run(["grid", "label_maps"], feeds)
         weights, channels = label_weights(
-            content_labels, content.shape[:2], self.max_labels, self._label_long_side
+            content_labels, content, self.max_labels, self._label_long_side
         )
         return RenderPlan(grid, np.ascontiguousarray(maps[:, channels]), weights)
 

@@ -86,22 +86,29 @@ def as_float(band: np.ndarray) -> np.ndarray:
 
 def working_image(image: np.ndarray, size: int) -> np.ndarray:
     """``image`` ``(H, W, 3)`` (uint8 or float) resized to ``(1, 3, size, size)`` float32 as
-    the generator resizes it, converting ``RESIZE_BAND_ROWS`` rows to float at a time."""
+    the generator resizes it (:func:`resized`)."""
+    return resized(image, size, size)
+
+
+def resized(image: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
+    """``image`` ``(H, W, 3)`` (uint8 or float) resized to ``(1, 3, h, w)`` float32 with
+    PyTorch's antialiased bilinear weights, converting ``RESIZE_BAND_ROWS`` rows to float at a
+    time."""
     height, width = image.shape[:2]
-    if (height, width) == (size, size):  # the resize is then the identity (video passes these)
+    if (height, width) == (out_height, out_width):  # the identity (video passes these)
         return np.ascontiguousarray(as_float(image).transpose(2, 0, 1)[None], dtype=np.float32)
-    along_x = resize_matrix(width, size)
-    along_y = resize_matrix(height, size)
-    narrow = np.empty((height, size * 3), dtype=np.float64)
+    along_x = resize_matrix(width, out_width)
+    along_y = resize_matrix(height, out_height)
+    narrow = np.empty((height, out_width * 3), dtype=np.float64)
     for start in range(0, height, RESIZE_BAND_ROWS):
         band = as_float(image[start : start + RESIZE_BAND_ROWS])  # (h, W, 3)
         rows = band.shape[0]
-        # (W, h*3) -> (size, h*3): every row of the band at once, one sparse product.
+        # (W, h*3) -> (w, h*3): every row of the band at once, one sparse product.
         columns = band.transpose(1, 0, 2).reshape(width, rows * 3)
         narrow[start : start + rows] = (
-            (along_x @ columns).reshape(size, rows, 3).transpose(1, 0, 2).reshape(rows, -1)
+            (along_x @ columns).reshape(out_width, rows, 3).transpose(1, 0, 2).reshape(rows, -1)
         )
-    small = (along_y @ narrow).reshape(size, size, 3)
+    small = (along_y @ narrow).reshape(out_height, out_width, 3)
     return np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
