@@ -30,9 +30,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup-demo: $(DEMO_STAMP)
 
+# --no-compile: byte-compiling every module of SciPy, scikit-image and NetworkX at install
+# took most of the set-up's time; Python compiles the few the demo imports when it runs.
 $(DEMO_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(DEMO_VENV)
-	$(DEMO_BIN)/pip install -q -c constraints.txt -e .
+	$(DEMO_BIN)/pip install -q --no-compile -c constraints.txt -e .
 	touch $(DEMO_STAMP)
 
 # The demo's browser test drives Debian's Chromium (never a browser download of its own).
