@@ -1,17 +1,41 @@
 # Set-up and checks for a fresh machine. Everything installs from this repository's files.
+# Two environments: .venv holds everything (the `all` extra and the test tools: tests, lint,
+# the optimiser, benchmarks); .venv-demo holds the core alone (`pip install dpst`: one pass on
+# ONNX Runtime, no torch), which is all `make demo` needs, so it needs no torch download.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dpst-installed
+DEMO_VENV ?= .venv-demo
+DEMO_BIN := $(DEMO_VENV)/bin
+DEMO_STAMP := $(DEMO_VENV)/.dpst-installed
 
-.PHONY: setup browser test lint demo demo-quality bench
+.PHONY: setup setup-demo browser test lint demo demo-quality bench
 
 setup: $(STAMP)
 
+# onnxruntime-gpu (the gpu extra, in all) and the core's onnxruntime are two distributions of
+# one module: installed together, the last one's files win and removing either breaks the
+# other. Only the GPU build is kept (it runs on the CPU too), reinstalled whole.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]'
+	@gpu=$$($(BIN)/pip show onnxruntime-gpu 2>/dev/null | sed -n 's/^Version: //p'); \
+	if [ -n "$$gpu" ] && $(BIN)/pip show onnxruntime >/dev/null 2>&1; then \
+	  echo "keeping onnxruntime-gpu $$gpu alone (it and onnxruntime are one module)"; \
+	  $(BIN)/pip uninstall -q -y onnxruntime && \
+	  $(BIN)/pip install -q --no-deps --force-reinstall "onnxruntime-gpu==$$gpu"; \
+	fi
 	touch $(STAMP)
+
+setup-demo: $(DEMO_STAMP)
+
+# --no-compile: byte-compiling every module of SciPy, scikit-image and NetworkX at install
+# took most of the set-up's time; Python compiles the few the demo imports when it runs.
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_BIN)/pip install -q --no-compile -c constraints.txt -e .
+	touch $(DEMO_STAMP)
 
 # The demo's browser test drives Debian's Chromium (never a browser download of its own).
 # Installed here when missing and possible (root with apt-get); otherwise that test skips and
@@ -33,13 +57,14 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The demo is one pass of the model shipped in the package. demo-quality runs the optimiser;
-# this workplace cannot download VGG-19, so it asks for the seeded random stand-in by name;
-# with the weights in place (see README) run `make demo-quality BACKBONE=vgg19`.
+# The demo is one pass of the model shipped in the package, in the core environment.
+# demo-quality runs the optimiser (torch: the full environment); this workplace cannot
+# download VGG-19, so it asks for the seeded random stand-in by name; with the weights in
+# place (see README) run `make demo-quality BACKBONE=vgg19`.
 BACKBONE ?= random
 
-demo: setup
-	$(BIN)/dpst demo -o outputs/demo.png
+demo: setup-demo
+	$(DEMO_BIN)/dpst demo -o outputs/demo.png
 
 demo-quality: setup
 	$(BIN)/dpst demo --quality -o outputs/demo_quality.png --backbone $(BACKBONE)

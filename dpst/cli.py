@@ -17,6 +17,7 @@ from dpst import __version__
 from dpst.commands.exit_codes import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from dpst.commands.signals import forget_handled_interrupts
 from dpst.errors import DpstError
+from dpst.extras import install_hint
 
 # name -> (module of dpst.commands, one-line help). Modules are imported only to build
 # their parser.
@@ -72,6 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args._run(args) or 0)
     except DpstError as err:
         print(f"dpst {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ModuleNotFoundError as err:
+        # A module of an extra that is not installed: say which extra, in one line.
+        hint = install_hint(err, args.command)
+        if hint is None:
+            raise
+        print(f"dpst {args.command}: error: {hint}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"dpst {args.command}: interrupted", file=sys.stderr)

@@ -345,12 +345,47 @@ def test_export_cli_bad_input(exported, tmp_path, capsys):
     assert not list(tmp_path.glob("*.onnx"))
 
 
+def _core_distributions() -> set[str]:
+    """pyproject.toml's core dependencies (``pip install dpst``) and theirs, as installed here
+    (normalised names; this environment's onnxruntime-gpu stands for onnxruntime)."""
+    import importlib.metadata as md
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    todo, seen = [Requirement(r) for r in pyproject["project"]["dependencies"]], set()
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        for installed in (name, f"{name}-gpu"):
+            try:
+                todo.extend(Requirement(r) for r in md.requires(installed) or [])
+                break
+            except md.PackageNotFoundError:
+                continue
+    return seen
+
+
 def test_runtime_imports_and_runs_where_torch_cannot_be_imported(exported, tmp_path):
+    """dpst fast, dpst look (a look file and a LUT) and dpst demo on the core install alone:
+    every module of every extra (dpst.extras) blocked, none imported, and every library they
+    import one of the core's dependencies (pyproject.toml) or of theirs."""
+    from dpst.extras import EXTRA_MODULES
+
     _, _, result = exported
+    blocked = sorted(set().union(*EXTRA_MODULES.values()))
+    model, photo, mask = (str(p) for p in (result.stylizer_path, tmp_path / "c.png",
+                                           tmp_path / "m.png"))  # fmt: skip
     script = textwrap.dedent(
         f"""
         import sys
-        sys.modules["torch"] = None  # any "import torch" now raises ImportError
+        for name in {blocked!r}:
+            sys.modules[name] = None  # any import of an extra's module now raises ImportError
         import numpy as np
         from PIL import Image
         from dpst.serve.runtime.stylizer import FastStylizer
@@ -370,18 +405,38 @@ def test_runtime_imports_and_runs_where_torch_cannot_be_imported(exported, tmp_p
             "-o", {str(tmp_path / "o.png")!r}, "--model", {str(result.stylizer_path)!r},
             "--content-mask", {str(tmp_path / "m.png")!r},
             "--style-mask", {str(tmp_path / "m.png")!r}]) == 0
-        assert not any(name == "torch" or name.startswith("torch.") for name, module
+        d = {str(tmp_path)!r}
+        assert main(["look", {photo!r}, "-o", d + "/l.dpst", "--model", {model!r},
+                     "--style-mask", {mask!r}]) == 0
+        assert main(["fast", {photo!r}, "--look", d + "/l.dpst", "-o", d + "/o2.png",
+                     "--model", {model!r}, "--content-mask", {mask!r}]) == 0
+        assert main(["look", "export", {photo!r}, {photo!r}, "-o", d + "/l.cube",
+                     "--model", {model!r}]) == 0
+        assert main(["demo", "-o", d + "/demo.png", "--model", {model!r}]) == 0
+        assert not any(name.partition(".")[0] in {blocked!r} for name, module
                        in sys.modules.items() if module is not None)
+        import importlib.metadata, json
+        found = importlib.metadata.packages_distributions()
+        print(json.dumps(sorted({{dist for name, module in list(sys.modules.items())
+                                  if module is not None and "." not in name
+                                  for dist in found.get(name, ())}})))
         print("torch-free ok")
         """
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "torch-free ok" in done.stdout
-    assert (tmp_path / "o.png").is_file()
+    for name in ("o.png", "o2.png", "l.dpst", "l.cube", "demo.png"):
+        assert (tmp_path / name).is_file(), name
+
+    from packaging.utils import canonicalize_name
+
+    imported = {canonicalize_name(d) for d in json.loads(done.stdout.splitlines()[-2])}
+    imported = {"onnxruntime" if d == "onnxruntime-gpu" else d for d in imported} - {"dpst"}
+    assert imported <= _core_distributions(), imported - _core_distributions()
 
 
 def test_default_model_path_and_providers(tmp_path, monkeypatch):

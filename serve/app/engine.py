@@ -102,6 +102,16 @@ class MaskRequest:
 ProgressFn = Callable[[float, str], None]
 
 
+def _missing_extra(error: ModuleNotFoundError, command: str) -> str:
+    """Why a mode is off when a module of an extra is missing (a bug's import error re-raised)."""
+    from dpst.extras import install_hint
+
+    hint = install_hint(error, command)
+    if hint is None:
+        raise error
+    return hint
+
+
 def _age_key(path: Path) -> float:
     """A file's modification time; 0 for one gone meanwhile (removed by someone else)."""
     try:
@@ -173,7 +183,10 @@ class DemoEngine:
 
     def _resolve_backbone(self):
         """``(BackboneConfig, None)`` when Quality mode can run, else ``(None, message)``."""
-        from dpst.optim_reference.vgg import BackboneConfig, resolve_weights
+        try:
+            from dpst.optim_reference.vgg import BackboneConfig, resolve_weights
+        except ModuleNotFoundError as err:  # Fast mode alone: the serve extra without torch
+            return None, _missing_extra(err, "stylize")
 
         if self.config.backbone == "random":
             return BackboneConfig(name="random"), None
@@ -191,7 +204,7 @@ class DemoEngine:
         from dpst.optim_reference.vgg import load_backbone
 
         if self.backbone is None:
-            raise InputError(f"Quality mode needs VGG-19 weights: {self.backbone_error}")
+            raise InputError(f"Quality mode is unavailable: {self.backbone_error}")
         with self._network_lock:
             if self._network is None:
                 self._network = load_backbone(self.backbone, resolve_device(self.config.device))
@@ -204,12 +217,14 @@ class DemoEngine:
                 if self.config.segmenter is None:
                     self._segmenter_error = "they are off on this server"
                 else:
-                    from dpst.models.segmenter import build_segmenter
-
                     try:
+                        from dpst.models.segmenter import build_segmenter
+
                         self._segmenter = build_segmenter(self.config.segmenter)
                     except DpstError as err:
                         self._segmenter_error = first_line(err)
+                    except ModuleNotFoundError as err:  # the seg extra is not installed
+                        self._segmenter_error = _missing_extra(err, "segment")
             if self._segmenter_error is not None:
                 raise InputError(f"automatic masks are unavailable: {self._segmenter_error}")
             return self._segmenter
@@ -454,9 +469,9 @@ class DemoEngine:
             self._end(session, stop)
 
     def _quality(self, content, style, masks, settings, progress, stop) -> JobResult:
+        network = self.network()  # first: it says why when Quality mode is unavailable
         from dpst.optim_reference.stylize import multiscale_schedule, stylize
 
-        network = self.network()
         cfg = self.quality_config(**settings)
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)

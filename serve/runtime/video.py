@@ -88,7 +88,7 @@ def _av():
     try:
         import av
     except ImportError:
-        raise InputError("dpst video needs PyAV: pip install av") from None
+        raise InputError("dpst video needs PyAV: pip install 'dpst[video]'") from None
     return av
 
 
