@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from dpst.constants import LUMA_REC601
 from dpst.imageio import resize_long_side
-from dpst.labels.regions import FROM_WEIGHT_FREE, Regions, one_region
+from dpst.labels.regions import Regions
 
 REST, SKY = 0, 1
 NAMES = {REST: "rest", SKY: "sky"}
@@ -206,48 +206,19 @@ def _to_size(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.where(mask[rows][:, cols], SKY, REST).astype(np.int64)
 
 
-class WeightFreeFinder:
-    """``content pixels -> (Regions, note)`` for one style: the style looked at once.
-
-    The note is one line: the regions found, or that one region is used and why.
-    """
-
-    def __init__(self, style) -> None:
-        self._style_hw = tuple(np.asarray(style).shape[:2])
-        try:
-            self._style = find_sky(style)
-            self._style_error = None
-        except (ValueError, TypeError, IndexError, ArithmeticError) as err:
-            self._style, self._style_error = None, str(err)
-
-    def __call__(self, content) -> tuple[Regions, str]:
-        prefix = "weight-free regions:"
-        if self._style_error is not None:
-            return (
-                one_region(),
-                f"{prefix} the style could not be read ({self._style_error}); one region",
-            )
-        try:
-            found = find_sky(content)
-        except (ValueError, TypeError, IndexError, ArithmeticError) as err:
-            return one_region(), f"{prefix} the content could not be read ({err}); one region"
-        if found.mask is None:
-            return one_region(), f"{prefix} no sure sky in the content ({found.reason}); one region"
-        if self._style.mask is None:
-            return (
-                one_region(),
-                f"{prefix} no sure sky in the style ({self._style.reason}); one region",
-            )
-        content_hw = tuple(np.asarray(content).shape[:2])
-        regions = Regions(
-            _to_size(found.mask, content_hw),
-            _to_size(self._style.mask, self._style_hw),
-            FROM_WEIGHT_FREE,
-            dict(NAMES),
-        )
-        return regions, f"{prefix} sky and rest in both photos"
+def sky_labels(image) -> tuple[np.ndarray | None, str]:
+    """One photo's regions at its size: ``REST`` and ``SKY`` labels when its sky is sure, else
+    None and why. Raises ValueError on an image that is not (H, W, 3)."""
+    found = find_sky(image)
+    if found.mask is None:
+        return None, found.reason
+    return _to_size(found.mask, tuple(np.asarray(image).shape[:2])), found.reason
 
 
 def weight_free_regions(content, style) -> tuple[Regions, str]:
-    """The pair's weight-free regions (sky and rest, or one region) and a one-line note."""
-    return WeightFreeFinder(style)(content)
+    """The pair's weight-free regions (sky and rest, or one region) and a one-line note
+    (:func:`dpst.labels.finder.pair_finder`, as every front end finds them)."""
+    from dpst.labels.finder import pair_finder, weight_free_finder
+
+    regions, note = pair_finder(weight_free_finder(), style)(content)
+    return regions, note
