@@ -19,8 +19,8 @@ import numpy as np
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.labels.one_pass import prepare_one_pass
 from dpst.labels.policy import LabelPolicy
-from dpst.labels.regions import ONE_REGION, Regions, one_region
-from dpst.serve.runtime.looks import Look, apply_look, check_model
+from dpst.labels.regions import FROM_MASK_FILES, ONE_REGION, Regions, one_region
+from dpst.serve.runtime.looks import REGION_SOURCES, Look, apply_look, check_model
 from dpst.serve.runtime.strength import check_strength
 from dpst.serve.runtime.threads import check_threads
 
@@ -111,7 +111,8 @@ def run_look(
     if content_labels is None or look.label_ids is None:
         return OnePassResult(image, {"regions": [], "region_source": ONE_REGION})
     names = look.label_names or tuple(f"label {i}" for i in look.label_ids)
-    return OnePassResult(image, {"regions": list(names), "region_source": look.label_source})
+    source = REGION_SOURCES.get(look.label_source, FROM_MASK_FILES)
+    return OnePassResult(image, {"regions": list(names), "region_source": source})
 
 
 def style_code(stylizer, style: np.ndarray | None = None, look: Look | None = None,
