@@ -127,6 +127,22 @@ class Finder:
             return PhotoLabels(None, f"{self.missing} in the {what} ({reason})")
         return PhotoLabels(labels, role=reason if self.names_for is not None else None)
 
+    def names_of(self, found: PhotoLabels, style_role: str | None = None) -> tuple[str, ...]:
+        """The names of ``found``'s labels: the finder's, or (:attr:`names_for`, the
+        weight-free finder) those of its role matched with ``style_role``, by default its own
+        (a photo alone, as a look of it records them)."""
+        if self.names_for is None or found.role is None:
+            return self.names
+        return tuple(self.names_for(found.role, style_role or found.role))
+
+    def names_with_look(self, found: PhotoLabels, look_names: Sequence[str]) -> tuple[str, ...]:
+        """The names of a content's labels ``found`` in a look whose labels are ``look_names``:
+        the look's, or for the weight-free finder the pair's, the look's last name being its
+        style's role (a weight-free look is named ``rest`` and that role)."""
+        if self.names_for is None or found.role is None or not look_names:
+            return tuple(look_names)
+        return self.names_of(found, look_names[-1])
+
     def one_region_note(self, why: str) -> str:
         return f"{self.title}: {why}; one region"
 

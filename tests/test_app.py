@@ -252,8 +252,9 @@ def test_automatic_masks_with_the_none_segmenter(pair):
     status = _ok(
         cb.fast(_payload(pair[0]), _payload(pair[1]), "automatic", None, None, None, None)
     )[3]
-    # No segmenter asked: the weight-free regions, which find no sure sky in these photos.
-    assert "automatic masks: weight-free regions: no sure sky in the" in status
+    # No segmenter asked: the weight-free regions, which find no sure sky or backdrop in these
+    # photos.
+    assert "automatic masks: weight-free regions: no sure sky or backdrop in the" in status
     assert fake.calls[0][2] is None
 
 
@@ -761,4 +762,4 @@ def test_quality_mode_names_the_automatic_masks_it_used(pair):
     )
     # No segmenter asked: the weight-free regions, none sure in these photos (named regions:
     # tests/test_regions_everywhere.py).
-    assert "automatic masks: weight-free regions: no sure sky in the" in _ok(outputs)[3]
+    assert "automatic masks: weight-free regions: no sure sky or backdrop in the" in _ok(outputs)[3]

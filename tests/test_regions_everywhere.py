@@ -92,9 +92,32 @@ def test_dpst_fast_and_a_look_hand_the_pipeline_the_same_weight_free_regions(
                  str(tmp_path / "f.png"), *common]) == 0  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [err[0]] and err[0].startswith(
-        "dpst fast: weight-free regions: no sure sky in the content ("
+        "dpst fast: weight-free regions: no sure sky or backdrop in the content ("
     )
     assert looks[1][0][3] is None
+
+
+@needs_model
+def test_a_sky_look_on_a_backdrop_content_names_the_pair_background(photos, tmp_path, capsys):
+    """A look keeps its style's role (sky); a content with a backdrop is labelled by its own
+    and the pair named as dpst fast names it (pair_names: background)."""
+    from dpst.labels.weight_free import pair_names
+    from dpst.serve.runtime.looks import read_look
+    from tests.test_weight_free import object_on_backdrop
+
+    paths, no_weights = photos
+    backdrop = tmp_path / "b.png"
+    Image.fromarray(object_on_backdrop(seed=3)[0]).save(backdrop)
+    common = ["--threads", "1", *no_weights]
+    look_path = tmp_path / "sky.dpst"
+    assert main(["look", paths["style"], "-o", str(look_path), *common]) == 0
+    assert read_look(look_path).label_names == ("rest", "sky")
+    capsys.readouterr()
+    for argv in (["--look", str(look_path)], [paths["style"]]):
+        assert main(["fast", str(backdrop), *argv, "-o", str(tmp_path / "o.png"), *common]) == 0
+        names = ", ".join(pair_names("backdrop", "sky"))
+        assert f"regions (weight-free): {names}" in capsys.readouterr().out
+    assert names == "rest, background"
 
 
 @needs_model
@@ -109,7 +132,8 @@ def test_a_look_of_a_flat_style_is_one_region_in_one_line(photos, tmp_path, caps
     assert read_look(look_path).label_ids is None and "one region" in captured.out
     lines = captured.err.strip().splitlines()
     assert lines[0].endswith("; using weight-free regions")
-    assert lines[1].startswith("dpst look: weight-free regions: no sure sky in the style (")
+    no_background = "dpst look: weight-free regions: no sure sky or backdrop in the style ("
+    assert lines[1].startswith(no_background)
 
 
 STYLIZE = ["--size", "48", "--iters", "1", "--stages", "1", "--backbone", "random",
@@ -142,7 +166,8 @@ def test_dpst_stylize_reports_and_optimises_the_weight_free_regions(
                  *no_weights]) == 0  # fmt: skip
     report = json.loads(flat.with_name("out-flat.png.json").read_text())
     assert report["masks"]["source"] == ONE_REGION and report["regions"] == []
-    assert report["masks"]["note"].startswith("weight-free regions: no sure sky in the content")
+    no_background = "weight-free regions: no sure sky or backdrop in the content"
+    assert report["masks"]["note"].startswith(no_background)
 
 
 def test_dpst_stylize_looks_for_the_segmenter_onnx_file_as_dpst_fast_does(
@@ -194,7 +219,7 @@ def test_the_demo_fast_mode_finds_and_names_the_weight_free_regions(photos, tmp_
     np.testing.assert_array_equal(found.style, expected.style)
     flat = engine.run_fast(paths["flat"], paths["style"], automatic)
     line = [x for x in flat.info if x.startswith("automatic masks: ")]
-    assert line == [line[0]] and "no sure sky in the content" in line[0]
+    assert line == [line[0]] and "no sure sky or backdrop in the content" in line[0]
     assert flat.report["region_source"] == ONE_REGION
 
 

@@ -300,9 +300,10 @@ def test_cli_automatic_masks_fall_back_to_weight_free_then_one_region(
     out = tmp_path / "o.png"
     assert main(["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST]) == 0
     captured = capsys.readouterr()
-    # No segmenter: the weight-free regions, which find no sure sky in these photos.
+    # No segmenter: the weight-free regions, which find no sure sky or backdrop in these
+    # photos.
     assert "no automatic masks" in captured.err and "using weight-free regions" in captured.err
-    assert "dpst stylize: weight-free regions: no sure sky in the " in captured.err
+    assert "dpst stylize: weight-free regions: no sure sky or backdrop in the " in captured.err
     one = json.loads(out.with_name("o.png.json").read_text())
     assert one["masks"]["source"] == "one region" and one["regions"] == []
     assert one["masks"]["finder"] == "weight-free"

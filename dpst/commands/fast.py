@@ -219,14 +219,18 @@ def _stylize_with_look(args, stylizer, look):
     say = stderr_say("fast")
 
     def stylize(pixels):
-        labels = None
+        labels = names = None
         if args.content_mask is not None:
             labels = read_mask(args.content_mask, pixels.shape[:2], args.mask_kind)
         elif finder is not None:
-            labels, why = finder.photo(pixels, "content")
+            found = finder.photo(pixels, "content")
+            labels = found.labels
             if labels is None:
-                say(finder.one_region_note(why or "nothing found"))
-        return run_look(stylizer, look, pixels, labels, args.look, args.strength, relation)
+                say(finder.one_region_note(found.why or "nothing found"))
+            else:  # the weight-free pair is named by both photos' roles, as dpst fast's
+                names = finder.names_with_look(found, look.label_names or ())
+        return run_look(stylizer, look, pixels, labels, args.look, args.strength, relation,
+                        names=names)  # fmt: skip
 
     return stylize, None if finder is None else finder.source
 

@@ -161,10 +161,11 @@ def _segmented(args: argparse.Namespace, style, max_labels: int):
         if found.why is not None:
             say(finder.one_region_note(found.why))
         return None, None, None
-    labels, note = style_groups(found.labels, finder.names, max_labels)
+    names = finder.names_of(found)  # the weight-free regions: rest and the style's role
+    labels, note = style_groups(found.labels, names, max_labels)
     if note:
         print(f"dpst look: {note}")
-    return labels, finder.names, LABEL_SOURCES[finder.source]
+    return labels, names, LABEL_SOURCES[finder.source]
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -376,11 +376,11 @@ class DemoEngine:
         saved = read_look(_upload(look, "look file"), name="the look file")
         check_model(saved, self.fast, "the look file")  # before segmenting: one line
         content_img = inputs.read_photo(content, "content photo", self.config.pixel_limit)
-        labels, relation, info, warnings = content_regions(self, saved, masks, content_img)
+        found = content_regions(self, saved, masks, content_img)
+        labels, info, warnings = found.labels, found.info, found.warnings
         t1 = time.perf_counter()
-        image, report = run_look(
-            self.fast, saved, content_img, labels, "the look file", strength, relation
-        )
+        image, report = run_look(self.fast, saved, content_img, labels, "the look file", strength,
+                                 found.relation, names=found.names)  # fmt: skip
         t2 = time.perf_counter()
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}

@@ -37,12 +37,15 @@ class StyleRegions(NamedTuple):
 
 class ContentRegions(NamedTuple):
     """A content's labels for :func:`~dpst.serve.runtime.looks.apply_look` (None: one region), the
-    groups' relation for segmented ones, and what to tell."""
+    groups' relation for segmented ones, what to tell, and the names of the pair's regions."""
 
     labels: np.ndarray | None
     relation: dict[int, tuple[int, ...]] | None
     info: list[str]
     warnings: list[str]
+    # The names the pair's regions are reported by (the weight-free finder's pair names), or
+    # None: the look's.
+    names: tuple[str, ...] | None = None
 
 
 def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int) -> StyleRegions:
@@ -58,9 +61,10 @@ def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int)
         if found.labels is None:
             why = found.why or "automatic masks are one region on this server"
             return StyleRegions(None, None, [finder.one_region_note(why)])
-        labels, note = style_groups(found.labels, finder.names, max_labels)
+        names = finder.names_of(found)  # the weight-free regions: rest and the style's role
+        labels, note = style_groups(found.labels, names, max_labels)
         source = LABEL_SOURCES[finder.source]
-        return StyleRegions(labels, finder.names, [note] if note else [], source)
+        return StyleRegions(labels, names, [note] if note else [], source)
     if request.mode == "upload":
         cap = engine.config.pixel_limit
         labels, notes = inputs.read_mask_upload(
@@ -99,9 +103,11 @@ def content_regions(engine: Any, look: Any, request: Any, content: np.ndarray) -
         found = finder.photo(content, "content")
         if found.labels is None:
             return _one_region(finder.one_region_note(found.why or "nothing found"))
-        names = ", ".join(finder.names[i] for i in np.unique(found.labels))
+        own = finder.names_of(found)
+        names = ", ".join(own[i] for i in np.unique(found.labels))
         info = f"look applied per region: {', '.join(look.label_names)} (content: {names})"
-        return ContentRegions(found.labels, relation, [info], [])
+        pair = finder.names_with_look(found, look.label_names)
+        return ContentRegions(found.labels, relation, [info], [], pair)
     if look.label_ids is not None and request.mode == "upload":
         cap = engine.config.pixel_limit
         labels, notes = inputs.read_mask_upload(

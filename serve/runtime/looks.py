@@ -13,8 +13,9 @@ File format ``dpst-look``, version 1: a zip archive holding
   ``null`` for a look made without masks), ``label_source`` (where those labels come from:
   ``"mask"``, a mask file; ``"segmenter groups"``, the segmenter's ADE20K groups of the style
   photo, so that ``dpst fast --look`` can segment a content alike; ``"weight-free"``, the
-  weight-free regions (rest, sky) of :mod:`dpst.labels.weight_free`, found alike in a
-  content; ``null`` without labels), ``label_names`` (with ``"segmenter groups"`` or
+  weight-free regions of :mod:`dpst.labels.weight_free` (rest and the style's background,
+  named by its role: ``sky`` or ``backdrop``), found alike in a content; ``null`` without
+  labels), ``label_names`` (with ``"segmenter groups"`` or
   ``"weight-free"``: the name of each label id, in order),
   ``style`` (the style file's name, for people), ``code`` (the file of each style-code array,
   by name: ``style_mean`` ...);
