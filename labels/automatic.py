@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -134,11 +135,16 @@ class GroupLabeller:
 
 
 def groups_or_none(
-    command: str, segmenter: SegmenterConfig, long_side: int, fallback: str = "one region"
+    command: str,
+    segmenter: SegmenterConfig,
+    long_side: int,
+    fallback: str = "one region",
+    say: Callable[[str], None] | None = None,
 ) -> GroupLabeller | None:
-    """A :class:`GroupLabeller` for photos segmented alone (a look's style, a content applied
-    with a look), or None after the one line :func:`automatic_or_none` says (``fallback``
-    names what the command uses instead). The default
+    """A :class:`GroupLabeller` for photos segmented alone (every front end's ``--masks
+    auto``, :mod:`dpst.labels.finder`), or None after the one line :func:`automatic_or_none`
+    says (``fallback`` names what the command uses instead; ``say`` takes the line without
+    the command's name, else it goes to stderr). The default
     segmenter runs torch-free from its ONNX file when that is on disk, else from the torch
     weights on disk, else from its ONNX file fetched once when online
     (:mod:`dpst.labels.automatic_onnx`). Torch is imported only once its weights are known to
@@ -154,15 +160,21 @@ def groups_or_none(
             onnx, why = fetched_onnx(segmenter)
             if onnx is not None:
                 return GroupLabeller(onnx, long_side)
-        return _one_region(command, why or missing, fallback)
+        return _one_region(command, why or missing, fallback, say)
     from dpst.models.segmenter import build_segmenter
 
     try:  # the check above found the weights on disk: loading must not reach for the network
         return GroupLabeller(build_segmenter(replace(segmenter, allow_download=False)), long_side)
     except DpstError as err:
-        return _one_region(command, str(err), fallback)
+        return _one_region(command, str(err), fallback, say)
 
 
-def _one_region(command: str, why: str, fallback: str = "one region") -> None:
-    print(f"dpst {command}: no automatic masks ({why}); using {fallback}", file=sys.stderr)
+def _one_region(
+    command: str, why: str, fallback: str = "one region", say: Callable[[str], None] | None = None
+) -> None:
+    line = f"no automatic masks ({why}); using {fallback}"
+    if say is None:
+        print(f"dpst {command}: {line}", file=sys.stderr)
+    else:
+        say(line)
     return None

@@ -34,11 +34,14 @@ import numpy as np
 from scipy import ndimage
 
 from dpst.imageio import resize_long_side
-from dpst.labels.regions import FROM_WEIGHT_FREE, Regions, one_region
+from dpst.labels.regions import Regions
 
 REST, BACKGROUND = 0, 1
 SKY = BACKGROUND  # a sky is the background of its photo
 ROLE_SKY, ROLE_BACKDROP = "sky", "backdrop"
+# Label names; the background's is its role in both photos, or "background" (pair_names).
+NAMES = {REST: "rest", BACKGROUND: "background"}
+BACKGROUND_NAMES = (ROLE_SKY, ROLE_BACKDROP, "background")
 WORK_SIDE = 160  # long side the photos are looked at, px
 
 # Thresholds (tuned on synthetic images and on the 39 readable example pairs of the paper, all
@@ -335,59 +338,26 @@ def _background_name(content_role: str, style_role: str) -> str:
     return content_role if content_role == style_role else "background"
 
 
-class WeightFreeFinder:
-    """``content pixels -> (Regions, note)`` for one style: the style looked at once.
+def background_labels(image) -> tuple[np.ndarray | None, str]:
+    """One photo's regions at its size: ``REST`` and ``BACKGROUND`` labels and the
+    background's role (``"sky"`` or ``"backdrop"``) when it is sure, else None and why.
+    Raises ValueError on an image that is not (H, W, 3)."""
+    found = find_background(image)
+    if found.mask is None:
+        return None, found.reason
+    return _to_size(found.mask, tuple(np.asarray(image).shape[:2])), found.role
 
-    The note is one line: the regions found, or that one region is used and why.
-    """
 
-    def __init__(self, style) -> None:
-        self._style_hw = tuple(np.asarray(style).shape[:2])
-        try:
-            self._style = find_background(style)
-            self._style_error = None
-        except (ValueError, TypeError, IndexError, ArithmeticError) as err:
-            self._style, self._style_error = None, str(err)
-
-    def __call__(self, content) -> tuple[Regions, str]:
-        prefix = "weight-free regions:"
-        if self._style_error is not None:
-            return (
-                one_region(),
-                f"{prefix} the style could not be read ({self._style_error}); one region",
-            )
-        try:
-            found = find_background(content)
-        except (ValueError, TypeError, IndexError, ArithmeticError) as err:
-            return one_region(), f"{prefix} the content could not be read ({err}); one region"
-        if found.mask is None:
-            return (
-                one_region(),
-                f"{prefix} no sure sky or backdrop in the content ({found.reason}); one region",
-            )
-        if self._style.mask is None:
-            return (
-                one_region(),
-                f"{prefix} no sure sky or backdrop in the style ({self._style.reason}); one region",
-            )
-        content_hw = tuple(np.asarray(content).shape[:2])
-        name = _background_name(found.role, self._style.role)
-        regions = Regions(
-            _to_size(found.mask, content_hw),
-            _to_size(self._style.mask, self._style_hw),
-            FROM_WEIGHT_FREE,
-            {REST: "rest", BACKGROUND: name},
-        )
-        if found.role == self._style.role:
-            return regions, f"{prefix} {name} and rest in both photos"
-        return (
-            regions,
-            f"{prefix} {found.role} in the content and {self._style.role} in the style, "
-            "matched as background; and rest",
-        )
+def pair_names(content_role: str, style_role: str) -> tuple[str, str]:
+    """The names of a pair's two weight-free labels: ``rest`` and the background's role, or
+    ``background`` when one photo has a sky and the other a backdrop."""
+    return NAMES[REST], _background_name(content_role, style_role)
 
 
 def weight_free_regions(content, style) -> tuple[Regions, str]:
     """The pair's weight-free regions (background and rest, or one region) and a one-line
-    note."""
-    return WeightFreeFinder(style)(content)
+    note (:func:`dpst.labels.finder.pair_finder`, as every front end finds them)."""
+    from dpst.labels.finder import pair_finder, weight_free_finder
+
+    regions, note = pair_finder(weight_free_finder(), style)(content)
+    return regions, note

@@ -252,8 +252,10 @@ def test_automatic_masks_with_the_none_segmenter(pair):
     status = _ok(
         cb.fast(_payload(pair[0]), _payload(pair[1]), "automatic", None, None, None, None)
     )[3]
-    assert "automatic masks: all" in status
-    assert set(np.unique(fake.calls[0][2])) == {0}
+    # No segmenter asked: the weight-free regions, which find no sure sky or backdrop in these
+    # photos.
+    assert "automatic masks: weight-free regions: no sure sky or backdrop in the" in status
+    assert fake.calls[0][2] is None
 
 
 def test_automatic_masks_with_a_segformer(pair, tmp_path):
@@ -758,4 +760,6 @@ def test_quality_mode_names_the_automatic_masks_it_used(pair):
     outputs = cb.quality(
         _payload(pair[0]), _payload(pair[1]), "automatic", None, None, None, None, *TINY_QUALITY
     )
-    assert "automatic masks: all" in _ok(outputs)[3]
+    # No segmenter asked: the weight-free regions, none sure in these photos (named regions:
+    # tests/test_regions_everywhere.py).
+    assert "automatic masks: weight-free regions: no sure sky or backdrop in the" in _ok(outputs)[3]

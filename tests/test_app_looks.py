@@ -11,7 +11,7 @@ from PIL import Image
 pytest.importorskip("gradio")
 
 from dpst.cli import main
-from dpst.imageio import read_image
+from dpst.imageio import read_image, write_image
 from dpst.models.ade20k import GROUP_NAMES, group_id
 from dpst.serve.app.config import AppConfig
 from dpst.serve.app.engine import DemoEngine
@@ -125,13 +125,19 @@ def test_without_a_segmenter_looks_are_one_region_with_a_note(tiny_groups, styli
     assert "automatic masks are unavailable" in status and "; one region" in status
 
 
-def test_the_none_segmenter_gives_one_region_looks(tiny_groups, stylizer):
+def test_the_none_segmenter_gives_one_region_looks(tmp_path, stylizer):
     from dpst.models.segmenter_config import SegmenterConfig
+    from tests.test_weight_free import texture
 
-    root = tiny_groups[0]
     cb = _callbacks(stylizer, SegmenterConfig(backend="none"))
-    path, status = _saved(cb.look_file(_payload(root / "style.png"), *AUTOMATIC))
-    assert read_look(path).label_ids is None and "no segmenter groups" in status
+    # A style textured all over, as foliage (not the coffee photo of tiny_groups: the
+    # weight-free finder takes its table for a backdrop).
+    style = tmp_path / "foliage.png"
+    foliage = (0.2 + 0.6 * texture(60, 80, seed=0, block=2)) * np.array([0.5, 0.8, 0.3])
+    write_image(style, foliage.astype(np.float32))
+    path, status = _saved(cb.look_file(_payload(style), *AUTOMATIC))
+    # No segmenter asked: the weight-free regions, which find no sure sky or backdrop in it.
+    assert read_look(path).label_ids is None and "no sure sky or backdrop in the style" in status
 
 
 def test_uploaded_masks_make_and_apply_a_mask_file_look(tiny_groups, stylizer):

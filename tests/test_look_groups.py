@@ -269,12 +269,17 @@ def test_without_segmenter_weights_looks_are_one_region_in_one_line_without_torc
     tmp_path, stylizer, style, torch_importable
 ):
     """``dpst look`` and ``dpst fast --look`` (a folder of two) with no segmenter on disk:
-    exit 0, one line each (not one per photo), one region, and torch never imported."""
+    exit 0, one line for each fallback (not one per photo), one region (no sure sky or
+    backdrop in the style photo: textured all over, as foliage), and torch never imported."""
+    from tests.test_weight_free import texture
+
     content = sample_photo("chelsea", 32)
     (tmp_path / "in").mkdir()
     for name in ("a.png", "b.png"):
         write_image(tmp_path / "in" / name, content)
-    write_image(tmp_path / "style.png", style)
+    # Not the tinted coffee photo: the weight-free finder takes its table for a backdrop.
+    foliage = (0.2 + 0.6 * texture(60, 80, seed=0, block=2)) * np.array([0.5, 0.8, 0.3])
+    write_image(tmp_path / "style.png", foliage.astype(np.float32))
     grouped = halves(style.shape, WATER, BUILDING)
     write_look(tmp_path / "groups.dpst", encode_look(stylizer, style, grouped, "", GROUP_NAMES))
     script = textwrap.dedent(
@@ -296,10 +301,16 @@ def test_without_segmenter_weights_looks_are_one_region_in_one_line_without_torc
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
     lines = ran.stderr.strip().splitlines()
-    assert len(lines) == 2, ran.stderr
-    for line, command in zip(lines, ("look", "fast"), strict=True):
-        assert line.startswith(f"dpst {command}: no automatic masks (")
-        assert line.endswith("; using one region")
+    # dpst look goes on to the weight-free regions (none sure on this photo); a look of
+    # segmenter groups needs the segmenter.
+    assert len(lines) == 3, ran.stderr
+    assert lines[0].startswith("dpst look: no automatic masks (")
+    assert lines[0].endswith("; using weight-free regions")
+    no_background = "dpst look: weight-free regions: no sure sky or backdrop in the style ("
+    assert lines[1].startswith(no_background)
+    assert lines[1].endswith("; one region")
+    assert lines[2].startswith("dpst fast: no automatic masks (")
+    assert lines[2].endswith("; using one region")
     assert read_look(tmp_path / "plain.dpst").label_ids is None
     look = read_look(tmp_path / "groups.dpst")
     pixels = np.asarray(Image.open(tmp_path / "in" / "a.png").convert("RGB"))

@@ -292,15 +292,21 @@ def test_cli_automatic_masks_with_a_segmenter(tmp_path, capsys):
     assert "masks: segmenter" in capsys.readouterr().out
 
 
-def test_cli_automatic_masks_fall_back_to_one_region(tmp_path, capsys, monkeypatch):
+def test_cli_automatic_masks_fall_back_to_weight_free_then_one_region(
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     out = tmp_path / "o.png"
     assert main(["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST]) == 0
     captured = capsys.readouterr()
-    assert "no automatic masks" in captured.err and "using one region" in captured.err
+    # No segmenter: the weight-free regions, which find no sure sky or backdrop in these
+    # photos.
+    assert "no automatic masks" in captured.err and "using weight-free regions" in captured.err
+    assert "dpst stylize: weight-free regions: no sure sky or backdrop in the " in captured.err
     one = json.loads(out.with_name("o.png.json").read_text())
     assert one["masks"]["source"] == "one region" and one["regions"] == []
+    assert one["masks"]["finder"] == "weight-free"
     assert main(["stylize", *_write_pair(tmp_path), "-o", str(out), *FAST, "--masks", "none"]) == 0
     assert "no automatic masks" not in capsys.readouterr().err
 

@@ -245,7 +245,7 @@ def test_sky_and_backdrop_are_matched_as_background():
     regions, note = weight_free_regions(sky_and_ground(seed=3), object_on_backdrop(seed=4)[0])
     assert not regions.one_region
     assert regions.name_of(BACKGROUND) == "background"
-    assert "sky in the content and backdrop in the style" in note and "\n" not in note
+    assert "the content's sky matched with the style's backdrop" in note and "\n" not in note
 
 
 def test_backdrop_in_one_photo_only_gives_one_region():

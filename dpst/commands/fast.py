@@ -4,13 +4,14 @@ A thin layer over :class:`dpst.serve.runtime.stylizer.FastStylizer`. Masks are r
 stylize`` reads them (:mod:`dpst.labels.mask_files`, torch-free): colour masks in the
 paper's palette or label maps, prepared as the demo prepares them
 (:mod:`dpst.labels.one_pass`: the paper's label rule, then labels 0..n-1). No torch is
-imported on this path; ``--masks auto`` (the default, as in ``dpst stylize``: segment both
-photos when no mask files are given) runs the segmenter's ONNX file on ONNX Runtime, fetched
-once when online (:mod:`dpst.labels.automatic_onnx`); only when that file is absent and the
-segmenter's PyTorch weights are on disk is torch imported; with neither it says so in one
-line, torch-free. So is a look whose regions are the segmenter's groups (``dpst look`` with
-``--masks auto``): each content is segmented alike, unless ``--content-mask`` names its
-regions.
+imported on this path; ``--masks auto`` (the default, as in ``dpst stylize``: find regions
+when no mask files are given) follows :mod:`dpst.labels.finder`, as every front end does: the
+segmenter's ONNX file on ONNX Runtime, fetched once when online
+(:mod:`dpst.labels.automatic_onnx`); only when that file is absent and the segmenter's
+PyTorch weights are on disk is torch imported; with neither it says so in one line and uses
+the weight-free regions (sky and rest), else one region, torch-free. So is a look whose
+regions are the segmenter's groups or the weight-free ones (``dpst look`` with ``--masks
+auto``): each content's are found alike, unless ``--content-mask`` names its regions.
 """
 
 from __future__ import annotations
@@ -34,30 +35,33 @@ from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
 from dpst.hashing import file_sha256
 from dpst.imageio import Photo, read_image, read_photo
-from dpst.labels.automatic import groups_or_none
+from dpst.labels.finder import (
+    AutoMasks,
+    choose_finder,
+    finder_of_source,
+    pair_finder,
+    segmenter_finder,
+    stderr_say,
+)
 from dpst.labels.mask_files import read_mask
-from dpst.labels.one_pass import LABEL_WORK_SIDE
-from dpst.labels.regions import FROM_MASK_FILES, FROM_SEGMENTER, Regions, one_region
+from dpst.labels.regions import (
+    FROM_MASK_FILES,
+    FROM_SEGMENTER,
+    FROM_WEIGHT_FREE,
+    Regions,
+    one_region,
+)
 from dpst.serve.runtime.batch import (
     content_files,
     is_many,
     output_paths,
     run_folder,
 )
-from dpst.serve.runtime.looks import (
-    LABELS_FROM_SEGMENTER,
-    check_model,
-    look_group_relation,
-    read_look,
-)
+from dpst.serve.runtime.looks import check_model, look_regions, read_look
 from dpst.serve.runtime.pipeline import run_look, run_pair
 
-# --masks auto without segmenter weights: the weight-free regions (background, a sky or a
-# backdrop, and rest; else one region). On: on the paper's pairs (python -m bench.weight_free)
-# it lowers the mean dE00 (16.10 -> 13.41, classical per-segment transfer; bundled model
-# 16.13 -> 13.38) and loses more than 1.0 on no pair: issue 23's rule.
-WEIGHT_FREE_BY_DEFAULT = True
-
+# What a folder's record says of a look's masks, by the source of each photo's regions.
+LOOK_RECORDS = {FROM_SEGMENTER: "look, segmented", FROM_WEIGHT_FREE: "look, weight-free"}
 THREADS_HELP = "ONNX Runtime intra-op threads, 1 to twice the cores (default: the cores)"
 STRENGTH_HELP = (
     "how much of the look to apply: 0 = the content unchanged, 1 = the model's full transfer "
@@ -105,7 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_mask_files(p, kinds=True)
     p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     options.add_automatic_masks(
-        p, options.MASKS_DEFAULT, options.MASKS_HELP_ONNX,
+        p, options.MASKS_DEFAULT, options.MASKS_HELP,
         "masks when no mask files are given", device=True,
     )  # fmt: skip
 
@@ -157,9 +161,9 @@ def open_stylizer(args: argparse.Namespace):
 
 
 def _region_finder(args: argparse.Namespace, style):
-    """``content pixels -> Regions`` as asked: the mask files, else the segmenter's groups
-    (loaded once, the style segmented once; from its ONNX file, fetched once when online, or
-    with torch from its weights on disk), else one region (said once, not once per photo)."""
+    """``content pixels -> Regions`` as asked: the mask files, else ``--masks auto``'s order
+    (:mod:`dpst.labels.finder`: the segmenter, loaded once, else the weight-free regions,
+    else one region), the style looked at once; each photo's note is one line on stderr."""
     if options.mask_files_given(args):
         style_labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
 
@@ -168,33 +172,19 @@ def _region_finder(args: argparse.Namespace, style):
             return Regions(content_labels, style_labels, FROM_MASK_FILES)
 
         return from_files
-    labeller = None
-    auto = args.masks == "auto"
-    if auto and args.segmenter != "none":
-        fallback = "weight-free regions" if WEIGHT_FREE_BY_DEFAULT else "one region"
-        labeller = groups_or_none("fast", options.segmenter_config(args), LABEL_WORK_SIDE, fallback)
-    if labeller is None:
-        if auto and WEIGHT_FREE_BY_DEFAULT:
-            return _weight_free(style)
+    auto = options.auto_masks(args)
+    if auto is None:
         return lambda pixels: one_region()
-    style_groups, relation = labeller(style), labeller.relation
-    names = dict(enumerate(labeller.names))
-    return lambda pixels: Regions(labeller(pixels), style_groups, FROM_SEGMENTER, names, relation)
+    say = stderr_say("fast")
+    find = pair_finder(choose_finder("fast", auto, say), style)
 
-
-def _weight_free(style):
-    """``content pixels -> Regions`` from :mod:`dpst.labels.weight_free` (the style looked at
-    once), each photo's one line on stderr: the regions found, or one region and why."""
-    from dpst.labels.weight_free import WeightFreeFinder
-
-    finder = WeightFreeFinder(style)
-
-    def find(pixels):
-        regions, note = finder(pixels)
-        print(f"dpst fast: {note}", file=sys.stderr)
+    def found(pixels):
+        regions, note = find(pixels)
+        if note:
+            say(note)
         return regions
 
-    return find
+    return found
 
 
 def _stylize_photo(args, stylizer, style):
@@ -204,47 +194,55 @@ def _stylize_photo(args, stylizer, style):
     return lambda pixels: run_pair(stylizer, pixels, style, find_regions(pixels), args.strength)
 
 
-def _look_labeller(args, look):
-    """The segmenter that labels each content in the groups of a look made by segmenting
-    (its group relation beside it), or ``(None, None)``: the look's regions come from a mask
-    file (``--content-mask`` maps a content's onto them), a mask file names the content's, one
-    region is asked for, or no segmenter is here (said once, not once per photo)."""
-    if look.label_source != LABELS_FROM_SEGMENTER or args.content_mask is not None:
+def look_content_finder(command: str, look, name: str, auto: AutoMasks | None):
+    """The finder that labels each content in a look's regions (the segmenter for a look of
+    its groups, the weight-free finder for a look of weight-free regions) and the groups'
+    relation, or ``(None, None)``: the look's regions come from a mask file, one region is
+    asked for, or no segmenter is here (said once, not once per photo). For dpst fast
+    --look; the demo asks :func:`~dpst.labels.finder.finder_of_source` alike."""
+    if auto is None:
         return None, None
-    if args.masks != "auto" or args.segmenter == "none":
-        return None, None
-    relation = look_group_relation(look, args.look)  # before the segmenter loads
-    # The ONNX file (fetched once when online), else torch weights on disk (groups_or_none).
-    labeller = groups_or_none("fast", options.segmenter_config(args), LABEL_WORK_SIDE)
-    return (None, None) if labeller is None else (labeller, relation)
+    source, relation = look_regions(look, name)  # before the segmenter loads: one line
+    finder = finder_of_source(source, auto, lambda: segmenter_finder(command, auto))
+    return (None, None) if finder is None else (finder, relation)
 
 
 def _stylize_with_look(args, stylizer, look):
     """8-bit content pixels -> 8-bit result in a saved look (the look holds the style's
-    labels; ``--content-mask`` maps the content's onto them, or the segmenter finds them when
-    the look's are its groups), and whether contents are segmented."""
+    labels; ``--content-mask`` maps the content's onto them, or the look's finder finds them
+    when the look's are the segmenter's or the weight-free ones), and whether contents are
+    the source of those it finds (None: none found per photo)."""
     check_model(look, stylizer, args.look)  # before any photo: one line, not one per photo
-    labeller, relation = _look_labeller(args, look)
+    finder = relation = None
+    if args.content_mask is None:
+        finder, relation = look_content_finder("fast", look, args.look, options.auto_masks(args))
+    say = stderr_say("fast")
 
     def stylize(pixels):
-        labels = None
+        labels = names = None
         if args.content_mask is not None:
             labels = read_mask(args.content_mask, pixels.shape[:2], args.mask_kind)
-        elif labeller is not None:
-            labels = labeller(pixels)
-        return run_look(stylizer, look, pixels, labels, args.look, args.strength, relation)
+        elif finder is not None:
+            found = finder.photo(pixels, "content")
+            labels = found.labels
+            if labels is None:
+                say(finder.one_region_note(found.why or "nothing found"))
+            else:  # the weight-free pair is named by both photos' roles, as dpst fast's
+                names = finder.names_with_look(found, look.label_names or ())
+        return run_look(stylizer, look, pixels, labels, args.look, args.strength, relation,
+                        names=names)  # fmt: skip
 
-    return stylize, labeller is not None
+    return stylize, None if finder is None else finder.source
 
 
 def _stylize(args, stylizer, look):
     """The per-photo function of a look file, or of the style photo (read here), and what
     its folder's record says of masks."""
     if look is not None:
-        stylize, segmented = _stylize_with_look(args, stylizer, look)
-        # A look that segments each photo gives other results than one region: recorded, so
-        # that a rerun with the segmenter gained or lost is refused, not mixed in.
-        return stylize, "look, segmented" if segmented else "look"
+        stylize, source = _stylize_with_look(args, stylizer, look)
+        # A look that finds each photo's regions gives other results than one region:
+        # recorded, so that a rerun with the segmenter gained or lost is refused, not mixed in.
+        return stylize, LOOK_RECORDS.get(source, "look")
     return _stylize_photo(args, stylizer, read_image(args.style)), args.masks
 
 

@@ -6,9 +6,11 @@
 
 The first encodes a style photo once (:mod:`dpst.serve.runtime.looks`); ``dpst fast CONTENT --look
 look.dpst`` applies it without the photo. Its regions are the mask file's, else (``--masks
-auto``, the default, as ``dpst fast``'s) the segmenter's groups of the style photo, recorded as
-such so that ``dpst fast --look`` segments each content alike (torch is imported only then,
-when the segmenter's weights are on disk; else one region, said in one line). The second
+auto``, the default, as ``dpst fast``'s, in the order of :mod:`dpst.labels.finder`) the
+segmenter's groups of the style photo, else its weight-free regions (sky and rest), else one
+region, recorded as such so that ``dpst fast --look`` finds each content's alike (torch is
+imported only when the segmenter's PyTorch weights are on disk; what is not used is said in
+one line). The second
 stylises CONTENT in one pass with a global look (no masks) and fits the ``.cube`` that takes
 the content's colours to the result's (:mod:`dpst.serve.runtime.look_export`), reporting how close
 the LUT comes; ``--strength`` sets how much of the look that result (so the LUT) carries.
@@ -35,11 +37,12 @@ from dpst.commands.outputs import (
 from dpst.commands.resolve import one_pass_config
 from dpst.errors import InputError
 from dpst.imageio import read_image
-from dpst.labels.automatic import groups_or_none
+from dpst.labels.finder import choose_finder, stderr_say
 from dpst.labels.mask_files import read_mask
-from dpst.labels.one_pass import LABEL_WORK_SIDE
 from dpst.serve.runtime.look_export import export_lut
 from dpst.serve.runtime.looks import (
+    LABEL_SOURCES,
+    LABELS_FROM_SEGMENTER,
     LOOK_SUFFIX,
     describe_regions,
     encode_look,
@@ -84,7 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_automatic_masks(
         p, options.MASKS_DEFAULT, "auto (default): the style's regions are the segmenter's "
         "groups (sky, tree, building, ...) from its ONNX file (fetched once when online) or "
-        "its weights on this machine, else one region, said in one line; none: one region",
+        "its weights on this machine, else the weight-free regions (sky and rest), else one "
+        "region, said in one line; none: one region",
         "regions of a look made without --style-mask (not for export, which uses none)",
         device=True,
     )  # fmt: skip
@@ -126,14 +130,15 @@ def _make(args: argparse.Namespace) -> int:
     inputs = {"style photo": style_path, "--style-mask": args.style_mask, "--model": args.model}
     (out,) = _check_outputs({LOOK_SUFFIX: args.output}, inputs)
     style = read_image(style_path)
-    labels = groups = None
+    labels = groups = source = None
     if args.style_mask is not None:
         labels = read_mask(args.style_mask, style.shape[:2], args.mask_kind)
     # The model first: a bad one costs one line, before any note about masks.
     stylizer = fast.open_stylizer(args)
     if labels is None:
-        labels, groups = _segmented(args, style, stylizer.max_labels)
-    look = encode_look(stylizer, style, labels, Path(style_path).name, groups)
+        labels, groups, source = _segmented(args, style, stylizer.max_labels)
+    look = encode_look(stylizer, style, labels, Path(style_path).name, groups,
+                       source or LABELS_FROM_SEGMENTER)  # fmt: skip
     with write_errors(out):
         write_look(out, look)
     print(f"wrote {out} ({Path(style_path).name}, {describe_regions(look)}, model "
@@ -142,18 +147,25 @@ def _make(args: argparse.Namespace) -> int:
 
 
 def _segmented(args: argparse.Namespace, style, max_labels: int):
-    """``(group labels, group names)`` of the style segmented alone, or ``(None, None)``: one
-    region (asked for, or no segmenter here: said in one line)."""
-    if args.masks != "auto" or args.segmenter == "none":
-        return None, None
-
-    labeller = groups_or_none("look", options.segmenter_config(args), LABEL_WORK_SIDE)
-    if labeller is None:
-        return None, None
-    labels, note = style_groups(labeller(style), labeller.names, max_labels)
+    """``(labels, names, label source)`` of the style's regions found alone in ``--masks
+    auto``'s order (:mod:`dpst.labels.finder`: the segmenter's groups, else the weight-free
+    regions), or ``(None, None, None)``: one region (asked for, or none found: said in one
+    line)."""
+    auto = options.auto_masks(args)
+    if auto is None:
+        return None, None, None
+    say = stderr_say("look")
+    finder = choose_finder("look", auto, say)
+    found = finder.photo(style, "style")
+    if found.labels is None:
+        if found.why is not None:
+            say(finder.one_region_note(found.why))
+        return None, None, None
+    names = finder.names_of(found)  # the weight-free regions: rest and the style's role
+    labels, note = style_groups(found.labels, names, max_labels)
     if note:
         print(f"dpst look: {note}")
-    return labels, labeller.names
+    return labels, names, LABEL_SOURCES[finder.source]
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -21,14 +21,10 @@ Parser = argparse.ArgumentParser | argparse._ArgumentGroup
 # fast): one default, so that the two paths to a result never disagree about masks.
 MASKS_DEFAULT = "auto"
 MASKS_HELP = (
-    "auto (default): segment both photos when the segmenter and its weights are on this "
-    "machine (auto never downloads them), else one region, said in one line; none: one region"
-)
-# dpst fast's: the segmenter runs on ONNX Runtime from its file, fetched once when online.
-MASKS_HELP_ONNX = (
-    "auto (default): segment both photos with the segmenter's ONNX file, torch-free (fetched "
-    "once when online, never with DPST_OFFLINE=1), or its PyTorch weights on this machine, "
-    "else one region, said in one line; none: one region"
+    "auto (default): regions in one order for every command: the segmenter's groups from its "
+    "ONNX file, torch-free (fetched once when online, never with DPST_OFFLINE=1), or its "
+    "PyTorch weights on this machine; else the weight-free regions (sky and rest); else one "
+    "region; each fallback said in one line; none: one region"
 )
 
 
@@ -177,6 +173,18 @@ def add_automatic_masks(
     group = p.add_argument_group(title)
     group.add_argument("--masks", choices=("auto", "none"), default=default, help=what)
     add_segmenter(group, device=device)
+
+
+def auto_masks(args: argparse.Namespace, long_side: int | None = None, **changes):
+    """What ``--masks auto`` may use as the flags say (:class:`dpst.labels.finder.AutoMasks`),
+    or None for ``--masks none``; for every command alike (``long_side``: the side photos are
+    segmented at, default the one pass's; ``changes``: the segmenter's, e.g. its device)."""
+    from dpst.labels.finder import AutoMasks
+
+    if args.masks != "auto":
+        return None
+    auto = AutoMasks(segmenter_config(args, **changes))
+    return auto if long_side is None else replace(auto, long_side=long_side)
 
 
 def segmenter_config(args: argparse.Namespace, **changes) -> SegmenterConfig:

@@ -73,8 +73,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--fast-concurrency", type=int, metavar="N", help="Fast jobs at once (4)")
     options.add_automatic_masks(
-        p, "auto", "none: the page offers no automatic masks",
-        "automatic masks (segmenter weights must be on disk)",
+        p, "auto", "auto (default): the page offers automatic masks, found as dpst fast finds "
+        "them (the segmenter, its ONNX file fetched once when the server starts, else the "
+        "weight-free regions, else one region); none: the page offers no automatic masks",
+        "automatic masks",
     )  # fmt: skip
 
 
@@ -108,8 +110,9 @@ def build_config(args: argparse.Namespace):
     config = resolve(AppConfig(), args, FLAGS, given=given)
     if args.masks == "none":
         return config
-    # A request never waits for a download: the weights must already be on disk.
-    segmenter = options.segmenter_config(args, device=config.device, allow_download=False)
+    # The segmenter's ONNX file may be fetched, as dpst fast fetches it: when the server starts
+    # (run asks for automatic masks before serving), so a request never waits for it.
+    segmenter = options.segmenter_config(args, device=config.device)
     return replace(config, segmenter=segmenter)
 
 
@@ -185,7 +188,13 @@ def run(args: argparse.Namespace) -> int:
     # (removed at exit) does not stay behind.
     previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     automatic = engine.automatic_available()
-    say(f"automatic masks: {'available' if automatic[0] else automatic[1]}")
+    if not automatic[0]:
+        say(f"automatic masks: {automatic[1]}")
+    else:  # the finder chosen now, as every front end chooses it, and why not the segmenter
+        say(
+            f"automatic masks: {engine.finder().title}"
+            + (f"; {automatic[1]}" if automatic[1] else "")
+        )
     warning = exposure_warning(args.host, args.share)
     if warning:
         say(warning)

@@ -1,9 +1,11 @@
 """``dpst stylize CONTENT STYLE -o OUT``: the reference optimiser on one pair.
 
-Masks come from files (``--content-mask``/``--style-mask``) or, without them, from the
-segmenter (``--masks auto``, falling back to one region with a note). Writes the image and
-``OUT.json``: the resolved config (give it back with ``--config`` to run the same again),
-the backbone's identity, per-stage losses, timings, the label mapping. The output is checked
+Masks come from files (``--content-mask``/``--style-mask``) or, without them, as every front
+end finds them (``--masks auto``, :mod:`dpst.labels.finder`): the segmenter's groups, else
+the weight-free regions (sky and rest), else one region, each fallback said in one line.
+Writes the image and ``OUT.json``: the resolved config (give it back with ``--config`` to run
+the same again), the backbone's identity, per-stage losses, timings, the label mapping, the
+regions used and their source. The output is checked
 before any work (:mod:`dpst.commands.outputs`); Ctrl-C, SIGTERM and SIGHUP stop the
 optimisation and write the result so far, marked interrupted.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from dpst.commands import options
 from dpst.errors import InputError
-from dpst.labels.regions import FROM_MASK_FILES, FROM_SEGMENTER, ONE_REGION
+from dpst.labels.regions import FROM_MASK_FILES, ONE_REGION, Regions, one_region
 
 # flag dest -> StylizeConfig field; shared with dpst targets.
 OPTIMISER_FLAGS = {
@@ -99,34 +101,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _masks(args, content, style, config, files: bool):
-    """``(content labels, style labels, what the report says)``; None, None: one region."""
+def _regions(args, content, style, config, files: bool):
+    """The pair's regions (label maps at the photos' sizes, before the label policy, which the
+    optimiser runs) and what the report says of them: the mask files, else ``--masks auto``'s
+    order (:mod:`dpst.labels.finder`, as dpst fast: the segmenter at the working size, else
+    the weight-free regions, else one region, each fallback said in one line)."""
+    from dpst.labels.finder import choose_finder, pair_finder, stderr_say
     from dpst.labels.mask_files import read_mask
 
     if files:
         content_labels = read_mask(args.content_mask, content.shape[:2])
         style_labels = read_mask(args.style_mask, style.shape[:2])
-        return content_labels, style_labels, {"source": FROM_MASK_FILES}
-    if args.masks == "auto":
-        from dpst.labels.automatic import automatic_or_none
+        return Regions(content_labels, style_labels, FROM_MASK_FILES), {"source": FROM_MASK_FILES}
+    # Segmented at the working size, where the optimiser uses them.
+    auto = options.auto_masks(args, device=config.device, long_side=config.size)
+    if auto is None:
+        return one_region(), {"source": ONE_REGION}
+    say = stderr_say("stylize")
+    finder = choose_finder("stylize", auto, say)
+    regions, note = pair_finder(finder, style)(content)
+    if note:
+        say(note)
+    info = {"source": regions.source, "finder": finder.source}
+    if note:
+        info["note"] = note
+    if finder.describe is not None:
+        info["segmenter"] = finder.describe
+    return regions, info
 
-        segmenter = options.segmenter_config(args, device=config.device)
-        # At the working size, where the optimiser uses them.
-        found = automatic_or_none(
-            "stylize", content, style, segmenter, config.size, config.labels.min_fraction, False
-        )
-        if found is not None:
-            return found.content, found.style, {"source": FROM_SEGMENTER, **found.report}
-    return None, None, {"source": ONE_REGION}
 
-
-def _region_names(labels: dict, masks_info: dict) -> list[str]:
-    """The names of the regions the optimiser used (segmenter groups by name, mask labels by
-    number; [] for one region), as every report lists them."""
+def _region_names(labels: dict, regions: Regions) -> list[str]:
+    """The names of the regions the optimiser used (segmenter groups and weight-free regions
+    by name, mask labels by number; [] for one region), as every report lists them."""
     if labels.get("one_region"):
         return []
-    names = masks_info.get("label_names")
-    return [names[i] if names else f"label {i}" for i in labels["label_ids"]]
+    return [regions.name_of(i) for i in labels["label_ids"]]
 
 
 def _progress(args, config, content_shape, out: Path):
@@ -223,7 +232,7 @@ def _stylize(args: argparse.Namespace, out: Path) -> bool:
     # Loaded (the Caffe file fetched on first use) before anything slow, segmentation and
     # optimisation: missing weights then cost one line and nothing else.
     network = load_backbone(backbone, device)
-    content_labels, style_labels, masks_info = _masks(args, content, style, config, files)
+    regions, masks_info = _regions(args, content, style, config, files)
     if not args.quiet:
         print(f"masks: {masks_info['source']}")
     bar, callback = _progress(args, config, content.shape, out)
@@ -231,13 +240,14 @@ def _stylize(args: argparse.Namespace, out: Path) -> bool:
         result = stylize(
             content,
             style,
-            content_labels,
-            style_labels,
+            regions.content,
+            regions.style,
             config,
             backbone,
             callback=callback,
             tensorboard_dir=args.tensorboard,
             network=network,
+            relation=regions.relation,
         )
     finally:
         bar.close()
@@ -250,7 +260,7 @@ def _stylize(args: argparse.Namespace, out: Path) -> bool:
     }
     report["config"]["backbone"] = asdict(backbone)
     report["masks"] = masks_info
-    report["regions"] = _region_names(result.report["labels"], masks_info)
+    report["regions"] = _region_names(result.report["labels"], regions)
     write_image_or_rescue(out, result.image, report)
     note = (
         " (RANDOM backbone: not VGG-19's trained weights)"

@@ -24,7 +24,7 @@ import numpy as np
 
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import DpstError, InputError, first_line
-from dpst.labels.automatic import GroupLabeller
+from dpst.labels.finder import AutoMasks, Finder, choose_finder, pair_finder
 from dpst.labels.one_pass import LABEL_WORK_SIDE
 from dpst.labels.policy import LabelPolicy
 from dpst.labels.regions import FROM_MASK_FILES, FROM_PAINTED, FROM_SEGMENTER, Regions, one_region
@@ -73,11 +73,14 @@ class JobResult:
 
 class Masks(NamedTuple):
     """The regions found (label maps at the photos' sizes, before the label policy, which
-    the job runs once), and what to tell."""
+    the job runs once), and what to tell; ``automatic``: found by automatic masks, whose
+    one-line ``note`` (why one region) the status names once the job knows the regions used."""
 
     regions: Regions
     info: list[str]
     warnings: list[str]
+    automatic: bool = False
+    note: str | None = None
 
 
 class SavedLook(NamedTuple):
@@ -120,13 +123,16 @@ def _age_key(path: Path) -> float:
         return 0.0
 
 
-def _segmented_line(regions: Regions, used: list[int] | None) -> list[str]:
-    """The status line of automatic masks: the groups the job used (label ids after the
-    label policy; None: one region), named; [] for other mask sources (said already)."""
-    if regions.source != FROM_SEGMENTER:
+def _automatic_line(masks: Masks, used: list[int] | None) -> list[str]:
+    """The status line of automatic masks: the regions the job used (label ids after the
+    label policy; None: one region), named, and their source in words, or why one region;
+    [] for other mask modes (said already)."""
+    if not masks.automatic:
         return []
-    names = [regions.name_of(label) for label in used or []]
-    return [f"automatic masks: {', '.join(names) or 'one region'}"]
+    names = [masks.regions.name_of(label) for label in used or []]
+    if names:
+        return [f"automatic masks: {', '.join(names)} ({masks.regions.source})"]
+    return [f"automatic masks: {masks.note or 'one region'}"]
 
 
 def _upload(payload: Any, what: str) -> str:
@@ -151,8 +157,8 @@ class DemoEngine:
         self._stops: dict[str, threading.Event] = {}
         self._running: threading.Event | None = None
         self._waiting: deque[threading.Event] = deque()
-        self._segmenter: Any = None
-        self._segmenter_error: str | None = None
+        self._finder: Finder | None = None
+        self._finder_note: str | None = None
         self._network: tuple[Any, dict] | None = None
         self.results_dir = Path(tempfile.mkdtemp(prefix="dpst-serve-"))
         # Each page's last Fast result, for "fit a LUT to it": kept here, never taken from a
@@ -210,31 +216,40 @@ class DemoEngine:
                 self._network = load_backbone(self.backbone, resolve_device(self.config.device))
             return self._network
 
-    def segmenter(self):
-        """The segmenter, built once; raises InputError saying why automatic masks are off."""
-        with self._lock:
-            if self._segmenter is None and self._segmenter_error is None:
-                if self.config.segmenter is None:
-                    self._segmenter_error = "they are off on this server"
-                else:
-                    try:
-                        from dpst.models.segmenter import build_segmenter
+    def auto_masks(self) -> AutoMasks | None:
+        """What automatic masks may use on this server (None: they are off)."""
+        if self.config.segmenter is None:
+            return None
+        return AutoMasks(self.config.segmenter, LABEL_WORK_SIDE)
 
-                        self._segmenter = build_segmenter(self.config.segmenter)
-                    except DpstError as err:
-                        self._segmenter_error = first_line(err)
-                    except ModuleNotFoundError as err:  # the seg extra is not installed
-                        self._segmenter_error = _missing_extra(err, "segment")
-            if self._segmenter_error is not None:
-                raise InputError(f"automatic masks are unavailable: {self._segmenter_error}")
-            return self._segmenter
+    def finder(self) -> Finder:
+        """Automatic masks' finder, chosen once as every front end chooses it
+        (:func:`~dpst.labels.finder.choose_finder`: the segmenter, else the weight-free
+        regions, else one region; ``dpst serve`` asks at start, so that a request never waits
+        for the segmenter's download); InputError when automatic masks are off."""
+        auto = self.auto_masks()
+        if auto is None:
+            raise InputError("automatic masks are unavailable: they are off on this server")
+        with self._lock:
+            if self._finder is None:
+                notes: list[str] = []
+                self._finder = choose_finder("serve", auto, notes.append)
+                self._finder_note = notes[0] if notes else None
+            return self._finder
+
+    def segmenter_finder(self) -> Finder | None:
+        """The finder of segmenter groups, when automatic masks have the segmenter."""
+        finder = self.finder()
+        return finder if finder.source == FROM_SEGMENTER else None
 
     def automatic_available(self) -> tuple[bool, str | None]:
+        """Whether automatic masks are offered, and what to say of them: why they are off,
+        or why they go without the segmenter (None: the segmenter is used)."""
         try:
-            self.segmenter()
+            self.finder()
         except InputError as err:
             return False, str(err)
-        return True, None
+        return True, self._finder_note
 
     # -- inputs --------------------------------------------------------------------------
 
@@ -281,10 +296,11 @@ class DemoEngine:
         return self._automatic(content, style, work_side)
 
     def _automatic(self, content: np.ndarray, style: np.ndarray, work_side: int) -> Masks:
-        """The segmenter's groups of both photos (segmented on copies of at most
-        ``work_side`` px), named; the job's label policy relates orphan groups first."""
-        regions = GroupLabeller(self.segmenter(), work_side).pair(content, style)
-        return Masks(regions, [], [])  # named once the job knows which groups it used
+        """Both photos' regions as every front end finds them (the segmenter's groups on
+        copies of at most ``work_side`` px, else the weight-free regions, else one region);
+        the job's label policy relates orphan groups first."""
+        regions, note = pair_finder(self.finder().at_side(work_side), style)(content)
+        return Masks(regions, [], [], automatic=True, note=note)
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -349,14 +365,15 @@ class DemoEngine:
     def _run_pair(self, content: Any, style: Any, masks: MaskRequest, strength: float):
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)
-        regions, info, warnings = self.masks(masks, content_img, style_img, LABEL_WORK_SIDE)
+        found = self.masks(masks, content_img, style_img, LABEL_WORK_SIDE)
+        regions, info, warnings = found.regions, found.info, found.warnings
         t1 = time.perf_counter()
         # The one pass as dpst fast runs it: the same files, the same output (8-bit, shown and
         # saved as 8-bit anyway, at a quarter of the memory).
         policy = LabelPolicy(min_fraction=self.config.min_fraction)
         image, report = run_pair(self.fast, content_img, style_img, regions, strength, policy)
         t2 = time.perf_counter()
-        info = info + _segmented_line(regions, report.get("label_ids"))
+        info = info + _automatic_line(found, report.get("label_ids"))
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
         backend = f"Fast mode: ONNX Runtime ({self.fast.provider})"
@@ -372,11 +389,11 @@ class DemoEngine:
         saved = read_look(_upload(look, "look file"), name="the look file")
         check_model(saved, self.fast, "the look file")  # before segmenting: one line
         content_img = inputs.read_photo(content, "content photo", self.config.pixel_limit)
-        labels, relation, info, warnings = content_regions(self, saved, masks, content_img)
+        found = content_regions(self, saved, masks, content_img)
+        labels, info, warnings = found.labels, found.info, found.warnings
         t1 = time.perf_counter()
-        image, report = run_look(
-            self.fast, saved, content_img, labels, "the look file", strength, relation
-        )
+        image, report = run_look(self.fast, saved, content_img, labels, "the look file", strength,
+                                 found.relation, names=found.names)  # fmt: skip
         t2 = time.perf_counter()
         path = self._save(image, "fast")
         seconds = {"inputs": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0}
@@ -398,8 +415,11 @@ class DemoEngine:
             raise InputError(f"mask mode must be one of {MASK_MODES}, got {masks.mode!r}")
         style_img = inputs.read_photo(style, "style photo", self.config.pixel_limit)
         name = Path(_upload(style, "style photo")).name
-        labels, groups, warnings = style_regions(self, masks, style_img, self.fast.max_labels)
-        saved = encode_look(self.fast, style_img, labels, name, groups)
+        found = style_regions(self, masks, style_img, self.fast.max_labels)
+        saved = encode_look(
+            self.fast, style_img, found.labels, name, found.group_names, found.label_source
+        )
+        warnings = found.warnings
         path = self._new_file("look", ".dpst")
         path.write_bytes(look_to_bytes(saved))
         return SavedLook(str(path), describe_regions(saved), warnings)
@@ -475,7 +495,8 @@ class DemoEngine:
         cfg = self.quality_config(**settings)
         t0 = time.perf_counter()
         content_img, style_img = self.read_pair(content, style)
-        regions, info, warnings = self.masks(masks, content_img, style_img, cfg.size)
+        found = self.masks(masks, content_img, style_img, cfg.size)
+        regions, info, warnings = found.regions, found.info, found.warnings
         cl, sl = regions.content, regions.style
         scale = min(1.0, cfg.size / max(content_img.shape[:2]))
         work_hw = tuple(max(1, round(s * scale)) for s in content_img.shape[:2])
@@ -527,8 +548,8 @@ class DemoEngine:
         backend += f", {iterations} L-BFGS iterations at {work_hw[1]}x{work_hw[0]}"
         stopped_at = (iterations, total) if report.get("cancelled") else None
         labels = report["labels"]
-        info = info + _segmented_line(
-            regions, None if labels.get("one_region") else labels["label_ids"]
+        info = info + _automatic_line(
+            found, None if labels.get("one_region") else labels["label_ids"]
         )
         return JobResult(
             result.image, content_img, path, seconds, backend, warnings, info, report, stopped_at

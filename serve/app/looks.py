@@ -1,12 +1,13 @@
 """The demo's look files with regions, as ``dpst look`` writes them and ``dpst fast --look``
 applies them.
 
-Saving: with automatic masks, the style photo is segmented alone into the segmenter's groups
-(:func:`~dpst.models.auto_labels.image_groups_resized`, the model's largest groups kept by
-:func:`~dpst.serve.runtime.looks.style_groups`, as ``dpst look --masks auto``); with uploaded
-masks, the style's mask file gives the regions (as ``dpst look --style-mask``). Applying: a
-look of segmenter groups, with automatic masks, segments the content alike and goes per
-group by the groups' relation table (as ``dpst fast --look``); a look of a mask file, with
+Saving: with automatic masks, the style photo's regions are found alone as every front end
+finds them (:mod:`dpst.labels.finder`: the segmenter's groups, the model's largest kept by
+:func:`~dpst.serve.runtime.looks.style_groups`, else the weight-free regions, as ``dpst look
+--masks auto``); with uploaded masks, the style's mask file gives the regions (as ``dpst look
+--style-mask``). Applying: a look of segmenter groups or weight-free regions, with automatic
+masks, finds the content's alike and goes per region (segmenter groups by their relation
+table), as ``dpst fast --look``; a look of a mask file, with
 uploaded masks, takes the content's mask file (as ``dpst fast --look --content-mask``).
 Anything else is one region, and the page says why when the look had regions to give.
 """
@@ -18,41 +19,33 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dpst.errors import InputError
-from dpst.labels.one_pass import LABEL_WORK_SIDE
+from dpst.labels.finder import finder_of_source
 from dpst.serve.app import inputs
+from dpst.serve.runtime.looks import LABEL_SOURCES, LABELS_FROM_SEGMENTER
 
 
 class StyleRegions(NamedTuple):
     """A style's labels for :func:`~dpst.serve.runtime.looks.encode_look` (None: one region), the
-    group names when they are the segmenter's, and what to tell."""
+    names of found regions (the segmenter's groups, the weight-free regions), the look's label
+    source for them, and what to tell."""
 
     labels: np.ndarray | None
     group_names: tuple[str, ...] | None
     warnings: list[str]
+    label_source: str = LABELS_FROM_SEGMENTER
 
 
 class ContentRegions(NamedTuple):
     """A content's labels for :func:`~dpst.serve.runtime.looks.apply_look` (None: one region), the
-    groups' relation for segmented ones, and what to tell."""
+    groups' relation for segmented ones, what to tell, and the names of the pair's regions."""
 
     labels: np.ndarray | None
     relation: dict[int, tuple[int, ...]] | None
     info: list[str]
     warnings: list[str]
-
-
-def group_segmenter(engine: Any) -> tuple[Any, str | None]:
-    """The engine's segmenter when it finds ADE20K groups, else ``(None, why not)``: the
-    ``none`` backend's one region "all" is no group a look could be matched by."""
-    from dpst.models.ade20k import GROUP_NAMES
-
-    try:
-        segmenter = engine.segmenter()
-    except InputError as err:
-        return None, str(err)
-    if tuple(segmenter.group_names) != GROUP_NAMES:
-        return None, "automatic masks are one region on this server (no segmenter groups)"
-    return segmenter, None
+    # The names the pair's regions are reported by (the weight-free finder's pair names), or
+    # None: the look's.
+    names: tuple[str, ...] | None = None
 
 
 def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int) -> StyleRegions:
@@ -60,15 +53,18 @@ def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int)
     from dpst.serve.runtime.looks import style_groups
 
     if request.mode == "automatic":
-        from dpst.models.auto_labels import image_groups_resized
-
-        segmenter, why = group_segmenter(engine)
-        if segmenter is None:
-            return StyleRegions(None, None, [f"{why}: the look is one region"])
-        names = tuple(segmenter.group_names)
-        groups = image_groups_resized(style, segmenter, LABEL_WORK_SIDE)
-        labels, note = style_groups(groups, names, max_labels)
-        return StyleRegions(labels, names, [note] if note else [])
+        try:
+            finder = engine.finder()
+        except InputError as err:
+            return StyleRegions(None, None, [f"{err}: the look is one region"])
+        found = finder.photo(style, "style")
+        if found.labels is None:
+            why = found.why or "automatic masks are one region on this server"
+            return StyleRegions(None, None, [finder.one_region_note(why)])
+        names = finder.names_of(found)  # the weight-free regions: rest and the style's role
+        labels, note = style_groups(found.labels, names, max_labels)
+        source = LABEL_SOURCES[finder.source]
+        return StyleRegions(labels, names, [note] if note else [], source)
     if request.mode == "upload":
         cap = engine.config.pixel_limit
         labels, notes = inputs.read_mask_upload(
@@ -85,31 +81,33 @@ def style_regions(engine: Any, request: Any, style: np.ndarray, max_labels: int)
 
 def content_regions(engine: Any, look: Any, request: Any, content: np.ndarray) -> ContentRegions:
     """The content's regions for ``look`` under the page's mask mode ``request.mode``."""
-    from dpst.serve.runtime.looks import (
-        LABELS_FROM_SEGMENTER,
-        describe_regions,
-        look_group_relation,
-    )
+    from dpst.serve.runtime.looks import NAMED_SOURCES, describe_regions, look_regions
 
     regions = describe_regions(look)
-    if look.label_source == LABELS_FROM_SEGMENTER:
+    if look.label_source in NAMED_SOURCES:
         if request.mode != "automatic":
             return _one_region(f"the look has {regions}: choose automatic masks to apply it "
                                "per region")  # fmt: skip
-        try:  # before segmenting, as dpst fast: a look of other groups costs nothing
-            relation = look_group_relation(look, "the look file")
+        try:  # before any finder runs, as dpst fast: a look of other regions costs nothing
+            source, relation = look_regions(look, "the look file")
         except InputError:
             return _one_region(f"the look's regions ({', '.join(look.label_names)}) are not "
-                               "this server's segmenter groups")  # fmt: skip
-        segmenter, why = group_segmenter(engine)
-        if segmenter is None:
-            return _one_region(why)
-        from dpst.models.auto_labels import image_groups_resized
-
-        groups = image_groups_resized(content, segmenter, LABEL_WORK_SIDE)
-        found = ", ".join(segmenter.group_names[i] for i in np.unique(groups))
-        info = f"look applied per region: {', '.join(look.label_names)} (content: {found})"
-        return ContentRegions(groups, relation, [info], [])
+                               "this server's")  # fmt: skip
+        try:
+            engine.finder()  # automatic masks off on this server: said so
+        except InputError as err:
+            return _one_region(str(err))
+        finder = finder_of_source(source, engine.auto_masks(), engine.segmenter_finder)
+        if finder is None:
+            return _one_region(f"the look has {regions}: the segmenter is not on this server")
+        found = finder.photo(content, "content")
+        if found.labels is None:
+            return _one_region(finder.one_region_note(found.why or "nothing found"))
+        own = finder.names_of(found)
+        names = ", ".join(own[i] for i in np.unique(found.labels))
+        info = f"look applied per region: {', '.join(look.label_names)} (content: {names})"
+        pair = finder.names_with_look(found, look.label_names)
+        return ContentRegions(found.labels, relation, [info], [], pair)
     if look.label_ids is not None and request.mode == "upload":
         cap = engine.config.pixel_limit
         labels, notes = inputs.read_mask_upload(

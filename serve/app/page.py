@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 FAST, QUALITY = "Fast", "Quality"
 MASK_CHOICES = (
     ("No masks (one region)", "none"),
-    ("Automatic (segmenter)", "automatic"),
+    ("Automatic (segmenter, else weight-free regions)", "automatic"),
     ("Upload mask files", "upload"),
     ("Paint masks", "paint"),
 )
@@ -352,6 +352,8 @@ def _availability_html(engine: DemoEngine, automatic: tuple[bool, str | None]) -
         )
     if not automatic[0]:
         lines.append(f"{automatic[1]}.")
+    elif automatic[1]:  # why automatic masks go without the segmenter
+        lines.append(f"Automatic masks without the segmenter: {automatic[1]}.")
     return "\n".join(f'<p class="dpst-note">&#9888; {html.escape(x)}</p>' for x in lines)
 
 

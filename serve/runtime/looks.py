@@ -12,8 +12,11 @@ File format ``dpst-look``, version 1: a zip archive holding
   ids in code order: label ``label_ids[i]`` of a content mask takes entry i of the code;
   ``null`` for a look made without masks), ``label_source`` (where those labels come from:
   ``"mask"``, a mask file; ``"segmenter groups"``, the segmenter's ADE20K groups of the style
-  photo, so that ``dpst fast --look`` can segment a content alike; ``null`` without labels),
-  ``label_names`` (with ``"segmenter groups"``: the group name of each label id, in order),
+  photo, so that ``dpst fast --look`` can segment a content alike; ``"weight-free"``, the
+  weight-free regions of :mod:`dpst.labels.weight_free` (rest and the style's background,
+  named by its role: ``sky`` or ``backdrop``), found alike in a content; ``null`` without
+  labels), ``label_names`` (with ``"segmenter groups"`` or
+  ``"weight-free"``: the name of each label id, in order),
   ``style`` (the style file's name, for people), ``code`` (the file of each style-code array,
   by name: ``style_mean`` ...);
 - one NumPy ``.npy`` file per style-code array (float32, shapes as the model's inputs),
@@ -44,6 +47,7 @@ from dpst.errors import InputError
 from dpst.imageio import atomic_write, resize_long_side, to_uint8
 from dpst.labels.numbering import keep_largest_labels, renumber
 from dpst.labels.policy import orphan_target
+from dpst.labels.regions import FROM_MASK_FILES, FROM_SEGMENTER, FROM_WEIGHT_FREE, ONE_REGION
 from dpst.models.onnx_format import STYLE_CODE
 
 LOOK_FORMAT = "dpst-look"
@@ -57,6 +61,17 @@ MAX_MEMBER_BYTES = 16 << 20
 # Where a look's labels come from (the manifest's ``label_source``).
 LABELS_FROM_MASK = "mask"
 LABELS_FROM_SEGMENTER = "segmenter groups"
+LABELS_FROM_WEIGHT_FREE = FROM_WEIGHT_FREE
+# The region source (dpst.labels.regions, as reports name it) of each label source.
+REGION_SOURCES = {
+    LABELS_FROM_MASK: FROM_MASK_FILES,
+    LABELS_FROM_SEGMENTER: FROM_SEGMENTER,
+    LABELS_FROM_WEIGHT_FREE: FROM_WEIGHT_FREE,
+}
+# The label source a look records for regions of each source (the inverse).
+LABEL_SOURCES = {region: label for label, region in REGION_SOURCES.items()}
+# Label sources whose labels have names a content's finder gives alike.
+NAMED_SOURCES = (LABELS_FROM_SEGMENTER, LABELS_FROM_WEIGHT_FREE)
 
 
 @dataclass(frozen=True)
@@ -71,9 +86,9 @@ class Look:
         style_name: the style file's name ("" when unknown).
         dpst_version: the dpst that wrote it.
         label_source: where ``label_ids`` come from: ``LABELS_FROM_MASK``,
-            ``LABELS_FROM_SEGMENTER`` (or a later dpst's word, treated as a mask's); None
-            without labels.
-        label_names: with ``LABELS_FROM_SEGMENTER``, the group name of each of ``label_ids``.
+            ``LABELS_FROM_SEGMENTER``, ``LABELS_FROM_WEIGHT_FREE`` (or a later dpst's word,
+            treated as a mask's); None without labels.
+        label_names: with a source of ``NAMED_SOURCES``, the name of each of ``label_ids``.
     """
 
     code: tuple[np.ndarray, ...]
@@ -99,16 +114,18 @@ def encode_look(
     style_labels: np.ndarray | None = None,
     style_name: str = "",
     group_names: tuple[str, ...] | None = None,
+    label_source: str = LABELS_FROM_SEGMENTER,
 ) -> Look:
     """Encode ``style`` (``(H, W, 3)`` in [0, 1]) with a :class:`FastStylizer
     <dpst.serve.runtime.stylizer.FastStylizer>`; ``style_labels``: its mask as read from a file
     (any label ids, -1 unlabelled), or None for one region. ``group_names``: when the labels
-    are the segmenter's groups, the name of each group id (label ``i`` is ``group_names[i]``);
-    the look then records them, so that a content can be segmented alike."""
+    were found (the segmenter's groups, or ``label_source`` ``LABELS_FROM_WEIGHT_FREE``), the
+    name of each label id (label ``i`` is ``group_names[i]``); the look then records them, so
+    that a content's are found alike."""
     from dpst.serve.runtime.stylizer import check_image
 
     style = check_image(style, "style")
-    label_ids = label_source = label_names = None
+    label_ids = source = label_names = None
     if style_labels is not None:
         style_labels = np.asarray(style_labels, dtype=np.int64)
         ids = np.unique(style_labels)
@@ -122,11 +139,11 @@ def encode_look(
             )
         label_ids = tuple(int(i) for i in ids)
         style_labels = renumber(style_labels, ids)
-        label_source = LABELS_FROM_MASK
+        source = LABELS_FROM_MASK
         if group_names is not None:
             if ids[-1] >= len(group_names):
                 raise InputError(f"group label {ids[-1]} has no name ({len(group_names)} given)")
-            label_source = LABELS_FROM_SEGMENTER
+            source = label_source
             label_names = tuple(str(group_names[i]) for i in label_ids)
     code = stylizer.encode_style(style, style_labels)
     return Look(
@@ -135,7 +152,7 @@ def encode_look(
         label_ids=label_ids,
         thumbnail=_thumbnail(style),
         style_name=style_name,
-        label_source=label_source,
+        label_source=source,
         label_names=label_names,
     )
 
@@ -143,7 +160,9 @@ def encode_look(
 def describe_regions(look: Look) -> str:
     """A look's regions in words (the command's report, the demo's status)."""
     if look.label_names is not None:
-        return f"segmenter groups {', '.join(look.label_names)}"
+        weight_free = look.label_source == LABELS_FROM_WEIGHT_FREE
+        kind = "weight-free regions" if weight_free else "segmenter groups"
+        return f"{kind} {', '.join(look.label_names)}"
     if look.label_ids is not None:
         return f"mask labels {', '.join(str(i) for i in look.label_ids)}"
     return "one region"
@@ -199,10 +218,12 @@ def look_bytes(
     style_labels: np.ndarray | None = None,
     style_name: str = "",
     group_names: tuple[str, ...] | None = None,
+    label_source: str = LABELS_FROM_SEGMENTER,
 ) -> bytes:
     """The ``.dpst`` file of ``style`` for this stylizer (what the demo offers to download);
     arguments as :func:`encode_look`'s."""
-    return look_to_bytes(encode_look(stylizer, style, style_labels, style_name, group_names))
+    look = encode_look(stylizer, style, style_labels, style_name, group_names, label_source)
+    return look_to_bytes(look)
 
 
 def _read_bytes(path: str | os.PathLike, name: str) -> bytes:
@@ -303,7 +324,7 @@ def _label_source(manifest: dict, labels: list | None, name: str):
         if source is not None:
             raise InputError(f"{name}: damaged look file (label_source {source!r} without labels)")
         return None, None
-    if source != LABELS_FROM_SEGMENTER:
+    if source not in NAMED_SOURCES:
         return source or LABELS_FROM_MASK, None
     valid_names = (
         isinstance(names, list)
@@ -355,6 +376,30 @@ def look_group_relation(look: Look, name: str = "the look") -> dict[int, tuple[i
             "--content-mask or --masks none, or make the look again with dpst look"
         )
     return relation_ids()
+
+
+def look_regions(look: Look, name: str = "the look") -> tuple[str, dict | None]:
+    """Where a content's regions come from for ``look`` (a region source: the segmenter, the
+    weight-free finder, mask files, or one region) and, for segmenter groups, the groups'
+    relation; InputError when the look's names are not this dpst's (a look made with another
+    grouping would pair unlike regions)."""
+    if look.label_ids is None:
+        return ONE_REGION, None
+    if look.label_source == LABELS_FROM_SEGMENTER:
+        return FROM_SEGMENTER, look_group_relation(look, name)
+    if look.label_source == LABELS_FROM_WEIGHT_FREE:
+        from dpst.labels.weight_free import BACKGROUND, BACKGROUND_NAMES, NAMES, REST
+
+        names = tuple(look.label_names or ())
+        ours = tuple(look.label_ids) == (REST, BACKGROUND) and len(names) == 2
+        if not (ours and names[0] == NAMES[REST] and names[1] in BACKGROUND_NAMES):
+            raise InputError(
+                f"{name}: its regions ({', '.join(look.label_names or ())}) are not this "
+                "dpst's weight-free regions: give --content-mask or --masks none, or make the "
+                "look again with dpst look"
+            )
+        return FROM_WEIGHT_FREE, None
+    return FROM_MASK_FILES, None
 
 
 def content_labels_for_look(

@@ -19,8 +19,8 @@ import numpy as np
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.labels.one_pass import prepare_one_pass
 from dpst.labels.policy import LabelPolicy
-from dpst.labels.regions import ONE_REGION, Regions, one_region
-from dpst.serve.runtime.looks import Look, apply_look, check_model
+from dpst.labels.regions import FROM_MASK_FILES, ONE_REGION, Regions, one_region
+from dpst.serve.runtime.looks import REGION_SOURCES, Look, apply_look, check_model
 from dpst.serve.runtime.strength import check_strength
 from dpst.serve.runtime.threads import check_threads
 
@@ -101,17 +101,21 @@ def run_look(
     strength: float = DEFAULT_STRENGTH,
     relation: dict[int, tuple[int, ...]] | None = None,
     dtype: Any = np.uint8,
+    names: tuple[str, ...] | None = None,
 ) -> OnePassResult:
     """``content`` (``(H, W, 3)`` uint8 or float) in a saved ``look``: with
     ``content_labels`` (as read or segmented, any ids; ``relation`` for segmenter groups)
-    per the look's regions, else one region; ``dtype`` as :func:`run_pair`'s."""
+    per the look's regions, else one region; ``dtype`` as :func:`run_pair`'s. ``names``: the
+    names the report gives the regions (the weight-free pair's,
+    :meth:`~dpst.labels.finder.Finder.names_with_look`), by default the look's."""
     image = apply_look(
         stylizer, look, content, content_labels, name, dtype, strength, relation=relation
     )
     if content_labels is None or look.label_ids is None:
         return OnePassResult(image, {"regions": [], "region_source": ONE_REGION})
-    names = look.label_names or tuple(f"label {i}" for i in look.label_ids)
-    return OnePassResult(image, {"regions": list(names), "region_source": look.label_source})
+    names = names or look.label_names or tuple(f"label {i}" for i in look.label_ids)
+    source = REGION_SOURCES.get(look.label_source, FROM_MASK_FILES)
+    return OnePassResult(image, {"regions": list(names), "region_source": source})
 
 
 def style_code(stylizer, style: np.ndarray | None = None, look: Look | None = None,
