@@ -75,34 +75,53 @@ def check_labels(labels: np.ndarray, num_labels: int, shape: tuple[int, int], na
 
 
 def labels_to_masks(
-    labels: np.ndarray, num_labels: int, size: tuple[int, int] | None = None
+    labels: np.ndarray,
+    num_labels: int,
+    size: tuple[int, int] | None = None,
+    channels: np.ndarray | None = None,
 ) -> np.ndarray:
     """Soft one-hot masks ``(num_labels, h, w)`` float32 from a label map ``(H, W)``.
 
     Equal (to float32 rounding) to ``models.label_masks.labels_to_masks`` on the same map.
-    Labels must already be in ``[-1, num_labels)`` (see :func:`check_labels`).
+    Labels must already be in ``[-1, num_labels)`` (see :func:`check_labels`). ``channels``:
+    only these labels' masks, in this order (``(len(channels), h, w)``); the memory then grows
+    with the labels present, not with ``num_labels`` (the runtime's label weights at 50 MP).
     """
     height, width = labels.shape
     size = (height, width) if size is None else (int(size[0]), int(size[1]))
+    channels = np.arange(num_labels) if channels is None else np.asarray(channels, np.int64)
+    # Label -> counted channel + 1 (0: not counted, e.g. unlabelled), by a lookup table.
+    lookup = np.zeros(num_labels + 1, dtype=np.int64)
+    lookup[channels + 1] = np.arange(1, len(channels) + 1)
     row_seg, row_first, row_count, rows = _cells(height, size[0])
     col_seg, col_first, col_count, cols = _cells(width, size[1])
     n_rows, n_cols = int(row_seg[-1]) + 1, int(col_seg[-1]) + 1
     # One counting pass over the pixels (why not per-label pooling: a 4K map with 16 labels
-    # would be 16 full-resolution passes): pixels per (label, row segment, column segment).
-    # Unlabelled pixels go to an extra first bin that is dropped.
-    # Counted a band of rows at a time: the index arrays are then a band's, not a 50-megapixel
-    # map's (three full-size int64 copies were 1.2 GB at 50 MP).
-    bins = (num_labels + 1) * n_rows * n_cols
-    counts = np.zeros(bins, dtype=np.int64)
+    # would be 16 full-resolution passes): pixels per (channel, row segment, column segment),
+    # a band of rows at a time into the few row segments the band covers (a count of the whole
+    # lattice per band, or full-size index arrays, took a gigabyte at 50 MP).
+    counts = np.zeros((len(channels) + 1, n_rows, n_cols), dtype=np.int64)
     for start in range(0, height, COUNT_BAND_ROWS):
         stop = min(height, start + COUNT_BAND_ROWS)
-        cell = row_seg[start:stop, None] * n_cols + col_seg[None, :]
-        index = (labels[start:stop].astype(np.int64) + 1) * (n_rows * n_cols) + cell
-        counts += np.bincount(index.ravel(), minlength=bins)
-    counts = counts[n_rows * n_cols :].reshape(num_labels, n_rows, n_cols).astype(np.float64)
-    pooled = _pool_segments(counts, row_first, row_count, axis=1)
+        first, last = int(row_seg[start]), int(row_seg[stop - 1])
+        span = (last - first + 1) * n_cols
+        cell = (row_seg[start:stop, None] - first) * n_cols + col_seg[None, :]
+        index = lookup[labels[start:stop] + 1] * span + cell
+        local = np.bincount(index.ravel(), minlength=(len(channels) + 1) * span)
+        counts[:, first : last + 1] += local.reshape(len(channels) + 1, last - first + 1, n_cols)
+    pooled = _pool_segments(counts[1:].astype(np.float64), row_first, row_count, axis=1)
     pooled = _pool_segments(pooled, col_first, col_count, axis=2)
     return (pooled / (rows[:, None] * cols[None, :])).astype(np.float32)
+
+
+def present_labels(labels: np.ndarray, num_labels: int) -> np.ndarray:
+    """The labels in ``[0, num_labels)`` that a map holds, ascending (counted a band of rows at
+    a time, without sorting the map)."""
+    seen = np.zeros(num_labels + 1, dtype=np.int64)
+    for start in range(0, labels.shape[0], COUNT_BAND_ROWS):
+        band = labels[start : start + COUNT_BAND_ROWS]
+        seen += np.bincount((band + 1).ravel(), minlength=num_labels + 1)
+    return np.flatnonzero(seen[1:])
 
 
 def masks_for_image(

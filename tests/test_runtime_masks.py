@@ -85,3 +85,17 @@ def test_compact_labels_keeps_correspondence_and_unlabelled():
     np.testing.assert_array_equal(new_style, [[0, 2, 2]])
     with pytest.raises(InputError, match="the masks use 3 labels but the model handles at most 2"):
         compact_labels(content, style, max_labels=2)
+
+
+def test_masks_of_chosen_channels_are_those_rows_of_all_masks():
+    """Counting only the labels asked for (the runtime's label weights) gives the same masks
+    as counting every label, in the order asked; present_labels finds the labels a map holds."""
+    from dpst.labels.pooled_masks import labels_to_masks, present_labels
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(-1, 6, (613, 301))
+    labels[labels == 3] = 5  # label 3 absent
+    full = labels_to_masks(labels, 6, (97, 48))
+    assert present_labels(labels, 6).tolist() == [0, 1, 2, 4, 5]
+    chosen = labels_to_masks(labels, 6, (97, 48), np.array([5, 0, 2]))
+    np.testing.assert_array_equal(chosen, full[[5, 0, 2]])

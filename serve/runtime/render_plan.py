@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from dpst.constants import LUMA_REC601
-from dpst.labels.pooled_masks import check_labels, labels_to_masks, mask_size
+from dpst.labels.pooled_masks import check_labels, labels_to_masks, mask_size, present_labels
 from dpst.serve.runtime.strength import (
     DEFAULT_STRENGTH,
     IDENTITY_COEFFS,
@@ -80,15 +80,19 @@ def label_weights(
     shape = content.shape[:2]
     labels = check_labels(labels, num_labels, shape, name)
     lattice = mask_size(*shape, long_side)
-    masks = labels_to_masks(labels, num_labels, lattice)
+    present = present_labels(labels, num_labels)
+    # Masks of the labels present only: the lattice's memory grows with them, not with K.
+    masks = labels_to_masks(labels, num_labels, lattice, present)
     total = masks.sum(0, keepdims=True)
     labelled = masks / np.maximum(total, np.float32(1))
     weights = np.concatenate([labelled, 1 - labelled.sum(0, keepdims=True)])
     weights[-1] = np.maximum(weights[-1], 0)  # round-off below 0 where labels cover a cell
-    channels = np.flatnonzero(weights.reshape(len(weights), -1).max(1) > 0)
+    keep = np.flatnonzero(weights.reshape(len(weights), -1).max(1) > 0)
+    channels = np.append(present, num_labels)[keep]
+    weights = weights[keep]
     small = resized(content, *lattice)[0]
     guide = sum(np.float32(w) * small[c] for c, w in enumerate(LUMA_REC601))
-    weights = feather_weights(weights[channels], guide)
+    weights = feather_weights(weights, guide)
     return np.ascontiguousarray(weights[None], np.float32), channels.astype(np.int64)
 
 
