@@ -35,6 +35,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from PIL import Image
 
 from dpst import __version__
 from dpst.constants import DEFAULT_STRENGTH, UNLABELLED
-from dpst.errors import InputError
+from dpst.errors import InputError, first_line
 from dpst.imageio import atomic_write, resize_long_side, to_uint8
 from dpst.labels.numbering import keep_largest_labels, renumber
 from dpst.labels.policy import orphan_target
@@ -266,7 +267,11 @@ def _member(archive: zipfile.ZipFile, member: str, name: str) -> bytes:
         raise InputError(f"{name}: damaged look file (no {member})") from None
     if info.file_size > MAX_MEMBER_BYTES:
         raise InputError(f"{name}: damaged look file ({member} claims {info.file_size} bytes)")
-    return archive.read(member)  # checks the CRC: a flipped byte fails here
+    try:
+        return archive.read(member)  # checks the CRC: a flipped byte fails here
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        # A flipped byte in a compressed member fails the CRC, or the inflate itself first.
+        raise InputError(f"{name}: damaged look file ({member}: {first_line(err)})") from None
 
 
 def _parse(archive: zipfile.ZipFile, name: str) -> Look:
