@@ -64,7 +64,6 @@ from dpst.models.label_masks import UNLABELLED, masks_for_image
 from dpst.models.onnx_format import (
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
-    LABEL_LONG_SIDE,
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
     RENDERER_INPUTS,
@@ -185,7 +184,6 @@ def build_metadata(
         "label_set": label_set,
         "unlabelled": UNLABELLED,
         "mask_long_side": config.working_size,
-        "label_long_side": LABEL_LONG_SIDE,
         "input_range": list(VALUE_RANGE),
         "output_range": list(VALUE_RANGE),
         "precision": precision,

@@ -90,8 +90,7 @@ def label_weights(
     keep = np.flatnonzero(weights.reshape(len(weights), -1).max(1) > 0)
     channels = np.append(present, num_labels)[keep]
     weights = weights[keep]
-    small = resized(content, *lattice)[0]
-    guide = sum(np.float32(w) * small[c] for c, w in enumerate(LUMA_REC601))
+    guide = resized(content, *lattice, mix=np.array(LUMA_REC601))[0, 0]
     weights = feather_weights(weights, guide)
     return np.ascontiguousarray(weights[None], np.float32), channels.astype(np.int64)
 
@@ -100,8 +99,9 @@ def feather_weights(
     weights: np.ndarray, guide: np.ndarray, radius: int = FEATHER_RADIUS, eps: float = FEATHER_EPS
 ) -> np.ndarray:
     """:func:`dpst.models.label_maps.feather_weights` for one image: weights ``(L, h, w)``
-    guided by the luma ``guide`` ``(h, w)``; float64 inside, the result sums to 1 over L."""
-    weights, guide = weights.astype(np.float64), guide.astype(np.float64)
+    guided by the luma ``guide`` ``(h, w)``; float32 (the box means of values in [0, 1] lose
+    about 1e-7), the result sums to 1 over L."""
+    weights, guide = weights.astype(np.float32), guide.astype(np.float32)
     size = 2 * radius + 1
 
     def box(x: np.ndarray) -> np.ndarray:
@@ -113,7 +113,7 @@ def feather_weights(
     a = (box(guide * weights) - mean_i * mean_w) / (var_i + eps)
     b = mean_w - a * mean_i
     out = np.maximum(box(a) * guide + box(b), 0)
-    return out / np.maximum(out.sum(0, keepdims=True), np.finfo(np.float64).tiny)
+    return out / np.maximum(out.sum(0, keepdims=True), np.finfo(np.float32).tiny)
 
 
 def blend_plan(plan: RenderPlan, strength: float) -> RenderPlan:

@@ -229,7 +229,6 @@ class FastStylizer:
         self._render_workers = max(1, int(threads or os.cpu_count() or 1))
         self._render_pool: ThreadPoolExecutor | None = None
         self.max_labels = int(self.metadata["max_labels"])
-        self._label_long_side = int(self.metadata.get("label_long_side", LABEL_LONG_SIDE))
         self.working_size = int(self.metadata["config"]["working_size"])
         self.provider = self._stylizer.get_providers()[0]
         if self.provider != providers[0]:
@@ -386,7 +385,7 @@ class FastStylizer:
             return RenderPlan(grid)
         grid, maps = self._stylizer.run(["grid", "label_maps"], feeds)
         weights, channels = label_weights(
-            content_labels, content, self.max_labels, self._label_long_side
+            content_labels, content, self.max_labels, LABEL_LONG_SIDE
         )
         return RenderPlan(grid, np.ascontiguousarray(maps[:, channels]), weights)
 

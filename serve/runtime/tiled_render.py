@@ -90,25 +90,38 @@ def working_image(image: np.ndarray, size: int) -> np.ndarray:
     return resized(image, size, size)
 
 
-def resized(image: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
+def resized(
+    image: np.ndarray, out_height: int, out_width: int, mix: np.ndarray | None = None
+) -> np.ndarray:
     """``image`` ``(H, W, 3)`` (uint8 or float) resized to ``(1, 3, h, w)`` float32 with
     PyTorch's antialiased bilinear weights, converting ``RESIZE_BAND_ROWS`` rows to float at a
-    time."""
+    time. ``mix`` ``(3,)``: one channel, the colours' weighted sum (e.g. luma), taken band by
+    band before the resize (``(1, 1, h, w)``; a third of the work)."""
     height, width = image.shape[:2]
+    mix = None if mix is None else np.asarray(mix, np.float32).reshape(3, 1)
+    channels = 3 if mix is None else 1
+
+    def floats(band: np.ndarray) -> np.ndarray:
+        band = as_float(band)
+        return band if mix is None else band @ mix
+
     if (height, width) == (out_height, out_width):  # the identity (video passes these)
-        return np.ascontiguousarray(as_float(image).transpose(2, 0, 1)[None], dtype=np.float32)
+        return np.ascontiguousarray(floats(image).transpose(2, 0, 1)[None], dtype=np.float32)
     along_x = resize_matrix(width, out_width)
     along_y = resize_matrix(height, out_height)
-    narrow = np.empty((height, out_width * 3), dtype=np.float64)
+    narrow = np.empty((height, out_width * channels), dtype=np.float64)
     for start in range(0, height, RESIZE_BAND_ROWS):
-        band = as_float(image[start : start + RESIZE_BAND_ROWS])  # (h, W, 3)
+        band = floats(image[start : start + RESIZE_BAND_ROWS])  # (h, W, C)
         rows = band.shape[0]
-        # (W, h*3) -> (w, h*3): every row of the band at once, one sparse product.
-        columns = band.transpose(1, 0, 2).reshape(width, rows * 3)
+        # (W, h*C) -> (w, h*C): every row of the band at once, one sparse product.
+        columns = band.transpose(1, 0, 2).reshape(width, rows * channels)
         narrow[start : start + rows] = (
-            (along_x @ columns).reshape(out_width, rows, 3).transpose(1, 0, 2).reshape(rows, -1)
+            (along_x @ columns)
+            .reshape(out_width, rows, channels)
+            .transpose(1, 0, 2)
+            .reshape(rows, -1)
         )
-    small = (along_y @ narrow).reshape(out_height, out_width, 3)
+    small = (along_y @ narrow).reshape(out_height, out_width, channels)
     return np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
