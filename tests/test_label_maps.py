@@ -126,7 +126,7 @@ def test_the_runtimes_label_weights_are_the_generators():
         feather_numpy(weights[0].numpy(), guide[0, 0].numpy(), 4, 1e-3),
         feather_weights(weights, guide, 4, 1e-3)[0].numpy(),
         rtol=0,
-        atol=1e-12,
+        atol=1e-5,  # the twin works in float32
     )
     rng = np.random.default_rng(0)
     content = rng.integers(0, 256, (61, 90, 3), dtype=np.uint8)
