@@ -174,7 +174,13 @@ export async function openModel(ort, readFile, stylizerName = 'model.onnx', opti
     const bytes = await readFile(name);
     if (bytes == null) throw new InputError(`ONNX model not found: ${name} (write one with dpst export)`);
     if (!(await checkDigest(name, bytes, await readFile(`${name}.sha256`)))) unchecked.push(name);
-    const meta = decodeMetadata(onnxMetadataProps(bytes));
+    let props;
+    try {
+      props = onnxMetadataProps(bytes);
+    } catch {
+      props = {}; // not a protobuf at all: said below as "not a dpst ONNX model"
+    }
+    const meta = decodeMetadata(props);
     checkMetadata(meta, name, role);
     let session;
     try {
