@@ -176,3 +176,85 @@ def test_bad_input_is_one_line_and_exit_2(node, pair_files, tmp_path, args, mess
     done = _node_stylize(node, argv, {"PWD": str(tmp_path)})
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+# ----- the web page (serve/js/web) in headless Chromium -------------------------------------
+
+CHROMIUM = os.environ.get("DPST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+# The browser's result against Node's, mean absolute difference in levels of 255 (the issue's).
+MAX_WEB_DIFF = 2.0
+WEB_RUN_MS = 240_000  # one thread of WebAssembly on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def static_server():
+    """serve/ over http on 127.0.0.1 (a secure context: crypto.subtle checks the checksums)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest's output to the test's own
+            pass
+
+    handler = functools.partial(Quiet, directory=str(ROOT / "serve"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser(node):
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the browser test needs the playwright package"
+    )
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
+        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def test_web_page_matches_node(node, browser, static_server, pair_files, tmp_path):
+    """The page styles two chosen photos with onnxruntime-web as Node does (within 2/255)."""
+    import base64
+    import io
+
+    files = pair_files["photos"]
+    strength = 0.75
+    node_out = tmp_path / "node.png"
+    done = _node_stylize(
+        node, [files["content"], files["style"], "-o", node_out, "--strength", strength]
+    )
+    assert done.returncode == 0, done.stderr
+    page = browser.new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{static_server}/js/web/index.html")
+    page.wait_for_selector('#status[data-state="idle"]', timeout=60_000)
+    page.set_input_files("#content", str(files["content"]))
+    page.set_input_files("#style", str(files["style"]))
+    page.wait_for_selector("#run:not([disabled])", timeout=30_000)
+    page.eval_on_selector(
+        "#strength", f"e => {{ e.value = '{strength}'; e.dispatchEvent(new Event('input')); }}"
+    )
+    page.click("#run")
+    page.wait_for_selector('#status[data-state="done"], #status[data-state="error"]',
+                           timeout=WEB_RUN_MS)  # fmt: skip
+    assert page.get_attribute("#status", "data-state") == "done", page.inner_text("#status")
+    assert not errors, errors
+    url = page.eval_on_selector("#result", "c => c.toDataURL('image/png')")
+    assert page.get_attribute("#download", "href").startswith("blob:")
+    web = np.asarray(
+        Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), np.float64
+    )
+    expected = _read(node_out)
+    assert web.shape == expected.shape
+    diff = float(np.abs(web - expected).mean())
+    assert diff <= MAX_WEB_DIFF, f"browser vs Node: {diff:.4f}/255"
