@@ -205,7 +205,7 @@ export async function openModel(ort, readFile, stylizerName = 'model.onnx', opti
   const stylizer = await open(stylizerName, 'stylizer', options.threads);
   const beside = async (recorded, part) => {
     // The name the metadata records, else the one named after the stylizer (renamed files).
-    const folder = stylizerName.includes('/') ? stylizerName.slice(0, stylizerName.lastIndexOf('/') + 1) : '';
+    const folder = stylizerName.slice(0, Math.max(stylizerName.lastIndexOf('/'), stylizerName.lastIndexOf('\\')) + 1);
     if (typeof recorded === 'string' && (await readFile(folder + recorded)) != null) return folder + recorded;
     return namedAfter(stylizerName, part);
   };
@@ -857,10 +857,9 @@ export class Stylizer {
   async render(content, plan, tint = null, onBand = null) {
     const { width, height, data } = content;
     const out = new Uint8Array(width * height * 3);
-    const [, , depth, gridH, gridW] = plan.gridDims;
+    const [, , , gridH, gridW] = plan.gridDims; // (1, 12, luma bins, rows, columns)
     const grid = this.tensor(plan.grid, plan.gridDims);
     const cols = this.tensor(cellPositions(0, width, width, gridW), [width]);
-    void depth;
     let labels = null;
     if (plan.labelMaps != null) {
       const [, count, lh, lw] = plan.labelWeights.dims;
