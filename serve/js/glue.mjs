@@ -119,6 +119,10 @@ export function decodeMetadata(props) {
 }
 
 export async function sha256Hex(bytes) {
+  if (!globalThis.crypto?.subtle) {
+    // Browsers give crypto.subtle to secure contexts only.
+    throw new InputError('checking the model needs crypto.subtle: open the page over https or from localhost');
+  }
   const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes));
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
