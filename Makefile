@@ -10,7 +10,7 @@ DEMO_VENV ?= .venv-demo
 DEMO_BIN := $(DEMO_VENV)/bin
 DEMO_STAMP := $(DEMO_VENV)/.dpst-installed
 
-.PHONY: setup setup-demo browser test lint demo demo-quality bench
+.PHONY: setup setup-demo browser js test lint demo demo-quality bench
 
 setup: $(STAMP)
 
@@ -46,9 +46,23 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium is not installed: the browser test will be skipped"
 
+# The JavaScript runtime's packages (serve/js: docs/onnx.md's glue on onnxruntime-node and
+# -web), exactly as its lockfile says. --ignore-scripts: onnxruntime-node's install script
+# fetches CUDA binaries from outside the npm registry and fails offline; its CPU build is in
+# the package itself, and sharp's binaries are npm packages of their own.
+JS_STAMP := serve/js/node_modules/.dpst-installed
+
+js: $(JS_STAMP)
+
+$(JS_STAMP): serve/js/package.json serve/js/package-lock.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || \
+	  { echo "Node.js 18 or newer and npm are needed for serve/js and its tests (apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --prefix serve/js
+	touch $(JS_STAMP)
+
 # bench.faults --quick: every fault case but training and targets, as a user runs them (about
 # a minute and a half on 2 cores).
-test: setup browser
+test: setup browser js
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	$(BIN)/python -m bench.faults --quick

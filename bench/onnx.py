@@ -11,7 +11,10 @@ memory is that backend's alone:
   encoding cached (input checks, label maps to masks, layout changes and the ONNX graph); the
   worker never imports torch;
 - ``torch``: the same work in PyTorch eager (``Generator.stylize`` with a cached style code,
-  masks from ``models.label_masks``, NumPy in and out).
+  masks from ``models.label_masks``, NumPy in and out);
+- ``node``: the JavaScript runtime (``serve/js/bench.mjs``: docs/onnx.md's glue on
+  onnxruntime-node, the style code cached, an 8-bit content), when Node and ``serve/js``'s
+  packages are installed (``make js``); else the row is left out, said in one line.
 
 Both get a content with four labelled bands (``--no-labels``: none). Reported per size: the
 first call at that size (ONNX Runtime plans memory per shape), then the median wall and
@@ -31,6 +34,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,6 +48,9 @@ STYLE_SIZE = (512, 512)
 LABELS = 4
 # Issue 7 targets, 2 CPU cores, ONNX Runtime end to end with the style cached.
 TARGET_SECONDS = {"1080p": 1.0, "4k": 3.0}
+# Issue 27: the Node runtime at 1080p in at most this multiple of the Python runtime's time.
+NODE_TARGET_RATIO = 2.0
+NODE_BENCH = Path(__file__).resolve().parent.parent / "serve" / "js" / "bench.mjs"
 OPTIMIZER_SIZE = 512
 OPTIMIZER_ITERS_PER_STAGE = 1000  # StylizeConfig's default
 OPTIMIZER_STAGES = 2
@@ -180,7 +187,30 @@ WORKERS = {"ort": worker_ort, "torch": worker_torch, "optimizer": worker_optimiz
 # ----- driver -----------------------------------------------------------------------------
 
 
+def node_missing() -> str | None:
+    """Why the Node row cannot run, or None."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (NODE_BENCH.parent / "node_modules" / "onnxruntime-node").is_dir():
+        return "serve/js has no node_modules (make js)"
+    return None
+
+
+def run_node(args, size: str) -> dict:
+    width, height = parse_named_size(size)
+    command = ["node", str(NODE_BENCH), "--model", str(args.model), "--size", f"{width}x{height}"]
+    command += ["--threads", str(args.threads), "--repeats", str(args.repeats)]
+    if args.no_labels:
+        command.append("--no-labels")
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"node worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_worker(kind: str, args, size: str | None = None) -> dict:
+    if kind == "node":
+        return run_node(args, size)
     command = [sys.executable, "-m", "bench.onnx", "--worker", kind]
     command += ["--threads", str(args.threads), "--repeats", str(args.repeats)]
     command += ["--model", str(args.model), "--checkpoint", str(args.checkpoint)]
@@ -233,11 +263,16 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results: dict = {"threads": args.threads, "load_average": load, "sizes": {}}
+    kinds = ["ort", "torch"]
+    if (why := node_missing()) is None:
+        kinds.append("node")
+    else:
+        print(f"no node row: {why}", flush=True)
     with tempfile.TemporaryDirectory(prefix="dpst-bench-onnx-") as tmp:
         prepare_model(args, Path(tmp))
         for text in args.sizes:
             name = size_name(*parse_named_size(text))
-            row = {kind: run_worker(kind, args, text) for kind in ("ort", "torch")}
+            row = {kind: run_worker(kind, args, text) for kind in kinds}
             results["sizes"][name] = row
             for kind, r in row.items():
                 print(
@@ -278,6 +313,13 @@ def report_targets(results: dict) -> None:
         ort, eager = sizes["1080p"]["ort"]["wall_s"], sizes["1080p"]["torch"]["wall_s"]
         verdict = "met" if ort <= eager else "NOT met"
         print(f"target ONNX Runtime <= PyTorch eager at 1080p: {ort / eager:.2f}x, {verdict}")
+    if "1080p" in sizes and "node" in sizes["1080p"]:
+        ratio = sizes["1080p"]["node"]["wall_s"] / sizes["1080p"]["ort"]["wall_s"]
+        verdict = "met" if ratio <= NODE_TARGET_RATIO else "NOT met"
+        print(
+            f"target Node <= {NODE_TARGET_RATIO:g}x the Python runtime at 1080p: "
+            f"{ratio:.2f}x, {verdict}"
+        )
     if "optimizer" in results:
         full = results["optimizer"]["extrapolated_s"]
         for name, row in sizes.items():
