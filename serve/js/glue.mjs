@@ -25,7 +25,7 @@ const IO = {
     3: [['content', 'grid', 'rows', 'cols'], ['output']],
   },
 };
-export const LABEL_LONG_SIDE = 1024;
+export const LABEL_LONG_SIDE = 512;
 export const STRENGTH_MIN = 0;
 export const STRENGTH_MAX = 2;
 // Pixels per band of rows rendered at once (Python's tiled_render.BAND_PIXELS): bounded memory.
@@ -803,7 +803,7 @@ export class Stylizer {
     this.formatVersion = stylizer.meta.format_version;
     this.maxLabels = stylizer.meta.max_labels;
     this.workingSize = stylizer.meta.config.working_size;
-    this.labelLongSide = stylizer.meta.label_long_side ?? LABEL_LONG_SIDE;
+    this.labelLongSide = LABEL_LONG_SIDE; // the runtime's choice, as in Python
     this.protectHighlights = options.protectHighlights ?? true;
     // Renderer runs in flight at once (Node runs them on its thread pool; the browser's wasm
     // session takes one at a time).
