@@ -303,6 +303,8 @@ def test_fast_requests_are_served_while_a_quality_job_runs(server, photos):
     gradio_client, quality_page = _client(url)
     content, style = (gradio_client.handle_file(str(p)) for p in photos)
     assert "warning: listening" not in log.read_text()  # on loopback: nothing to warn of
+    # The share hint names our flag, not Gradio's Python API.
+    assert "dpst serve --share" in log.read_text() and "share=True" not in log.read_text()
     lines_before = len(log.read_text().splitlines())
     job = quality_page.submit(
         content, style, *NO_MASKS, 256, 1000, False, "fast", api_name="/quality"

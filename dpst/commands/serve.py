@@ -171,10 +171,12 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     engine = DemoEngine(config)
     say = lambda line: print(f"dpst serve: {line}", file=sys.stderr, flush=True)  # noqa: E731
-    say(f"fast mode: {engine.fast.provider if engine.fast else engine.fast_error}")
-    quality = engine.backbone_error or (
+    # The console is the operator's: each part with the details of why it is off (the page
+    # says the same in words, without the server's paths).
+    say(f"fast mode: {engine.fast.provider if engine.fast else engine.fast_off.console}")
+    quality = engine.backbone_off.console if engine.backbone_off else (
         "random backbone (meaningless results)" if config.backbone == "random" else "VGG-19"
-    )
+    )  # fmt: skip
     say(f"quality mode: {quality}")
     say(
         f"photos up to {config.pixel_limit / 1e6:.1f} MP ({config.fast_concurrency} Fast jobs "
@@ -184,20 +186,27 @@ def run(args: argparse.Namespace) -> int:
     # A service manager stops us with SIGTERM: exit as on Ctrl-C, so the results folder
     # (removed at exit) does not stay behind.
     previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    automatic = engine.automatic_available()
-    say(f"automatic masks: {'available' if automatic[0] else automatic[1]}")
+    masks_off = engine.automatic_off()
+    say(f"automatic masks: {masks_off.console if masks_off else 'available'}")
     warning = exposure_warning(args.host, args.share)
     if warning:
         say(warning)
     stop_logging = _log_requests()
     try:
+        # Quiet: Gradio's own lines advise its Python API ("set `share=True` in `launch()`");
+        # ours below name the flags. It prints the public link itself (--share).
         demo.launch(
             server_name=args.host,
             server_port=args.port,
             share=args.share,
-            quiet=False,
+            quiet=True,
+            prevent_thread_lock=True,
             **launch_options(engine),
         )
+        say(f"running on {demo.local_url} (Ctrl-C stops it)")
+        if not args.share:
+            say("a public link for others to use: dpst serve --share")
+        demo.block_thread()
     except OSError as err:
         # A port in use is a common slip; Gradio's message would advise its own Python API.
         raise InputError(

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dpst.constants import DEFAULT_STRENGTH
-from dpst.errors import DpstError, InputError, first_line
+from dpst.errors import DpstError, InputError, WeightsNotFoundError, first_line
 from dpst.labels.automatic import GroupLabeller
 from dpst.labels.one_pass import LABEL_WORK_SIDE
 from dpst.labels.policy import LabelPolicy
@@ -40,6 +40,51 @@ RESULTS_KEPT = 128
 LOCAL_SESSION = "local"
 # A waiting Quality job looks this often (seconds) whether it was cancelled or may start.
 WAIT_POLL_S = 0.25
+
+
+# What the page says when a part of the demo is unavailable: what is missing, in words, and
+# what the server's operator does about it. The console gets the details (the exception, the
+# server's paths, every flag), which a visitor can neither read nor act on.
+class Unavailable(NamedTuple):
+    """Why a part of the demo is off: ``console`` for the operator (details), ``reason`` and
+    ``remedy`` for the page (``reason`` also goes into the lines of requests that need it)."""
+
+    console: str
+    reason: str
+    remedy: str = ""
+
+    @property
+    def page(self) -> str:
+        """The page's note: the reason as a sentence, then the remedy."""
+        return f"{self.reason[:1].upper()}{self.reason[1:]}. {self.remedy}".strip()
+
+
+NO_VGG = (
+    "Quality mode is unavailable: this server has no VGG-19 weights",
+    "To enable it, restart `dpst serve` where it can download them, or with `--vgg-weights FILE`.",
+)
+NO_MODEL = (
+    "Fast mode is unavailable: this server has no fast model",
+    "To enable it, restart `dpst serve` with `--model FILE` (a model from `dpst export`).",
+)
+BAD_MODEL = (
+    "Fast mode is unavailable: this server's fast model could not be loaded",
+    "To enable it, restart `dpst serve` with a model from `dpst export`, or without `--model`.",
+)
+NO_ONNX = (
+    "Fast mode is unavailable: ONNX Runtime is not installed on this server",
+    "To enable it, install onnxruntime and restart `dpst serve`.",
+)
+MASKS_OFF = ("automatic masks are unavailable: they are off on this server", "")
+NO_SEGMENTER = (
+    "automatic masks are unavailable: this server has no segmenter weights",
+    "To enable them, download the weights on the server (its console says how) and restart "
+    "`dpst serve`.",
+)
+BAD_SEGMENTER = (
+    "automatic masks are unavailable: the segmenter could not be loaded on this server",
+    "Its console says why.",
+)
 
 
 class QualityBusy(DpstError):
@@ -142,7 +187,7 @@ class DemoEngine:
         self._running: threading.Event | None = None
         self._waiting: deque[threading.Event] = deque()
         self._segmenter: Any = None
-        self._segmenter_error: str | None = None
+        self._segmenter_off: Unavailable | None = None
         self._network: tuple[Any, dict] | None = None
         self.results_dir = Path(tempfile.mkdtemp(prefix="dpst-serve-"))
         # Each page's last Fast result, for "fit a LUT to it": kept here, never taken from a
@@ -150,29 +195,37 @@ class DemoEngine:
         self._last_fast: dict[str, str] = {}
         self._files_lock = threading.Lock()
         weakref.finalize(self, shutil.rmtree, self.results_dir, ignore_errors=True)
+        # Each part's Unavailable (console line, page words), None when it works.
         if fast is not None:
-            self.fast, self.fast_error = fast, None
+            self.fast, self.fast_off = fast, None
         else:
-            self.fast, self.fast_error = self._load_fast(config.model_path)
-        self.backbone, self.backbone_error = self._resolve_backbone()
+            self.fast, self.fast_off = self._load_fast(config.model_path)
+        self.backbone, self.backbone_off = self._resolve_backbone()
 
     # -- what is available ---------------------------------------------------------------
 
     @staticmethod
     def _load_fast(model_path: str | None):
+        """``(stylizer, None)``, or ``(None, Unavailable)``."""
         if model_path is None:
-            return None, "no fast model was given (dpst serve --model PATH, or set DPST_MODEL)"
+            return None, Unavailable(
+                "no fast model was given (dpst serve --model PATH, or set DPST_MODEL)", *NO_MODEL
+            )
         try:
             from dpst.serve.runtime.stylizer import FastStylizer
         except ImportError as err:
-            return None, f"the ONNX runtime is not available ({first_line(err)})"
+            return None, Unavailable(
+                f"the ONNX runtime is not available ({first_line(err)})", *NO_ONNX
+            )
         try:
             return FastStylizer(model_path), None
         except (DpstError, OSError, ValueError) as err:
-            return None, f"the fast model could not be loaded: {first_line(err)}"
+            return None, Unavailable(
+                f"the fast model could not be loaded: {first_line(err)}", *BAD_MODEL
+            )
 
     def _resolve_backbone(self):
-        """``(BackboneConfig, None)`` when Quality mode can run, else ``(None, message)``."""
+        """``(BackboneConfig, None)`` when Quality mode can run, else ``(None, Unavailable)``."""
         from dpst.optim_reference.vgg import BackboneConfig, resolve_weights
 
         if self.config.backbone == "random":
@@ -182,7 +235,7 @@ class DemoEngine:
         try:
             resolve_weights(BackboneConfig(weights=self.config.vgg_weights))
         except DpstError as err:
-            return None, first_line(err)
+            return None, Unavailable(first_line(err), *NO_VGG)
         return BackboneConfig(weights=self.config.vgg_weights, download=False), None
 
     def network(self) -> tuple[Any, dict]:
@@ -191,35 +244,44 @@ class DemoEngine:
         from dpst.optim_reference.vgg import load_backbone
 
         if self.backbone is None:
-            raise InputError(f"Quality mode needs VGG-19 weights: {self.backbone_error}")
+            raise InputError(self.backbone_off.page)
         with self._network_lock:
             if self._network is None:
                 self._network = load_backbone(self.backbone, resolve_device(self.config.device))
             return self._network
 
     def segmenter(self):
-        """The segmenter, built once; raises InputError saying why automatic masks are off."""
+        """The segmenter, built once; raises InputError saying, in the page's words, why
+        automatic masks are off."""
         with self._lock:
-            if self._segmenter is None and self._segmenter_error is None:
+            if self._segmenter is None and self._segmenter_off is None:
                 if self.config.segmenter is None:
-                    self._segmenter_error = "they are off on this server"
+                    self._segmenter_off = Unavailable("off (dpst serve --masks none)", *MASKS_OFF)
                 else:
                     from dpst.models.segmenter import build_segmenter
 
                     try:
                         self._segmenter = build_segmenter(self.config.segmenter)
+                    except WeightsNotFoundError as err:
+                        self._segmenter_off = Unavailable(first_line(err), *NO_SEGMENTER)
                     except DpstError as err:
-                        self._segmenter_error = first_line(err)
-            if self._segmenter_error is not None:
-                raise InputError(f"automatic masks are unavailable: {self._segmenter_error}")
+                        self._segmenter_off = Unavailable(first_line(err), *BAD_SEGMENTER)
+            if self._segmenter_off is not None:
+                raise InputError(self._segmenter_off.reason)
             return self._segmenter
 
-    def automatic_available(self) -> tuple[bool, str | None]:
+    def automatic_off(self) -> Unavailable | None:
+        """Why automatic masks are off (console line, page words); None when they work."""
         try:
             self.segmenter()
-        except InputError as err:
-            return False, str(err)
-        return True, None
+        except InputError:
+            return self._segmenter_off
+        return None
+
+    def automatic_available(self) -> tuple[bool, str | None]:
+        """``(True, None)``, or ``(False, the page's words saying why not)``."""
+        off = self.automatic_off()
+        return (True, None) if off is None else (False, off.reason)
 
     # -- inputs --------------------------------------------------------------------------
 
@@ -303,7 +365,7 @@ class DemoEngine:
 
     def _need_fast(self) -> None:
         if self.fast is None:
-            raise InputError(f"Fast mode is unavailable: {self.fast_error}; use Quality mode")
+            raise InputError(self.fast_off.page)
 
     def run_fast(
         self,
