@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from dpst.commands import options
+from dpst.commands.fast import add_model
 from dpst.errors import InputError
 from dpst.serve.runtime.pipeline import run_pair
 
@@ -29,19 +30,26 @@ DEMO_ITERS = 200
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_output(p, default="outputs/demo.png")
-    p.add_argument("--content", default=DEMO_CONTENT, help="scikit-image sample photo name")
-    p.add_argument("--style", default=DEMO_STYLE, help="scikit-image sample photo name")
+    names = ", ".join(SAMPLE_PHOTOS)
+    for flag, default in (("--content", DEMO_CONTENT), ("--style", DEMO_STYLE)):
+        p.add_argument(
+            flag, default=default, metavar="NAME",  # checked by _sample: one line
+            help=f"a scikit-image sample photo: {names} (default: {default})",
+        )  # fmt: skip
     p.add_argument(
         "--quality",
         action="store_true",
         help="run the reference optimiser (minutes) instead of one pass of the bundled model",
     )
-    p.add_argument("--model", help="with one pass: the stylizer .onnx (default as dpst fast)")
+    add_model(p, "with one pass: the stylizer .onnx from dpst export")
     options.add_backbone(p, "with --quality")
-    p.add_argument("--size", type=int, help=f"with --quality: working long side ({DEMO_SIZE})")
+    p.add_argument(
+        "--size", type=int, metavar="PX", help=f"with --quality: working long side ({DEMO_SIZE})"
+    )
     p.add_argument(
         "--iters",
         type=options.positive_int,
+        metavar="N",
         help=f"with --quality: iterations per stage ({DEMO_ITERS})",
     )
     options.add_device(p, " (with --quality)")
@@ -71,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
     report = {**report, "inputs": {"content": args.content, "style": args.style}}
     write_image_or_rescue(out, image, report)
     write_image(out.with_name(out.stem + "_compare.png"), image_row([content, style, image]))
+    height, width = image.shape[:2]
     print(
-        f"wrote {out}, {out.name}.json and {out.stem}_compare.png (content | style | result) "
-        f"in {report['seconds']:.1f} s{note}"
+        f"wrote {out} ({width}x{height}), {out.name}.json and {out.stem}_compare.png (content | "
+        f"style | result) in {report['seconds']:.1f} s{note}"
     )
     return 0
 
@@ -103,7 +112,9 @@ def _one_pass(args, content, style):
         "model": str(path),
         "model_id": meta.get("model_id"),
         "provider": stylizer.provider,
-        "size": list(image.shape[:2]),
+        # Named, not a pair: the console says width x height, a shape says height, width.
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
         "seconds": round(time.perf_counter() - start, 3),
         **regions,
     }

@@ -17,7 +17,9 @@ from dpst.errors import InputError
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from dpst.models.onnx_format import renderer_path_for, style_encoder_path_for
 
-    p.add_argument("checkpoint", help="a generator checkpoint (dpst train writes them)")
+    p.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="a generator checkpoint (dpst train writes them)"
+    )
     p.add_argument(
         "-o",
         "--output",
@@ -31,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="instead of -o: write a model bundle into DIR (the weights as safetensors with "
         "a JSON config, and the ONNX files), as the package ships its model",
     )
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset, at least 18 (default 18)")
+    p.add_argument(
+        "--opset", type=int, default=18, metavar="N", help="ONNX opset, at least 18 (default 18)"
+    )
     p.add_argument(
         "--fp16",
         action="store_true",

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dpst.commands import options
+from dpst.commands.fast import add_model
 from dpst.errors import InputError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -36,18 +37,19 @@ FLAGS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model",
-        metavar="PATH",
-        help="fast model (.onnx from dpst export; default: $DPST_MODEL or the cache)",
-    )
+    add_model(p, "Fast mode's model, a .onnx from dpst export")
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,
         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)",
     )
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
-    p.add_argument("--share", action="store_true", help="also open a public Gradio link")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})"
+    )
+    p.add_argument(
+        "--share", action="store_true",
+        help="also open a public gradio.live link (no login: anyone with it can run jobs)",
+    )  # fmt: skip
     options.add_backbone(p, "Quality mode's network (fetched when the server starts)")
     options.add_device(p, " (Quality mode)")
     p.add_argument(
@@ -60,11 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-megapixels",
         type=float,
+        metavar="MP",
         help="largest image accepted (default: what --memory-budget allows for every Fast "
         "slot and one Quality job at once)",
     )
-    p.add_argument("--max-upload-mb", type=int, help="largest upload (25 MB)")
-    p.add_argument("--queue-size", type=int, help="Fast requests that may wait (16)")
+    p.add_argument("--max-upload-mb", type=int, metavar="MB", help="largest upload (25 MB)")
+    p.add_argument("--queue-size", type=int, metavar="N", help="Fast requests that may wait (16)")
     p.add_argument(
         "--quality-queue",
         type=int,
