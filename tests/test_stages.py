@@ -64,3 +64,28 @@ def test_an_interrupt_in_the_middle_stops_reading_and_writing():
         run_stages(slow_source(), middle, written.append)
     assert not _threads()
     assert written == [0, 1, 2, 3, 4][: len(written)]  # nothing after the interrupt
+
+
+def test_a_signal_while_the_last_items_are_written_waits_for_the_writer():
+    # A real signal to the main thread while it waits for the sink to finish its queue (the
+    # end of a video): on CPython 3.11 an interrupted Thread.join marks the thread stopped
+    # while it runs, and run_stages returned with the sink still writing, into a container
+    # its caller then closed and deleted.
+    import signal
+
+    finished = []
+
+    def slow_sink(item):
+        time.sleep(0.5)
+        finished.append(item)
+
+    main = threading.main_thread().ident
+    timer = threading.Timer(0.15, lambda: signal.pthread_kill(main, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_stages([1], lambda x: x, slow_sink)
+    finally:
+        timer.cancel()
+    assert finished == [1]  # the sink's item was done before run_stages raised
+    assert not _threads()
