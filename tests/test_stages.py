@@ -73,19 +73,34 @@ def test_a_signal_while_the_last_items_are_written_waits_for_the_writer():
     # its caller then closed and deleted.
     import signal
 
-    finished = []
+    started, finished, armed = threading.Event(), [], [True]
 
     def slow_sink(item):
-        time.sleep(0.5)
+        started.set()
+        time.sleep(1.0)
         finished.append(item)
 
-    main = threading.main_thread().ident
-    timer = threading.Timer(0.15, lambda: signal.pthread_kill(main, signal.SIGINT))
-    timer.start()
+    def interrupt() -> None:
+        started.wait(10)
+        time.sleep(0.2)  # the main thread is waiting for the sink by now
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    def handler(signum, frame) -> None:
+        # Ctrl-C's KeyboardInterrupt while run_stages runs; a signal arriving later (a very
+        # loaded machine) must not stop the test session.
+        if armed[0]:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)  # whatever a library set before
+    killer = threading.Thread(target=interrupt)
+    killer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             run_stages([1], lambda x: x, slow_sink)
+        armed[0] = False
     finally:
-        timer.cancel()
+        armed[0] = False
+        killer.join()
+        signal.signal(signal.SIGINT, previous)
     assert finished == [1]  # the sink's item was done before run_stages raised
     assert not _threads()
