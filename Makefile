@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dpst-installed
 
-.PHONY: setup browser test lint demo demo-quality bench
+.PHONY: setup browser test test-all lint demo demo-quality bench
 
 setup: $(STAMP)
 
@@ -22,11 +22,17 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium is not installed: the browser test will be skipped"
 
-# bench.faults --quick: every fault case but training and targets, as a user runs them (about
-# a minute and a half on 2 cores).
-test: setup browser
+# test: lint and the tests not marked slow (subprocess DDP runs, fp16 export, the browser,
+# long signal and video runs, real sizes: see `slow` in pyproject.toml), a few minutes.
+# test-all (CI, .ci/run): lint, every test, and bench.faults --quick, every fault case but
+# training and targets as a user runs them (about a minute and a half on 2 cores).
+test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: setup browser
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m ""
 	$(BIN)/python -m bench.faults --quick
 
 lint: setup

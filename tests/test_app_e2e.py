@@ -41,6 +41,9 @@ SERVER_START_S = 180  # imports torch and gradio on a busy 2-core machine
 RUN_S = 180  # a tiny quality run, queued behind nothing
 
 NO_MASKS = ("none", None, None, None, None)
+# A server in a subprocess (torch and Gradio imported), a tiny export, a browser: about a
+# minute before the first test runs.
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
