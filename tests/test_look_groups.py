@@ -198,7 +198,7 @@ def oracle_look_labels(look, content: np.ndarray, groups: np.ndarray) -> np.ndar
     return out
 
 
-@pytest.mark.slow  # 32 s
+@pytest.mark.slow  # 9 s: a SegFormer, then dpst look and dpst fast
 def test_cli_look_segments_the_style_and_fast_applies_it_per_group(tiny_groups, stylizer, capsys):
     root, weights, _, segmenter = tiny_groups
     flags = ["--seg-weights", str(weights), "--device", "cpu", "--threads", "1"]
@@ -265,7 +265,6 @@ def test_cli_a_look_from_a_mask_file_is_not_segmented(tiny_groups, stylizer, cap
     )
 
 
-@pytest.mark.slow  # 46 s: subprocesses
 @pytest.mark.parametrize("torch_importable", [True, False])
 def test_without_segmenter_weights_looks_are_one_region_in_one_line_without_torch(
     tmp_path, stylizer, style, torch_importable

@@ -62,7 +62,6 @@ def test_the_target_is_the_style_look_applied_to_the_content_photo(pool):
         assert not torch.allclose(pair["target"], pair["content"], atol=1e-3)
 
 
-@pytest.mark.slow  # 17 s
 def test_region_pairs_carry_the_same_label_set_in_both_images(pool):
     config = dataclasses.replace(PLAIN, region_share=1.0, random_look_share=1.0, size=48)
     sampler = LookSampler(pool, identity_lut(9)[None], config)

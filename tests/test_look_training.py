@@ -72,7 +72,6 @@ def test_lab_and_statistics_terms_against_direct_computations():
     assert float(moved) > 1e-3
 
 
-@pytest.mark.slow  # 20 s
 def test_a_few_steps_on_one_batch_lower_the_loss(folders, one_thread):
     from dpst.data.look_pairs import LookSampler
     from dpst.data.luts import LookLibrary

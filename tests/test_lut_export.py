@@ -94,7 +94,6 @@ def dense_problem(x, y, config):
     return np.vstack(rows), np.vstack(targets)
 
 
-@pytest.mark.slow  # 19 s
 def test_fit_matches_dense_least_squares_solvers():
     rng = np.random.default_rng(1)
     config = LutFitConfig(size=5, smoothness=1e-3, anchor=1e-4)

@@ -160,7 +160,6 @@ def test_every_image_command_checks_its_output(tmp_path, capsys):
     _refused(capsys, code, "is a file")
 
 
-@pytest.mark.slow  # 15 s
 def test_missing_output_folders_are_created(tmp_path):
     out = tmp_path / "new" / "deeper" / "o.png"
     assert main(["stylize", *_pair(tmp_path), "-o", str(out), *FAST]) == 0
@@ -214,7 +213,7 @@ def test_training_stops_on_sighup_too():
         assert stop.requested
 
 
-@pytest.mark.slow  # 99 s: a signal to a running optimiser, in a subprocess
+@pytest.mark.slow  # 10 s: signals to running optimisers, in subprocesses
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_write_the_result_so_far(tmp_path, sig, code):
     out = tmp_path / "o.png"
@@ -263,7 +262,6 @@ def test_every_o_help_lists_exactly_the_writable_formats():
         assert listed() in _help(command), command
 
 
-@pytest.mark.slow  # 36 s
 @pytest.mark.parametrize("suffix", [".tif", ".tiff", ".TIFF"])
 def test_a_tiff_output_is_accepted_and_written_as_tiff(tmp_path, suffix):
     from PIL import Image

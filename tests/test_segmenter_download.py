@@ -304,7 +304,6 @@ def test_export_of_a_model_outside_the_table_needs_an_output(capsys):
     assert err.count("\n") == 1 and "pass -o FILE.onnx" in err
 
 
-@pytest.mark.slow  # 18 s
 def test_a_tiny_upernet_exported_here_labels_as_torch_does(tmp_path):
     """The MIT alternative's architecture (UperNet on ConvNeXt, tiny, random weights): the
     export goes through torch.export (its pooling pyramid) and labels as PyTorch does."""

@@ -29,7 +29,7 @@ def two_stage_run():
     return content, stylize(content, style, config=cfg, backbone=RANDOM)
 
 
-@pytest.mark.slow  # 329 s: the module's two-stage optimiser run
+@pytest.mark.slow  # 52 s: the module's two-stage optimiser run, which the next test shares
 def test_two_stage_run_lowers_the_objective(two_stage_run):
     content, result = two_stage_run
     stage1, stage2 = result.report["stages"]
@@ -45,7 +45,7 @@ def test_two_stage_run_lowers_the_objective(two_stage_run):
     assert result.image.min() >= 0 and result.image.max() <= 1
 
 
-@pytest.mark.slow  # uses the module's two-stage optimiser run (329 s, paid by its first test)
+@pytest.mark.slow  # uses the module's two-stage optimiser run, paid by the test above
 def test_report_names_the_random_backbone(two_stage_run):
     _, result = two_stage_run
     report = result.report
@@ -55,7 +55,6 @@ def test_report_names_the_random_backbone(two_stage_run):
     json.dumps(report)  # JSON-ready
 
 
-@pytest.mark.slow  # 35 s
 def test_deterministic_for_a_seed():
     content, style = _pair(32)
     cfg = StylizeConfig(size=32, iters=3, postfilter=False)
@@ -64,7 +63,6 @@ def test_deterministic_for_a_seed():
     np.testing.assert_array_equal(a.image, b.image)
 
 
-@pytest.mark.slow  # 16 s
 def test_masks_condition_the_style():
     content, style = _pair(32)
     cl = np.zeros(content.shape[:2], np.int64)
@@ -115,7 +113,6 @@ def test_mean_init_is_the_caffe_mean_colour():
     assert ((x - mean) * 255).std().item() == pytest.approx(1e-4, rel=0.05)
 
 
-@pytest.mark.slow  # 19 s
 def test_stage_two_starts_from_the_quantised_stage_one_result(monkeypatch):
     """Published: stage 1 saves an 8-bit PNG (clipped, truncated), stage 2 starts from it;
     the post-filter is fitted to the unclamped optimiser output."""
@@ -147,7 +144,6 @@ def test_stage_two_starts_from_the_quantised_stage_one_result(monkeypatch):
     assert torch.equal(fitted, stage2)  # unclamped: not stage2.clamp(0, 1)
 
 
-@pytest.mark.slow  # 22 s
 def test_cli_end_to_end(tmp_path, capsys):
     content, style = _pair(40)
     write_image(tmp_path / "c.png", content)
@@ -298,7 +294,6 @@ def test_cli_automatic_masks_with_a_segmenter(tmp_path, capsys):
     assert "masks: segmenter" in capsys.readouterr().out
 
 
-@pytest.mark.slow  # 15 s
 def test_cli_automatic_masks_fall_back_to_one_region(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

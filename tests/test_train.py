@@ -113,7 +113,6 @@ def test_every_rank_gets_as_many_batches_and_every_pair_is_seen():
     assert epoch_batches(6, 2, 3, 2) == epoch_batches(6, 2, 3, 2)
 
 
-@pytest.mark.slow  # 28 s
 @pytest.mark.parametrize("log_ratio", [False, True])
 def test_twenty_steps_on_one_pair_lower_the_objective(pairs, tmp_path, log_ratio):
     manifest = _subset(pairs, tmp_path / "one.jsonl", 1)
@@ -171,7 +170,6 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(pairs, tmp_path):
         train(other, manifest, tmp_path / "d", progress=False)
 
 
-@pytest.mark.slow  # 17 s
 def test_resume_after_step_10_gives_the_same_step_11_loss(pairs, tmp_path):
     # Two pairs with targets: both loss terms, shuffled epochs and augmentation all count.
     manifest = _subset(pairs, tmp_path / "two.jsonl", 2)
@@ -197,7 +195,7 @@ def test_resume_after_step_10_gives_the_same_step_11_loss(pairs, tmp_path):
     assert logged == list(range(1, 13))
 
 
-@pytest.mark.slow  # 22 s: two DDP processes
+@pytest.mark.slow  # 12 s: two DDP processes
 def test_two_gloo_processes_train_together(pairs, tmp_path):
     config = _config_file(tmp_path / "tiny.json")
     run = subprocess.run(
@@ -213,7 +211,7 @@ def test_two_gloo_processes_train_together(pairs, tmp_path):
     assert state.step == 3
 
 
-@pytest.mark.slow  # 21 s: a signal to a training subprocess
+@pytest.mark.slow  # 7 s: a signal to a training subprocess
 def test_sigterm_writes_a_checkpoint_and_exits_interrupted(pairs, tmp_path):
     config = _config_file(tmp_path / "tiny.json")
     run_dir = tmp_path / "run"

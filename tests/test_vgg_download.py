@@ -126,7 +126,6 @@ def test_hash_prefix_follows_torch_hub_names():
     assert file_name("https://example.org/models/vgg19-d01eb7cb.pth?x=1") == CAFFE_FILE
 
 
-@pytest.mark.slow  # 29 s
 def test_first_use_downloads_checks_and_reports_second_use_does_not(
     server, fresh_machine, caffe_bytes, photos, tmp_path, capsys, monkeypatch
 ):
