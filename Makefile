@@ -10,7 +10,7 @@ DEMO_VENV ?= .venv-demo
 DEMO_BIN := $(DEMO_VENV)/bin
 DEMO_STAMP := $(DEMO_VENV)/.dpst-installed
 
-.PHONY: setup setup-demo browser js test lint demo demo-quality bench
+.PHONY: setup setup-demo browser js test test-all lint demo demo-quality bench
 
 setup: $(STAMP)
 
@@ -60,11 +60,17 @@ $(JS_STAMP): serve/js/package.json serve/js/package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --prefix serve/js
 	touch $(JS_STAMP)
 
-# bench.faults --quick: every fault case but training and targets, as a user runs them (about
-# a minute and a half on 2 cores).
-test: setup browser js
+# test: lint and the tests not marked slow (subprocess DDP runs, fp16 export, the browser,
+# long signal and video runs, real sizes: see `slow` in pyproject.toml), a few minutes.
+# test-all (CI, .ci/run): lint, every test, and bench.faults --quick, every fault case but
+# training and targets as a user runs them (about a minute and a half on 2 cores).
+test: setup js
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: setup browser js
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m ""
 	$(BIN)/python -m bench.faults --quick
 
 lint: setup

@@ -41,6 +41,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Second forms of a command with a parser of their own: ``dpst look export ...`` is parsed by
+# the parser named "look export", so that its --help is its own (and its positionals named).
+# (command, word) -> (module, add_arguments, run); not listed in ``dpst --help`` (the first
+# form's help names it).
+SECOND_FORMS: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("look", "export"): ("look", "add_export_arguments", "run_export"),
+}
+SECOND_FORM_HELP = {
+    ("look", "export"): "a result of the one-pass model as a 3D LUT (.cube) and Hald CLUT",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dpst",
@@ -53,7 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub_parser)
         sub_parser.set_defaults(_run=module.run)
+    for (command, word), (module_name, add, run) in SECOND_FORMS.items():
+        module = importlib.import_module(f"dpst.commands.{module_name}")
+        help_text = SECOND_FORM_HELP[(command, word)]
+        # No help= here: argparse would list the form among the commands.
+        sub_parser = sub.add_parser(f"{command} {word}", description=help_text)
+        getattr(module, add)(sub_parser)
+        sub_parser.set_defaults(_run=getattr(module, run))
     return parser
+
+
+def second_form(argv: list[str]) -> list[str]:
+    """``["look", "export", ...]`` -> ``["look export", ...]``: the form's own parser."""
+    if len(argv) >= 2 and (argv[0], argv[1]) in SECOND_FORMS:
+        return [f"{argv[0]} {argv[1]}", *argv[2:]]
+    return argv
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -63,7 +89,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(second_form(list(sys.argv[1:] if argv is None else argv)))
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0

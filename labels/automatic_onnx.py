@@ -59,7 +59,10 @@ def fetched_onnx(config: SegmenterConfig) -> tuple[Any, str | None]:
         return None, None
     folder = segmenter_folder()
     if not config.allow_download:
-        return None, f"segmenter {spec.file_name} is not in {folder} and downloads are off"
+        return None, (
+            f"segmenter {spec.file_name} is not in {folder} and this command uses files "
+            "already on disk only"
+        )
     why = why_not_fetched(spec)
     if why is not None:  # before any connection: offline, or nothing pinned to fetch
         from dpst.models.segmenter_download import how_to_fetch

@@ -146,7 +146,9 @@ def _why_no_download(source: str, config: SegmenterConfig) -> str | None:
     if reason is not None:
         return f"{reason} (offline)"
     if not config.allow_download:
-        return "downloads are off"
+        # The caller's rule (dpst serve never makes a request wait for a download), not the
+        # user's setting: say so rather than "downloads are off", which sends them looking.
+        return "this command uses weights already on disk only"
     return probe_hub(source)
 
 

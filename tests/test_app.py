@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import threading
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -152,7 +153,9 @@ def test_quality_without_weights_says_how_to_get_them(pair, tmp_path, monkeypatc
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-home"))
     cb = _callbacks(AppConfig(backbone="vgg19"))
     status = cb.quality(_payload(pair[0]), _payload(pair[1]), *NO_MASKS, *TINY_QUALITY)[2]
-    assert "Error" in status and "VGG-19 weights" in status and "vgg19-d01eb7cb.pth" in status
+    # The page says what to do in words; the console has the file to fetch and where.
+    assert "Error" in status and "VGG-19 weights" in status and "--vgg-weights FILE" in status
+    assert "vgg19-d01eb7cb.pth" in cb.engine.backbone_off.console
 
 
 def test_no_model_fast_mode_unavailable_quality_default(pair, random_config):
@@ -763,3 +766,83 @@ def test_quality_mode_names_the_automatic_masks_it_used(pair):
     # No segmenter asked: the weight-free regions, none sure in these photos (named regions:
     # tests/test_regions_everywhere.py).
     assert "automatic masks: weight-free regions: no sure sky or backdrop in the" in _ok(outputs)[3]
+
+
+# Words of exceptions and of the server's places: none belongs on the page (issue 24).
+RAW = re.compile(r"Traceback|Errno|gaierror|Error:|Exception|downloads are off|share=True")
+
+
+def _page_words(demo) -> list[str]:
+    """The words the page shows: every component's label, info, choices and text value (not
+    Gradio's file data, whose URLs name its own cache by design)."""
+    words = []
+    for component in demo.get_config_file()["components"]:
+        props = component["props"]
+        for key in ("label", "info", "value", "placeholder"):
+            if isinstance(props.get(key), str):
+                words.append(props[key])
+        words += [str(label) for label, _ in props.get("choices") or []]
+    return words
+
+
+def _no_server_places(text: str, *places) -> None:
+    assert not RAW.search(text), text
+    for place in (*places, "/root", "/tmp", "/home", ".cache", str(Path.home())):
+        assert str(place) not in text, (place, text)
+
+
+def test_the_page_says_what_is_missing_in_words(pair, tmp_path, monkeypatch):
+    from dpst.models.segmenter_config import SegmenterConfig
+    from dpst.serve.app.engine import NO_VGG
+
+    # No VGG-19 weights (a named file that is not there: nothing to download) and no
+    # segmenter weights on this "server", which is not offline (as in the issue): the
+    # console's reason for the masks is then dpst serve's own rule, which never downloads.
+    for name in ("HF_HUB_OFFLINE", "DPST_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    segmenter = SegmenterConfig(cache_dir=str(tmp_path / "hf"), allow_download=False)
+    missing = tmp_path / "weights" / "vgg19.pth"
+    config = AppConfig(backbone="vgg19", vgg_weights=str(missing), segmenter=segmenter)
+    engine = DemoEngine(config, fast=FakeStylizer())
+    demo = build_app(config, engine)
+    words = _page_words(demo)
+    for text in words:
+        _no_server_places(text, tmp_path)
+    by_id = {c["props"].get("elem_id"): c["props"] for c in demo.get_config_file()["components"]}
+    # Quality mode is not offered; the note says what is missing and how to enable it.
+    assert [label for label, _ in by_id["mode"]["choices"]] == ["Fast"]
+    notes = by_id["availability"]["value"]
+    assert NO_VGG[0] in notes and "<code>--vgg-weights FILE</code>" in notes
+    # Automatic masks go on without the segmenter (the weight-free regions), in words.
+    assert "weight-free regions" in notes and "no segmenter weights" in notes
+    # The console keeps the details, with the true reason for the masks.
+    assert str(missing) in engine.backbone_off.console
+    assert engine.automatic_off() is None and "weight-free" in engine.automatic_available()[1]
+    # A Quality request sent anyway (the API) gets the same words, in red.
+    status = demo.dpst_callbacks.quality(_payload(pair[0]), _payload(pair[1]), *NO_MASKS,
+                                         *TINY_QUALITY)[2]  # fmt: skip
+    assert "Quality mode is unavailable" in status
+    _no_server_places(status.replace("Error: ", ""), tmp_path)
+
+
+def test_a_failed_request_shows_no_exception_or_server_path(pair, tmp_path, caplog):
+    cb = _callbacks(AppConfig(backbone="random"), fast=FakeStylizer())
+    secret = tmp_path / "private" / "state.bin"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"cannot map {secret}: bad magic")
+
+    cb.engine.run_fast = broken
+    with caplog.at_level(logging.ERROR):
+        status = cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS)[2]
+    assert "internal error" in status and "bad magic" not in status
+    _no_server_places(status.replace("Error: ", ""), tmp_path)
+    assert "bad magic" in caplog.text  # the log has it, for the operator
+
+    def refused(*args, **kwargs):
+        raise app_inputs.InputError(f"could not write {secret} (No space left on device)")
+
+    cb.engine.run_fast = refused
+    status = cb.fast(_payload(pair[0]), _payload(pair[1]), *NO_MASKS)[2]
+    assert "could not write state.bin (No space left on device)" in status
+    _no_server_places(status.replace("Error: ", ""), tmp_path)

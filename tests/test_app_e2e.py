@@ -41,6 +41,9 @@ SERVER_START_S = 180  # imports torch and gradio on a busy 2-core machine
 RUN_S = 180  # a tiny quality run, queued behind nothing
 
 NO_MASKS = ("none", None, None, None, None)
+# A server in a subprocess (torch and Gradio imported), a tiny export, a browser: about a
+# minute before the first test runs.
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
@@ -303,6 +306,8 @@ def test_fast_requests_are_served_while_a_quality_job_runs(server, photos):
     gradio_client, quality_page = _client(url)
     content, style = (gradio_client.handle_file(str(p)) for p in photos)
     assert "warning: listening" not in log.read_text()  # on loopback: nothing to warn of
+    # The share hint names our flag, not Gradio's Python API.
+    assert "dpst serve --share" in log.read_text() and "share=True" not in log.read_text()
     lines_before = len(log.read_text().splitlines())
     job = quality_page.submit(
         content, style, *NO_MASKS, 256, 1000, False, "fast", api_name="/quality"

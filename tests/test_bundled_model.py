@@ -29,6 +29,7 @@ TINY = GeneratorConfig(
 )  # fmt: skip
 
 
+@pytest.mark.slow  # 74 s: a bundle's ONNX export
 def test_bundle_round_trip_and_bad_bundles(tmp_path, one_thread):
     torch.manual_seed(0)
     model = Generator(TINY)
@@ -113,6 +114,7 @@ def test_a_fresh_install_stylises_with_the_bundled_model_without_torch(tmp_path)
     assert corr[0, 1] >= 0.9, corr[0, 1]
 
 
+@pytest.mark.slow  # 53 s: a bundle's ONNX export
 def test_init_from_a_bundle_takes_its_model_unless_one_is_set(tmp_path, one_thread):
     from dpst.models.bundle import load_generator
     from dpst.train.config import TrainConfig

@@ -79,8 +79,8 @@ def test_the_web_demo_without_torch_runs_fast_mode_and_says_what_quality_mode_ne
         from dpst.commands.serve import build_config
         from dpst.serve.app.engine import DemoEngine
         engine = DemoEngine(build_config(build_parser().parse_args(["serve"])))
-        assert engine.fast is not None, engine.fast_error
-        print(engine.backbone_error)
+        assert engine.fast is not None, engine.fast_off
+        print(engine.backbone_off.console)
         print(engine.automatic_available()[1])
         assert sys.modules.get("torch") is None
         """

@@ -372,6 +372,7 @@ def test_double_precision_and_batch_independence():
     torch.testing.assert_close(both[:1], first, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow  # 9 s: an ONNX export
 def test_onnx_export_matches_pytorch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

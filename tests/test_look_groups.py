@@ -198,6 +198,7 @@ def oracle_look_labels(look, content: np.ndarray, groups: np.ndarray) -> np.ndar
     return out
 
 
+@pytest.mark.slow  # 9 s: a SegFormer, then dpst look and dpst fast
 def test_cli_look_segments_the_style_and_fast_applies_it_per_group(tiny_groups, stylizer, capsys):
     root, weights, _, segmenter = tiny_groups
     flags = ["--seg-weights", str(weights), "--device", "cpu", "--threads", "1"]

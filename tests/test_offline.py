@@ -246,6 +246,6 @@ def test_missing_weights_with_downloads_allowed_but_offline_never_probe(hub, gua
     pytest.importorskip("transformers")
     from dpst.models.segmenter import SegmenterConfig, build_segmenter
 
-    with pytest.raises(WeightsNotFoundError, match="downloads are off"):
+    with pytest.raises(WeightsNotFoundError, match="uses weights already on disk only"):
         build_segmenter(SegmenterConfig(cache_dir=str(tmp_path), allow_download=False))
     assert guard == []

@@ -97,6 +97,7 @@ def exported(tmp_path_factory):
     return model, checkpoint, result
 
 
+@pytest.mark.slow  # 30 s: the module's ONNX export, which the tests below share
 def test_export_writes_checked_models_with_named_dynamic_io(exported):
     _, _, result = exported
     assert result.parity_ok and result.parity_max_abs_diff <= PARITY_TOLERANCE["fp32"]
@@ -141,6 +142,7 @@ def test_export_writes_checked_models_with_named_dynamic_io(exported):
     }
 
 
+@pytest.mark.slow  # uses the module's ONNX export, paid by its first test
 def test_metadata_round_trip(exported):
     _, _, result = exported
     stylizer = FastStylizer(result.stylizer_path)
@@ -158,6 +160,7 @@ def test_metadata_round_trip(exported):
     assert stylizer.provider == "CPUExecutionProvider"
 
 
+@pytest.mark.slow  # uses the module's ONNX export, paid by its first test
 @pytest.mark.parametrize(("size", "style_size"), PARITY_SIZES)
 @pytest.mark.parametrize("with_labels", [False, True])
 def test_runtime_matches_pytorch(exported, size, style_size, with_labels):
@@ -183,6 +186,7 @@ class CountingSession:
         return self.session.run(*args, **kwargs)
 
 
+@pytest.mark.slow  # uses the module's ONNX export, paid by its first test
 def test_style_encodings_are_cached_per_image_and_labels_and_bounded(exported):
     _, _, result = exported
     stylizer = FastStylizer(result.stylizer_path, cache_size=2)
@@ -205,6 +209,7 @@ def test_style_encodings_are_cached_per_image_and_labels_and_bounded(exported):
         stylizer.encode_style(style)[0][...] = 0
 
 
+@pytest.mark.slow  # uses the module's ONNX export, paid by its first test
 def test_bad_images_and_labels_raise_input_errors(exported):
     _, _, result = exported
     stylizer = FastStylizer(result.stylizer_path)
@@ -265,6 +270,7 @@ def broken_models(exported, tmp_path_factory):
     }
 
 
+@pytest.mark.slow  # uses the module's ONNX export, paid by its first test
 def test_unusable_models_raise_one_line_runtime_model_errors(broken_models):
     for name, (path, message) in broken_models.items():
         with pytest.raises(RuntimeModelError, match=message) as info:
@@ -272,6 +278,7 @@ def test_unusable_models_raise_one_line_runtime_model_errors(broken_models):
         assert "\n" not in str(info.value), name
 
 
+@pytest.mark.slow  # uses the module's ONNX export, paid by its first test
 def test_fast_cli_writes_the_result_and_reports_bad_input_in_one_line(
     exported, broken_models, tmp_path, capsys
 ):
@@ -314,6 +321,7 @@ def test_fast_cli_writes_the_result_and_reports_bad_input_in_one_line(
     assert "no automatic masks" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 26 s: an fp16 export
 def test_export_cli_fp16_model_is_within_tolerance(exported, tmp_path, capsys):
     model, checkpoint, _ = exported
     path = tmp_path / "half.onnx"
@@ -330,6 +338,7 @@ def test_export_cli_fp16_model_is_within_tolerance(exported, tmp_path, capsys):
         assert np.abs(out - expected).max() <= PARITY_TOLERANCE["fp16"]
 
 
+@pytest.mark.slow  # uses the module's ONNX export, paid by its first test
 def test_export_cli_bad_input(exported, tmp_path, capsys):
     _, checkpoint, _ = exported
     cases = [
@@ -371,6 +380,7 @@ def _core_distributions() -> set[str]:
     return seen
 
 
+@pytest.mark.slow  # uses the module's ONNX export, paid by its first test
 def test_runtime_imports_and_runs_where_torch_cannot_be_imported(exported, tmp_path):
     """dpst fast, dpst look (a look file and a LUT) and dpst demo on the core install alone:
     every module of every extra (dpst.extras) blocked, none imported, and every library they
@@ -476,6 +486,7 @@ def test_metadata_values_round_trip_as_strings():
     assert decode_metadata({**encoded, "other": "ignored"}) == values
 
 
+@pytest.mark.slow  # uses the module's ONNX export, paid by its first test
 def test_checksums_catch_damaged_weights_and_renamed_pairs_still_load(exported, tmp_path):
 
     _, _, result = exported

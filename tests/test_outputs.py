@@ -213,6 +213,7 @@ def test_training_stops_on_sighup_too():
         assert stop.requested
 
 
+@pytest.mark.slow  # 10 s: signals to running optimisers, in subprocesses
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_write_the_result_so_far(tmp_path, sig, code):
     out = tmp_path / "o.png"

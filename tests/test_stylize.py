@@ -29,6 +29,7 @@ def two_stage_run():
     return content, stylize(content, style, config=cfg, backbone=RANDOM)
 
 
+@pytest.mark.slow  # 52 s: the module's two-stage optimiser run, which the next test shares
 def test_two_stage_run_lowers_the_objective(two_stage_run):
     content, result = two_stage_run
     stage1, stage2 = result.report["stages"]
@@ -44,6 +45,7 @@ def test_two_stage_run_lowers_the_objective(two_stage_run):
     assert result.image.min() >= 0 and result.image.max() <= 1
 
 
+@pytest.mark.slow  # uses the module's two-stage optimiser run, paid by the test above
 def test_report_names_the_random_backbone(two_stage_run):
     _, result = two_stage_run
     report = result.report

@@ -113,6 +113,7 @@ def _ids(manifest: Path) -> list[str]:
     return [json.loads(line)["id"] for line in manifest.read_text().splitlines() if line]
 
 
+@pytest.mark.slow  # 6 s: a killed subprocess run, then its resume
 def test_resume_after_kill_does_nothing_twice(pairs, tmp_path):
     out = tmp_path / "out"
     args = ["targets", str(pairs), "--out", str(out), *FAST]
@@ -170,6 +171,7 @@ def test_targets_of_the_one_folder_layout_are_taken_over_not_made_again(pairs, t
     assert _digests(folder) == made and not any((out / TARGETS_DIR).iterdir())
 
 
+@pytest.mark.slow  # 7 s: two DDP processes
 def test_two_gloo_processes_make_every_target_exactly_once(pairs, tmp_path):
     out = tmp_path / "out"
     run = _run(

@@ -195,6 +195,7 @@ def test_resume_after_step_10_gives_the_same_step_11_loss(pairs, tmp_path):
     assert logged == list(range(1, 13))
 
 
+@pytest.mark.slow  # 12 s: two DDP processes
 def test_two_gloo_processes_train_together(pairs, tmp_path):
     config = _config_file(tmp_path / "tiny.json")
     run = subprocess.run(
@@ -210,6 +211,7 @@ def test_two_gloo_processes_train_together(pairs, tmp_path):
     assert state.step == 3
 
 
+@pytest.mark.slow  # 7 s: a signal to a training subprocess
 def test_sigterm_writes_a_checkpoint_and_exits_interrupted(pairs, tmp_path):
     config = _config_file(tmp_path / "tiny.json")
     run_dir = tmp_path / "run"

@@ -431,3 +431,23 @@ def test_strength_0_gives_the_input_frames_and_half_is_halfway(tmp_path, clip, c
     assert main(lut) == 2
     assert "--strength is for the model" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_interrupt_just_after_the_partial_file_is_created_deletes_it(
+    tmp_path, clip, monkeypatch
+):
+    # The gap test_sigterm_exits_143_and_leaves_no_file can hit on a loaded machine (its
+    # SIGTERM follows the file's appearance): the signal arrives as soon as the hidden file
+    # exists, before any later statement runs. Made certain here.
+    import dpst.serve.runtime.video as video
+
+    created = video._create
+
+    def create_then_interrupted(temp):
+        created(temp)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video, "_create", create_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        process_video(clip, tmp_path / "o.mkv", LutFrames(_invert_cube(tmp_path / "i.cube")))
+    assert _files(tmp_path) == ["i.cube", "in.mp4"]

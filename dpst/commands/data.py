@@ -17,11 +17,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="pair the photos of a folder into a manifest",
         description="Pair the photos of a folder into a manifest (JSON Lines).",
     )
-    pairs.add_argument("photo_dir", help="folder of photos")
-    pairs.add_argument("-o", "--output", required=True, help="manifest to write (.jsonl)")
+    pairs.add_argument("photo_dir", metavar="PHOTOS", help="folder of photos")
     pairs.add_argument(
-        "--per-content", type=int, default=1, help="style photos drawn for every content photo (1)"
+        "-o", "--output", required=True, metavar="MANIFEST", help="manifest to write (.jsonl)"
     )
+    pairs.add_argument(
+        "--per-content", type=int, default=1, metavar="N",
+        help="style photos drawn for every content photo (1)",
+    )  # fmt: skip
     pairs.add_argument(
         "--mode",
         choices=("auto", "random", "semantic"),
@@ -32,9 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--min-overlap",
         type=float,
         default=0.5,
+        metavar="FRACTION",
         help="semantic pairing: least label-histogram overlap (0.5)",
     )
-    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--seed", type=int, default=0, help="random seed of the drawing (0)")
     pairs.add_argument(
         "--masks", metavar="DIR", help="masks named like the photos (colour masks or label maps)"
     )
@@ -53,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="report missing, unreadable or mismatched entries",
         description="Check a manifest: every line and every file it names.",
     )
-    check.add_argument("manifest", help="manifest (.jsonl)")
+    check.add_argument("manifest", metavar="MANIFEST", help="manifest (.jsonl)")
     check.add_argument(
         "--no-files", dest="files", action="store_false", help="check the lines only, not the files"
     )
@@ -65,11 +69,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         description="Write scikit-image's sample photos, two-label masks "
         "and a manifest into a folder, for smoke runs.",
     )
-    samples.add_argument("out_dir", help="folder to write")
-    samples.add_argument("--size", type=int, default=256, help="long side in pixels (256)")
-    samples.add_argument("--no-masks", dest="masks", action="store_false")
-    samples.add_argument("--per-content", type=int, default=1)
-    samples.add_argument("--seed", type=int, default=0)
+    samples.add_argument("out_dir", metavar="DIR", help="folder to write")
+    samples.add_argument(
+        "--size", type=int, default=256, metavar="PX", help="long side in pixels (256)"
+    )
+    samples.add_argument(
+        "--no-masks", dest="masks", action="store_false", help="photos and manifest only"
+    )
+    samples.add_argument(
+        "--per-content", type=int, default=1, metavar="N",
+        help="style photos paired with every content photo (1)",
+    )  # fmt: skip
+    samples.add_argument("--seed", type=int, default=0, help="random seed of the pairing (0)")
     samples.set_defaults(_data_run=run_samples)
 
 

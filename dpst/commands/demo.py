@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from dpst.commands import options
+from dpst.commands.fast import add_model
 from dpst.errors import InputError
 from dpst.labels.regions import FROM_MASK_FILES, Regions
 from dpst.serve.runtime.pipeline import run_pair
@@ -63,12 +64,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the reference optimiser (minutes) instead of one pass of the bundled model",
     )
-    p.add_argument("--model", help="with one pass: the stylizer .onnx (default as dpst fast)")
+    add_model(p, "with one pass: the stylizer .onnx from dpst export")
     options.add_backbone(p, "with --quality")
-    p.add_argument("--size", type=int, help=f"with --quality: working long side ({DEMO_SIZE})")
+    p.add_argument(
+        "--size", type=int, metavar="PX", help=f"with --quality: working long side ({DEMO_SIZE})"
+    )
     p.add_argument(
         "--iters",
         type=options.positive_int,
+        metavar="N",
         help=f"with --quality: iterations per stage ({DEMO_ITERS})",
     )
     options.add_device(p, " (with --quality)")
@@ -135,9 +139,10 @@ def run(args: argparse.Namespace) -> int:
     write_image_or_rescue(out, image, report)
     write_image(compare, compare_image(pair, image))
     regions = ", ".join(report["regions"]) or "one region"
+    height, width = image.shape[:2]
     print(
-        f"wrote {out}, {out.name}.json and {compare} (content | style | result, masks under "
-        f"them) in {report['seconds']:.1f} s; regions: {regions}{note}"
+        f"wrote {out} ({width}x{height}), {out.name}.json and {compare} (content | style | "
+        f"result, masks under them) in {report['seconds']:.1f} s; regions: {regions}{note}"
     )
     return 0
 
@@ -166,7 +171,9 @@ def _one_pass(args, pair: DemoPair):
         "model": str(path),
         "model_id": meta.get("model_id"),
         "provider": stylizer.provider,
-        "size": list(image.shape[:2]),
+        # Named, not a pair: the console says width x height, a shape says height, width.
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
         "seconds": round(time.perf_counter() - start, 3),
         **regions,
     }

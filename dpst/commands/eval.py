@@ -31,23 +31,28 @@ FLAGS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="generator checkpoint (.pt, from dpst train)")
-    p.add_argument("manifest", help="pairs manifest (.jsonl); 'target' = the optimiser's output")
+    p.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="generator checkpoint (.pt, from dpst train)"
+    )
+    p.add_argument(
+        "manifest", metavar="MANIFEST",
+        help="pairs manifest (.jsonl); 'target' = the optimiser's output",
+    )  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="output folder (default: eval/ by the checkpoint)")
     options.add_config(p, "EvalConfig (size, weights, matting, backbone, ...)")
-    p.add_argument("--size", type=int, help="long side of the evaluated images (256)")
+    p.add_argument("--size", type=int, metavar="PX", help="long side of the evaluated images (256)")
     options.add_backbone(p)
     options.add_min_region(p)
     options.add_device(p)
-    p.add_argument("--repeats", type=int, help="timed generator runs per pair (3)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N pairs")
+    p.add_argument("--repeats", type=int, metavar="N", help="timed generator runs per pair (3)")
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N pairs")
     p.add_argument(
         "--held-out",
         action="store_true",
         help="evaluate only the pairs the checkpoint's training run held out",
     )
     group = p.add_argument_group("the optimiser, for pairs without a target")
-    group.add_argument("--iters", type=int, help="L-BFGS iterations per stage (1000)")
+    group.add_argument("--iters", type=int, metavar="N", help="L-BFGS iterations per stage (1000)")
     group.add_argument("--multiscale", action="store_true", default=None)
     group.add_argument("--no-postfilter", dest="postfilter", action="store_false", default=None)
 

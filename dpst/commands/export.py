@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "checkpoint",
+        metavar="CHECKPOINT",
         help="a generator checkpoint (dpst train writes them), a bundle folder, or 'bundled' "
         "(the model shipped in the package)",
     )
@@ -37,7 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="instead of -o: write a model bundle into DIR (the weights as safetensors with "
         "a JSON config, and the ONNX files), as the package ships its model",
     )
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset, at least 18 (default 18)")
+    p.add_argument(
+        "--opset", type=int, default=18, metavar="N", help="ONNX opset, at least 18 (default 18)"
+    )
     p.add_argument(
         "--fp16",
         action="store_true",

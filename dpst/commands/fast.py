@@ -17,6 +17,7 @@ auto``): each content's are found alike, unless ``--content-mask`` names its reg
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,20 +63,35 @@ from dpst.serve.runtime.pipeline import run_look, run_pair
 
 # What a folder's record says of a look's masks, by the source of each photo's regions.
 LOOK_RECORDS = {FROM_SEGMENTER: "look, segmented", FROM_WEIGHT_FREE: "look, weight-free"}
-THREADS_HELP = "ONNX Runtime intra-op threads, 1 to twice the cores (default: the cores)"
+THREADS_HELP = "ONNX Runtime intra-op threads, 1 to twice the cores"
 STRENGTH_HELP = (
     "how much of the look to apply: 0 = the content unchanged, 1 = the model's full transfer "
     "(default), up to 2 to exaggerate"
 )
 
 
-def add_model(p: argparse.ArgumentParser) -> None:
+# Where the one-pass model comes from when --model is not given (default_model_path).
+MODEL_DEFAULT = (
+    "default: $DPST_MODEL, else ~/.cache/dpst/model.onnx if present, else the model bundled "
+    "with dpst"
+)
+
+
+def add_model(
+    p: argparse.ArgumentParser, what: str = "the stylizer .onnx from dpst export"
+) -> None:
+    p.add_argument("--model", metavar="MODEL.onnx", help=f"{what} ({MODEL_DEFAULT})")
+
+
+def add_threads(p: argparse.ArgumentParser, what: str = THREADS_HELP) -> None:
+    """``--threads N`` of the one-pass commands (checked by
+    :func:`~dpst.commands.resolve.one_pass_config`); the help names the default as a number,
+    this machine's cores, which is what a reader wants to compare with."""
+    cores = os.cpu_count() or 1
     p.add_argument(
-        "--model",
-        metavar="MODEL.onnx",
-        help="the stylizer .onnx from dpst export (default: $DPST_MODEL, else "
-        "~/.cache/dpst/model.onnx if present, else the model bundled with dpst)",
-    )
+        "--threads", type=int, default=None, metavar="N",
+        help=f"{what} (default: the cores, {cores} here)",
+    )  # fmt: skip
 
 
 def add_strength(
@@ -90,10 +106,12 @@ def add_strength(
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "content",
+        "content", metavar="CONTENT",
         help="the photo to restyle; or a folder or a quoted glob of photos (with --out-dir)",
+    )  # fmt: skip
+    p.add_argument(
+        "style", metavar="STYLE", nargs="?", help="the photo whose look to take (or --look)"
     )
-    p.add_argument("style", nargs="?", help="the photo whose look to take (or --look)")
     p.add_argument(
         "--look", metavar="LOOK.dpst", help="a look from dpst look STYLE, instead of STYLE"
     )
@@ -107,7 +125,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model(p)
     add_strength(p)
     options.add_mask_files(p, kinds=True)
-    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+    add_threads(p)
     options.add_automatic_masks(
         p, options.MASKS_DEFAULT, options.MASKS_HELP,
         "masks when no mask files are given", device=True,

@@ -16,8 +16,9 @@ the content's colours to the result's (:mod:`dpst.serve.runtime.look_export`), r
 the LUT comes; ``--strength`` sets how much of the look that result (so the LUT) carries.
 Torch-free.
 
-One parser serves both forms: a first argument ``export`` selects the second (a style photo
-named ``export`` is passed as ``./export``).
+Each form has its parser (``dpst look --help``, ``dpst look export --help``):
+:func:`dpst.cli.main` sends a first argument ``export`` to the second (a style photo named
+``export`` is passed as ``./export``).
 """
 
 from __future__ import annotations
@@ -54,44 +55,65 @@ from dpst.serve.runtime.lut_files import CUBE_SUFFIX
 from dpst.serve.runtime.lut_fit import LutFitConfig
 from dpst.serve.runtime.pipeline import run_look, run_pair
 
-USAGE = (
-    "dpst look STYLE -o LOOK.dpst [--style-mask MASK | --masks auto|none] [--model MODEL.onnx]\n"
-    "       dpst look export CONTENT (STYLE | --look LOOK.dpst) -o LOOK.cube "
-    "[--lut-size N] [--hald HALD.png] [--strength S]"
-)
 EXPORT = "export"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.usage = USAGE
+    """``dpst look STYLE -o LOOK.dpst`` (the export form's: :func:`add_export_arguments`)."""
+    p.epilog = "A result as a 3D LUT instead: dpst look export --help."
+    p.add_argument("style", metavar="STYLE", help="the photo whose look to save")
     p.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="ARG",
-        help="STYLE (a photo, to make a look), or: export CONTENT [STYLE]",
+        "-o", "--output", required=True, metavar="LOOK.dpst", help="the look file to write"
     )
-    options.add_output(p, "the look file (.dpst), or for export the LUT (.cube)")
     fast.add_model(p)
-    p.add_argument("--style-mask", help="colour-coded mask or label map of STYLE (look only)")
+    p.add_argument(
+        "--style-mask", metavar="MASK", help="colour-coded mask or integer label map of STYLE"
+    )
     p.add_argument(
         "--mask-kind",
         choices=("auto", "colour", "labels"),
         default="auto",
         help="how to read the mask file (default: decide from the file)",
     )
-    p.add_argument("--look", metavar="LOOK.dpst", help="export: the look instead of STYLE")
-    p.add_argument("--lut-size", type=int, default=None, help="export: LUT_3D_SIZE (default 33)")
-    p.add_argument("--hald", metavar="HALD.png", help="export: also write a Hald CLUT (level 8)")
-    fast.add_strength(p, default=None, prefix="export: ")  # None: not given (export only)
-    p.add_argument("--threads", type=int, default=None, help=fast.THREADS_HELP)
+    # The export form's flags, hidden: given here they cost one line saying whose they are,
+    # not argparse's usage block.
+    for flag, kind in (
+        ("--look", str),
+        ("--lut-size", int),
+        ("--hald", str),
+        ("--strength", float),
+    ):
+        p.add_argument(flag, type=kind, help=argparse.SUPPRESS)
+    fast.add_threads(p)
     options.add_automatic_masks(
         p, options.MASKS_DEFAULT, "auto (default): the style's regions are the segmenter's "
         "groups (sky, tree, building, ...) from its ONNX file (fetched once when online) or "
-        "its weights on this machine, else the weight-free regions (sky and rest), else one "
-        "region, said in one line; none: one region",
-        "regions of a look made without --style-mask (not for export, which uses none)",
+        "its weights on this machine, else the weight-free regions (a sky or a backdrop, and "
+        "rest), else one region, said in one line; none: one region",
+        "regions of a look made without --style-mask",
         device=True,
     )  # fmt: skip
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    """``dpst look export CONTENT (STYLE | --look LOOK.dpst) -o LUT.cube``."""
+    p.add_argument("content", metavar="CONTENT", help="the photo the LUT is fitted on")
+    p.add_argument(
+        "style", metavar="STYLE", nargs="?", help="the photo whose look to take (or --look)"
+    )
+    p.add_argument("-o", "--output", required=True, metavar="LUT.cube", help="the 3D LUT to write")
+    p.add_argument("--look", metavar="LOOK.dpst", help="a look from dpst look, instead of STYLE")
+    fast.add_model(p)
+    fast.add_strength(p)
+    p.add_argument(
+        "--lut-size", type=int, default=None, metavar="N", help="nodes per side (default 33)"
+    )
+    p.add_argument(
+        "--hald", metavar="HALD.png", help="also write the LUT as a Hald CLUT image (level 8)"
+    )
+    # Hidden: a LUT is global; given, it costs one line saying so.
+    p.add_argument("--style-mask", help=argparse.SUPPRESS)
+    fast.add_threads(p)
 
 
 def _check_outputs(outputs: dict, inputs: dict) -> list:
@@ -113,20 +135,25 @@ def _check_outputs(outputs: dict, inputs: dict) -> list:
 def run(args: argparse.Namespace) -> int:
     from dpst.commands.signals import interruptible
 
-    args.threads = one_pass_config(args).threads
-    work = _export if args.inputs[0] == EXPORT else _make
-    return interruptible("look", lambda: work(args), "nothing written, no partial file left")
-
-
-def _make(args: argparse.Namespace) -> int:
-
-    if len(args.inputs) != 1:
-        raise InputError(f"dpst look takes one STYLE photo (or: {EXPORT} CONTENT [STYLE])")
     extra = [f for f, v in (("--look", args.look), ("--hald", args.hald), ("--lut-size",
              args.lut_size), ("--strength", args.strength)) if v is not None]  # fmt: skip
     if extra:
         raise InputError(f"{', '.join(extra)}: only for dpst look {EXPORT}")
-    style_path = args.inputs[0]
+    args.threads = one_pass_config(args).threads
+    return interruptible("look", lambda: _make(args), "nothing written, no partial file left")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from dpst.commands.signals import interruptible
+
+    args.threads = one_pass_config(args).threads
+    kept = "nothing written, no partial file left"
+    return interruptible(f"look {EXPORT}", lambda: _export(args), kept)
+
+
+def _make(args: argparse.Namespace) -> int:
+
+    style_path = args.style
     inputs = {"style photo": style_path, "--style-mask": args.style_mask, "--model": args.model}
     (out,) = _check_outputs({LOOK_SUFFIX: args.output}, inputs)
     style = read_image(style_path)
@@ -171,14 +198,13 @@ def _segmented(args: argparse.Namespace, style, max_labels: int):
 def _export(args: argparse.Namespace) -> int:
 
     strength = one_pass_config(args).strength
-    given = args.inputs[1:]
-    if len(given) not in (1, 2) or (len(given) == 2) == (args.look is not None):
+    if (args.style is not None) == (args.look is not None):
         raise InputError(f"dpst look {EXPORT} takes CONTENT and either STYLE or --look LOOK.dpst")
     if args.style_mask is not None:
         raise InputError(f"--style-mask: a LUT is global; dpst look {EXPORT} uses no masks")
     config = LutFitConfig() if args.lut_size is None else LutFitConfig(size=args.lut_size)
     config.validate()
-    content_path, style_path = given[0], (given[1] if len(given) == 2 else None)
+    content_path, style_path = args.content, args.style
     inputs = {
         "content photo": content_path,
         "style photo": style_path,

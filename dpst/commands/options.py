@@ -95,7 +95,10 @@ def add_output(
     if default is not None:
         what = f"{what} (default: {default})"
     required = required and default is None
-    p.add_argument("-o", "--output", required=required, default=default, help=f"{what}; {formats}")
+    p.add_argument(
+        "-o", "--output", required=required, default=default, metavar="OUTPUT",
+        help=f"{what}; {formats}",
+    )  # fmt: skip
 
 
 def add_min_region(p: Parser, default: float | None = None) -> None:
@@ -111,8 +114,12 @@ def add_min_region(p: Parser, default: float | None = None) -> None:
 
 def add_mask_files(p: Parser, kinds: bool = False) -> None:
     """``--content-mask`` and ``--style-mask`` (both or neither), and ``--mask-kind``."""
-    p.add_argument("--content-mask", help="colour-coded mask or integer label map of CONTENT")
-    p.add_argument("--style-mask", help="colour-coded mask or integer label map of STYLE")
+    p.add_argument(
+        "--content-mask", metavar="MASK", help="colour-coded mask or integer label map of CONTENT"
+    )
+    p.add_argument(
+        "--style-mask", metavar="MASK", help="colour-coded mask or integer label map of STYLE"
+    )
     if kinds:
         p.add_argument(
             "--mask-kind",
@@ -145,6 +152,7 @@ def add_segmenter(
     p.add_argument(
         "--seg-model",
         default=DEFAULT_SEGFORMER,
+        metavar="NAME",
         help=f"Hugging Face ADE20K SegFormer (default: {DEFAULT_SEGFORMER})",
     )
     p.add_argument(

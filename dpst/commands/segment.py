@@ -25,9 +25,11 @@ OUTPUT_FILES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("content", help="content photo")
-    p.add_argument("style", help="style (reference) photo")
-    p.add_argument("--out-dir", required=True, help="folder for the masks, overlay and report")
+    p.add_argument("content", metavar="CONTENT", help="content photo")
+    p.add_argument("style", metavar="STYLE", help="style (reference) photo")
+    p.add_argument(
+        "--out-dir", required=True, metavar="DIR", help="folder for the masks, overlay and report"
+    )
     options.add_segmenter(p)
     options.add_min_region(p, default=0.0)
 

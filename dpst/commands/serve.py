@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dpst.commands import options
+from dpst.commands.fast import add_model
 from dpst.errors import InputError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -36,18 +37,19 @@ FLAGS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model",
-        metavar="PATH",
-        help="fast model (.onnx from dpst export; default: $DPST_MODEL or the cache)",
-    )
+    add_model(p, "Fast mode's model, a .onnx from dpst export")
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,
         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)",
     )
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
-    p.add_argument("--share", action="store_true", help="also open a public Gradio link")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})"
+    )
+    p.add_argument(
+        "--share", action="store_true",
+        help="also open a public gradio.live link (no login: anyone with it can run jobs)",
+    )  # fmt: skip
     options.add_backbone(p, "Quality mode's network (fetched when the server starts)")
     options.add_device(p, " (Quality mode)")
     p.add_argument(
@@ -60,11 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-megapixels",
         type=float,
+        metavar="MP",
         help="largest image accepted (default: what --memory-budget allows for every Fast "
         "slot and one Quality job at once)",
     )
-    p.add_argument("--max-upload-mb", type=int, help="largest upload (25 MB)")
-    p.add_argument("--queue-size", type=int, help="Fast requests that may wait (16)")
+    p.add_argument("--max-upload-mb", type=int, metavar="MB", help="largest upload (25 MB)")
+    p.add_argument("--queue-size", type=int, metavar="N", help="Fast requests that may wait (16)")
     p.add_argument(
         "--quality-queue",
         type=int,
@@ -174,10 +177,12 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     engine = DemoEngine(config)
     say = lambda line: print(f"dpst serve: {line}", file=sys.stderr, flush=True)  # noqa: E731
-    say(f"fast mode: {engine.fast.provider if engine.fast else engine.fast_error}")
-    quality = engine.backbone_error or (
+    # The console is the operator's: each part with the details of why it is off (the page
+    # says the same in words, without the server's paths).
+    say(f"fast mode: {engine.fast.provider if engine.fast else engine.fast_off.console}")
+    quality = engine.backbone_off.console if engine.backbone_off else (
         "random backbone (meaningless results)" if config.backbone == "random" else "VGG-19"
-    )
+    )  # fmt: skip
     say(f"quality mode: {quality}")
     say(
         f"photos up to {config.pixel_limit / 1e6:.1f} MP ({config.fast_concurrency} Fast jobs "
@@ -200,13 +205,20 @@ def run(args: argparse.Namespace) -> int:
         say(warning)
     stop_logging = _log_requests()
     try:
+        # Quiet: Gradio's own lines advise its Python API ("set `share=True` in `launch()`");
+        # ours below name the flags. It prints the public link itself (--share).
         demo.launch(
             server_name=args.host,
             server_port=args.port,
             share=args.share,
-            quiet=False,
+            quiet=True,
+            prevent_thread_lock=True,
             **launch_options(engine),
         )
+        say(f"running on {demo.local_url} (Ctrl-C stops it)")
+        if not args.share:
+            say("a public link for others to use: dpst serve --share")
+        demo.block_thread()
     except OSError as err:
         # A port in use is a common slip; Gradio's message would advise its own Python API.
         raise InputError(

@@ -43,10 +43,13 @@ OPTIMISER_FLAGS = {
 def add_optimiser_options(p: options.Parser) -> None:
     """The optimiser's settings, as ``dpst stylize`` and ``dpst targets`` take them."""
     options.add_config(p, "StylizeConfig")
-    p.add_argument("--size", type=int, help="long side of the working resolution (700)")
     p.add_argument(
-        "--iters", type=options.positive_int, help="L-BFGS iterations per stage, at least 1 (1000)"
+        "--size", type=int, metavar="PX", help="long side of the working resolution (700)"
     )
+    p.add_argument(
+        "--iters", type=options.positive_int, metavar="N",
+        help="L-BFGS iterations per stage, at least 1 (1000)",
+    )  # fmt: skip
     p.add_argument("--stages", type=int, choices=(1, 2), help="2: add the photorealism stage")
     p.add_argument(
         "--multiscale",
@@ -62,14 +65,15 @@ def add_optimiser_options(p: options.Parser) -> None:
         help="skip the smooth-local-affine post-filter (output at working size)",
     )
     p.add_argument("--postfilter-mode", choices=("exact", "fast"), help="post-filter variant")
-    p.add_argument("--lambda", dest="photorealism", type=float, help="photorealism weight (1e4)")
-    p.add_argument("--content-weight", type=float, help="content weight (5)")
-    p.add_argument("--style-weight", type=float, help="style weight (100)")
-    p.add_argument("--tv-weight", type=float, help="total variation weight (1e-3)")
+    weight = {"type": float, "metavar": "WEIGHT"}
+    p.add_argument("--lambda", dest="photorealism", help="photorealism weight (1e4)", **weight)
+    p.add_argument("--content-weight", help="content weight (5)", **weight)
+    p.add_argument("--style-weight", help="style weight (100)", **weight)
+    p.add_argument("--tv-weight", help="total variation weight (1e-3)", **weight)
     options.add_min_region(p)
     options.add_backbone(p)
     options.add_device(p)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="random seed of the run (0)")
 
 
 def optimiser_configs(args: argparse.Namespace):
@@ -88,12 +92,14 @@ def optimiser_configs(args: argparse.Namespace):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("content", help="content photo")
-    p.add_argument("style", help="reference (style) photo")
+    p.add_argument("content", metavar="CONTENT", help="content photo")
+    p.add_argument("style", metavar="STYLE", help="reference (style) photo")
     options.add_output(p)
     options.add_mask_files(p)
     add_optimiser_options(p)
-    p.add_argument("--snapshot-every", type=int, help="save the iterate every N iterations")
+    p.add_argument(
+        "--snapshot-every", type=int, metavar="N", help="save the iterate every N iterations"
+    )
     p.add_argument("--tensorboard", metavar="DIR", help="log losses and images to DIR")
     options.add_quiet(p)
     options.add_automatic_masks(

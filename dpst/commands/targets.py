@@ -25,7 +25,9 @@ SHOWN_PROBLEMS = 20
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from dpst.commands.stylize import add_optimiser_options
 
-    p.add_argument("manifest", help="pairs manifest (.jsonl, see data/README.md)")
+    p.add_argument(
+        "manifest", metavar="MANIFEST", help="pairs manifest (.jsonl, see data/README.md)"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--no-retry-failed",

@@ -49,20 +49,21 @@ FLAGS = {
 
 def add_step_options(p: argparse.ArgumentParser, defaults: dict[str, str]) -> None:
     """Flags every training loop takes; ``defaults`` gives each help's default in words."""
-    p.add_argument("--steps", type=int, help=f"optimiser steps in all ({defaults['steps']})")
-    p.add_argument("--batch-size", type=int, help=f"pairs per step ({defaults['batch_size']})")
+    count = {"type": int, "metavar": "N"}
+    p.add_argument("--steps", help=f"optimiser steps in all ({defaults['steps']})", **count)
+    p.add_argument("--batch-size", help=f"pairs per step ({defaults['batch_size']})", **count)
     p.add_argument("--lr", type=float, help=f"peak learning rate ({defaults['lr']})")
-    p.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps ({defaults['warmup']})")
-    p.add_argument("--val-pairs", type=int, help=f"validation pairs ({defaults['val_pairs']})")
-    p.add_argument("--val-every", type=int, help="steps between validations")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    p.add_argument("--log-every", type=int, help="steps between logged scalars (10)")
-    p.add_argument("--image-every", type=int, help="steps between image grids")
-    p.add_argument("--seed", type=int, help="(0)")
+    p.add_argument("--warmup-steps", help=f"linear warm-up steps ({defaults['warmup']})", **count)
+    p.add_argument("--val-pairs", help=f"validation pairs ({defaults['val_pairs']})", **count)
+    p.add_argument("--val-every", help="steps between validations", **count)
+    p.add_argument("--checkpoint-every", help="steps between checkpoints", **count)
+    p.add_argument("--log-every", help="steps between logged scalars (10)", **count)
+    p.add_argument("--image-every", help="steps between image grids", **count)
+    p.add_argument("--seed", type=int, help="random seed of the run (0)")
     options.add_device(p)
-    p.add_argument("--workers", type=int, help="DataLoader worker processes")
-    p.add_argument("--threads", type=int, help="CPU threads per process (PyTorch's default)")
-    p.add_argument("--stop-at", type=int, help="stop (with a checkpoint) after this step")
+    p.add_argument("--workers", help="DataLoader worker processes", **count)
+    p.add_argument("--threads", help="CPU threads per process (PyTorch's default)", **count)
+    p.add_argument("--stop-at", help="stop (with a checkpoint) after step N", **count)
     p.add_argument("--reconfigure", action="store_true",
                    help="resume with changed settings (refused otherwise); recorded in "
                         "RUN/config_history.jsonl")  # fmt: skip
@@ -70,25 +71,36 @@ def add_step_options(p: argparse.ArgumentParser, defaults: dict[str, str]) -> No
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("manifest", help="pairs manifest (.jsonl); pairs with 'target' are distilled")
+    p.add_argument(
+        "manifest", metavar="MANIFEST",
+        help="pairs manifest (.jsonl); pairs with 'target' are distilled",
+    )  # fmt: skip
     p.add_argument("--run-dir", required=True, metavar="DIR", help="checkpoints, logs, config")
     options.add_config(p, "TrainConfig")
     add_step_options(
         p, {"steps": "20000", "batch_size": "4", "lr": "2e-4", "warmup": "500", "val_pairs": "0"}
     )
     p.add_argument("--schedule", choices=("constant", "cosine", "linear"), help="(cosine)")
-    p.add_argument("--clip-norm", type=float, help="max gradient norm, 0 = off (1.0)")
-    p.add_argument("--distill-weight", type=float, help="L1-to-target weight (10)")
+    p.add_argument(
+        "--clip-norm", type=float, metavar="NORM", help="max gradient norm, 0 = off (1.0)"
+    )
+    p.add_argument(
+        "--distill-weight", type=float, metavar="WEIGHT", help="L1-to-target weight (10)"
+    )
     p.add_argument("--log-ratio", action="store_true", default=None,
                    help="train on the mean log of J(G)/J(target), not the mean ratio")  # fmt: skip
-    p.add_argument("--grid-smoothness", type=float, help="grid roughness weight (0)")
-    p.add_argument("--range-penalty", type=float,
+    p.add_argument(
+        "--grid-smoothness", type=float, metavar="WEIGHT", help="grid roughness weight (0)"
+    )
+    p.add_argument("--range-penalty", type=float, metavar="WEIGHT",
                    help="weight of the output's overshoot of [0, 1] (1e5)")  # fmt: skip
-    p.add_argument("--image-size", type=int, help="training crop side in px (256)")
-    p.add_argument("--init-from", metavar="CKPT",
+    p.add_argument("--image-size", type=int, metavar="PX", help="training crop side in px (256)")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
                    help="start a new run from this generator's weights")  # fmt: skip
-    p.add_argument("--val-manifest", help="validate on this manifest instead")
-    p.add_argument("--val-size", type=int, help="long side of validation images (256)")
+    p.add_argument("--val-manifest", metavar="MANIFEST", help="validate on this manifest instead")
+    p.add_argument(
+        "--val-size", type=int, metavar="PX", help="long side of validation images (256)"
+    )
     options.add_min_region(p)
     options.add_backbone(p)
     p.add_argument("--no-amp", dest="amp", action="store_false", default=None,

@@ -38,14 +38,19 @@ FLAGS = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from dpst.commands.train import add_step_options
 
-    p.add_argument("photos", help="folder of photographs (unreadable files are skipped, listed)")
-    p.add_argument("looks", help="folder of 3D LUTs: .cube files and Hald CLUT images")
+    p.add_argument(
+        "photos", metavar="PHOTOS",
+        help="folder of photographs (unreadable files are skipped, listed)",
+    )  # fmt: skip
+    p.add_argument(
+        "looks", metavar="LOOKS", help="folder of 3D LUTs: .cube files and Hald CLUT images"
+    )
     p.add_argument("--run-dir", required=True, metavar="DIR", help="checkpoints, logs, config")
     options.add_config(p, "LookTrainConfig")
     add_step_options(
         p, {"steps": "2000", "batch_size": "8", "lr": "1e-3", "warmup": "100", "val_pairs": "48"}
     )
-    p.add_argument("--crop-size", type=int, help="training crop side in px (128)")
+    p.add_argument("--crop-size", type=int, metavar="PX", help="training crop side in px (128)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from dpst.commands.fast import add_model, add_strength
+from dpst.commands.fast import add_model, add_strength, add_threads
 from dpst.commands.resolve import one_pass_config
 from dpst.constants import DEFAULT_STRENGTH
 from dpst.errors import InputError
@@ -33,13 +33,16 @@ HELP_CUT = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="the video to restyle (any format FFmpeg reads)")
-    p.add_argument("style", nargs="?", help="the photo whose look to take (or --look, or --lut)")
+    p.add_argument("input", metavar="VIDEO", help="the video to restyle (any format FFmpeg reads)")
+    p.add_argument(
+        "style", metavar="STYLE", nargs="?",
+        help="the photo whose look to take (or --look, or --lut)",
+    )  # fmt: skip
     p.add_argument(
         "-o",
         "--output",
         required=True,
-        metavar="OUT",
+        metavar="OUTPUT",
         help="the video to write (.mp4, .mkv, .mov, .webm, ...; the container follows the "
         "extension); written to a hidden temporary file beside it and renamed at the end, "
         "which an error or Ctrl-C deletes",
@@ -51,21 +54,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--lut",
-        metavar="FILE.cube",
+        metavar="LUT.cube",
         help="apply this 3D LUT to every frame instead of the model (no style photo)",
     )
     add_model(p)
     add_strength(p)
     p.add_argument(
-        "--temporal-smoothing", type=float, default=0.8, metavar="S", help=HELP_SMOOTHING
+        "--temporal-smoothing", type=float, default=0.8, metavar="WEIGHT", help=HELP_SMOOTHING
     )
-    p.add_argument("--scene-cut", type=float, default=0.1, metavar="D", help=HELP_CUT)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="ONNX Runtime threads, and bands of each frame rendered at once, 1 to twice the "
-        "cores (default: the cores)",
+    p.add_argument("--scene-cut", type=float, default=0.1, metavar="CHANGE", help=HELP_CUT)
+    add_threads(
+        p, "ONNX Runtime threads, and bands of each frame rendered at once, 1 to twice the cores"
     )
 
 

@@ -42,6 +42,46 @@ LOCAL_SESSION = "local"
 WAIT_POLL_S = 0.25
 
 
+# What the page says when a part of the demo is unavailable: what is missing, in words, and
+# what the server's operator does about it. The console gets the details (the exception, the
+# server's paths, every flag), which a visitor can neither read nor act on.
+class Unavailable(NamedTuple):
+    """Why a part of the demo is off: ``console`` for the operator (details), ``reason`` and
+    ``remedy`` for the page (``reason`` also goes into the lines of requests that need it)."""
+
+    console: str
+    reason: str
+    remedy: str = ""
+
+    @property
+    def page(self) -> str:
+        """The page's note: the reason as a sentence, then the remedy."""
+        return f"{self.reason[:1].upper()}{self.reason[1:]}. {self.remedy}".strip()
+
+
+NO_VGG = (
+    "Quality mode is unavailable: this server has no VGG-19 weights",
+    "To enable it, restart `dpst serve` where it can download them, or with `--vgg-weights FILE`.",
+)
+NO_MODEL = (
+    "Fast mode is unavailable: this server has no fast model",
+    "To enable it, restart `dpst serve` with `--model FILE` (a model from `dpst export`).",
+)
+BAD_MODEL = (
+    "Fast mode is unavailable: this server's fast model could not be loaded",
+    "To enable it, restart `dpst serve` with a model from `dpst export`, or without `--model`.",
+)
+NO_ONNX = (
+    "Fast mode is unavailable: ONNX Runtime is not installed on this server",
+    "To enable it, install onnxruntime and restart `dpst serve`.",
+)
+MASKS_OFF = ("automatic masks are unavailable: they are off on this server", "")
+NO_TORCH = (
+    "Quality mode is unavailable: this server has no PyTorch",
+    "To enable it, install dpst's optimiser extra on the server and restart `dpst serve`.",
+)
+
+
 class QualityBusy(DpstError):
     """Quality mode's queue is full, or this page already has a Quality job."""
 
@@ -166,26 +206,34 @@ class DemoEngine:
         self._last_fast: dict[str, str] = {}
         self._files_lock = threading.Lock()
         weakref.finalize(self, shutil.rmtree, self.results_dir, ignore_errors=True)
+        # Each part's Unavailable (console line, page words), None when it works.
         if fast is not None:
-            self.fast, self.fast_error = fast, None
+            self.fast, self.fast_off = fast, None
         else:
-            self.fast, self.fast_error = self._load_fast(config.model_path)
-        self.backbone, self.backbone_error = self._resolve_backbone()
+            self.fast, self.fast_off = self._load_fast(config.model_path)
+        self.backbone, self.backbone_off = self._resolve_backbone()
 
     # -- what is available ---------------------------------------------------------------
 
     @staticmethod
     def _load_fast(model_path: str | None):
+        """``(stylizer, None)``, or ``(None, Unavailable)``."""
         if model_path is None:
-            return None, "no fast model was given (dpst serve --model PATH, or set DPST_MODEL)"
+            return None, Unavailable(
+                "no fast model was given (dpst serve --model PATH, or set DPST_MODEL)", *NO_MODEL
+            )
         try:
             from dpst.serve.runtime.stylizer import FastStylizer
         except ImportError as err:
-            return None, f"the ONNX runtime is not available ({first_line(err)})"
+            return None, Unavailable(
+                f"the ONNX runtime is not available ({first_line(err)})", *NO_ONNX
+            )
         try:
             return FastStylizer(model_path), None
         except (DpstError, OSError, ValueError) as err:
-            return None, f"the fast model could not be loaded: {first_line(err)}"
+            return None, Unavailable(
+                f"the fast model could not be loaded: {first_line(err)}", *BAD_MODEL
+            )
 
     def _resolve_backbone(self):
         """``(BackboneConfig, None)`` when Quality mode can run, else ``(None, message)``."""
@@ -201,7 +249,7 @@ class DemoEngine:
         try:
             resolve_weights(BackboneConfig(weights=self.config.vgg_weights))
         except DpstError as err:
-            return None, first_line(err)
+            return None, Unavailable(first_line(err), *NO_VGG)
         return BackboneConfig(weights=self.config.vgg_weights, download=False), None
 
     def network(self) -> tuple[Any, dict]:
@@ -210,7 +258,7 @@ class DemoEngine:
         from dpst.optim_reference.vgg import load_backbone
 
         if self.backbone is None:
-            raise InputError(f"Quality mode is unavailable: {self.backbone_error}")
+            raise InputError(self.backbone_off.page)
         with self._network_lock:
             if self._network is None:
                 self._network = load_backbone(self.backbone, resolve_device(self.config.device))
@@ -229,7 +277,7 @@ class DemoEngine:
         for the segmenter's download); InputError when automatic masks are off."""
         auto = self.auto_masks()
         if auto is None:
-            raise InputError("automatic masks are unavailable: they are off on this server")
+            raise InputError(MASKS_OFF[0])
         with self._lock:
             if self._finder is None:
                 notes: list[str] = []
@@ -250,6 +298,13 @@ class DemoEngine:
         except InputError as err:
             return False, str(err)
         return True, self._finder_note
+
+    def automatic_off(self) -> Unavailable | None:
+        """Why automatic masks are off (console line, page words); None when they work (with
+        the segmenter or without it: the weight-free regions)."""
+        if self.auto_masks() is None:
+            return Unavailable("off (dpst serve --masks none)", *MASKS_OFF)
+        return None
 
     # -- inputs --------------------------------------------------------------------------
 
@@ -334,7 +389,7 @@ class DemoEngine:
 
     def _need_fast(self) -> None:
         if self.fast is None:
-            raise InputError(f"Fast mode is unavailable: {self.fast_error}; use Quality mode")
+            raise InputError(self.fast_off.page)
 
     def run_fast(
         self,

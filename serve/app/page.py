@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import sys
 import time
 from functools import partial
@@ -36,6 +37,7 @@ import numpy as np
 from dpst.constants import DEFAULT_STRENGTH, STRENGTH_MAX, STRENGTH_MIN
 from dpst.errors import DpstError
 from dpst.labels.palette import PAPER_PALETTE
+from dpst.labels.regions import FROM_SEGMENTER
 from dpst.serve.app.config import AppConfig
 from dpst.serve.app.engine import (
     DemoEngine,
@@ -84,8 +86,26 @@ def status_html(body: str) -> str:
     return f'<div id="dpst-status-body">{body}</div>'
 
 
+# An absolute path in a message (POSIX or Windows): the server's own, which the page never
+# shows; the file's name alone says which file.
+_SERVER_PATH = re.compile(r"(?<![\w.~/:])(?:[A-Za-z]:\\|/)(?:[^\s/\\:;,()'\"]+[/\\])+")
+
+
+def without_server_paths(message: str) -> str:
+    """``message`` with every absolute path cut to its last part (``/tmp/x/a.png`` -> ``a.png``)."""
+    return _SERVER_PATH.sub("", message)
+
+
+def words_html(text: str) -> str:
+    """Plain words as HTML: escaped, with `commands` in backquotes set as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def error_html(message: str) -> str:
-    return status_html(f'<p class="dpst-error" id="dpst-error">Error: {html.escape(message)}</p>')
+    """An error for the page: one red line, no server path (messages name the inputs, as
+    "content photo"; this is the net for one that names a file)."""
+    text = words_html(without_server_paths(message))
+    return status_html(f'<p class="dpst-error" id="dpst-error">Error: {text}</p>')
 
 
 def result_html(result: JobResult) -> str:
@@ -154,8 +174,12 @@ class AppCallbacks:
         else:
             log.exception("demo job failed")
             outcome = f"internal error: {type(err).__name__}"
-            message = f"internal error ({type(err).__name__}: {str(err)[:200]}); see the log"
-            status = error_html(message)
+            # The exception's text is the log's (logged above): it can hold the server's paths
+            # and says nothing a visitor can act on.
+            status = error_html(
+                "this request failed on the server (an internal error, "
+                "recorded in its log); try again, or with other photos"
+            )
         log_request(mode, _upload_size(content), time.perf_counter() - started, outcome)
         return None, gr.update(value=None, visible=False), status
 
@@ -339,22 +363,35 @@ def _session(request) -> str:
     return getattr(request, "session_hash", None) or LOCAL_SESSION
 
 
-def _availability_html(engine: DemoEngine, automatic: tuple[bool, str | None]) -> str:
+def _availability_html(engine: DemoEngine) -> str:
+    """What this server cannot do and how its operator enables it, in words: the details
+    (exceptions, the server's paths) are the console's (``dpst serve`` prints them)."""
     lines = []
-    if engine.fast is None:
-        lines.append(f"Fast mode is unavailable: {engine.fast_error}. Quality mode works.")
-    if engine.backbone is None:
-        lines.append(f"Quality mode is unavailable: {engine.backbone_error}")
+    if engine.fast_off is not None:
+        lines.append(engine.fast_off.page)
+    if engine.backbone_off is not None:
+        lines.append(engine.backbone_off.page)
     elif engine.backbone.name == "random":
         lines.append(
-            "This server runs Quality mode with a random backbone standing in for VGG-19 "
-            "(--backbone random): results show the machinery, not the method."
+            "This server runs Quality mode with a random backbone standing in for VGG-19: "
+            "results show the machinery, not the method."
         )
-    if not automatic[0]:
-        lines.append(f"{automatic[1]}.")
-    elif automatic[1]:  # why automatic masks go without the segmenter
-        lines.append(f"Automatic masks without the segmenter: {automatic[1]}.")
-    return "\n".join(f'<p class="dpst-note">&#9888; {html.escape(x)}</p>' for x in lines)
+    masks_off = engine.automatic_off()
+    if masks_off is not None:
+        lines.append(masks_off.page)
+    elif engine.finder().source != FROM_SEGMENTER:  # the console says why, with the details
+        lines.append(
+            "Automatic masks use the weight-free regions (a sky or a backdrop, and the rest): "
+            "this server has no segmenter weights. To use the segmenter, put its weights on "
+            "the server (its console says how) and restart `dpst serve`."
+        )
+    return "\n".join(f'<p class="dpst-note">&#9888; {words_html(x)}</p>' for x in lines)
+
+
+def available_modes(engine: DemoEngine) -> list[str]:
+    """The modes this server can run, Fast first: a mode without its model or weights is
+    not offered (the availability note says why and how to enable it)."""
+    return [mode for mode, ready in ((FAST, engine.fast), (QUALITY, engine.backbone)) if ready]
 
 
 def build_app(config: AppConfig, engine: DemoEngine | None = None):
@@ -365,14 +402,15 @@ def build_app(config: AppConfig, engine: DemoEngine | None = None):
     engine = engine or DemoEngine(config)
     cb = AppCallbacks(engine)
     automatic = engine.automatic_available()
-    default_mode = FAST if engine.fast is not None else QUALITY
+    modes = available_modes(engine)
+    default_mode = modes[0] if modes else None
     with gr.Blocks(title="Deep Photo Style Transfer", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# Deep Photo Style Transfer\n"
             "Give a content photo and a style photo: the result is the content photo with "
             "the style photo's colours and tones, still a photograph."
         )
-        gr.HTML(_availability_html(engine, automatic), elem_id="availability")
+        gr.HTML(_availability_html(engine), elem_id="availability")
         page = SimpleNamespace()
         _photos_and_masks(page, automatic[0])
         _mode_and_settings(page, config, engine, default_mode)
@@ -446,11 +484,17 @@ def _mode_and_settings(
     page: SimpleNamespace, config: AppConfig, engine: DemoEngine, default_mode: str
 ) -> None:
     """Fast or Quality, Quality's settings, the strength slider and the buttons."""
-    modes = [FAST, QUALITY] if engine.fast is not None else [QUALITY]
+    modes = available_modes(engine)
+    info = {
+        FAST: "Fast: the trained network, about a second.",
+        QUALITY: "Quality: the paper's optimiser, minutes, one job at a time.",
+    }
+    said = " ".join(info[mode] for mode in modes)
+    said += "".join(f" {mode} mode is unavailable here (see above)." for mode in info
+                    if mode not in modes)  # fmt: skip
     page.mode = gr.Radio(
-        modes, value=default_mode, label="Mode", elem_id="mode",
-        info="Fast: the trained network, about a second. Quality: the paper's optimiser, "
-        "minutes, one job at a time.",
+        modes, value=default_mode, label="Mode", elem_id="mode", info=said.strip(),
+        interactive=len(modes) > 1,
     )  # fmt: skip
     with gr.Group(visible=default_mode == QUALITY) as page.quality_box:
         with gr.Row():

@@ -54,6 +54,13 @@ def run_stages(
         errors.append(error)
         stop.set()
 
+    # Set by each thread as its last act. Waited on instead of Thread.join: on CPython 3.11 a
+    # join interrupted by a signal (KeyboardInterrupt from Ctrl-C or dpst's SIGTERM handler)
+    # releases the thread's state lock and marks it stopped while it still runs, so the join
+    # in ``finally`` returned at once and the caller closed (and deleted) the file the sink
+    # was still writing. An interrupted Event.wait leaves the event as it was.
+    read_done, write_done = threading.Event(), threading.Event()
+
     def read() -> None:
         try:
             for item in source:
@@ -62,6 +69,8 @@ def run_stages(
             put(inbox, _END)
         except BaseException as error:
             fail(error)
+        finally:
+            read_done.set()
 
     def write() -> None:
         try:
@@ -69,6 +78,8 @@ def run_stages(
                 sink(item)
         except BaseException as error:
             fail(error)
+        finally:
+            write_done.set()
 
     reader = threading.Thread(target=read, name="dpst-read", daemon=True)
     writer = threading.Thread(target=write, name="dpst-write", daemon=True)
@@ -79,13 +90,13 @@ def run_stages(
             if not put(outbox, middle(item)):
                 break
         put(outbox, _END)
-        writer.join()  # the sink finishes its queue before anything is torn down
+        write_done.wait()  # the sink finishes its queue before anything is torn down
     except BaseException:
         stop.set()
         raise
     finally:
         stop.set()
-        writer.join()
-        reader.join()
+        write_done.wait()
+        read_done.wait()
     if errors:
         raise errors[0]

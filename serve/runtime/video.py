@@ -25,7 +25,7 @@ FFmpeg cannot decode, audio the output's container cannot hold) are InputErrors.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -218,20 +218,33 @@ def process_video(
     source, video = _open_input(src)
     dst = Path(dst)
     with source:
-        fd, name = tempfile.mkstemp(
-            prefix=f".{dst.stem}.", suffix=f".partial{dst.suffix}", dir=dst.parent or None
-        )
-        os.close(fd)
-        temp = Path(name)
+        # Named first, created inside the ``try``: an interrupt (Ctrl-C, or SIGTERM raised as
+        # one by dpst video) that lands between the file's creation and the next statement
+        # still finds the cleanup. mkstemp before the ``try`` left that gap open: a SIGTERM
+        # sent as soon as the file appears, as a test does, left it behind.
+        temp = _partial_name(dst)
         try:
+            _create(temp)
             report = _transcode(av, source, video, temp, frames, progress, src)
-            os.chmod(temp, 0o666 & ~current_umask())  # the usual permissions, not mkstemp's 0600
+            os.chmod(temp, 0o666 & ~current_umask())  # the usual permissions, not _create's 0600
             os.replace(temp, dst)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _partial_name(dst: Path) -> Path:
+    """A hidden name beside ``dst`` for the video being written, ``.NAME.<random>.partial.EXT``
+    (the extension picks the container); nothing is created."""
+    return dst.parent / f".{dst.stem}.{secrets.token_hex(8)}.partial{dst.suffix}"
+
+
+def _create(temp: Path) -> None:
+    """Create ``temp``, empty and private (0600, as mkstemp), or fail if it exists: 64 random
+    bits make that someone else's file only by a collision never seen."""
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _transcode(av, source, video, temp: Path, frames: Frames, progress, src) -> VideoReport:
