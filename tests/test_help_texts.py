@@ -13,7 +13,7 @@ import os
 import pytest
 
 from dpst.cli import build_parser, main
-from dpst.commands.demo import SAMPLE_PHOTOS
+from dpst.serve.examples import photo_names
 
 # -o names what is written: a file of a fixed kind by its kind (as --model MODEL.onnx,
 # --look LOOK.dpst and --lut LUT.cube name the same kinds as inputs), else OUTPUT (an image
@@ -119,7 +119,7 @@ def test_the_issues_help_texts():
     assert "bundled" in _help("serve", "--model")
     # dpst demo names the photos it can take.
     for flag in ("--content", "--style"):
-        assert all(name in _help("demo", flag) for name in SAMPLE_PHOTOS)
+        assert all(name in _help("demo", flag) for name in photo_names())
     # --threads defaults to the cores: the help says how many that is here.
     for command in ("fast", "look", "look export", "video"):
         assert f"{os.cpu_count() or 1} here" in _help(command, "--threads"), command

@@ -236,11 +236,11 @@ class DemoEngine:
             )
 
     def _resolve_backbone(self):
-        """``(BackboneConfig, None)`` when Quality mode can run, else ``(None, message)``."""
+        """``(BackboneConfig, None)`` when Quality mode can run, else ``(None, Unavailable)``."""
         try:
             from dpst.optim_reference.vgg import BackboneConfig, resolve_weights
         except ModuleNotFoundError as err:  # Fast mode alone: the serve extra without torch
-            return None, _missing_extra(err, "stylize")
+            return None, Unavailable(_missing_extra(err, "stylize"), *NO_TORCH)
 
         if self.config.backbone == "random":
             return BackboneConfig(name="random"), None
