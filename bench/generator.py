@@ -100,14 +100,18 @@ def run(args: argparse.Namespace) -> list[dict]:
             content = torch.rand(1, 3, height, width)
             mh, mw = mask_size(height, width, config.working_size)
             masks = striped_masks(1, labels, config.max_labels, mh, mw)
-            grid = model.predict_grid(content, masks, code)
+            grid, maps = model.predict(content, masks, code)
+            weights = model.label_weights(masks, content)
             row = {"width": width, "height": height, "threads": args.threads}
             row["thp"] = os.environ.get("THP_MEM_ALLOC_ENABLE", "0") == "1"
             timings = {
                 "forward": lambda c=content, m=masks: model(c, style, m, style_masks),
                 "stylize_cached": lambda c=content, m=masks: model.stylize(c, m, code),
                 "low_res_grid": lambda c=content, m=masks: model.predict_grid(c, m, code),
-                "full_res_render": lambda c=content, g=grid: model.render(c, g),
+                # The grid and, for a label-exact model, the labels' maps per pixel.
+                "full_res_render": lambda c=content, g=grid, m=maps, w=weights: model.render(
+                    c, g, m, w
+                ),
             }
             for name, fn in timings.items():
                 timing = median_wall_cpu(fn, args.repeats)

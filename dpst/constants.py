@@ -24,6 +24,11 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # generator's guide use); BT.709 for the looks, which are sRGB/Rec.709 encoded.
 LUMA_REC601: tuple[float, float, float] = (0.299, 0.587, 0.114)
 LUMA_REC709: tuple[float, float, float] = (0.2126, 0.7152, 0.0722)
+# Label weights' guided-filter feathering (dpst.models.label_maps and its NumPy twin in
+# dpst.serve.runtime.render_plan): the radius in cells of the weights' lattice, and the
+# regulariser (luma variance below it is smoothed over).
+FEATHER_RADIUS = 8
+FEATHER_EPS = 1e-3
 
 # How much of a one-pass look is applied (dpst fast, video, look export, the demo): 0 gives
 # the content, 1 the model's full transfer, up to 2 exaggerates (Lightroom's "Amount", 0-200%).

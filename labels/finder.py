@@ -240,12 +240,3 @@ def pair_finder(finder: Finder, style: np.ndarray) -> Callable[[np.ndarray], Fou
         return Found(regions, note)
 
     return find
-
-
-def regions_in_words(report: dict) -> str:
-    """The regions a one pass or an optimiser run used, and their source, in words (the
-    demo's status, the commands' last line): ``rest, sky (weight-free)``, or ``one region``."""
-    names = report.get("regions") or []
-    if not names:
-        return TITLES[ONE_REGION]
-    return f"{', '.join(names)} ({report.get('region_source', '?')})"

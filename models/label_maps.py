@@ -31,11 +31,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dpst.constants import LUMA_REC601
+from dpst.constants import FEATHER_EPS, FEATHER_RADIUS, LUMA_REC601
 from dpst.optim_reference.affine import AFFINE_COLS, AFFINE_ROWS, NUM_COEFFS
-
-FEATHER_RADIUS = 8  # cells of the weights' lattice (the box filters' half width)
-FEATHER_EPS = 1e-3  # the guided filter's regulariser: luma variance below it is smoothed over
 
 
 def _split(pos: torch.Tensor, cells: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -85,7 +82,6 @@ def apply_label_maps(weights: torch.Tensor, maps: torch.Tensor, image: torch.Ten
     colour = image.reshape(batch, 1, AFFINE_ROWS, height * width)
     out = (coeffs[:, :, :AFFINE_ROWS] * colour).sum(dim=2) + coeffs[:, :, AFFINE_ROWS]
     return out.view(batch, AFFINE_ROWS, height, width)
-
 
 
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:

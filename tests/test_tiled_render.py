@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dpst.errors import InputError
 from dpst.models import bilateral_grid
 from dpst.serve.runtime import tiled_render
 from dpst.serve.runtime.highlights import highlight_amount, protect_highlights
@@ -147,3 +148,6 @@ def test_plan_and_render_are_the_stylize_steps(bundled):
     np.testing.assert_array_equal(
         bundled.render(content, plan, highlights=tint), bundled.stylize_with_code(content, code)
     )
+    # A label-exact model's grid is a residual: rendering it without the maps is refused.
+    with pytest.raises(InputError, match="label maps"):
+        bundled.render(content, plan._replace(label_maps=None, label_weights=None))

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from dpst.constants import LUMA_REC601
+from dpst.constants import FEATHER_EPS, FEATHER_RADIUS, LUMA_REC601
 from dpst.labels.pooled_masks import check_labels, labels_to_masks, mask_size, present_labels
 from dpst.serve.runtime.strength import (
     DEFAULT_STRENGTH,
@@ -46,11 +46,6 @@ class RenderPlan(NamedTuple):
     grid: np.ndarray
     label_maps: np.ndarray | None = None
     label_weights: np.ndarray | None = None
-
-
-# The generator's feathering (dpst.models.label_maps, which needs torch), in lattice cells.
-FEATHER_RADIUS = 8
-FEATHER_EPS = 1e-3
 
 
 def label_weights(

@@ -384,9 +384,7 @@ class FastStylizer:
             (grid,) = self._stylizer.run(["grid"], feeds)
             return RenderPlan(grid)
         grid, maps = self._stylizer.run(["grid", "label_maps"], feeds)
-        weights, channels = label_weights(
-            content_labels, content, self.max_labels, LABEL_LONG_SIDE
-        )
+        weights, channels = label_weights(content_labels, content, self.max_labels, LABEL_LONG_SIDE)
         return RenderPlan(grid, np.ascontiguousarray(maps[:, channels]), weights)
 
     def render(
@@ -413,9 +411,9 @@ class FastStylizer:
         labels = {}
         if self._label_exact:
             weights = plan.label_weights
-            if weights is None:  # a bare grid: the whole-image label's map adds nothing
-                weights = np.ones((1, 1, 1, 1), np.float32)
-                plan = plan._replace(label_maps=np.zeros((1, 1, 3, 4), np.float32))
+            if weights is None or plan.label_maps is None:  # its grid is a residual alone
+                raise InputError("this model renders a plan with its label maps and weights "
+                                 "(FastStylizer.plan), not a grid alone")  # fmt: skip
             labels = {
                 "label_weights": np.ascontiguousarray(weights, dtype=np.float32),
                 "label_maps": np.ascontiguousarray(plan.label_maps, dtype=np.float32),
