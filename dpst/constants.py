@@ -29,6 +29,11 @@ LUMA_REC709: tuple[float, float, float] = (0.2126, 0.7152, 0.0722)
 # regulariser (luma variance below it is smoothed over).
 FEATHER_RADIUS = 8
 FEATHER_EPS = 1e-3
+# The feathering acts only near the masks' borders: fully where the main label of a
+# (2 FEATHER_BAND + 1)-cell window holds at most 1 - 1 / FEATHER_BAND_GAIN of it, not at all
+# where it holds the whole window (dpst.models.label_maps.feather_weights says why).
+FEATHER_BAND = 4
+FEATHER_BAND_GAIN = 4.0
 
 # How much of a one-pass look is applied (dpst fast, video, look export, the demo): 0 gives
 # the content, 1 the model's full transfer, up to 2 exaggerates (Lightroom's "Amount", 0-200%).

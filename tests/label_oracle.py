@@ -1,6 +1,7 @@
 """A direct per-pixel reference for label-exact rendering (NumPy, float64), written from the
 formula in :mod:`dpst.models.label_maps` without any of its code: the masks' weights feathered
-by a guided filter (window sums by explicit clamped shifts), each pixel's weights read
+by a guided filter (window sums by explicit clamped shifts) in a band along the labels'
+borders, each pixel's weights read
 bilinearly from the lattice, its map the weighted sum of the labels' maps."""
 
 from __future__ import annotations
@@ -28,16 +29,23 @@ def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     return total / (2 * radius + 1) ** 2
 
 
-def feather(weights: np.ndarray, guide: np.ndarray, radius: int, eps: float) -> np.ndarray:
+def feather(
+    weights: np.ndarray, guide: np.ndarray, radius: int, eps: float, band: int, gain: float
+) -> np.ndarray:
     """He et al.'s guided filter of each weight channel ``(L, h, w)`` by ``guide`` ``(h, w)``,
-    negatives cut, renormalised."""
+    negatives cut, renormalised; taken where the window of ``band`` cells around a cell is not
+    all one label (fully once its main label holds at most ``1 - 1 / gain``), else the
+    weights as given."""
     mean_i, mean_w = box_mean(guide, radius), box_mean(weights, radius)
     a = (box_mean(guide * weights, radius) - mean_i * mean_w) / (
         box_mean(guide * guide, radius) - mean_i**2 + eps
     )
     b = mean_w - a * mean_i
     out = np.maximum(box_mean(a, radius) * guide + box_mean(b, radius), 0)
-    return out / out.sum(0, keepdims=True)
+    out = out / out.sum(0, keepdims=True)
+    share = box_mean(weights, band).max(0)
+    near = np.minimum(1.0, np.maximum(0.0, gain * (1.0 - share)))
+    return (1 - near) * weights + near * out
 
 
 def luma_at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -75,13 +83,19 @@ def weights_at_pixels(weights: np.ndarray, height: int, width: int) -> np.ndarra
 
 
 def label_term(
-    maps: np.ndarray, masks: np.ndarray, image: np.ndarray, radius: int = 8, eps: float = 1e-3
+    maps: np.ndarray,
+    masks: np.ndarray,
+    image: np.ndarray,
+    radius: int = 8,
+    eps: float = 1e-3,
+    band: int = 4,
+    gain: float = 4.0,
 ) -> np.ndarray:
     """``sum_l w_l(p) M_l [I(p); 1]`` for one image: maps ``(L, 3, 4)``, masks ``(L - 1, h,
     w)``, image ``(3, H, W)`` -> ``(3, H, W)``."""
     height, width = image.shape[1:]
     lattice = assignment(masks)
-    lattice = feather(lattice, luma_at(image, lattice.shape[1:]), radius, eps)
+    lattice = feather(lattice, luma_at(image, lattice.shape[1:]), radius, eps, band, gain)
     weights = weights_at_pixels(lattice, height, width)
     out = np.empty_like(image, dtype=np.float64)
     for i in range(height):

@@ -9,6 +9,8 @@ import torch
 
 from dpst.models.classical import mkl_transform
 from dpst.models.colour_transfer import (
+    COVARIANCE_EPS,
+    STYLE_COVARIANCE_EPS,
     maps_to_grid,
     masked_colour_stats,
     mkl_maps,
@@ -82,6 +84,27 @@ def test_mkl_maps_match_the_numpy_transform_and_carry_the_moments():
     )  # fmt: skip
 
 
+def test_a_style_without_colour_takes_the_content_colour_away():
+    """A grey style (rank-one covariance along grey) maps every content colour to near grey
+    with the small style eps; adding the content's eps to the style too keeps chroma (a
+    standard deviation of about 0.03 in every direction)."""
+    gen = torch.Generator().manual_seed(0)
+    content = torch.rand(4000, 3, generator=gen, dtype=torch.float64)
+    grey = torch.rand(4000, 1, generator=gen, dtype=torch.float64).expand(-1, 3)
+
+    def moments(x):
+        m = x.mean(0)
+        return m[None, None], ((x - m).T @ (x - m) / len(x))[None, None]
+
+    (c_mean, c_cov), (s_mean, s_cov) = moments(content), moments(grey)
+    out = {}
+    for style_eps in (STYLE_COVARIANCE_EPS, COVARIANCE_EPS):
+        maps = mkl_maps(c_mean, c_cov, s_mean, s_cov, style_eps=style_eps)[0, 0]
+        mapped = content @ maps[:, :3].T + maps[:, 3]
+        out[style_eps] = (mapped - mapped.mean(1, keepdim=True)).abs().max().item()
+    assert out[STYLE_COVARIANCE_EPS] < 0.03 < out[COVARIANCE_EPS]
+
+
 def test_splat_weights_sum_to_one_and_separate_labels_by_luminance():
     # Left half label 0 and dark, right half label 1 and bright; one cell covers both.
     labels = torch.zeros(1, 2, 4, 4, dtype=torch.float64)
@@ -120,7 +143,9 @@ def test_untrained_generator_without_masks_is_global_mkl():
     none = content.new_zeros(1, 3, 32, 32)
     c_mean, c_cov = masked_colour_stats(small_c, none, 1.0)
     s_mean, s_cov = masked_colour_stats(small_s, none, 1.0)
-    maps = mkl_maps(c_mean[:, -1:], c_cov[:, -1:], s_mean[:, -1:], s_cov[:, -1:])[0, 0]
+    maps = mkl_maps(
+        c_mean[:, -1:], c_cov[:, -1:], s_mean[:, -1:], s_cov[:, -1:], style_eps=SMALL.style_eps
+    )[0, 0]
     expected = torch.einsum("ij,jhw->ihw", maps[:, :3], content[0]) + maps[:, 3, None, None]
     np.testing.assert_allclose(out[0].numpy(), expected.clamp(0, 1).numpy(), atol=1e-10)
 

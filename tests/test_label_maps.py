@@ -111,6 +111,28 @@ def test_label_borders_follow_the_photos_edges_and_are_feathered_elsewhere():
     assert steps.max() < 0.25 * (blue_minus_red[0] - blue_minus_red[-1])  # no jump
 
 
+def test_feathering_stays_in_a_band_along_the_labels_borders():
+    """A thin dark stripe (label 0) with a highlight as bright as the white background
+    (label 1) beside it: the guided filter alone, linear in the luma, gives the highlight the
+    background's weight; in the band it keeps its own label, and inside a label the weights
+    are exactly the masks'."""
+    from dpst.models.label_maps import feather_weights
+
+    guide = torch.ones(1, 1, 40, 40, dtype=F64)
+    guide[..., 14:26] = 0.2  # the stripe, 12 cells wide
+    guide[..., 20, 19:21] = 0.95  # its highlight, 6 cells from the border
+    weights = torch.zeros(1, 2, 40, 40, dtype=F64)
+    weights[:, 0, :, 14:26] = 1
+    weights[:, 1] = 1 - weights[:, 0]
+    everywhere = feather_weights(weights, guide, 8, 1e-3, band=8, gain=1e9)
+    banded = feather_weights(weights, guide, 8, 1e-3)
+    assert everywhere[0, 0, 20, 19] < 0.5  # the highlight lost its own label
+    assert banded[0, 0, 20, 19] == 1.0  # five cells from the border: beyond the band (4)
+    torch.testing.assert_close(banded[..., :, :9], weights[..., :, :9], rtol=0, atol=0)
+    torch.testing.assert_close(banded.sum(1), torch.ones(1, 40, 40, dtype=F64))
+    assert 0 < banded[0, 0, 5, 13] < 1  # next to the border: feathered
+
+
 def test_the_runtimes_label_weights_are_the_generators():
     """NumPy twin (dpst.serve.runtime.render_plan) against PyTorch: the same pooled masks,
     normalisation and guided feathering; the labels absent from the map are left out."""
@@ -127,6 +149,14 @@ def test_the_runtimes_label_weights_are_the_generators():
         feather_weights(weights, guide, 4, 1e-3)[0].numpy(),
         rtol=0,
         atol=1e-5,  # the twin works in float32
+    )
+    blocks = torch.zeros(1, 3, 19, 26, dtype=F64)  # one label per block: the band matters
+    blocks[:, 0, :, :9], blocks[:, 1, :, 9:17], blocks[:, 2, :, 17:] = 1, 1, 1
+    np.testing.assert_allclose(
+        feather_numpy(blocks[0].numpy(), guide[0, 0].numpy(), 4, 1e-3),
+        feather_weights(blocks, guide, 4, 1e-3)[0].numpy(),
+        rtol=0,
+        atol=1e-5,
     )
     rng = np.random.default_rng(0)
     content = rng.integers(0, 256, (61, 90, 3), dtype=np.uint8)

@@ -543,6 +543,8 @@ export function prepareLabels(contentLabels, styleLabels, content, style, maxLab
 
 const FEATHER_RADIUS = 8;
 const FEATHER_EPS = 1e-3;
+const FEATHER_BAND = 4;
+const FEATHER_BAND_GAIN = 4;
 const LUMA_REC601 = [0.299, 0.587, 0.114];
 
 /** Box mean of side 2r+1 over the last two axes of (n, h, w) float64, edges repeated
@@ -575,8 +577,11 @@ function boxMean(x, n, h, w, r) {
 }
 
 /** Guided filter of weights (L, h, w) by the luma guide (h, w), float64; clamped at 0 and
- * renormalised to sum 1 over L (Python: render_plan.feather_weights). */
-export function featherWeights(weights, count, guide, h, w, radius = FEATHER_RADIUS, eps = FEATHER_EPS) {
+ * renormalised to sum 1 over L, then taken only near the labels' borders: w + n (f - w),
+ * n = min(1, gain (1 - max over L of the band-radius box mean of w)) (Python:
+ * render_plan.feather_weights). */
+export function featherWeights(weights, count, guide, h, w, radius = FEATHER_RADIUS, eps = FEATHER_EPS,
+  band = FEATHER_BAND, gain = FEATHER_BAND_GAIN) {
   const plane = h * w;
   const g = Float64Array.from(guide);
   const meanI = boxMean(g, 1, h, w, radius);
@@ -607,9 +612,20 @@ export function featherWeights(weights, count, guide, h, w, radius = FEATHER_RAD
       total[p] += v;
     }
   }
+  const share = boxMean(wts, count, h, w, band);
+  const near = new Float64Array(plane);
+  for (let p = 0; p < plane; p++) {
+    let most = 0;
+    for (let k = 0; k < count; k++) most = Math.max(most, share[k * plane + p]);
+    near[p] = Math.min(1, Math.max(0, gain * (1 - most)));
+  }
   const result = new Float32Array(wts.length);
   for (let k = 0; k < count; k++) {
-    for (let p = 0; p < plane; p++) result[k * plane + p] = out[k * plane + p] / Math.max(total[p], 2.2250738585072014e-308);
+    for (let p = 0; p < plane; p++) {
+      const q = k * plane + p;
+      const feathered = out[q] / Math.max(total[p], 2.2250738585072014e-308);
+      result[q] = wts[q] + near[p] * (feathered - wts[q]);
+    }
   }
   return result;
 }

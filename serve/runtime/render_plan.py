@@ -23,7 +23,13 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from dpst.constants import FEATHER_EPS, FEATHER_RADIUS, LUMA_REC601
+from dpst.constants import (
+    FEATHER_BAND,
+    FEATHER_BAND_GAIN,
+    FEATHER_EPS,
+    FEATHER_RADIUS,
+    LUMA_REC601,
+)
 from dpst.labels.pooled_masks import check_labels, labels_to_masks, mask_size, present_labels
 from dpst.serve.runtime.strength import (
     DEFAULT_STRENGTH,
@@ -91,16 +97,21 @@ def label_weights(
 
 
 def feather_weights(
-    weights: np.ndarray, guide: np.ndarray, radius: int = FEATHER_RADIUS, eps: float = FEATHER_EPS
+    weights: np.ndarray,
+    guide: np.ndarray,
+    radius: int = FEATHER_RADIUS,
+    eps: float = FEATHER_EPS,
+    band: int = FEATHER_BAND,
+    gain: float = FEATHER_BAND_GAIN,
 ) -> np.ndarray:
     """:func:`dpst.models.label_maps.feather_weights` for one image: weights ``(L, h, w)``
-    guided by the luma ``guide`` ``(h, w)``; float32 (the box means of values in [0, 1] lose
-    about 1e-7), the result sums to 1 over L."""
+    guided by the luma ``guide`` ``(h, w)``, near the labels' borders only; float32 (the box
+    means of values in [0, 1] lose about 1e-7), the result sums to 1 over L."""
     weights, guide = weights.astype(np.float32), guide.astype(np.float32)
-    size = 2 * radius + 1
 
-    def box(x: np.ndarray) -> np.ndarray:
-        return ndimage.uniform_filter(x, size=(1,) * (x.ndim - 2) + (size, size), mode="nearest")
+    def box(x: np.ndarray, r: int = radius) -> np.ndarray:
+        size = (1,) * (x.ndim - 2) + (2 * r + 1,) * 2
+        return ndimage.uniform_filter(x, size=size, mode="nearest")
 
     mean_i = box(guide)
     var_i = box(guide * guide) - mean_i * mean_i
@@ -108,7 +119,9 @@ def feather_weights(
     a = (box(guide * weights) - mean_i * mean_w) / (var_i + eps)
     b = mean_w - a * mean_i
     out = np.maximum(box(a) * guide + box(b), 0)
-    return out / np.maximum(out.sum(0, keepdims=True), np.finfo(np.float32).tiny)
+    out /= np.maximum(out.sum(0, keepdims=True), np.finfo(np.float32).tiny)
+    near = np.clip(np.float32(gain) * (1 - box(weights, band).max(0)), 0, 1)
+    return weights + near * (out - weights)
 
 
 def blend_plan(plan: RenderPlan, strength: float) -> RenderPlan:
