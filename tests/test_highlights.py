@@ -84,8 +84,13 @@ def test_a_protected_highlight_is_never_darker_than_the_mapped_colour():
 
 
 def test_highlight_tint():
+    # A grey style: a neutral tint at the brightness its bright tail reaches, white once that
+    # passes 1: b = m + 2 C u / sqrt(u' C u), here 0.5 + 2 * 0.02333 / 0.15275 = 0.8055.
     grey_cov = np.full((3, 3), 0.02) + np.eye(3) * 0.01
-    np.testing.assert_allclose(hl.highlight_tint([0.5, 0.5, 0.5], grey_cov), 1.0, atol=1e-6)
+    spread = 0.02 + 0.01 / 3
+    level = 0.5 + 2 * spread / np.sqrt(spread)
+    np.testing.assert_allclose(hl.highlight_tint([0.5, 0.5, 0.5], grey_cov), level, atol=1e-6)
+    np.testing.assert_allclose(hl.highlight_tint([0.7, 0.7, 0.7], grey_cov), 1.0, atol=1e-6)
     # A pink dusk, brighter where redder: a pink tint, not too dark.
     mean = np.array([0.6, 0.35, 0.55])
     dirs = np.array([[0.3, 0.15, 0.1]]).T
@@ -93,10 +98,13 @@ def test_highlight_tint():
     tint = hl.highlight_tint(mean, cov)
     assert tint.max() == pytest.approx(1.0) and tint[0] == tint.max() and tint[1] < 0.95
     assert float(np.dot(LUMA, tint)) >= hl.MIN_TINT_LUMA - 1e-6
-    # Strength: white at 0, further from white above 1 (still no darker than the floor).
+    # A night scene: highlights go to the look's brightest level, above its mean, not white.
+    night = hl.highlight_tint([0.08, 0.07, 0.06], np.eye(3) * 0.004 + 0.006)
+    assert 0.08 < night.min() and night.max() < 0.5
+    # Strength: white at 0, further from white above 1.
     np.testing.assert_array_equal(hl.highlight_tint(mean, cov, 0.0), 1.0)
     strong = hl.highlight_tint(mean, cov, 1.5)
-    assert float(np.dot(LUMA, strong)) >= hl.MIN_TINT_LUMA - 1e-6
+    assert np.all(strong <= tint) and np.all(strong >= 0) and strong[1] < tint[1]
     assert np.all(np.isfinite(hl.highlight_tint([0, 0, 0], np.zeros((3, 3)))))
 
 

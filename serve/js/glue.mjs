@@ -755,9 +755,12 @@ export function highlightTint(mean, cov, strength) {
   let bright = [0, 1, 2].map((i) => mean[i] + (sigma > 1e-6 ? (BRIGHT_SIGMAS * spread[i]) / sigma : 0));
   bright = bright.map((v) => Math.max(v, 1e-3));
   const top = Math.max(...bright);
-  let tint = bright.map((v) => Math.min(Math.max(1 + strength * (v / top - 1), 0), 1));
+  let tint = bright.map((v) => Math.min(Math.max(v / top, 0), 1));
   const luma = LUMA_REC709[0] * tint[0] + LUMA_REC709[1] * tint[1] + LUMA_REC709[2] * tint[2];
   if (luma < MIN_TINT_LUMA) tint = tint.map((t) => 1 - ((1 - MIN_TINT_LUMA) / (1 - luma)) * (1 - t));
+  // At the brightness the style's brightest region reaches (white at most).
+  const level = Math.min(1, top);
+  tint = tint.map((t) => Math.min(Math.max(1 + strength * (t * level - 1), 0), 1));
   return tint.map(f32);
 }
 

@@ -11,16 +11,17 @@ colour is blended toward a tinted white:
   content's max channel ``v`` and saturation ``s = (v - min) / v``: 1 on clipped, neutral
   pixels, 0 on anything coloured or below ``V_LOW`` (no seams: ``w`` is C1 in the content);
 - target ``p = c * t``: the content scaled per channel by the look's highlight tint ``t``
-  (max channel 1; white when the style's brightest region is neutral, see
-  :func:`highlight_tint`), mixed toward white until its luma is at least the mapped colour's
-  (protection never darkens a highlight);
+  (the colour of the style's brightest region at its brightness, capped at white; neutral
+  when that region is, see :func:`highlight_tint`), mixed toward white until its luma is at
+  least the mapped colour's (protection never darkens a highlight);
 - result ``o + a * w * (p - o)``, in [0, 1], ``a`` the image's amount
   (:func:`highlight_amount`): 1 when highlights cover at most AREA_LOW of the image, 0 from
   AREA_HIGH (a large clipped area is a sky or a background, which the look restyles).
 
-``t`` has luma at least ``MIN_TINT_LUMA``, so a fully weighted clipped white pixel (``c`` near 1)
-keeps luma of about ``MIN_TINT_LUMA`` or more whatever the look: near the top of the order unless
-its surroundings are themselves mapped to near-white.
+``t``'s chromaticity has luma at least ``MIN_TINT_LUMA`` and ``t`` the brightness of the style's
+brightest region: a fully weighted clipped white pixel (``c`` near 1) goes to the top of the
+look's own luminance order (white in a daylight look, lamp-lit in a night one), never below the
+mapped colour.
 
 Strength (:mod:`dpst.serve.runtime.strength`): the tint is taken ``strength`` of the way from white,
 ``1 + strength * (t - 1)``, so at strength 0 the target is the content itself, as is the
@@ -45,7 +46,7 @@ S_LOW, S_HIGH = 0.06, 0.20
 AREA_LOW, AREA_HIGH = 0.02, 0.08
 # Pixels sampled (on a regular lattice) to measure that share.
 AREA_SAMPLES = 1 << 16
-# Luma (Rec. 709) of the tint at least this: a highlight stays near the top.
+# Luma (Rec. 709) of the tint's chromaticity at least this: a highlight keeps near-neutral.
 MIN_TINT_LUMA = 0.85
 # How far above the style's mean brightness (in standard deviations) its "brightest region" is.
 BRIGHT_SIGMAS = 2.0
@@ -63,7 +64,7 @@ def _smoothstep(low: float, high: float, x: np.ndarray) -> np.ndarray:
 def highlight_tint(
     colour_mean: np.ndarray, colour_cov: np.ndarray, strength: float = 1.0
 ) -> np.ndarray:
-    """The look's highlight tint ``(3,)`` float32, max channel 1, luma >= MIN_TINT_LUMA.
+    """The look's highlight tint ``(3,)`` float32: the colour a clipped white takes.
 
     Args:
         colour_mean: ``(3,)`` the style's mean RGB in [0, 1] (the style code's whole-image
@@ -76,8 +77,10 @@ def highlight_tint(
     mean colour of the style's pixels whose brightness is BRIGHT_SIGMAS standard deviations
     above its mean, ``b = m + BRIGHT_SIGMAS * C u / sqrt(u' C u)`` (``u`` = BRIGHTNESS, the
     channels' mean; the conditional mean of a Gaussian). Its chromaticity ``b / max(b)`` is
-    the tint, desaturated toward white until its luma reaches MIN_TINT_LUMA; a neutral
-    bright tail gives white.
+    desaturated toward white until its luma reaches MIN_TINT_LUMA (a neutral bright tail
+    gives white), then scaled by the brightness the style reaches, ``min(1, max(b))``: a
+    highlight takes the place of the look's brightest region, not white, in a night look
+    (paper pair 20: a clipped cloud kept white in a night scene the paper turns dark).
     """
     mean = np.asarray(colour_mean, dtype=np.float64).reshape(3)
     cov = np.asarray(colour_cov, dtype=np.float64).reshape(3, 3)
@@ -85,11 +88,12 @@ def highlight_tint(
     sigma = float(np.sqrt(max(float(BRIGHTNESS @ spread), 0.0)))
     bright = mean + (BRIGHT_SIGMAS * spread / sigma if sigma > 1e-6 else 0.0)
     bright = np.clip(bright, 1e-3, None)
-    tint = 1.0 + float(strength) * (bright / bright.max() - 1.0)
-    tint = np.clip(tint, 0.0, 1.0)
+    tint = np.clip(bright / bright.max(), 0.0, 1.0)
     luma = float(LUMA @ tint)
     if luma < MIN_TINT_LUMA:  # toward white: luma of 1 - k (1 - t) is 1 - k (1 - luma)
         tint = 1.0 - (1.0 - MIN_TINT_LUMA) / (1.0 - luma) * (1.0 - tint)
+    tint = tint * min(1.0, float(bright.max()))
+    tint = np.clip(1.0 + float(strength) * (tint - 1.0), 0.0, 1.0)
     return tint.astype(np.float32)
 
 
