@@ -54,6 +54,8 @@ def test_folder_is_done_once_and_a_rerun_writes_nothing(tmp_path, model, capsys)
         assert result.info.get("icc_profile") == PROFILE  # the colour profile travels
     record = json.loads((out / RECORD_FILE).read_text())
     assert record["settings"]["masks"] == "none"
+    one = {"regions": [], "region_source": "one region"}
+    assert record["photos"] == {photo.name: one for photo in photos}  # the broken one: none
 
     assert _run(tmp_path / "in", style, "--out-dir", out, "--model", model) == 1
     assert "0 written" in capsys.readouterr().out
@@ -85,6 +87,27 @@ def test_an_interrupted_folder_resumes_where_it_stopped(tmp_path, model):
         np.testing.assert_array_equal(
             np.asarray(Image.open(tmp_path / "out" / photo.name)), expected
         )
+
+
+def test_the_record_keeps_each_written_photos_notes_across_an_interruption(tmp_path):
+    photos = _photos(tmp_path / "in", count=3)
+    settings = {"style_sha256": "x", "masks": "auto"}
+
+    def noted(pixels, stop_at=None):
+        if stop_at is not None and int(pixels[0, 0, 0]) == stop_at:
+            raise KeyboardInterrupt
+        return 255 - pixels, {"first": int(pixels[0, 0, 0])}
+
+    firsts = [int(np.asarray(Image.open(p))[0, 0, 0]) for p in photos]
+    with pytest.raises(KeyboardInterrupt):
+        run_folder(photos, tmp_path / "out", lambda p: noted(p, firsts[2]), None, settings)
+    path = tmp_path / "out" / RECORD_FILE
+    record = json.loads(path.read_text())
+    assert record["photos"] == {"p0.png": {"first": firsts[0]}, "p1.png": {"first": firsts[1]}}
+    run_folder(photos, tmp_path / "out", noted, None, settings)
+    record = json.loads(path.read_text())
+    assert record["settings"] == settings
+    assert record["photos"] == {p.name: {"first": f} for p, f in zip(photos, firsts, strict=True)}
 
 
 def test_other_settings_in_the_same_folder_are_refused(tmp_path, model, capsys):

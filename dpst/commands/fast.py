@@ -264,6 +264,21 @@ def _stylize(args, stylizer, look):
     return _stylize_photo(args, stylizer, read_image(args.style)), args.masks
 
 
+def _with_regions(stylize):
+    """A folder's per-photo function: the pixels, and the regions used (names, source), which
+    the folder's record keeps per photo."""
+
+    def run(pixels):
+        result = stylize(pixels)
+        report = result.report
+        return result.image, {
+            "regions": report["regions"],
+            "region_source": report["region_source"],
+        }
+
+    return run
+
+
 def _read_look(args):
     """The look file, read before the model loads (a damaged one costs one line), or None."""
     return read_look(args.look) if args.look is not None else None
@@ -337,9 +352,7 @@ def _run_folder(args: argparse.Namespace) -> int:
         # Checked and recorded under the folder's lock, with the photos written.
         # A record written before --strength existed was made at the default strength.
         defaults = {"strength": DEFAULT_STRENGTH}
-        report = run_folder(
-            photos, out_dir, lambda pixels: stylize(pixels).image, progress, settings, defaults
-        )
+        report = run_folder(photos, out_dir, _with_regions(stylize), progress, settings, defaults)
     finally:
         bar.close()
     seconds = time.perf_counter() - start

@@ -9,7 +9,9 @@ layer over :func:`run_folder`; a notebook can call it with any ``stylize`` funct
 - A photo whose output exists is skipped, so a rerun after an interruption or a crash does only
   what is left (writes are atomic: an output is whole or absent). ``out_dir/dpst-fast.json``
   records what made the outputs (style, model, masks); a rerun with other settings is refused
-  in one line rather than mixing two looks in one folder.
+  in one line rather than mixing two looks in one folder. Its ``photos`` entry holds what the
+  stylize function said of each photo written (``dpst fast``: the regions used and their
+  source), kept across reruns.
 - A photo that cannot be read or written is listed and skipped; the others are done.
 - One run at a time writes a folder (:func:`folder_lock`: ``dpst-fast.lock`` holds the
   writer's process id under an OS lock that dies with it, so a killed run's lock is stale at
@@ -58,6 +60,8 @@ class FolderReport:
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # outputs already there
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (photo, one-line reason)
+    # What ``stylize`` said of each photo written (its regions), by output file name.
+    notes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def is_many(spec: str) -> bool:
@@ -219,7 +223,7 @@ def remove_temporaries(out_dir: Path, names: Iterable[str]) -> list[Path]:
 def run_folder(
     photos: Iterable[Path],
     out_dir: str | os.PathLike,
-    stylize: Callable[[np.ndarray], np.ndarray],
+    stylize: Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, dict[str, Any]]],
     progress: Callable[[Path, str], None] | None = None,
     settings: dict[str, Any] | None = None,
     defaults: dict[str, Any] | None = None,
@@ -228,7 +232,9 @@ def run_folder(
 
     Args:
         photos: input paths (see :func:`content_files`).
-        stylize: 8-bit ``(H, W, 3)`` pixels -> 8-bit pixels of the same size.
+        stylize: 8-bit ``(H, W, 3)`` pixels -> 8-bit pixels of the same size, or ``(pixels,
+            notes)``: a JSON-ready dict recorded under the output's name in the record's
+            ``photos`` once the output is written (:func:`record_notes`).
         progress: called after each photo with its path and "done", "skipped" or "failed".
         settings, defaults: what made the results, checked against the folder's record (and
             recorded) by :func:`check_record` under the folder's lock, so that two runs
@@ -246,11 +252,30 @@ def run_folder(
         if settings is not None:
             check_record(out_dir, settings, defaults)
         remove_temporaries(out_dir, [RECORD_FILE, *(out.name for out in outputs)])
-        return _run_locked(photos, out_dir, stylize, progress)
+        report = FolderReport()
+        try:
+            _run_locked(photos, out_dir, stylize, progress, report)
+        finally:  # also after Ctrl-C or a full disk: the photos written keep their notes
+            if settings is not None and report.notes:
+                record_notes(out_dir, report.notes)
+        return report
 
 
-def _run_locked(photos, out_dir: Path, stylize, progress) -> FolderReport:
-    report = FolderReport()
+def record_notes(out_dir: Path, notes: dict[str, dict[str, Any]]) -> None:
+    """Add ``notes`` (output name -> dict) to the record's ``photos``, rewritten atomically;
+    under the folder's lock. Best effort: the results are written already, and a record that
+    cannot be rewritten (a full disk) keeps its settings, which is what guards the folder."""
+    path = out_dir / RECORD_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["photos"] = {**record.get("photos", {}), **notes}
+        data = (json.dumps(record, indent=2) + "\n").encode()
+        atomic_write(path, lambda fh: fh.write(data))
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+
+
+def _run_locked(photos, out_dir: Path, stylize, progress, report: FolderReport) -> None:
     todo = []
     for photo in photos:
         out = output_path(photo, out_dir)
@@ -264,28 +289,41 @@ def _run_locked(photos, out_dir: Path, stylize, progress) -> FolderReport:
             todo.append(photo)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dpst-io") as pool:
         reading = pool.submit(read_photo, todo[0]) if todo else None
-        writing: list[tuple[Path, Future]] = []
-        for index, photo in enumerate(todo):
-            current = reading
-            reading = pool.submit(read_photo, todo[index + 1]) if index + 1 < len(todo) else None
-            try:
-                source = current.result()
-                pixels = stylize(source.pixels)
-            except (DpstError, OSError) as error:
-                report.failed.append((photo, first_line(error)))
-                _tell(progress, photo, "failed")
-                continue
-            result = Photo(pixels, source.icc_profile, source.exif)
-            writing.append((photo, pool.submit(write_photo, output_path(photo, out_dir), result)))
-            writing = _collect(writing, report, progress, 1, out_dir)
-        _collect(writing, report, progress, 0, out_dir)
-    return report
+        writing: list[tuple[Path, Future, dict | None]] = []
+        try:
+            _stylize_all(todo, out_dir, stylize, progress, report, pool, reading, writing)
+        except BaseException:
+            # Ctrl-C or a broken model: the writes under way finish (the pool waits for
+            # them), and those that succeed keep their notes.
+            for photo, future, notes in writing:
+                if future.exception() is None and notes is not None:
+                    report.notes[output_path(photo, out_dir).name] = notes
+            raise
+
+
+def _stylize_all(todo, out_dir, stylize, progress, report, pool, reading, writing) -> None:
+    for index, photo in enumerate(todo):
+        current = reading
+        reading = pool.submit(read_photo, todo[index + 1]) if index + 1 < len(todo) else None
+        try:
+            source = current.result()
+            pixels = stylize(source.pixels)
+        except (DpstError, OSError) as error:
+            report.failed.append((photo, first_line(error)))
+            _tell(progress, photo, "failed")
+            continue
+        pixels, notes = pixels if isinstance(pixels, tuple) else (pixels, None)
+        result = Photo(pixels, source.icc_profile, source.exif)
+        out = output_path(photo, out_dir)
+        writing.append((photo, pool.submit(write_photo, out, result), notes))
+        writing = _collect(writing, report, progress, 1, out_dir)
+    _collect(writing, report, progress, 0, out_dir)
 
 
 def _collect(writing, report: FolderReport, progress, keep: int, out_dir: Path):
     """Wait for all but the last ``keep`` writes, recording each outcome."""
     while len(writing) > keep:
-        photo, future = writing.pop(0)
+        photo, future, notes = writing.pop(0)
         try:
             future.result()
         except OSError as error:
@@ -302,6 +340,8 @@ def _collect(writing, report: FolderReport, progress, keep: int, out_dir: Path):
             _tell(progress, photo, "failed")
         else:
             report.done.append(photo)
+            if notes is not None:
+                report.notes[output_path(photo, out_dir).name] = notes
             _tell(progress, photo, "done")
     return writing
 
