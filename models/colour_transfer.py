@@ -101,7 +101,7 @@ def mkl_maps(
     style_mean: torch.Tensor,
     style_cov: torch.Tensor,
     eps: float = COVARIANCE_EPS,
-    style_eps: float | None = None,
+    style_eps: float = STYLE_COVARIANCE_EPS,
 ) -> torch.Tensor:
     """The linear Monge-Kantorovich map of every label as a 3x4 affine matrix.
 
@@ -109,15 +109,14 @@ def mkl_maps(
         content_mean, style_mean: ``(B, L, 3)``.
         content_cov, style_cov: ``(B, L, 3, 3)`` symmetric positive semi-definite.
         eps: added to the content covariance's diagonal.
-        style_eps: added to the style covariance's diagonal (None: ``eps``, as models trained
-            before STYLE_COVARIANCE_EPS were; see ``GeneratorConfig.style_eps``).
+        style_eps: added to the style covariance's diagonal (models trained before
+            STYLE_COVARIANCE_EPS used ``eps``: ``GeneratorConfig.style_eps``).
 
     Returns:
         ``(B, L, 3, 4)``: ``[T | mu_s - T mu_c]``, so ``out = A [x; 1]``.
     """
     eye = torch.eye(3, dtype=content_cov.dtype, device=content_cov.device)
     c_root, c_inv_root = sqrtm_newton_schulz(content_cov + eps * eye)
-    style_eps = eps if style_eps is None else style_eps
     middle, _ = sqrtm_newton_schulz(c_root @ (style_cov + style_eps * eye) @ c_root)
     transform = c_inv_root @ middle @ c_inv_root
     transform = 0.5 * (transform + transform.transpose(-1, -2))  # symmetric in exact maths

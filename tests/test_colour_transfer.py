@@ -71,7 +71,7 @@ def test_mkl_maps_match_the_numpy_transform_and_carry_the_moments():
     style_mean = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
     eps = 1e-3
     maps = mkl_maps(content_mean[None, None], content_cov[None, None], style_mean[None, None],
-                    style_cov[None, None], eps)[0, 0].numpy()  # fmt: skip
+                    style_cov[None, None], eps, style_eps=eps)[0, 0].numpy()  # fmt: skip
     eye = np.eye(3)
     transform = mkl_transform(content_cov.numpy() + eps * eye, style_cov.numpy() + eps * eye, 0)
     np.testing.assert_allclose(maps[:, :3], transform, rtol=1e-9, atol=1e-10)

@@ -288,10 +288,9 @@ def _run_locked(photos, out_dir: Path, stylize, progress, report: FolderReport) 
         else:
             todo.append(photo)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dpst-io") as pool:
-        reading = pool.submit(read_photo, todo[0]) if todo else None
         writing: list[tuple[Path, Future, dict | None]] = []
         try:
-            _stylize_all(todo, out_dir, stylize, progress, report, pool, reading, writing)
+            _stylize_all(todo, out_dir, stylize, progress, report, pool, writing)
         except BaseException:
             # Ctrl-C or a broken model: the writes under way finish (the pool waits for
             # them), and those that succeed keep their notes.
@@ -301,7 +300,9 @@ def _run_locked(photos, out_dir: Path, stylize, progress, report: FolderReport) 
             raise
 
 
-def _stylize_all(todo, out_dir, stylize, progress, report, pool, reading, writing) -> None:
+def _stylize_all(todo, out_dir, stylize, progress, report, pool, writing) -> None:
+    """Read ahead, stylise and queue each write; ``writing`` holds the writes under way."""
+    reading = pool.submit(read_photo, todo[0]) if todo else None
     for index, photo in enumerate(todo):
         current = reading
         reading = pool.submit(read_photo, todo[index + 1]) if index + 1 < len(todo) else None
