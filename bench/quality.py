@@ -28,6 +28,8 @@ Methods (rows), in one run:
    with the reason printed, when there is no model); ``generator+masks-unprotected`` and
    ``generator-unprotected`` (extra rows, not run by default) are the same without the
    highlight protection (:mod:`dpst.serve.runtime.highlights`), for its effect in one run;
+   ``generator+masks-unfiltered`` and ``generator-unfiltered`` without the post-filter
+   (:mod:`dpst.serve.runtime.post_filter`; the default rows end with it, as ``dpst fast`` does);
 7. ``optimiser`` (``--optimiser``, off by default: minutes per pair): the reference optimiser
    (:func:`dpst.optim_reference.stylize.stylize`, ``--optimiser-iters`` per stage,
    multi-scale) with VGG-19 when its weights are found; ``--optimiser-backbone random`` runs
@@ -102,6 +104,8 @@ METHOD_LABELS = {
     "generator": "generator, no masks",
     "generator+masks-unprotected": "generator, masks, no highlight protection",
     "generator-unprotected": "generator, no masks, no highlight protection",
+    "generator+masks-unfiltered": "generator, masks, no post-filter",
+    "generator-unfiltered": "generator, no masks, no post-filter",
     "optimiser": "optimiser",
 }
 GENERATOR_METHODS = tuple(k for k in METHOD_LABELS if k.startswith("generator"))
@@ -391,6 +395,8 @@ def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list
 
     # The same model rendering its grid alone (dpst.serve.runtime.highlights off), for comparison.
     unprotected = FastStylizer(path, threads=threads, protect_highlights=False)
+    # ... and without the post-filter (dpst.serve.runtime.post_filter).
+    unfiltered = FastStylizer(path, threads=threads, post_filter=None)
 
     def rows_of(model, suffix: str) -> list[Method]:
         def with_masks(p: Pair) -> np.ndarray:
@@ -408,7 +414,8 @@ def generator_methods(model: Path | None, threads: int, size: int) -> tuple[list
             Method(plain, METHOD_LABELS[plain], without, note=note),
         ]
 
-    return rows_of(stylizer, "") + rows_of(unprotected, "-unprotected"), ""
+    rows = rows_of(stylizer, "") + rows_of(unprotected, "-unprotected")
+    return rows + rows_of(unfiltered, "-unfiltered"), ""
 
 
 def optimiser_method(args: argparse.Namespace) -> tuple[list[Method], str]:

@@ -40,3 +40,16 @@ FEATHER_BAND_GAIN = 4.0
 STRENGTH_MIN = 0.0
 STRENGTH_MAX = 2.0
 DEFAULT_STRENGTH = 1.0
+
+# The smooth-local-affine post-filter (docs/METHOD.md 2.9): the published final-results
+# settings (bilateral radius in pixels, range sigma on colours in [0, 1], the fit's ridge),
+# the fast mode's radius on its subsampled maps, and the range sigma (wider: a full-resolution
+# pixel meets a working pixel's mean colour) and floor of the joint bilateral upsampling to
+# full resolution. dpst.optim_reference.postfilter (torch) and its NumPy twin
+# dpst.serve.runtime.post_filter share them.
+POSTFILTER_RADIUS = 15
+POSTFILTER_EDGE = 0.01
+POSTFILTER_RIDGE = 1e-3
+POSTFILTER_FAST_RADIUS = 7
+POSTFILTER_UPSAMPLE_EDGE = 0.05
+POSTFILTER_UPSAMPLE_FLOOR = 1e-3

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dpst.constants import POSTFILTER_UPSAMPLE_FLOOR
+
 # Upper triangle of a symmetric 3x3 matrix, the order of sym3_cofactors' arguments.
 SYM3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 # Row bands of about this many pixels: on CPU the band's accumulator and its neighbours
@@ -30,7 +32,7 @@ _GPU_BAND_PIXELS = 1 << 22
 _LOG_WEIGHT_FLOOR = -50.0
 # Upsampling: added to each range weight, so a pixel unlike all four low-resolution
 # neighbours falls back to bilinear interpolation instead of dividing tiny numbers.
-_UPSAMPLE_FLOOR = 1e-3
+_UPSAMPLE_FLOOR = POSTFILTER_UPSAMPLE_FLOOR
 
 
 def joint_bilateral(x: torch.Tensor, guide: torch.Tensor, radius: int, edge: float) -> torch.Tensor:

@@ -32,6 +32,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from dpst.constants import (
+    POSTFILTER_EDGE,
+    POSTFILTER_FAST_RADIUS,
+    POSTFILTER_RADIUS,
+    POSTFILTER_RIDGE,
+    POSTFILTER_UPSAMPLE_EDGE,
+)
 from dpst.errors import InputError
 from dpst.image_checks import check_finite, check_image_batch
 from dpst.optim_reference import affine
@@ -61,9 +68,9 @@ _FIT_DTYPE = torch.float64
 # resolution: 0.02, 0.05 and 0.1 agree within 1e-4 mean, and all beat bilinear upsampling
 # only slightly (mean 0.0147 vs 0.0149 on "coffee": the working resolution itself dominates
 # the error); on a clean edge the gain is large (test_full_res_keeps_edges_sharp).
-UPSAMPLE_EDGE = 0.05
+UPSAMPLE_EDGE = POSTFILTER_UPSAMPLE_EDGE
 # Fast mode smooths on a copy subsampled so that its radius is about this many pixels.
-_FAST_LOW_RADIUS = 7
+_FAST_LOW_RADIUS = POSTFILTER_FAST_RADIUS
 
 
 @dataclass(frozen=True)
@@ -81,10 +88,10 @@ class PostFilterConfig:
             and upsampled bilinearly).
     """
 
-    radius: int = 15
-    edge: float = 0.01
+    radius: int = POSTFILTER_RADIUS
+    edge: float = POSTFILTER_EDGE
     fit_radius: int = 1
-    ridge: float = 1e-3
+    ridge: float = POSTFILTER_RIDGE
     mode: str = "exact"
 
     def __post_init__(self) -> None:
@@ -97,7 +104,10 @@ class PostFilterConfig:
 
 
 def fit_local_affine(
-    content: torch.Tensor, output: torch.Tensor, fit_radius: int = 1, ridge: float = 1e-3
+    content: torch.Tensor,
+    output: torch.Tensor,
+    fit_radius: int = 1,
+    ridge: float = POSTFILTER_RIDGE,
 ) -> torch.Tensor:
     """Least-squares affine colour map content -> output over each pixel's window.
 

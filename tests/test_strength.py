@@ -23,7 +23,8 @@ ATOL = 1e-5
 
 @pytest.fixture(scope="module")
 def bundled():
-    return FastStylizer(BUNDLED_MODEL, threads=1, protect_highlights=False)
+    # The model's render (the post-filter's strength: tests/test_runtime_post_filter.py).
+    return FastStylizer(BUNDLED_MODEL, threads=1, protect_highlights=False, post_filter=None)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_strengths_blend_the_unclamped_result_then_clamp(tiny):
     from dpst.models.checkpoint import load_checkpoint
 
     generator, _ = load_checkpoint(tiny.parent / "tiny.pt")
-    stylizer = FastStylizer(tiny, threads=1, protect_highlights=False)
+    stylizer = FastStylizer(tiny, threads=1, protect_highlights=False, post_filter=None)
     content, style = _pair(2)
     code = stylizer.encode_style(style)
     with torch.no_grad():
@@ -95,7 +96,7 @@ def test_strengths_blend_the_unclamped_result_then_clamp(tiny):
 
 
 def test_a_model_without_renderer_blends_its_clamped_output(tiny):
-    stylizer = FastStylizer(tiny, threads=1, protect_highlights=False)
+    stylizer = FastStylizer(tiny, threads=1, protect_highlights=False, post_filter=None)
     content, style = _pair(3)
     code = stylizer.encode_style(style)
     whole = stylizer._stylize_whole(content, code, None)

@@ -101,7 +101,8 @@ def test_slice_and_apply_at_rejects_mismatched_positions():
 
 @pytest.fixture(scope="module")
 def bundled():
-    return FastStylizer(BUNDLED_MODEL, threads=1)
+    # The model's own render, step by step (the post-filter has tests of its own).
+    return FastStylizer(BUNDLED_MODEL, threads=1, post_filter=None)
 
 
 def test_runtime_in_bands_equals_its_whole_image_graph(bundled, monkeypatch):

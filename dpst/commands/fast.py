@@ -124,6 +124,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_model(p)
     add_strength(p)
+    p.add_argument(
+        "--no-post-filter", dest="post_filter", action="store_false",
+        help="leave out the paper's smoothing (its fast mode), which otherwise ends the pass: "
+        "the model's result as it is, a little sooner",
+    )  # fmt: skip
     options.add_mask_files(p, kinds=True)
     add_threads(p)
     options.add_automatic_masks(
@@ -175,7 +180,10 @@ def open_stylizer(args: argparse.Namespace):
             f"no fast model: pass --model, set {MODEL_ENV}, or export one to "
             f"{DEFAULT_MODEL_PATH} (dpst export CHECKPOINT -o {DEFAULT_MODEL_PATH})"
         )
-    return FastStylizer(model_path, threads=args.threads)
+    from dpst.serve.runtime.post_filter import PostFilter
+
+    post_filter = PostFilter() if getattr(args, "post_filter", True) else None
+    return FastStylizer(model_path, threads=args.threads, post_filter=post_filter)
 
 
 def _region_finder(args: argparse.Namespace, style):
@@ -340,6 +348,7 @@ def _run_folder(args: argparse.Namespace) -> int:
         "model_id": stylizer.metadata["model_id"],
         "masks": masks,
         "strength": args.strength,
+        "post_filter": stylizer.post_filter is not None,
     }
     bar = tqdm(total=len(photos), unit="photo", disable=None, file=sys.stderr)
 
@@ -350,8 +359,9 @@ def _run_folder(args: argparse.Namespace) -> int:
 
     try:
         # Checked and recorded under the folder's lock, with the photos written.
-        # A record written before --strength existed was made at the default strength.
-        defaults = {"strength": DEFAULT_STRENGTH}
+        # A record written before --strength existed was made at the default strength, and
+        # one written before the post-filter without it.
+        defaults = {"strength": DEFAULT_STRENGTH, "post_filter": False}
         report = run_folder(photos, out_dir, _with_regions(stylize), progress, settings, defaults)
     finally:
         bar.close()

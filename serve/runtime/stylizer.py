@@ -77,6 +77,7 @@ from dpst.models.onnx_format import (
 )
 from dpst.serve.runtime import tiled_render
 from dpst.serve.runtime.highlights import highlight_amount, highlight_tint, protect_highlights
+from dpst.serve.runtime.post_filter import PostFilter, fitted_maps
 from dpst.serve.runtime.render_plan import RenderPlan, blend_plan, label_weights
 from dpst.serve.runtime.strength import DEFAULT_STRENGTH, blend_image, check_strength
 from dpst.serve.runtime.threads import check_threads
@@ -91,6 +92,9 @@ DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 DEFAULT_CACHE_SIZE = 8  # style encodings kept (a few KB each)
 # Images may exceed [0, 1] by this much from float round-off.
 RANGE_SLACK = 1e-4
+# Pixels of a band the post-filter carries to full resolution at once: its four neighbours'
+# 15 channels are held per pixel (about 16 MB a band in float32).
+CARRY_BAND_PIXELS = 1 << 16
 
 
 class RuntimeModelError(DpstError):
@@ -165,6 +169,11 @@ class FastStylizer:
             highlight tint) instead of the grid's rotated colour
             (:mod:`dpst.serve.runtime.highlights`; default on; off renders the model's grid
             alone, as before).
+        post_filter: the paper's smooth-local-affine post-filter in its fast mode, fitted
+            at a working size and carried to full resolution
+            (:mod:`dpst.serve.runtime.post_filter`); default its :class:`PostFilter`
+            settings; None renders the model's result as it is. Photos only: video renders
+            its plans itself (:meth:`render`).
 
     Attributes:
         provider: the execution provider that runs the model (e.g. "CPUExecutionProvider").
@@ -186,10 +195,12 @@ class FastStylizer:
         cache_size: int = DEFAULT_CACHE_SIZE,
         threads: int | None = None,
         protect_highlights: bool = True,
+        post_filter: PostFilter | None = PostFilter(),  # noqa: B008 (frozen: never mutated)
     ) -> None:
         threads = check_threads(threads, "threads")
         self.model_path = Path(model_path)
         self.protect_highlights = bool(protect_highlights)
+        self.post_filter = post_filter
         self._cache: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
         self._cache_size = max(0, int(cache_size))
         self._lock = threading.Lock()
@@ -343,9 +354,30 @@ class FastStylizer:
             out = self._stylize_whole(content, code, content_labels)
             out = blend_image(content, out, strength)  # its output is clamped already
             return out if dtype == np.float32 else np.rint(out * 255).astype(np.uint8)
-        plan = self.plan(content, code, content_labels)
+        plan = blend_plan(self.plan(content, code, content_labels), strength)
         tint = self.highlight_tint(code, strength)
-        return self.render(content, blend_plan(plan, strength), dtype, highlights=tint)
+        if self.post_filter is None:
+            return self.render(content, plan, dtype, highlights=tint)
+        return self._render_filtered(content, plan, dtype, tint, strength)
+
+    def _render_filtered(self, content, plan: RenderPlan, dtype, tint, strength) -> np.ndarray:
+        """The plan rendered at the post-filter's working size, fitted and smoothed there, and
+        carried to the full resolution band by band (:mod:`dpst.serve.runtime.post_filter`):
+        the model itself never renders the full resolution."""
+        height, width = content.shape[:2]
+        scale = min(1.0, self.post_filter.side / max(height, width))
+        small_size = max(1, round(height * scale)), max(1, round(width * scale))
+        small = tiled_render.resized(content, *small_size)[0].transpose(1, 2, 0)
+        result = self.render(small, plan, np.float32, highlights=tint)
+        maps = fitted_maps(small, result, height, width, self.post_filter, strength)
+        out = np.empty((height, width, 3), dtype=_output_dtype(dtype))
+
+        def carry(rows: slice) -> None:
+            colour = _planar(tiled_render.as_float(content[rows]))
+            tiled_render.store(out, rows, maps.band(rows, colour[0])[None])
+
+        self._in_bands(list(tiled_render.row_bands(height, width, CARRY_BAND_PIXELS)), carry)
+        return out
 
     def highlight_tint(self, code: tuple[np.ndarray, ...], strength: float = DEFAULT_STRENGTH):
         """The tint :meth:`render` gives clipped highlights for a style code at ``strength``
@@ -420,47 +452,55 @@ class FastStylizer:
                 "label_cols": tiled_render.cell_positions(0, width, width, weights.shape[3]),
             }
         amount = 0.0 if highlights is None else highlight_amount(content)
-        bands = list(tiled_render.row_bands(height, width))
+
+        def render_band(rows: slice) -> None:
+            y_pos = tiled_render.cell_positions(rows.start, rows.stop, height, grid.shape[3])
+            feeds = {
+                "content": _planar(tiled_render.as_float(content[rows])),
+                "grid": grid,
+                "rows": y_pos,
+                "cols": cols,
+            }
+            if labels:
+                lattice_rows = labels["label_weights"].shape[2]
+                feeds.update(
+                    labels,
+                    label_rows=tiled_render.cell_positions(
+                        rows.start, rows.stop, height, lattice_rows
+                    ),
+                )
+            (band,) = self._renderer.run(list(RENDERER_OUTPUTS), feeds)
+            if amount > 0:
+                rgb = protect_highlights(
+                    feeds["content"][0].transpose(1, 2, 0),
+                    band[0].transpose(1, 2, 0),
+                    highlights,
+                    amount,
+                )
+                band = rgb.transpose(2, 0, 1)[None]
+            tiled_render.store(out, rows, band)  # each worker its own rows
+
+        self._in_bands(list(tiled_render.row_bands(height, width)), render_band)
+        return out
+
+    def _in_bands(self, bands: list[slice], work) -> None:
+        """``work(rows)`` for every band, on up to ``threads`` threads (each its own bands)."""
         workers = min(self._render_workers, len(bands))
-
-        def render_bands(part: list[slice]) -> None:
-            for rows in part:
-                y_pos = tiled_render.cell_positions(rows.start, rows.stop, height, grid.shape[3])
-                feeds = {
-                    "content": _planar(tiled_render.as_float(content[rows])),
-                    "grid": grid,
-                    "rows": y_pos,
-                    "cols": cols,
-                }
-                if labels:
-                    lattice_rows = labels["label_weights"].shape[2]
-                    feeds.update(
-                        labels,
-                        label_rows=tiled_render.cell_positions(
-                            rows.start, rows.stop, height, lattice_rows
-                        ),
-                    )
-                (band,) = self._renderer.run(list(RENDERER_OUTPUTS), feeds)
-                if amount > 0:
-                    rgb = protect_highlights(
-                        feeds["content"][0].transpose(1, 2, 0),
-                        band[0].transpose(1, 2, 0),
-                        highlights,
-                        amount,
-                    )
-                    band = rgb.transpose(2, 0, 1)[None]
-                tiled_render.store(out, rows, band)  # each worker its own rows
-
-        if workers == 1:
-            render_bands(bands)
-            return out
+        if workers <= 1:
+            for rows in bands:
+                work(rows)
+            return
         with self._lock:
             if self._render_pool is None:
                 self._render_pool = ThreadPoolExecutor(self._render_workers, "dpst-render")
+
+        def run(part: list[slice]) -> None:
+            for rows in part:
+                work(rows)
+
         parts = [bands[i::workers] for i in range(workers)]
-        for done in [self._render_pool.submit(render_bands, part) for part in parts]:
+        for done in [self._render_pool.submit(run, part) for part in parts]:
             done.result()  # re-raises a worker's error here
-        return out
 
     def _content_masks(self, content: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         return masks_for_image(
