@@ -21,6 +21,7 @@ is its offset, as :mod:`dpst.optim_reference.affine`).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +42,8 @@ POSTFILTER_SIDE = 512
 # Log-weights below this are raised to it (exp(-50) ~ 2e-22: nothing in float32, and no
 # subnormal numbers, which slow every later operation).
 _LOG_WEIGHT_FLOOR = -50.0
-# Rows of the full-resolution result computed at once (bounded memory at any size).
-_BAND_PIXELS = 1 << 18
+# The fit is split into this many bands of rows, for threads (its float64 sums dominate).
+FIT_BANDS = 4
 # Upper triangle of a symmetric 3x3 matrix.
 _SYM3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
@@ -238,6 +239,7 @@ def fitted_maps(
     width: int,
     settings: PostFilter,
     strength: float = 1.0,
+    in_bands=None,
 ) -> CarriedMaps:
     """The filter fitted at ``small`` (the content at the working size, ``(h, w, 3)`` float in
     [0, 1]) to ``result`` (the one-pass result there at ``strength``), smoothed, ready to carry
@@ -248,10 +250,29 @@ def fitted_maps(
     pulls a flat window's maps toward zero, which the paper's filter would turn into the
     window's mean), and, the fit being linear, the result at any strength is the content
     blended with the filtered result at strength 1 (where the model's result is not clamped).
+
+    ``in_bands(bands, work)``: runs ``work(rows)`` for each band of rows, on threads if it
+    likes (the fit is split in bands; None: one after the other).
     """
     kept = 1.0 - strength
     guide = np.ascontiguousarray(small.transpose(2, 0, 1), dtype=np.float32)
-    maps = fit_local_affine(guide, result.transpose(2, 0, 1) - kept * guide, settings.ridge)
+    target = result.transpose(2, 0, 1) - kept * guide
+    maps = np.empty((12, *guide.shape[1:]))
+    height_low = guide.shape[1]
+
+    def fit(rows: slice) -> None:
+        # One row more on each side: the band's windows are then those of the whole image.
+        low, high = max(0, rows.start - 1), min(height_low, rows.stop + 1)
+        part = fit_local_affine(guide[:, low:high], target[:, low:high], settings.ridge)
+        maps[:, rows] = part[:, rows.start - low : rows.stop - low]
+
+    bounds = np.linspace(0, height_low, FIT_BANDS + 1).round().astype(int)
+    bands = [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    if in_bands is None:
+        for rows in bands:
+            fit(rows)
+    else:
+        in_bands(bands, fit)
     maps = smooth_fast(maps, guide, settings.radius, settings.edge)
     return CarriedMaps(maps, guide, height, width, kept)
 

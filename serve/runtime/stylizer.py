@@ -369,7 +369,7 @@ class FastStylizer:
         small_size = max(1, round(height * scale)), max(1, round(width * scale))
         small = tiled_render.resized(content, *small_size)[0].transpose(1, 2, 0)
         result = self.render(small, plan, np.float32, highlights=tint)
-        maps = fitted_maps(small, result, height, width, self.post_filter, strength)
+        maps = fitted_maps(small, result, height, width, self.post_filter, strength, self._in_bands)
         out = np.empty((height, width, 3), dtype=_output_dtype(dtype))
 
         def carry(rows: slice) -> None:
