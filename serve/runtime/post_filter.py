@@ -14,7 +14,7 @@ labels' borders onto the photo's edges. The bundled model with the paper's masks
 at 256 px, mean CIEDE2000 to the paper's results: 10.75 without, 10.66 with; the two pairs
 that were more than 0.5 worse than per-segment MKL + smoothing (19, 33) come within 0.45 of
 it. Fitted to the change instead (the ridge then pulls toward the content): 10.70, pair 19
-still 0.55 worse (README, "Fidelity on the paper's examples").
+still 0.55 worse (README, "The bundled model").
 
 Arrays: images ``(H, W, 3)`` float in [0, 1] as the runtime passes them; coefficient maps
 planar ``(12, h, w)`` (channel ``4k + j`` multiplies colour ``j`` in output ``k``, ``4k + 3``
