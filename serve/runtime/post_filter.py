@@ -46,6 +46,7 @@ POSTFILTER_SIDE = 512
 _LOG_WEIGHT_FLOOR = -50.0
 # The fit is split into this many bands of rows, for threads (its float64 sums dominate).
 FIT_BANDS = 4
+FIT_BAND_MIN_PIXELS = 1 << 15  # ... of at least this many pixels (a small fit stays whole)
 # Upper triangle of a symmetric 3x3 matrix.
 _SYM3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
@@ -268,9 +269,10 @@ def fitted_maps(
         part = fit_local_affine(guide[:, low:high], target[:, low:high], settings.ridge)
         maps[:, rows] = part[:, rows.start - low : rows.stop - low]
 
-    bounds = np.linspace(0, height_low, FIT_BANDS + 1).round().astype(int)
+    parts = max(1, min(FIT_BANDS, guide.shape[1] * guide.shape[2] // FIT_BAND_MIN_PIXELS))
+    bounds = np.linspace(0, height_low, parts + 1).round().astype(int)
     bands = [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-    if in_bands is None:
+    if in_bands is None or len(bands) == 1:
         for rows in bands:
             fit(rows)
     else:
