@@ -53,3 +53,7 @@ POSTFILTER_RIDGE = 1e-3
 POSTFILTER_FAST_RADIUS = 7
 POSTFILTER_UPSAMPLE_EDGE = 0.05
 POSTFILTER_UPSAMPLE_FLOOR = 1e-3
+# Bilateral log-weights are raised to at least this: exp(-50) ~ 2e-22 of the centre weight,
+# far below float64 tolerances, where float32 exp would give subnormal numbers, which make
+# every later operation several times slower.
+POSTFILTER_LOG_WEIGHT_FLOOR = -50.0

@@ -15,10 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dpst.constants import POSTFILTER_UPSAMPLE_FLOOR
+from dpst.constants import POSTFILTER_LOG_WEIGHT_FLOOR, POSTFILTER_UPSAMPLE_FLOOR
 
-# Upper triangle of a symmetric 3x3 matrix, the order of sym3_cofactors' arguments.
-SYM3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 # Row bands of about this many pixels: on CPU the band's accumulator and its neighbours
 # stay in cache across window offsets (64k pixels measured fastest, 20% ahead of whole
 # 700x466 images); on a GPU, bands only bound memory, and large ones keep the number of
@@ -26,10 +24,8 @@ SYM3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 _BILATERAL_BAND_PIXELS = 1 << 16
 _UPSAMPLE_BAND_PIXELS = 1 << 18
 _GPU_BAND_PIXELS = 1 << 22
-# Log-weights are clamped from below here: weights under exp(-50) ~ 2e-22 of the centre
-# weight (1) are raised to it, far below float64 tolerances, whereas float32 exp would
-# return subnormal numbers there, which make every later operation several times slower.
-_LOG_WEIGHT_FLOOR = -50.0
+# Log-weights are clamped from below here (dpst.constants says why).
+_LOG_WEIGHT_FLOOR = POSTFILTER_LOG_WEIGHT_FLOOR
 # Upsampling: added to each range weight, so a pixel unlike all four low-resolution
 # neighbours falls back to bilinear interpolation instead of dividing tiny numbers.
 _UPSAMPLE_FLOOR = POSTFILTER_UPSAMPLE_FLOOR
@@ -201,30 +197,3 @@ def band_rows(width: int, cpu_pixels: int, device: torch.device) -> int:
     """Rows per band: about ``cpu_pixels`` pixels on CPU, :data:`_GPU_BAND_PIXELS` elsewhere."""
     pixels = cpu_pixels if device.type == "cpu" else _GPU_BAND_PIXELS
     return max(1, pixels // max(1, width))
-
-
-def sym3_cofactors(
-    c00: torch.Tensor,
-    c01: torch.Tensor,
-    c02: torch.Tensor,
-    c11: torch.Tensor,
-    c12: torch.Tensor,
-    c22: torch.Tensor,
-) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    """Cofactors (in :data:`SYM3` order) and determinant of symmetric 3x3 matrices.
-
-    The inverse is ``cofactor / det``; elementwise, so it vectorises over any shape.
-    """
-    m00 = c11 * c22 - c12 * c12
-    m01 = c02 * c12 - c01 * c22
-    m02 = c01 * c12 - c02 * c11
-    m11 = c00 * c22 - c02 * c02
-    m12 = c01 * c02 - c00 * c12
-    m22 = c00 * c11 - c01 * c01
-    det = c00 * m00 + c01 * m01 + c02 * m02
-    return (m00, m01, m02, m11, m12, m22), det
-
-
-def sym3_index(j: int, m: int) -> int:
-    """Position of entry (j, m) of a symmetric 3x3 matrix in :data:`SYM3`."""
-    return SYM3.index((min(j, m), max(j, m)))

@@ -45,14 +45,12 @@ from dpst.optim_reference import affine
 from dpst.optim_reference.affine import AFFINE_COLS, AFFINE_ROWS, NUM_COEFFS
 from dpst.optim_reference.boxfilter import box_sum_valid
 from dpst.optim_reference.edge_aware import (
-    SYM3,
     band_rows,
     joint_bilateral,
     separable_joint_bilateral,
-    sym3_cofactors,
-    sym3_index,
     upsample_bands,
 )
+from dpst.sym3 import SYM3, sym3_cofactors, sym3_index
 
 MODES = ("exact", "fast")
 # The fit runs on row bands of about this many pixels (on CPU), so temporaries stay

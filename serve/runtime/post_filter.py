@@ -32,23 +32,20 @@ from scipy.ndimage import uniform_filter
 from dpst.constants import (
     POSTFILTER_EDGE,
     POSTFILTER_FAST_RADIUS,
+    POSTFILTER_LOG_WEIGHT_FLOOR,
     POSTFILTER_RADIUS,
     POSTFILTER_RIDGE,
     POSTFILTER_UPSAMPLE_EDGE,
     POSTFILTER_UPSAMPLE_FLOOR,
 )
+from dpst.sym3 import SYM3, sym3_cofactors, sym3_index
 
 # Where the one-pass path fits and smooths: long side in pixels (never upscaled). The
 # radius of POSTFILTER_RADIUS px is meant at the paper's working sizes (512-700 px).
 POSTFILTER_SIDE = 512
-# Log-weights below this are raised to it (exp(-50) ~ 2e-22: nothing in float32, and no
-# subnormal numbers, which slow every later operation).
-_LOG_WEIGHT_FLOOR = -50.0
 # The fit is split into this many bands of rows, for threads (its float64 sums dominate).
 FIT_BANDS = 4
 FIT_BAND_MIN_PIXELS = 1 << 15  # ... of at least this many pixels (a small fit stays whole)
-# Upper triangle of a symmetric 3x3 matrix.
-_SYM3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
 @dataclass(frozen=True)
@@ -81,30 +78,21 @@ def fit_local_affine(
     both cancel in near-flat windows). The ridge is added to the colour diagonal of each
     window's unnormalised normal matrix, not to the constant term."""
     c, o = content.astype(np.float64), output.astype(np.float64)
-    products = [c[j] * c[m] for j, m in _SYM3] + [c[j] * o[k] for k in range(3) for j in range(3)]
+    products = [c[j] * c[m] for j, m in SYM3] + [c[j] * o[k] for k in range(3) for j in range(3)]
     sums = _box_sum(np.concatenate([c, o, np.ones_like(c[:1]), np.stack(products)]), radius)
     s, t, n = sums[0:3], sums[3:6], sums[6]
     mean = s / n
     # Eliminating the constant term leaves (scatter + ridge) a_k = cross_k for each output k.
-    scatter = [sums[7 + i] - s[j] * mean[m] for i, (j, m) in enumerate(_SYM3)]
+    scatter = [sums[7 + i] - s[j] * mean[m] for i, (j, m) in enumerate(SYM3)]
     for i in (0, 3, 5):
         scatter[i] = scatter[i] + ridge
-    c00, c01, c02, c11, c12, c22 = scatter
-    cof = {
-        (0, 0): c11 * c22 - c12 * c12,
-        (0, 1): c02 * c12 - c01 * c22,
-        (0, 2): c01 * c12 - c02 * c11,
-        (1, 1): c00 * c22 - c02 * c02,
-        (1, 2): c01 * c02 - c00 * c12,
-        (2, 2): c00 * c11 - c01 * c01,
-    }
-    inv_det = 1.0 / (c00 * cof[0, 0] + c01 * cof[0, 1] + c02 * cof[0, 2])
+    cof, det = sym3_cofactors(*scatter)
+    inv_det = 1.0 / det
     coeffs = np.empty((12, *content.shape[1:]))
     for k in range(3):
         cross = [sums[13 + 3 * k + j] - t[k] * mean[j] for j in range(3)]
         for j in range(3):
-            a = sum(cof[min(j, m), max(j, m)] * cross[m] for m in range(3)) * inv_det
-            coeffs[4 * k + j] = a
+            coeffs[4 * k + j] = sum(cof[sym3_index(j, m)] * cross[m] for m in range(3)) * inv_det
         coeffs[4 * k + 3] = t[k] / n - sum(coeffs[4 * k + j] * mean[j] for j in range(3))
     return coeffs
 
@@ -127,7 +115,7 @@ def _bilateral_along(x: np.ndarray, guide: np.ndarray, radius: int, edge: float,
             break
         diff = part(guide, d, None) - part(guide, None, -d)
         log_w = np.einsum("chw,chw->hw", diff, diff) * colour + spatial * d * d
-        weight = np.exp(np.maximum(log_w, _LOG_WEIGHT_FLOOR)).astype(x.dtype)[None]
+        weight = np.exp(np.maximum(log_w, POSTFILTER_LOG_WEIGHT_FLOOR)).astype(x.dtype)[None]
         part(acc, None, -d)[...] += part(values, d, None) * weight
         part(acc, d, None)[...] += part(values, None, -d) * weight
     return acc[:-1] / acc[-1:]
@@ -206,7 +194,6 @@ class CarriedMaps:
     ):
         self.low = np.concatenate([maps, guide_low]).astype(np.float32)
         self.kept = np.float32(kept)
-        self.height, self.width = height, width
         self.y0, self.y1, self.wy = _taps(height, maps.shape[1])
         x0, x1, wx = _taps(width, maps.shape[2])
         self.x_taps = ((x0, (1 - wx).astype(np.float32)), (x1, wx.astype(np.float32)))
@@ -260,8 +247,8 @@ def fitted_maps(
     kept = 1.0 - strength
     guide = np.ascontiguousarray(small.transpose(2, 0, 1), dtype=np.float32)
     target = result.transpose(2, 0, 1) - kept * guide
-    maps = np.empty((12, *guide.shape[1:]))
-    height_low = guide.shape[1]
+    height_low, width_low = guide.shape[1:]
+    maps = np.empty((12, height_low, width_low))
 
     def fit(rows: slice) -> None:
         # One row more on each side: the band's windows are then those of the whole image.
@@ -269,7 +256,7 @@ def fitted_maps(
         part = fit_local_affine(guide[:, low:high], target[:, low:high], settings.ridge)
         maps[:, rows] = part[:, rows.start - low : rows.stop - low]
 
-    parts = max(1, min(FIT_BANDS, guide.shape[1] * guide.shape[2] // FIT_BAND_MIN_PIXELS))
+    parts = max(1, min(FIT_BANDS, height_low * width_low // FIT_BAND_MIN_PIXELS))
     bounds = np.linspace(0, height_low, parts + 1).round().astype(int)
     bands = [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     if in_bands is None or len(bands) == 1:
