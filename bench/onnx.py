@@ -8,8 +8,9 @@ temporary folder, then measures each (backend, size) in its own subprocess, so t
 memory is that backend's alone:
 
 - ``ort``: :class:`dpst.serve.runtime.stylizer.FastStylizer.stylize` end to end with the style
-  encoding cached (input checks, label maps to masks, layout changes and the ONNX graph); the
-  worker never imports torch;
+  encoding cached (input checks, label maps to masks, layout changes, the ONNX graph and the
+  post-filter); the worker never imports torch; ``ort-raw`` the same without the post-filter
+  (:mod:`dpst.serve.runtime.post_filter`: the model renders the full resolution itself);
 - ``torch``: the same work in PyTorch eager (``Generator.stylize`` with a cached style code,
   masks from ``models.label_masks``, NumPy in and out);
 - ``node``: the JavaScript runtime (``serve/js/bench.mjs``: docs/onnx.md's glue on
@@ -72,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer-iters", type=int, default=3, help="iterations per stage, x1, x2")
     p.add_argument("--skip-optimizer", action="store_true")
     p.add_argument("--json", default=None, help="also write the results here")
-    p.add_argument("--worker", choices=("ort", "torch", "optimizer"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--worker", choices=("ort", "ort-raw", "torch", "optimizer"), help=argparse.SUPPRESS
+    )
     p.add_argument("--size", default=None, help=argparse.SUPPRESS)
     return p
 
@@ -112,6 +115,8 @@ def worker_ort(args) -> dict:
     width, height = parse_named_size(args.size)
     content, style, c_labels, s_labels = _inputs(width, height, not args.no_labels)
     stylizer = FastStylizer(args.model, providers=["CPUExecutionProvider"], threads=args.threads)
+    if args.worker == "ort-raw":
+        stylizer.post_filter = None
     stylizer.encode_style(style, s_labels)
     idle = _rss_mib()
     row = median_wall_cpu(
@@ -181,7 +186,12 @@ def worker_optimizer(args) -> dict:
     }
 
 
-WORKERS = {"ort": worker_ort, "torch": worker_torch, "optimizer": worker_optimizer}
+WORKERS = {
+    "ort": worker_ort,
+    "ort-raw": worker_ort,
+    "torch": worker_torch,
+    "optimizer": worker_optimizer,
+}
 
 
 # ----- driver -----------------------------------------------------------------------------
@@ -263,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results: dict = {"threads": args.threads, "load_average": load, "sizes": {}}
-    kinds = ["ort", "torch"]
+    kinds = ["ort", "ort-raw", "torch"]
     if (why := node_missing()) is None:
         kinds.append("node")
     else:
@@ -276,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             results["sizes"][name] = row
             for kind, r in row.items():
                 print(
-                    f"{name:>9} {kind:5}: first {r['first_s']:.3f} s, median {r['wall_s']:.3f} s "
+                    f"{name:>9} {kind:7}: first {r['first_s']:.3f} s, median {r['wall_s']:.3f} s "
                     f"(cpu {r['cpu_s']:.3f} s), peak {r['peak_mib']:.0f} MiB "
                     f"(+{r['peak_mib'] - r['idle_mib']:.0f} over idle)",
                     flush=True,
